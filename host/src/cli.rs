@@ -1,0 +1,98 @@
+//! The `igloo` command line.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use tokio::net::TcpListener;
+
+use crate::Igloo;
+use crate::config::{Config, GraphMode};
+
+/// A host for Instagram automations written as sandboxed WebAssembly plugins.
+#[derive(Debug, Parser)]
+#[command(name = "igloo", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// igloo's subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Receive webhooks and run plugins. With no config file, runs on the
+    /// embedded defaults: SQLite under ./igloo-data, the example plugins,
+    /// and a sandbox that records outbound calls instead of sending them.
+    Serve {
+        /// The TOML config file (see examples/igloo.toml).
+        #[arg(long, short, env = "IGLOO_CONFIG")]
+        config: Option<PathBuf>,
+        /// Listen address, overriding the config's `server.listen`.
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+        /// Data directory, overriding the config's `storage.data_dir`.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
+}
+
+/// Parse the command line and run it.
+pub async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    match Cli::parse().command {
+        Command::Serve {
+            config,
+            listen,
+            data_dir,
+        } => serve(config, listen, data_dir).await,
+    }
+}
+
+async fn serve(
+    file: Option<PathBuf>,
+    listen: Option<SocketAddr>,
+    data_dir: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    let mut config = Config::load(file.as_deref()).context("loading the configuration")?;
+    if let Some(listen) = listen {
+        config.server.listen = listen;
+    }
+    if let Some(data_dir) = data_dir {
+        config.storage.data_dir = data_dir;
+    }
+    let listen = config.server.listen;
+    let sandboxed = config.graph.mode == GraphMode::Sandbox;
+    let secret_hint = config.webhook.app_secrets.is_empty();
+    let igloo = Igloo::start(config).await?;
+    let listener = TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("listening on {listen}"))?;
+    tracing::info!(address = %listener.local_addr()?, "igloo is listening: POST /webhooks/instagram");
+    if sandboxed {
+        tracing::info!(
+            "sandbox mode: outbound calls are recorded, not sent (GET /sandbox/calls){}",
+            if secret_hint {
+                format!(
+                    "; webhooks are verified with the app secret `{}`",
+                    crate::config::SANDBOX_APP_SECRET
+                )
+            } else {
+                String::new()
+            }
+        );
+    }
+    igloo
+        .serve(listener, async {
+            let _ = tokio::signal::ctrl_c().await;
+            tracing::info!("shutting down");
+        })
+        .await?;
+    Ok(())
+}

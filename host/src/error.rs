@@ -1,0 +1,57 @@
+//! Errors that become HTTP responses: a status Meta can act on and a short
+//! message, never internal details.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::events::PayloadError;
+use crate::inbox::InboxError;
+use crate::signature::SignatureError;
+
+/// A request igloo refuses, or could not take in.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The webhook signature is missing or wrong.
+    #[error(transparent)]
+    Signature(#[from] SignatureError),
+    /// The body is not a webhook payload.
+    #[error(transparent)]
+    Payload(#[from] PayloadError),
+    /// Storage failed; Meta should retry.
+    #[error(transparent)]
+    Storage(#[from] InboxError),
+    /// The handshake's mode or token is wrong.
+    #[error("verification failed")]
+    Handshake,
+}
+
+impl ApiError {
+    fn status(&self) -> StatusCode {
+        match self {
+            ApiError::Signature(SignatureError::Missing) => StatusCode::UNAUTHORIZED,
+            ApiError::Signature(_) | ApiError::Handshake => StatusCode::FORBIDDEN,
+            ApiError::Payload(_) => StatusCode::BAD_REQUEST,
+            ApiError::Storage(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let message = match &self {
+            // The cause stays in the log; the caller learns only to retry.
+            ApiError::Storage(error) => {
+                tracing::error!(%error, "webhook not stored");
+                "storage unavailable, retry later".to_owned()
+            }
+            other => {
+                tracing::warn!(error = %other, status = status.as_u16(), "webhook refused");
+                other.to_string()
+            }
+        };
+        (status, Json(json!({ "error": message }))).into_response()
+    }
+}

@@ -1,0 +1,101 @@
+//! The durable inbox: every accepted event is committed here before Meta
+//! gets its 200, and stays until every subscribed plugin has run on it.
+//!
+//! Storage sits behind [`Inbox`] so that a shared backend (NATS JetStream)
+//! can replace SQLite; nothing outside this module knows which one runs.
+
+mod sqlite;
+
+use async_trait::async_trait;
+
+use crate::events::Event;
+
+pub use sqlite::SqliteInbox;
+
+/// Position of an event in the inbox; increases with arrival.
+pub type Seq = i64;
+
+/// One webhook delivery: its raw body, kept for audit and replay, and the
+/// events it was split into.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    /// The body exactly as Meta signed it.
+    pub body: bytes::Bytes,
+    /// The events it holds.
+    pub events: Vec<Event>,
+}
+
+/// What [`Inbox::append`] stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Appended {
+    /// Events stored for the first time.
+    pub new: usize,
+    /// Events already in the inbox (redeliveries), not stored again.
+    pub duplicates: usize,
+}
+
+/// An event waiting for plugins to run on it.
+#[derive(Debug, Clone)]
+pub struct PendingEvent {
+    /// Its position in the inbox.
+    pub seq: Seq,
+    /// The event.
+    pub event: Event,
+    /// Plugins that already ran on it (before a restart, say).
+    pub done_plugins: Vec<String>,
+}
+
+/// How one plugin's run on one event ended, as recorded in the inbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunRecord {
+    /// The plugin's name.
+    pub plugin: String,
+    /// `ok`, or the failure class (`plugin-error`, `trap`, `deadline`, …).
+    pub outcome: String,
+    /// What went wrong, for the operator; empty on success.
+    pub detail: String,
+}
+
+/// Counts for health and metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct InboxStats {
+    /// Deliveries (webhook bodies) stored.
+    pub deliveries: u64,
+    /// Events stored.
+    pub events: u64,
+    /// Events not yet completed.
+    pub pending: u64,
+    /// Plugin runs recorded.
+    pub runs: u64,
+}
+
+/// Storage failed; the caller should answer 503 so Meta retries.
+#[derive(Debug, thiserror::Error)]
+#[error("inbox storage failed: {0}")]
+pub struct InboxError(pub String);
+
+/// A durable, deduplicating event store.
+#[async_trait]
+pub trait Inbox: Send + Sync + 'static {
+    /// Durably store a delivery. Returns once committed. Events whose key is
+    /// already stored are counted as duplicates and not stored again.
+    async fn append(&self, delivery: Delivery) -> Result<Appended, InboxError>;
+
+    /// Up to `limit` uncompleted events with `seq > after`, in order.
+    async fn pending(&self, after: Seq, limit: usize) -> Result<Vec<PendingEvent>, InboxError>;
+
+    /// Record how a plugin's run on an event ended.
+    async fn record_run(&self, seq: Seq, run: RunRecord) -> Result<(), InboxError>;
+
+    /// Mark an event done: every subscribed plugin has run on it.
+    async fn complete(&self, seq: Seq) -> Result<(), InboxError>;
+
+    /// The runs recorded for an event.
+    async fn runs(&self, seq: Seq) -> Result<Vec<RunRecord>, InboxError>;
+
+    /// Counts for health and metrics.
+    async fn stats(&self) -> Result<InboxStats, InboxError>;
+
+    /// Resolves when events may have been appended since the last call.
+    async fn appended(&self);
+}

@@ -1,0 +1,435 @@
+//! The embedded inbox: SQLite in WAL mode, written by one thread that
+//! commits in groups so that one fsync covers many deliveries.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use rusqlite::{Connection, params};
+use tokio::sync::{Notify, mpsc, oneshot};
+
+use super::{Appended, Delivery, Inbox, InboxError, InboxStats, PendingEvent, RunRecord, Seq};
+use crate::events::Event;
+
+/// Most writes folded into one transaction.
+const MAX_GROUP: usize = 512;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS deliveries (
+    id             INTEGER PRIMARY KEY,
+    received_at_ms INTEGER NOT NULL,
+    body           BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS events (
+    seq            INTEGER PRIMARY KEY,
+    event_key      TEXT NOT NULL UNIQUE,
+    delivery_id    INTEGER NOT NULL REFERENCES deliveries(id),
+    account_id     TEXT NOT NULL,
+    kind           TEXT NOT NULL,
+    timestamp_ms   INTEGER NOT NULL,
+    received_at_ms INTEGER NOT NULL,
+    body           TEXT NOT NULL,
+    done_at_ms     INTEGER
+);
+CREATE INDEX IF NOT EXISTS events_pending ON events(seq) WHERE done_at_ms IS NULL;
+CREATE TABLE IF NOT EXISTS runs (
+    seq            INTEGER NOT NULL REFERENCES events(seq),
+    plugin         TEXT NOT NULL,
+    outcome        TEXT NOT NULL,
+    detail         TEXT NOT NULL,
+    finished_at_ms INTEGER NOT NULL,
+    PRIMARY KEY (seq, plugin)
+);
+";
+
+enum Write {
+    Append(Delivery, oneshot::Sender<Result<Appended, InboxError>>),
+    RecordRun(Seq, RunRecord, oneshot::Sender<Result<(), InboxError>>),
+    Complete(Seq, oneshot::Sender<Result<(), InboxError>>),
+}
+
+/// The SQLite inbox. Cheap to share behind an `Arc`.
+pub struct SqliteInbox {
+    writes: mpsc::UnboundedSender<Write>,
+    reader: Arc<Mutex<Connection>>,
+    appended: Arc<Notify>,
+}
+
+impl SqliteInbox {
+    /// Open (or create) the inbox database at `path`.
+    pub fn open(path: &Path) -> Result<Self, InboxError> {
+        let writer = open_connection(path)?;
+        writer.execute_batch(SCHEMA).map_err(storage_error)?;
+        let reader = open_connection(path)?;
+        let appended = Arc::new(Notify::new());
+        let (writes, queue) = mpsc::unbounded_channel();
+        let notify = Arc::clone(&appended);
+        std::thread::Builder::new()
+            .name("igloo-inbox-writer".into())
+            .spawn(move || write_loop(writer, queue, &notify))
+            .map_err(|error| InboxError(format!("start writer thread: {error}")))?;
+        Ok(Self {
+            writes,
+            reader: Arc::new(Mutex::new(reader)),
+            appended,
+        })
+    }
+
+    async fn write<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<Result<T, InboxError>>) -> Write,
+    ) -> Result<T, InboxError> {
+        let (reply, answer) = oneshot::channel();
+        self.writes
+            .send(make(reply))
+            .map_err(|_| InboxError("writer thread stopped".into()))?;
+        answer
+            .await
+            .map_err(|_| InboxError("writer thread stopped".into()))?
+    }
+
+    async fn read<T: Send + 'static>(
+        &self,
+        query: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T, InboxError> {
+        let reader = Arc::clone(&self.reader);
+        tokio::task::spawn_blocking(move || {
+            let connection = reader.lock().unwrap_or_else(|poison| poison.into_inner());
+            query(&connection).map_err(storage_error)
+        })
+        .await
+        .map_err(|error| InboxError(format!("read task failed: {error}")))?
+    }
+}
+
+fn open_connection(path: &Path) -> Result<Connection, InboxError> {
+    let connection = Connection::open(path).map_err(storage_error)?;
+    // WAL lets the dispatcher read while the writer commits; FULL makes
+    // each commit durable before Meta is told 200.
+    connection
+        .execute_batch(
+            "PRAGMA journal_mode = WAL;
+             PRAGMA synchronous = FULL;
+             PRAGMA busy_timeout = 5000;
+             PRAGMA foreign_keys = ON;",
+        )
+        .map_err(storage_error)?;
+    Ok(connection)
+}
+
+fn storage_error(error: rusqlite::Error) -> InboxError {
+    InboxError(error.to_string())
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_millis() as i64)
+}
+
+/// The writer thread: take every write that is waiting, apply them all in
+/// one transaction, commit once, then answer each caller.
+fn write_loop(
+    mut connection: Connection,
+    mut queue: mpsc::UnboundedReceiver<Write>,
+    appended: &Notify,
+) {
+    while let Some(first) = queue.blocking_recv() {
+        let mut group = vec![first];
+        while group.len() < MAX_GROUP {
+            match queue.try_recv() {
+                Ok(write) => group.push(write),
+                Err(_) => break,
+            }
+        }
+        let outcome = apply_group(&mut connection, &group);
+        let mut any_new = false;
+        for (write, result) in group.into_iter().zip(outcome) {
+            match (write, result) {
+                (Write::Append(_, reply), result) => {
+                    let result = result.map(|(new, duplicates)| Appended { new, duplicates });
+                    any_new |= matches!(result, Ok(Appended { new, .. }) if new > 0);
+                    let _ = reply.send(result);
+                }
+                (Write::RecordRun(_, _, reply), result) | (Write::Complete(_, reply), result) => {
+                    let _ = reply.send(result.map(|_| ()));
+                }
+            }
+        }
+        if any_new {
+            appended.notify_one();
+        }
+    }
+}
+
+/// Apply a group in one transaction. Each write's result is
+/// `(new, duplicates)` for appends, `(0, 0)` otherwise. If the commit fails,
+/// every write in the group fails: none of it is durable.
+fn apply_group(
+    connection: &mut Connection,
+    group: &[Write],
+) -> Vec<Result<(usize, usize), InboxError>> {
+    let result = (|| {
+        let transaction = connection.transaction()?;
+        let now = now_ms();
+        let mut results = Vec::with_capacity(group.len());
+        for write in group {
+            results.push(match write {
+                Write::Append(delivery, _) => append(&transaction, delivery, now),
+                Write::RecordRun(seq, run, _) => transaction
+                    .execute(
+                        "INSERT OR REPLACE INTO runs (seq, plugin, outcome, detail, finished_at_ms)
+                         VALUES (?1, ?2, ?3, ?4, ?5)",
+                        params![seq, run.plugin, run.outcome, run.detail, now],
+                    )
+                    .map(|_| (0, 0)),
+                Write::Complete(seq, _) => transaction
+                    .execute(
+                        "UPDATE events SET done_at_ms = ?2 WHERE seq = ?1",
+                        params![seq, now],
+                    )
+                    .map(|_| (0, 0)),
+            });
+        }
+        // One failed statement fails the group: callers retry, Meta resends.
+        let results = results.into_iter().collect::<rusqlite::Result<Vec<_>>>()?;
+        transaction.commit()?;
+        Ok::<_, rusqlite::Error>(results)
+    })();
+    match result {
+        Ok(results) => results.into_iter().map(Ok).collect(),
+        Err(error) => {
+            tracing::error!(%error, writes = group.len(), "inbox commit failed");
+            group
+                .iter()
+                .map(|_| Err(storage_error_ref(&error)))
+                .collect()
+        }
+    }
+}
+
+fn storage_error_ref(error: &rusqlite::Error) -> InboxError {
+    InboxError(error.to_string())
+}
+
+fn append(
+    transaction: &rusqlite::Transaction<'_>,
+    delivery: &Delivery,
+    now: i64,
+) -> rusqlite::Result<(usize, usize)> {
+    transaction.execute(
+        "INSERT INTO deliveries (received_at_ms, body) VALUES (?1, ?2)",
+        params![now, delivery.body.as_ref()],
+    )?;
+    let delivery_id = transaction.last_insert_rowid();
+    let mut insert = transaction.prepare_cached(
+        "INSERT INTO events (event_key, delivery_id, account_id, kind, timestamp_ms, received_at_ms, body)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+         ON CONFLICT (event_key) DO NOTHING",
+    )?;
+    let mut new = 0;
+    for event in &delivery.events {
+        let body = serde_json::to_string(event).expect("events serialise");
+        new += insert.execute(params![
+            event.key,
+            delivery_id,
+            event.account_id,
+            event.kind_name(),
+            event.timestamp_ms as i64,
+            now,
+            body
+        ])?;
+    }
+    Ok((new, delivery.events.len() - new))
+}
+
+#[async_trait]
+impl Inbox for SqliteInbox {
+    async fn append(&self, delivery: Delivery) -> Result<Appended, InboxError> {
+        self.write(|reply| Write::Append(delivery, reply)).await
+    }
+
+    async fn pending(&self, after: Seq, limit: usize) -> Result<Vec<PendingEvent>, InboxError> {
+        self.read(move |connection| {
+            let mut select = connection.prepare_cached(
+                "SELECT seq, body FROM events WHERE done_at_ms IS NULL AND seq > ?1 ORDER BY seq LIMIT ?2",
+            )?;
+            let mut done = connection.prepare_cached("SELECT plugin FROM runs WHERE seq = ?1")?;
+            let rows = select
+                .query_map(params![after, limit as i64], |row| {
+                    Ok((row.get::<_, Seq>(0)?, row.get::<_, String>(1)?))
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            rows.into_iter()
+                .map(|(seq, body)| {
+                    let event: Event = serde_json::from_str(&body).map_err(|error| {
+                        rusqlite::Error::FromSqlConversionFailure(1, rusqlite::types::Type::Text, error.into())
+                    })?;
+                    let done_plugins = done
+                        .query_map([seq], |row| row.get(0))?
+                        .collect::<rusqlite::Result<Vec<String>>>()?;
+                    Ok(PendingEvent { seq, event, done_plugins })
+                })
+                .collect()
+        })
+        .await
+    }
+
+    async fn record_run(&self, seq: Seq, run: RunRecord) -> Result<(), InboxError> {
+        self.write(|reply| Write::RecordRun(seq, run, reply)).await
+    }
+
+    async fn complete(&self, seq: Seq) -> Result<(), InboxError> {
+        self.write(|reply| Write::Complete(seq, reply)).await
+    }
+
+    async fn runs(&self, seq: Seq) -> Result<Vec<RunRecord>, InboxError> {
+        self.read(move |connection| {
+            let mut select = connection.prepare_cached(
+                "SELECT plugin, outcome, detail FROM runs WHERE seq = ?1 ORDER BY plugin",
+            )?;
+            select
+                .query_map([seq], |row| {
+                    Ok(RunRecord {
+                        plugin: row.get(0)?,
+                        outcome: row.get(1)?,
+                        detail: row.get(2)?,
+                    })
+                })?
+                .collect()
+        })
+        .await
+    }
+
+    async fn stats(&self) -> Result<InboxStats, InboxError> {
+        self.read(|connection| {
+            let count = |sql: &str| -> rusqlite::Result<u64> {
+                connection
+                    .query_row(sql, [], |row| row.get::<_, i64>(0))
+                    .map(|n| n as u64)
+            };
+            Ok(InboxStats {
+                deliveries: count("SELECT count(*) FROM deliveries")?,
+                events: count("SELECT count(*) FROM events")?,
+                pending: count("SELECT count(*) FROM events WHERE done_at_ms IS NULL")?,
+                runs: count("SELECT count(*) FROM runs")?,
+            })
+        })
+        .await
+    }
+
+    async fn appended(&self) {
+        self.appended.notified().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::{EventKind, Message};
+
+    fn event(key: &str) -> Event {
+        Event {
+            key: key.into(),
+            account_id: "acct".into(),
+            timestamp_ms: 1,
+            kind: EventKind::Message(Message {
+                mid: key.into(),
+                sender_id: "user".into(),
+                recipient_id: "acct".into(),
+                text: Some("hi".into()),
+            }),
+        }
+    }
+
+    fn delivery(keys: &[&str]) -> Delivery {
+        Delivery {
+            body: bytes::Bytes::from_static(b"{}"),
+            events: keys.iter().map(|k| event(k)).collect(),
+        }
+    }
+
+    #[tokio::test]
+    async fn appended_events_are_pending_until_completed_and_survive_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("inbox.db");
+        {
+            let inbox = SqliteInbox::open(&path).unwrap();
+            let appended = inbox.append(delivery(&["a", "b"])).await.unwrap();
+            assert_eq!(
+                appended,
+                Appended {
+                    new: 2,
+                    duplicates: 0
+                }
+            );
+            let pending = inbox.pending(0, 10).await.unwrap();
+            assert_eq!(pending.len(), 2);
+            inbox
+                .record_run(
+                    pending[0].seq,
+                    RunRecord {
+                        plugin: "p".into(),
+                        outcome: "ok".into(),
+                        detail: String::new(),
+                    },
+                )
+                .await
+                .unwrap();
+            inbox.complete(pending[0].seq).await.unwrap();
+            inbox
+                .record_run(
+                    pending[1].seq,
+                    RunRecord {
+                        plugin: "p".into(),
+                        outcome: "ok".into(),
+                        detail: String::new(),
+                    },
+                )
+                .await
+                .unwrap();
+        }
+        let inbox = SqliteInbox::open(&path).unwrap();
+        let pending = inbox.pending(0, 10).await.unwrap();
+        assert_eq!(pending.len(), 1, "completed events stay completed");
+        assert_eq!(pending[0].event, event("b"));
+        assert_eq!(
+            pending[0].done_plugins,
+            vec!["p".to_owned()],
+            "finished runs are remembered"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_redelivered_event_is_stored_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let inbox = SqliteInbox::open(&dir.path().join("inbox.db")).unwrap();
+        inbox.append(delivery(&["a"])).await.unwrap();
+        let again = inbox.append(delivery(&["a", "c"])).await.unwrap();
+        assert_eq!(
+            again,
+            Appended {
+                new: 1,
+                duplicates: 1
+            }
+        );
+        let stats = inbox.stats().await.unwrap();
+        assert_eq!((stats.deliveries, stats.events, stats.pending), (2, 2, 2));
+    }
+
+    #[tokio::test]
+    async fn concurrent_appends_are_all_committed() {
+        let dir = tempfile::tempdir().unwrap();
+        let inbox = Arc::new(SqliteInbox::open(&dir.path().join("inbox.db")).unwrap());
+        let tasks: Vec<_> = (0..200)
+            .map(|i| {
+                let inbox = Arc::clone(&inbox);
+                tokio::spawn(async move { inbox.append(delivery(&[&format!("e{i}")])).await })
+            })
+            .collect();
+        for task in tasks {
+            assert_eq!(task.await.unwrap().unwrap().new, 1);
+        }
+        assert_eq!(inbox.stats().await.unwrap().events, 200);
+    }
+}

@@ -1,0 +1,52 @@
+//! `GET /webhooks/instagram` (the subscription handshake) and
+//! `POST /webhooks/instagram` (events): verify, split, store, then 200.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+use bytes::Bytes;
+
+use super::AppState;
+use crate::error::ApiError;
+use crate::events;
+use crate::inbox::Delivery;
+use crate::signature::SIGNATURE_HEADER;
+
+/// Meta's handshake: echo `hub.challenge` when the mode is `subscribe` and
+/// the token matches; 403 otherwise.
+pub async fn handshake(
+    State(app): State<Arc<AppState>>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<String, ApiError> {
+    let mode = query.get("hub.mode").map(String::as_str);
+    let token = query.get("hub.verify_token");
+    match (mode, token, &app.verify_token, query.get("hub.challenge")) {
+        (Some("subscribe"), Some(token), Some(expected), Some(challenge)) if token == expected => {
+            Ok(challenge.clone())
+        }
+        _ => Err(ApiError::Handshake),
+    }
+}
+
+/// Accept a delivery: nothing is stored unless the signature holds, and
+/// Meta gets its 200 only once the events are committed.
+pub async fn receive(
+    State(app): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<&'static str, ApiError> {
+    let signature = headers.get(SIGNATURE_HEADER).map(|value| value.as_bytes());
+    app.verifier.verify(signature, &body)?;
+    let events = events::normalise(&body)?;
+    let count = events.len();
+    let appended = app.inbox.append(Delivery { body, events }).await?;
+    tracing::debug!(
+        events = count,
+        new = appended.new,
+        duplicates = appended.duplicates,
+        "webhook stored"
+    );
+    Ok("EVENT_RECEIVED")
+}

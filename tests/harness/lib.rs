@@ -1,0 +1,41 @@
+//! What the integration tests share: a fake Graph API that records every
+//! request over real HTTP, and the real igloo server started on port 0.
+
+mod fake_graph;
+mod server;
+
+pub use fake_graph::{FakeGraph, RecordedRequest};
+pub use server::{ACCESS_TOKEN, ACCOUNT_ID, APP_SECRET, TestIgloo, VERIFY_TOKEN, live_config};
+
+use std::time::Duration;
+
+/// How long a test waits for something asynchronous before failing.
+pub const PATIENCE: Duration = Duration::from_secs(20);
+
+/// A fixture from `../shared/fixtures/webhooks/`, as raw bytes.
+pub fn fixture(name: &str) -> Vec<u8> {
+    let path = format!(
+        "{}/../../shared/fixtures/webhooks/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    std::fs::read(&path).unwrap_or_else(|error| panic!("reading {path}: {error}"))
+}
+
+/// Poll `check` until it returns `Some`, or panic after [`PATIENCE`].
+pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

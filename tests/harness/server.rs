@@ -1,0 +1,116 @@
+//! The real igloo, started on port 0 with its data in a temporary folder.
+
+use std::sync::Arc;
+
+use igloo::config::{AccountConfig, Config, GraphMode};
+use igloo::inbox::{Inbox, InboxStats};
+use igloo::{Igloo, signature};
+use tempfile::TempDir;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+use crate::FakeGraph;
+
+/// The business account of the fixtures.
+pub const ACCOUNT_ID: &str = "17841400000000001";
+/// The app secret tests sign with (the fixtures' signing tool's default).
+pub const APP_SECRET: &str = "fixture-app-secret";
+/// The account's access token in tests.
+pub const ACCESS_TOKEN: &str = "test-access-token";
+/// The handshake token in tests.
+pub const VERIFY_TOKEN: &str = "test-verify-token";
+
+/// A live-mode config pointing at `graph`, with the fixtures' account.
+pub fn live_config(graph: &FakeGraph) -> Config {
+    let mut config = Config::embedded_defaults();
+    config.graph.mode = GraphMode::Live;
+    config.graph.instagram_base_url = graph.base_url().to_owned();
+    config.graph.facebook_base_url = graph.base_url().to_owned();
+    config.webhook.app_secrets = vec![APP_SECRET.to_owned()];
+    config.webhook.verify_token = Some(VERIFY_TOKEN.to_owned());
+    config.accounts.insert(
+        ACCOUNT_ID.to_owned(),
+        AccountConfig {
+            access_token: Some(ACCESS_TOKEN.to_owned()),
+            ..AccountConfig::default()
+        },
+    );
+    config
+}
+
+/// A running igloo. Shuts down when dropped.
+pub struct TestIgloo {
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    /// Its inbox, for checking what was stored.
+    pub inbox: Arc<dyn Inbox>,
+    /// An HTTP client.
+    pub client: reqwest::Client,
+    /// Where its data lives.
+    pub data_dir: Arc<TempDir>,
+    _shutdown: oneshot::Sender<()>,
+}
+
+impl TestIgloo {
+    /// Start igloo with `config`, its data in a new temporary folder.
+    pub async fn start(config: Config) -> Self {
+        Self::start_in(config, Arc::new(tempfile::tempdir().unwrap())).await
+    }
+
+    /// Start igloo with `config` on the data in `data_dir` (to restart).
+    pub async fn start_in(mut config: Config, data_dir: Arc<TempDir>) -> Self {
+        config.storage.data_dir = data_dir.path().to_owned();
+        let igloo = Igloo::start(config).await.expect("igloo starts");
+        let inbox = igloo.inbox();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (shutdown, stop) = oneshot::channel::<()>();
+        tokio::spawn(igloo.serve(listener, async {
+            let _ = stop.await;
+        }));
+        Self {
+            url,
+            inbox,
+            client: reqwest::Client::new(),
+            data_dir,
+            _shutdown: shutdown,
+        }
+    }
+
+    /// POST `body` to the webhook with `signature` as `X-Hub-Signature-256`.
+    pub async fn post_webhook_with(
+        &self,
+        body: &[u8],
+        signature: Option<&str>,
+    ) -> reqwest::Response {
+        let mut request = self
+            .client
+            .post(format!("{}/webhooks/instagram", self.url))
+            .header("content-type", "application/json")
+            .body(body.to_vec());
+        if let Some(signature) = signature {
+            request = request.header("x-hub-signature-256", signature);
+        }
+        request.send().await.unwrap()
+    }
+
+    /// POST `body` signed with the test app secret, as Meta would.
+    pub async fn post_webhook(&self, body: &[u8]) -> reqwest::Response {
+        let signature = signature::sign(APP_SECRET.as_bytes(), body);
+        self.post_webhook_with(body, Some(&signature)).await
+    }
+
+    /// The inbox's counts.
+    pub async fn stats(&self) -> InboxStats {
+        self.inbox.stats().await.unwrap()
+    }
+
+    /// Wait until every stored event has been dispatched.
+    pub async fn wait_until_idle(&self) -> InboxStats {
+        crate::eventually("the inbox to drain", || async {
+            let stats = self.stats().await;
+            (stats.pending == 0).then_some(stats)
+        })
+        .await
+    }
+}

@@ -1,0 +1,6 @@
+//! igloo's integration suite: one binary, a module per area.
+
+mod end_to_end;
+mod ingress;
+mod restart;
+mod sandbox;

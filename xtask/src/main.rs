@@ -1,0 +1,110 @@
+//! igloo's developer commands, run as `cargo xtask <command>`:
+//!
+//! - `serve [ARGS…]`: install what is missing, build igloo and its plugins,
+//!   and run `igloo serve ARGS…` (embedded defaults unless ARGS say otherwise).
+//! - `test`: install what is missing, then check formatting, run clippy and
+//!   run the whole test suite.
+//!
+//! Only rustup and cargo are assumed; everything else is installed here.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+const WASM_TARGET: &str = "wasm32-wasip2";
+
+fn main() -> ExitCode {
+    let mut args = std::env::args().skip(1);
+    let command = args.next().unwrap_or_default();
+    let rest: Vec<String> = args.collect();
+    let result = match command.as_str() {
+        "serve" => ensure_wasm_target().and_then(|()| serve(&rest)),
+        "test" => ensure_wasm_target().and_then(|()| test()),
+        _ => Err("usage: cargo xtask serve [igloo serve args…] | cargo xtask test".into()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("xtask: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+fn cargo() -> Command {
+    let mut command = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    command.current_dir(workspace_root());
+    command
+}
+
+fn run(what: &str, command: &mut Command) -> Result<(), String> {
+    eprintln!("xtask: {what}");
+    let status = command
+        .status()
+        .map_err(|error| format!("{what}: could not start: {error}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{what}: failed ({status})"))
+    }
+}
+
+/// Plugins are built for wasm32-wasip2; install the target if it is missing.
+fn ensure_wasm_target() -> Result<(), String> {
+    let output = Command::new("rustc")
+        .args(["--print", "sysroot"])
+        .output()
+        .map_err(|error| format!("running rustc: {error}"))?;
+    let sysroot = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    if Path::new(&sysroot)
+        .join("lib/rustlib")
+        .join(WASM_TARGET)
+        .join("lib")
+        .exists()
+    {
+        return Ok(());
+    }
+    run(
+        &format!("installing the {WASM_TARGET} target"),
+        Command::new("rustup").args(["target", "add", WASM_TARGET]),
+    )
+}
+
+fn serve(args: &[String]) -> Result<(), String> {
+    let mut command = cargo();
+    command
+        .args(["run", "--package", "igloo", "--bin", "igloo", "--", "serve"])
+        .args(args);
+    run(
+        "building and starting igloo (plugins are built by the build)",
+        &mut command,
+    )
+}
+
+fn test() -> Result<(), String> {
+    run(
+        "checking formatting",
+        cargo().args(["fmt", "--all", "--check"]),
+    )?;
+    run(
+        "running clippy",
+        cargo().args([
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ]),
+    )?;
+    run(
+        "running the test suite",
+        cargo().args(["test", "--workspace"]),
+    )
+}
