@@ -68,6 +68,9 @@ pub struct WebhookConfig {
     /// App secrets that may sign webhooks (the Instagram app secret and/or
     /// the Meta app secret). Any one of them verifies a delivery.
     pub app_secrets: Vec<String>,
+    /// Also accept the legacy `X-Hub-Signature: sha1=…` header when no
+    /// SHA-256 signature is sent. Off by default.
+    pub accept_sha1: bool,
 }
 
 /// Where igloo keeps its data.
@@ -76,12 +79,16 @@ pub struct WebhookConfig {
 pub struct StorageConfig {
     /// Folder for the SQLite database; created if missing.
     pub data_dir: PathBuf,
+    /// How long handled events are kept, in hours, so that Meta's
+    /// redeliveries (retried for up to 36 hours) are recognised.
+    pub dedupe_retention_hours: u64,
 }
 
 impl Default for StorageConfig {
     fn default() -> Self {
         Self {
             data_dir: PathBuf::from("igloo-data"),
+            dedupe_retention_hours: 48,
         }
     }
 }
@@ -254,6 +261,12 @@ impl Config {
             if self.webhook.verify_token.is_none() {
                 return Err("graph.mode is live but webhook.verify_token is not set".into());
             }
+        }
+        if self.storage.dedupe_retention_hours < 36 {
+            return Err(
+                "storage.dedupe_retention_hours must be at least 36: Meta retries for 36 hours"
+                    .into(),
+            );
         }
         if self.runtime.max_instances == 0 {
             return Err("runtime.max_instances must be at least 1".into());

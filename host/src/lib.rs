@@ -23,6 +23,7 @@ pub mod server;
 pub mod signature;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use tokio::net::TcpListener;
@@ -41,7 +42,8 @@ use signature::SignatureVerifier;
 pub struct Igloo {
     state: Arc<AppState>,
     max_body_bytes: usize,
-    dispatcher: JoinHandle<()>,
+    /// The dispatcher and the pruner, stopped when serving ends.
+    background: Vec<JoinHandle<()>>,
 }
 
 impl Igloo {
@@ -63,10 +65,16 @@ impl Igloo {
         });
         let runtime =
             Arc::new(Runtime::new(&config, Arc::clone(&services)).context("loading plugins")?);
-        let dispatcher =
-            tokio::spawn(Dispatcher::new(Arc::clone(&inbox), Arc::clone(&runtime)).run());
+        let retention = Duration::from_secs(config.storage.dedupe_retention_hours * 3600);
+        let background = vec![
+            tokio::spawn(Dispatcher::new(Arc::clone(&inbox), Arc::clone(&runtime)).run()),
+            inbox::spawn_pruner(Arc::clone(&inbox), retention),
+        ];
         let state = Arc::new(AppState {
-            verifier: SignatureVerifier::new(&config.effective_app_secrets()),
+            verifier: SignatureVerifier::new(
+                &config.effective_app_secrets(),
+                config.webhook.accept_sha1,
+            ),
             verify_token: config.effective_verify_token(),
             inbox,
             runtime,
@@ -75,7 +83,7 @@ impl Igloo {
         Ok(Self {
             state,
             max_body_bytes: config.server.max_body_bytes,
-            dispatcher,
+            background,
         })
     }
 
@@ -98,7 +106,9 @@ impl Igloo {
         let result = axum::serve(listener, self.router())
             .with_graceful_shutdown(shutdown)
             .await;
-        self.dispatcher.abort();
+        for task in &self.background {
+            task.abort();
+        }
         result
     }
 }

@@ -1,78 +1,399 @@
 //! Meta's webhook payloads as sent on the wire. Only what igloo reads is
-//! declared; unknown fields are ignored so new ones never break parsing.
+//! declared and every field is optional where real traffic omits it, so new
+//! or missing fields never break parsing. Items are kept as raw JSON until
+//! read, so anything igloo cannot read is passed on verbatim.
 
 use serde::{Deserialize, Deserializer};
+use serde_json::Value;
+use serde_json::value::RawValue;
 
 /// The body of `POST /webhooks/instagram`.
 #[derive(Debug, Deserialize)]
-pub struct WebhookPayload {
+pub struct WebhookPayload<'a> {
     /// `instagram` for Instagram webhooks.
     #[serde(default)]
     pub object: String,
-    /// One entry per account (Meta batches several).
-    #[serde(default)]
-    pub entry: Vec<Entry>,
+    /// One entry per account and batch (Meta batches several).
+    #[serde(default, borrow)]
+    pub entry: Vec<Entry<'a>>,
 }
 
 /// Events for one account.
 #[derive(Debug, Deserialize)]
-pub struct Entry {
-    /// The business account id. Sent as a string or, by some test tools,
-    /// as a number larger than 2^53: kept exactly as text.
-    #[serde(deserialize_with = "id_text")]
+pub struct Entry<'a> {
+    /// The business account id, kept exactly as text (test tools send
+    /// numbers above 2^53).
+    #[serde(default, deserialize_with = "id_text")]
     pub id: String,
     /// When Meta sent the notification.
     #[serde(default)]
-    pub time: Option<serde_json::Value>,
+    pub time: Option<Value>,
     /// Messaging events.
+    #[serde(default, borrow)]
+    pub messaging: Vec<&'a RawValue>,
+    /// Messaging events for threads another app controls.
+    #[serde(default, borrow)]
+    pub standby: Vec<&'a RawValue>,
+    /// Field changes: comments, mentions, insights, dashboard tests.
+    #[serde(default, borrow)]
+    pub changes: Vec<Change<'a>>,
+    /// The flattened form of a single change (`field` beside `id`).
     #[serde(default)]
-    pub messaging: Vec<Messaging>,
+    pub field: Option<String>,
+    /// The flattened form's value.
+    #[serde(default, borrow)]
+    pub value: Option<&'a RawValue>,
 }
 
-/// One item of `entry.messaging`.
+/// One item of `entry.changes`.
 #[derive(Debug, Deserialize)]
-pub struct Messaging {
-    /// Who sent it.
-    pub sender: Option<Party>,
-    /// Who received it.
-    pub recipient: Option<Party>,
-    /// When it happened (milliseconds, seconds or a string).
+pub struct Change<'a> {
+    /// Which webhook field changed.
     #[serde(default)]
-    pub timestamp: Option<serde_json::Value>,
-    /// Present for messages.
+    pub field: String,
+    /// Its value, read according to `field`.
+    #[serde(borrow)]
+    pub value: Option<&'a RawValue>,
+}
+
+/// One messaging item (from `messaging`, `standby`, or a dashboard test's
+/// `changes[].value`). Exactly one of the event keys is normally present.
+#[derive(Debug, Default, Deserialize)]
+pub struct MessagingItem {
+    /// Who acted.
+    pub sender: Option<Party>,
+    /// Who was acted upon.
+    pub recipient: Option<Party>,
+    /// When (ms, s or string).
+    pub timestamp: Option<Value>,
+    /// Self-messaging flag (some payloads put it here).
+    #[serde(default)]
+    pub is_self: bool,
+    /// A message.
     pub message: Option<MessageBody>,
+    /// An edit.
+    pub message_edit: Option<MessageEditBody>,
+    /// A reaction.
+    pub reaction: Option<ReactionBody>,
+    /// A postback.
+    pub postback: Option<PostbackBody>,
+    /// A read receipt.
+    pub read: Option<ReadBody>,
+    /// A referral.
+    pub referral: Option<ReferralBody>,
+    /// An opt-in.
+    pub optin: Option<OptinBody>,
+    /// Thread control passed.
+    pub pass_thread_control: Option<HandoverBody>,
+    /// Thread control taken.
+    pub take_thread_control: Option<HandoverBody>,
+    /// Thread control requested.
+    pub request_thread_control: Option<HandoverBody>,
 }
 
 /// A sender or recipient.
 #[derive(Debug, Deserialize)]
 pub struct Party {
     /// The IGSID or account id.
-    #[serde(deserialize_with = "id_text")]
+    #[serde(default, deserialize_with = "id_text")]
     pub id: String,
 }
 
-/// `messaging[].message`.
-#[derive(Debug, Deserialize)]
+/// `message`.
+#[derive(Debug, Default, Deserialize)]
 pub struct MessageBody {
     /// Message id.
     #[serde(default)]
     pub mid: String,
-    /// Text, if any.
+    /// Text.
     pub text: Option<String>,
+    /// Attachments.
+    #[serde(default)]
+    pub attachments: Vec<AttachmentBody>,
+    /// Sent by the business.
+    #[serde(default)]
+    pub is_echo: bool,
+    /// Unsent.
+    #[serde(default)]
+    pub is_deleted: bool,
+    /// Content Meta cannot show.
+    #[serde(default)]
+    pub is_unsupported: bool,
+    /// Self-messaging flag.
+    #[serde(default)]
+    pub is_self: bool,
+    /// Tapped quick reply.
+    pub quick_reply: Option<QuickReplyBody>,
+    /// What it replies to.
+    pub reply_to: Option<ReplyToBody>,
+    /// Ad or link it came from.
+    pub referral: Option<ReferralBody>,
 }
 
-/// Accept an id sent as a JSON string or number, keeping its digits exact.
-pub fn id_text<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Id {
-        Text(String),
-        Unsigned(u64),
-        Signed(i64),
+/// `message.attachments[]`.
+#[derive(Debug, Deserialize)]
+pub struct AttachmentBody {
+    /// `image`, `video`, `ig_reel`, …
+    #[serde(rename = "type", default)]
+    pub kind: String,
+    /// Absent for `like_heart`.
+    #[serde(default)]
+    pub payload: Option<AttachmentPayload>,
+}
+
+/// `attachments[].payload`.
+#[derive(Debug, Default, Deserialize)]
+pub struct AttachmentPayload {
+    /// CDN URL.
+    pub url: Option<String>,
+    /// Reel or post title.
+    pub title: Option<String>,
+    /// Reel video id.
+    #[serde(default, deserialize_with = "optional_id_text")]
+    pub reel_video_id: Option<String>,
+    /// Post media id.
+    #[serde(default, deserialize_with = "optional_id_text")]
+    pub ig_post_media_id: Option<String>,
+}
+
+/// `message.quick_reply`.
+#[derive(Debug, Deserialize)]
+pub struct QuickReplyBody {
+    /// Payload.
+    pub payload: Option<String>,
+}
+
+/// `message.reply_to`.
+#[derive(Debug, Deserialize)]
+pub struct ReplyToBody {
+    /// Replied message id.
+    pub mid: Option<String>,
+    /// Replied story.
+    pub story: Option<StoryBody>,
+}
+
+/// `reply_to.story`.
+#[derive(Debug, Deserialize)]
+pub struct StoryBody {
+    /// Story id.
+    #[serde(default, deserialize_with = "id_text")]
+    pub id: String,
+    /// Story URL.
+    pub url: Option<String>,
+}
+
+/// `referral` (top level or inside a message).
+#[derive(Debug, Deserialize)]
+pub struct ReferralBody {
+    /// Link `ref`.
+    #[serde(rename = "ref")]
+    pub reference: Option<String>,
+    /// Source.
+    pub source: Option<String>,
+    /// Type.
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    /// Ad id.
+    #[serde(default, deserialize_with = "optional_id_text")]
+    pub ad_id: Option<String>,
+    /// Ad details.
+    pub ads_context_data: Option<AdsContext>,
+}
+
+/// `referral.ads_context_data`.
+#[derive(Debug, Deserialize)]
+pub struct AdsContext {
+    /// Ad title.
+    pub ad_title: Option<String>,
+    /// Photo URL.
+    pub photo_url: Option<String>,
+    /// Video URL.
+    pub video_url: Option<String>,
+}
+
+/// `message_edit`.
+#[derive(Debug, Deserialize)]
+pub struct MessageEditBody {
+    /// Message id.
+    #[serde(default)]
+    pub mid: String,
+    /// New text.
+    pub text: Option<String>,
+    /// Edit count.
+    #[serde(default)]
+    pub num_edit: u32,
+}
+
+/// `reaction`.
+#[derive(Debug, Deserialize)]
+pub struct ReactionBody {
+    /// Message id.
+    #[serde(default)]
+    pub mid: String,
+    /// `react` or `unreact`.
+    #[serde(default)]
+    pub action: String,
+    /// Reaction name.
+    pub reaction: Option<String>,
+    /// Emoji.
+    pub emoji: Option<String>,
+}
+
+/// `postback`.
+#[derive(Debug, Deserialize)]
+pub struct PostbackBody {
+    /// Message id (absent for some ice breakers).
+    pub mid: Option<String>,
+    /// Button title.
+    #[serde(default)]
+    pub title: String,
+    /// Payload.
+    #[serde(default)]
+    pub payload: String,
+}
+
+/// `read`.
+#[derive(Debug, Deserialize)]
+pub struct ReadBody {
+    /// Last read message id.
+    #[serde(default)]
+    pub mid: String,
+}
+
+/// `optin`.
+#[derive(Debug, Deserialize)]
+pub struct OptinBody {
+    /// Opt-in type.
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    /// Payload.
+    pub payload: Option<String>,
+    /// `ref`.
+    #[serde(rename = "ref")]
+    pub reference: Option<String>,
+    /// Token.
+    pub notification_messages_token: Option<String>,
+}
+
+/// `pass_thread_control` / `take_thread_control` / `request_thread_control`.
+#[derive(Debug, Deserialize)]
+pub struct HandoverBody {
+    /// Previous owner.
+    #[serde(default, deserialize_with = "optional_id_text")]
+    pub previous_owner_app_id: Option<String>,
+    /// New owner.
+    #[serde(default, deserialize_with = "optional_id_text")]
+    pub new_owner_app_id: Option<String>,
+    /// Requesting app (request_thread_control).
+    #[serde(default, deserialize_with = "optional_id_text")]
+    pub requested_owner_app_id: Option<String>,
+    /// Metadata.
+    pub metadata: Option<String>,
+}
+
+/// `comments` / `live_comments` value.
+#[derive(Debug, Deserialize)]
+pub struct CommentValue {
+    /// Comment id (Facebook Login examples call it `comment_id`).
+    #[serde(default, alias = "comment_id", deserialize_with = "id_text")]
+    pub id: String,
+    /// Author.
+    pub from: Option<CommentAuthor>,
+    /// Text.
+    #[serde(default)]
+    pub text: String,
+    /// Parent comment.
+    #[serde(default, deserialize_with = "optional_id_text")]
+    pub parent_id: Option<String>,
+    /// Media.
+    pub media: Option<MediaBody>,
+}
+
+/// `value.from`.
+#[derive(Debug, Deserialize)]
+pub struct CommentAuthor {
+    /// Author id.
+    #[serde(default, deserialize_with = "optional_id_text")]
+    pub id: Option<String>,
+    /// Username.
+    pub username: Option<String>,
+}
+
+/// `value.media`.
+#[derive(Debug, Deserialize)]
+pub struct MediaBody {
+    /// Media id.
+    #[serde(default, deserialize_with = "id_text")]
+    pub id: String,
+    /// Product type.
+    pub media_product_type: Option<String>,
+    /// Ad id.
+    #[serde(default, deserialize_with = "optional_id_text")]
+    pub ad_id: Option<String>,
+    /// Ad title.
+    pub ad_title: Option<String>,
+    /// Organic post behind an ad.
+    #[serde(default, deserialize_with = "optional_id_text")]
+    pub original_media_id: Option<String>,
+}
+
+/// `mentions` value.
+#[derive(Debug, Deserialize)]
+pub struct MentionValue {
+    /// Media id.
+    #[serde(deserialize_with = "id_text")]
+    pub media_id: String,
+    /// Comment id, for mentions in comments.
+    #[serde(default, deserialize_with = "optional_id_text")]
+    pub comment_id: Option<String>,
+}
+
+/// `story_insights` value.
+#[derive(Debug, Deserialize)]
+pub struct StoryInsightsValue {
+    /// Story id.
+    #[serde(deserialize_with = "id_text")]
+    pub media_id: String,
+    /// Exits.
+    pub exits: Option<u64>,
+    /// Replies.
+    pub replies: Option<u64>,
+    /// Reach.
+    pub reach: Option<u64>,
+    /// Taps forward.
+    pub taps_forward: Option<u64>,
+    /// Taps back.
+    pub taps_back: Option<u64>,
+    /// Impressions.
+    pub impressions: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Id {
+    Text(String),
+    Unsigned(u64),
+    Signed(i64),
+}
+
+impl From<Id> for String {
+    fn from(id: Id) -> Self {
+        match id {
+            Id::Text(text) => text,
+            Id::Unsigned(number) => number.to_string(),
+            Id::Signed(number) => number.to_string(),
+        }
     }
-    Ok(match Id::deserialize(deserializer)? {
-        Id::Text(text) => text,
-        Id::Unsigned(number) => number.to_string(),
-        Id::Signed(number) => number.to_string(),
-    })
+}
+
+/// Accept an id sent as a JSON string or integer, keeping every digit.
+pub fn id_text<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    Id::deserialize(deserializer).map(String::from)
+}
+
+/// [`id_text`] for optional ids (`null` or absent is `None`).
+pub fn optional_id_text<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<String>, D::Error> {
+    Option::<Id>::deserialize(deserializer).map(|id| id.map(String::from))
 }

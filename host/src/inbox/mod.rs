@@ -6,6 +6,9 @@
 
 mod sqlite;
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use async_trait::async_trait;
 
 use crate::events::Event;
@@ -90,6 +93,10 @@ pub trait Inbox: Send + Sync + 'static {
     /// Mark an event done: every subscribed plugin has run on it.
     async fn complete(&self, seq: Seq) -> Result<(), InboxError>;
 
+    /// Forget completed events received before `before_ms` (milliseconds
+    /// since the epoch); returns how many. Pending events are kept.
+    async fn prune(&self, before_ms: i64) -> Result<u64, InboxError>;
+
     /// The runs recorded for an event.
     async fn runs(&self, seq: Seq) -> Result<Vec<RunRecord>, InboxError>;
 
@@ -98,4 +105,27 @@ pub trait Inbox: Send + Sync + 'static {
 
     /// Resolves when events may have been appended since the last call.
     async fn appended(&self);
+}
+
+/// How often handled events past retention are pruned.
+const PRUNE_EVERY: Duration = Duration::from_secs(600);
+
+/// Prune events older than `retention` now and every ten minutes, for as
+/// long as the returned task runs.
+pub fn spawn_pruner(inbox: Arc<dyn Inbox>, retention: Duration) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(PRUNE_EVERY);
+        loop {
+            ticks.tick().await;
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default();
+            let before_ms = now.saturating_sub(retention).as_millis() as i64;
+            match inbox.prune(before_ms).await {
+                Ok(0) => {}
+                Ok(pruned) => tracing::info!(pruned, "forgot handled events past retention"),
+                Err(error) => tracing::warn!(%error, "pruning the inbox failed; will retry"),
+            }
+        }
+    })
 }

@@ -46,6 +46,7 @@ enum Write {
     Append(Delivery, oneshot::Sender<Result<Appended, InboxError>>),
     RecordRun(Seq, RunRecord, oneshot::Sender<Result<(), InboxError>>),
     Complete(Seq, oneshot::Sender<Result<(), InboxError>>),
+    Prune(i64, oneshot::Sender<Result<u64, InboxError>>),
 }
 
 /// The SQLite inbox. Cheap to share behind an `Arc`.
@@ -117,7 +118,7 @@ fn open_connection(path: &Path) -> Result<Connection, InboxError> {
     Ok(connection)
 }
 
-fn storage_error(error: rusqlite::Error) -> InboxError {
+fn storage_error(error: impl std::fmt::Display) -> InboxError {
     InboxError(error.to_string())
 }
 
@@ -154,6 +155,9 @@ fn write_loop(
                 (Write::RecordRun(_, _, reply), result) | (Write::Complete(_, reply), result) => {
                     let _ = reply.send(result.map(|_| ()));
                 }
+                (Write::Prune(_, reply), result) => {
+                    let _ = reply.send(result.map(|(pruned, _)| pruned as u64));
+                }
             }
         }
         if any_new {
@@ -163,7 +167,8 @@ fn write_loop(
 }
 
 /// Apply a group in one transaction. Each write's result is
-/// `(new, duplicates)` for appends, `(0, 0)` otherwise. If the commit fails,
+/// `(new, duplicates)` for appends, `(pruned, 0)` for prunes, `(0, 0)`
+/// otherwise. If the commit fails,
 /// every write in the group fails: none of it is durable.
 fn apply_group(
     connection: &mut Connection,
@@ -189,6 +194,9 @@ fn apply_group(
                         params![seq, now],
                     )
                     .map(|_| (0, 0)),
+                Write::Prune(before_ms, _) => {
+                    prune(&transaction, *before_ms).map(|pruned| (pruned, 0))
+                }
             });
         }
         // One failed statement fails the group: callers retry, Meta resends.
@@ -200,16 +208,9 @@ fn apply_group(
         Ok(results) => results.into_iter().map(Ok).collect(),
         Err(error) => {
             tracing::error!(%error, writes = group.len(), "inbox commit failed");
-            group
-                .iter()
-                .map(|_| Err(storage_error_ref(&error)))
-                .collect()
+            group.iter().map(|_| Err(storage_error(&error))).collect()
         }
     }
-}
-
-fn storage_error_ref(error: &rusqlite::Error) -> InboxError {
-    InboxError(error.to_string())
 }
 
 fn append(
@@ -241,6 +242,26 @@ fn append(
         ])?;
     }
     Ok((new, delivery.events.len() - new))
+}
+
+/// Forget completed events received before `before_ms`, with their runs
+/// and the deliveries left with no event. Pending events are never pruned.
+fn prune(transaction: &rusqlite::Transaction<'_>, before_ms: i64) -> rusqlite::Result<usize> {
+    transaction.execute(
+        "DELETE FROM runs WHERE seq IN
+           (SELECT seq FROM events WHERE done_at_ms IS NOT NULL AND received_at_ms < ?1)",
+        [before_ms],
+    )?;
+    let pruned = transaction.execute(
+        "DELETE FROM events WHERE done_at_ms IS NOT NULL AND received_at_ms < ?1",
+        [before_ms],
+    )?;
+    transaction.execute(
+        "DELETE FROM deliveries WHERE received_at_ms < ?1
+           AND NOT EXISTS (SELECT 1 FROM events WHERE events.delivery_id = deliveries.id)",
+        [before_ms],
+    )?;
+    Ok(pruned)
 }
 
 #[async_trait]
@@ -281,6 +302,10 @@ impl Inbox for SqliteInbox {
 
     async fn complete(&self, seq: Seq) -> Result<(), InboxError> {
         self.write(|reply| Write::Complete(seq, reply)).await
+    }
+
+    async fn prune(&self, before_ms: i64) -> Result<u64, InboxError> {
+        self.write(|reply| Write::Prune(before_ms, reply)).await
     }
 
     async fn runs(&self, seq: Seq) -> Result<Vec<RunRecord>, InboxError> {
@@ -333,11 +358,15 @@ mod tests {
             key: key.into(),
             account_id: "acct".into(),
             timestamp_ms: 1,
+            is_echo: false,
+            is_self: false,
+            is_standby: false,
             kind: EventKind::Message(Message {
                 mid: key.into(),
                 sender_id: "user".into(),
                 recipient_id: "acct".into(),
                 text: Some("hi".into()),
+                ..Message::default()
             }),
         }
     }
@@ -415,6 +444,34 @@ mod tests {
         );
         let stats = inbox.stats().await.unwrap();
         assert_eq!((stats.deliveries, stats.events, stats.pending), (2, 2, 2));
+    }
+
+    #[tokio::test]
+    async fn pruning_forgets_only_completed_events_past_retention() {
+        let dir = tempfile::tempdir().unwrap();
+        let inbox = SqliteInbox::open(&dir.path().join("inbox.db")).unwrap();
+        inbox.append(delivery(&["done", "pending"])).await.unwrap();
+        let pending = inbox.pending(0, 10).await.unwrap();
+        inbox.complete(pending[0].seq).await.unwrap();
+
+        assert_eq!(
+            inbox.prune(0).await.unwrap(),
+            0,
+            "nothing is older than the epoch"
+        );
+        assert_eq!(inbox.prune(now_ms() + 1).await.unwrap(), 1);
+        let stats = inbox.stats().await.unwrap();
+        assert_eq!((stats.events, stats.pending, stats.deliveries), (1, 1, 1));
+        // Once pruned, a redelivery is new again: retention bounds dedupe.
+        assert_eq!(inbox.append(delivery(&["done"])).await.unwrap().new, 1);
+        assert_eq!(
+            inbox
+                .append(delivery(&["pending"]))
+                .await
+                .unwrap()
+                .duplicates,
+            1
+        );
     }
 
     #[tokio::test]

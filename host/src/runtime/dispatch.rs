@@ -2,11 +2,10 @@
 //! in parallel, each (event, plugin) run recorded, each event completed once
 //! every subscribed plugin has run.
 
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-
-use tokio::sync::mpsc;
 
 use super::{RunReceipt, Runtime};
 use crate::inbox::{Inbox, PendingEvent, RunRecord, Seq};
@@ -20,8 +19,39 @@ const STORAGE_RETRY: Duration = Duration::from_secs(1);
 pub struct Dispatcher {
     inbox: Arc<dyn Inbox>,
     runtime: Arc<Runtime>,
-    /// Open lanes by conversation key. A lane's task removes it when idle.
-    lanes: Mutex<HashMap<String, mpsc::UnboundedSender<PendingEvent>>>,
+    /// Waiting events of each busy conversation, earliest first. A lane's
+    /// task removes its entry when nothing is left.
+    lanes: Mutex<HashMap<String, BinaryHeap<Reverse<Queued>>>>,
+}
+
+/// An event waiting in its lane, ordered by when it happened, then by
+/// arrival.
+struct Queued(PendingEvent);
+
+impl Queued {
+    fn order(&self) -> (u64, Seq) {
+        (self.0.event.timestamp_ms, self.0.seq)
+    }
+}
+
+impl PartialEq for Queued {
+    fn eq(&self, other: &Self) -> bool {
+        self.order() == other.order()
+    }
+}
+
+impl Eq for Queued {}
+
+impl PartialOrd for Queued {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Queued {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.order().cmp(&other.order())
+    }
 }
 
 impl Dispatcher {
@@ -41,8 +71,9 @@ impl Dispatcher {
         loop {
             match self.inbox.pending(after, READ_BATCH).await {
                 Ok(batch) if batch.is_empty() => self.inbox.appended().await,
-                Ok(batch) => {
+                Ok(mut batch) => {
                     after = batch.last().map_or(after, |pending| pending.seq);
+                    batch.sort_by_key(|pending| (pending.event.timestamp_ms, pending.seq));
                     for pending in batch {
                         self.enqueue(pending);
                     }
@@ -55,44 +86,40 @@ impl Dispatcher {
         }
     }
 
+    /// Queue an event in its conversation's lane, starting the lane if it
+    /// is idle. Events that wait while the lane is busy are taken in
+    /// timestamp order, so a late delivery of an earlier event still goes
+    /// first.
     fn enqueue(self: &Arc<Self>, pending: PendingEvent) {
         let key = pending.event.conversation_key();
         let mut lanes = self
             .lanes
             .lock()
             .unwrap_or_else(|poison| poison.into_inner());
-        if let Some(lane) = lanes.get(&key) {
-            lane.send(pending).expect("a lane in the map is open");
-            return;
+        let idle = !lanes.contains_key(&key);
+        lanes
+            .entry(key.clone())
+            .or_default()
+            .push(Reverse(Queued(pending)));
+        if idle {
+            tokio::spawn(Arc::clone(self).drain_lane(key));
         }
-        let (sender, receiver) = mpsc::unbounded_channel();
-        sender.send(pending).expect("the receiver is alive");
-        lanes.insert(key.clone(), sender);
-        tokio::spawn(Arc::clone(self).drain_lane(key, receiver));
     }
 
     /// Process a conversation's events one at a time, then close the lane.
-    async fn drain_lane(
-        self: Arc<Self>,
-        key: String,
-        mut receiver: mpsc::UnboundedReceiver<PendingEvent>,
-    ) {
+    async fn drain_lane(self: Arc<Self>, key: String) {
         loop {
-            let next = match receiver.try_recv() {
-                Ok(pending) => pending,
-                Err(_) => {
-                    // Close only while holding the map, so no event can be
-                    // sent to a lane that is going away.
-                    let mut lanes = self
-                        .lanes
-                        .lock()
-                        .unwrap_or_else(|poison| poison.into_inner());
-                    match receiver.try_recv() {
-                        Ok(pending) => pending,
-                        Err(_) => {
-                            lanes.remove(&key);
-                            return;
-                        }
+            let next = {
+                let mut lanes = self
+                    .lanes
+                    .lock()
+                    .unwrap_or_else(|poison| poison.into_inner());
+                let queue = lanes.get_mut(&key).expect("a running lane has a queue");
+                match queue.pop() {
+                    Some(Reverse(Queued(pending))) => pending,
+                    None => {
+                        lanes.remove(&key);
+                        return;
                     }
                 }
             };

@@ -4,6 +4,7 @@
 use serde::Deserialize;
 
 use crate::capabilities::Capability;
+use crate::events::KIND_NAMES;
 
 /// The parsed manifest.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -16,15 +17,19 @@ pub struct PluginManifest {
     /// One line on what it does.
     #[serde(default)]
     pub description: String,
-    /// Event kinds it is called for (`message`, …).
+    /// Event kinds it is called for (`message`, `comment`, …).
     pub events: Vec<String>,
+    /// Only events of these accounts; every account when empty.
+    #[serde(default)]
+    pub accounts: Vec<String>,
+    /// Also deliver the business's own activity (message echoes, its own
+    /// comments). Off by default, so a reply never triggers its plugin again.
+    #[serde(default)]
+    pub echoes: bool,
     /// Capabilities it needs; each must also be granted by the operator.
     #[serde(default)]
     pub capabilities: Vec<Capability>,
 }
-
-/// Event kinds a manifest may subscribe to.
-pub const EVENT_KINDS: &[&str] = &["message"];
 
 impl PluginManifest {
     /// Parse and check a manifest.
@@ -37,11 +42,11 @@ impl PluginManifest {
         if let Some(unknown) = manifest
             .events
             .iter()
-            .find(|kind| !EVENT_KINDS.contains(&kind.as_str()))
+            .find(|kind| !KIND_NAMES.contains(&kind.as_str()))
         {
             return Err(format!(
                 "invalid plugin.toml: unknown event kind `{unknown}` (known: {})",
-                EVENT_KINDS.join(", ")
+                KIND_NAMES.join(", ")
             ));
         }
         Ok(manifest)

@@ -81,6 +81,10 @@ pub struct PluginInfo {
     pub version: String,
     /// Event kinds it subscribed to.
     pub events: BTreeSet<String>,
+    /// Accounts it is limited to; all when empty.
+    pub accounts: BTreeSet<String>,
+    /// Whether it receives the business's own activity.
+    pub echoes: bool,
     /// Capabilities it declared and was granted.
     pub capabilities: BTreeSet<Capability>,
     /// Its settings from the operator.
@@ -88,9 +92,12 @@ pub struct PluginInfo {
 }
 
 impl PluginInfo {
-    /// Whether the plugin wants `event`.
+    /// Whether the plugin wants `event`: its kind, its account, and echoes
+    /// only if asked for.
     pub fn subscribes_to(&self, event: &Event) -> bool {
         self.events.contains(event.kind_name())
+            && (self.accounts.is_empty() || self.accounts.contains(&event.account_id))
+            && (self.echoes || !event.is_echo)
     }
 }
 
@@ -200,9 +207,54 @@ pub fn load(
             name: manifest.name,
             version: manifest.version,
             events: manifest.events.into_iter().collect(),
+            accounts: manifest.accounts.into_iter().collect(),
+            echoes: manifest.echoes,
             capabilities,
             settings: config.settings.clone(),
         }),
         pre,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::normalise;
+
+    fn info(events: &[&str], accounts: &[&str], echoes: bool) -> PluginInfo {
+        PluginInfo {
+            name: "p".into(),
+            version: "1".into(),
+            events: events.iter().map(|kind| kind.to_string()).collect(),
+            accounts: accounts.iter().map(|account| account.to_string()).collect(),
+            echoes,
+            capabilities: BTreeSet::new(),
+            settings: BTreeMap::new(),
+        }
+    }
+
+    fn fixture_event(name: &str) -> Event {
+        let path = format!(
+            "{}/../../shared/fixtures/webhooks/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        normalise(&std::fs::read(path).unwrap()).unwrap().remove(0)
+    }
+
+    #[test]
+    fn subscriptions_filter_by_kind_account_and_echo() {
+        let message = fixture_event("message_text.json");
+        let echo = fixture_event("message_echo.json");
+        let comment = fixture_event("comment_changes.json");
+
+        assert!(info(&["message"], &[], false).subscribes_to(&message));
+        assert!(!info(&["message"], &[], false).subscribes_to(&comment));
+        assert!(
+            !info(&["message"], &[], false).subscribes_to(&echo),
+            "echoes only on request"
+        );
+        assert!(info(&["message"], &[], true).subscribes_to(&echo));
+        assert!(info(&["message"], &["17841400000000001"], false).subscribes_to(&message));
+        assert!(!info(&["message"], &["17841400000000999"], false).subscribes_to(&message));
+    }
 }

@@ -12,7 +12,7 @@ use super::AppState;
 use crate::error::ApiError;
 use crate::events;
 use crate::inbox::Delivery;
-use crate::signature::SIGNATURE_HEADER;
+use crate::signature::{LEGACY_SIGNATURE_HEADER, SIGNATURE_HEADER, SignatureHeaders};
 
 /// Meta's handshake: echo `hub.challenge` when the mode is `subscribe` and
 /// the token matches; 403 otherwise.
@@ -37,7 +37,12 @@ pub async fn receive(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<&'static str, ApiError> {
-    let signature = headers.get(SIGNATURE_HEADER).map(|value| value.as_bytes());
+    let signature = SignatureHeaders {
+        sha256: headers.get(SIGNATURE_HEADER).map(|value| value.as_bytes()),
+        sha1: headers
+            .get(LEGACY_SIGNATURE_HEADER)
+            .map(|value| value.as_bytes()),
+    };
     app.verifier.verify(signature, &body)?;
     let events = events::normalise(&body)?;
     let count = events.len();

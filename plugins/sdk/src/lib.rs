@@ -34,27 +34,95 @@ pub mod bindings {
 }
 
 pub use bindings::igloo::plugin::types::{
-    Envelope, Error, Event, EventKind, Message, PluginError,
+    Attachment, AttachmentType, Comment, Envelope, Error, Event, EventKind, Handover, HandoverAction, Media,
+    Mention, Message, MessageDeleted, MessageEdit, Optin, Postback, PluginError, Reaction, ReactionAction,
+    Referral, ReferralEvent, ReplyTo, Seen, StoryInsights, StoryRef, UnknownEvent,
 };
 pub use bindings::igloo::plugin::{config, log, messaging};
 
 /// An automation. igloo calls [`Plugin::handle`] once per subscribed event,
 /// each time in a fresh instance, so keep state in the host, not in statics.
 ///
-/// Override the `on_*` method for each kind of event the plugin cares about;
-/// the rest are ignored by default.
+/// Override the `on_*` method for each kind of event the plugin subscribes
+/// to in its manifest; the others do nothing by default.
+#[expect(unused_variables, reason = "default methods ignore their arguments")]
 pub trait Plugin {
-    /// A direct message arrived.
+    /// A direct message arrived (or, with `envelope.is_echo`, was sent).
     fn on_message(envelope: &Envelope, message: &Message) -> Result<(), PluginError> {
-        let _ = (envelope, message);
+        Ok(())
+    }
+    /// A message was unsent.
+    fn on_message_deleted(envelope: &Envelope, deleted: &MessageDeleted) -> Result<(), PluginError> {
+        Ok(())
+    }
+    /// A message was edited.
+    fn on_message_edit(envelope: &Envelope, edit: &MessageEdit) -> Result<(), PluginError> {
+        Ok(())
+    }
+    /// A reaction was added or removed.
+    fn on_reaction(envelope: &Envelope, reaction: &Reaction) -> Result<(), PluginError> {
+        Ok(())
+    }
+    /// An ice breaker, button or menu item was tapped.
+    fn on_postback(envelope: &Envelope, postback: &Postback) -> Result<(), PluginError> {
+        Ok(())
+    }
+    /// The conversation was read.
+    fn on_seen(envelope: &Envelope, seen: &Seen) -> Result<(), PluginError> {
+        Ok(())
+    }
+    /// A conversation came from an ig.me link or an ad.
+    fn on_referral(envelope: &Envelope, referral: &ReferralEvent) -> Result<(), PluginError> {
+        Ok(())
+    }
+    /// The person opted in.
+    fn on_optin(envelope: &Envelope, optin: &Optin) -> Result<(), PluginError> {
+        Ok(())
+    }
+    /// Thread control moved between apps.
+    fn on_handover(envelope: &Envelope, handover: &Handover) -> Result<(), PluginError> {
+        Ok(())
+    }
+    /// A comment on a post, reel or ad.
+    fn on_comment(envelope: &Envelope, comment: &Comment) -> Result<(), PluginError> {
+        Ok(())
+    }
+    /// A comment on a live broadcast.
+    fn on_live_comment(envelope: &Envelope, comment: &Comment) -> Result<(), PluginError> {
+        Ok(())
+    }
+    /// The business was @mentioned.
+    fn on_mention(envelope: &Envelope, mention: &Mention) -> Result<(), PluginError> {
+        Ok(())
+    }
+    /// A story's metrics arrived.
+    fn on_story_insights(envelope: &Envelope, insights: &StoryInsights) -> Result<(), PluginError> {
+        Ok(())
+    }
+    /// Something igloo does not model; its JSON is verbatim.
+    fn on_unknown(envelope: &Envelope, unknown: &UnknownEvent) -> Result<(), PluginError> {
         Ok(())
     }
 
     /// Route an event to its `on_*` method. Override only to see every
     /// event in one place.
     fn handle(event: Event) -> Result<(), PluginError> {
+        let envelope = &event.envelope;
         match &event.kind {
-            EventKind::Message(message) => Self::on_message(&event.envelope, message),
+            EventKind::Message(message) => Self::on_message(envelope, message),
+            EventKind::MessageDeleted(deleted) => Self::on_message_deleted(envelope, deleted),
+            EventKind::MessageEdit(edit) => Self::on_message_edit(envelope, edit),
+            EventKind::Reaction(reaction) => Self::on_reaction(envelope, reaction),
+            EventKind::Postback(postback) => Self::on_postback(envelope, postback),
+            EventKind::Seen(seen) => Self::on_seen(envelope, seen),
+            EventKind::Referral(referral) => Self::on_referral(envelope, referral),
+            EventKind::Optin(optin) => Self::on_optin(envelope, optin),
+            EventKind::Handover(handover) => Self::on_handover(envelope, handover),
+            EventKind::Comment(comment) => Self::on_comment(envelope, comment),
+            EventKind::LiveComment(comment) => Self::on_live_comment(envelope, comment),
+            EventKind::Mention(mention) => Self::on_mention(envelope, mention),
+            EventKind::StoryInsights(insights) => Self::on_story_insights(envelope, insights),
+            EventKind::Unknown(unknown) => Self::on_unknown(envelope, unknown),
         }
     }
 }

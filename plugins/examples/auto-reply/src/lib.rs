@@ -1,6 +1,7 @@
 //! Example plugin: answers every text message with the operator's reply.
 //!
-//! Settings: `reply` (the text to send; a friendly default otherwise).
+//! Settings: `reply`, the text to send (a friendly default otherwise);
+//! `{text}` in it stands for the message being answered.
 
 use igloo_plugin_sdk::{Envelope, Message, Plugin, PluginError, config, log, messaging};
 
@@ -14,7 +15,10 @@ impl Plugin for AutoReply {
         if message.text.as_deref().is_none_or(str::is_empty) {
             return Ok(());
         }
-        let reply = config::get("reply").unwrap_or_else(|| DEFAULT_REPLY.to_owned());
+        let text = message.text.as_deref().unwrap_or_default();
+        let reply = config::get("reply")
+            .unwrap_or_else(|| DEFAULT_REPLY.to_owned())
+            .replace("{text}", text);
         let sent = messaging::send_text(&message.sender_id, &reply)?;
         log::write(
             log::Level::Info,

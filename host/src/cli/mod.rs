@@ -1,5 +1,7 @@
 //! The `igloo` command line.
 
+pub mod simulate;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -36,6 +38,10 @@ pub enum Command {
         #[arg(long)]
         data_dir: Option<PathBuf>,
     },
+    /// Sign a webhook as Meta does and post it to a running igloo: a file
+    /// (`igloo simulate fixture.json`) or one event built from flags
+    /// (`igloo simulate --kind message --text hi --from 123`).
+    Simulate(simulate::SimulateArgs),
 }
 
 /// Parse the command line and run it.
@@ -52,6 +58,7 @@ pub async fn main() -> anyhow::Result<()> {
             listen,
             data_dir,
         } => serve(config, listen, data_dir).await,
+        Command::Simulate(args) => simulate::run(args).await,
     }
 }
 
