@@ -47,6 +47,8 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// Largest webhook body accepted, in bytes; larger ones get 413.
     pub max_body_bytes: usize,
+    /// Bearer token for the `/admin` routes; they are refused without one.
+    pub admin_token: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -55,6 +57,7 @@ impl Default for ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             // Meta batches up to 1000 updates per POST: a few MiB at most.
             max_body_bytes: 4 * 1024 * 1024,
+            admin_token: None,
         }
     }
 }
@@ -153,7 +156,8 @@ pub struct AccountConfig {
     pub login: LoginKind,
 }
 
-/// Sandbox limits applied to every plugin run.
+/// Sandbox limits: each is the default for every plugin and the ceiling a
+/// plugin's manifest may lower but not raise.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RuntimeConfig {
@@ -163,8 +167,25 @@ pub struct RuntimeConfig {
     pub fuel: u64,
     /// Largest linear memory of one instance, in bytes.
     pub max_memory_bytes: usize,
+    /// Largest table of one instance, in elements.
+    pub max_table_elements: usize,
+    /// Host functions one run may call.
+    pub max_host_calls: u32,
+    /// Longest string one host call may take from a plugin, in bytes.
+    pub max_string_bytes: usize,
     /// How many instances may exist at once (sizes the pooling allocator).
     pub max_instances: u32,
+    /// Runs of one plugin at once.
+    pub max_concurrency_per_plugin: u32,
+    /// Events of one account being handled at once.
+    pub max_in_flight_per_account: u32,
+    /// Events taken from the inbox into memory at once; the rest wait in
+    /// the inbox.
+    pub max_queued_events: u32,
+    /// Crashes in a row (traps, deadlines, budgets) that quarantine a plugin.
+    pub breaker_threshold: u32,
+    /// How long a quarantine lasts, in seconds.
+    pub breaker_cooldown_secs: u64,
 }
 
 impl Default for RuntimeConfig {
@@ -173,7 +194,15 @@ impl Default for RuntimeConfig {
             deadline_ms: 1_000,
             fuel: 100_000_000,
             max_memory_bytes: 16 * 1024 * 1024,
+            max_table_elements: 10_000,
+            max_host_calls: 1_000,
+            max_string_bytes: 256 * 1024,
             max_instances: 256,
+            max_concurrency_per_plugin: 32,
+            max_in_flight_per_account: 64,
+            max_queued_events: 10_000,
+            breaker_threshold: 5,
+            breaker_cooldown_secs: 60,
         }
     }
 }

@@ -18,6 +18,7 @@ pub mod error;
 pub mod events;
 pub mod graph;
 pub mod inbox;
+pub mod metrics;
 pub mod runtime;
 pub mod server;
 pub mod signature;
@@ -34,6 +35,7 @@ pub use config::Config;
 use capabilities::HostServices;
 use graph::GraphClient;
 use inbox::{Inbox, SqliteInbox};
+use metrics::Metrics;
 use runtime::{Dispatcher, Runtime};
 use server::AppState;
 use signature::SignatureVerifier;
@@ -63,11 +65,23 @@ impl Igloo {
         let services = Arc::new(HostServices {
             graph: GraphClient::new(&config).context("building the Graph API client")?,
         });
-        let runtime =
-            Arc::new(Runtime::new(&config, Arc::clone(&services)).context("loading plugins")?);
+        let runtime = Arc::new(
+            Runtime::new(&config, Arc::clone(&services))
+                .map_err(anyhow::Error::from)
+                .context("starting the wasm runtime")?,
+        );
+        let metrics = Arc::new(Metrics::new());
         let retention = Duration::from_secs(config.storage.dedupe_retention_hours * 3600);
         let background = vec![
-            tokio::spawn(Dispatcher::new(Arc::clone(&inbox), Arc::clone(&runtime)).run()),
+            tokio::spawn(
+                Dispatcher::new(
+                    Arc::clone(&inbox),
+                    Arc::clone(&runtime),
+                    Arc::clone(&metrics),
+                    &config.runtime,
+                )
+                .run(),
+            ),
             inbox::spawn_pruner(Arc::clone(&inbox), retention),
         ];
         let state = Arc::new(AppState {
@@ -76,9 +90,11 @@ impl Igloo {
                 config.webhook.accept_sha1,
             ),
             verify_token: config.effective_verify_token(),
+            admin_token: config.server.admin_token.clone(),
             inbox,
             runtime,
             services,
+            metrics,
         });
         Ok(Self {
             state,

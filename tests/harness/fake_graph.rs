@@ -2,6 +2,7 @@
 //! every request and answers like the Send API.
 
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{Request, State};
@@ -28,6 +29,8 @@ pub struct RecordedRequest {
 #[derive(Default)]
 struct Recorded {
     requests: Mutex<Vec<RecordedRequest>>,
+    /// How long each answer takes, to play a slow Meta.
+    delay: Duration,
 }
 
 /// The running fake. Stops when the test's runtime ends.
@@ -39,7 +42,15 @@ pub struct FakeGraph {
 impl FakeGraph {
     /// Start the fake on a free port.
     pub async fn start() -> Self {
-        let recorded = Arc::new(Recorded::default());
+        Self::start_with_delay(Duration::ZERO).await
+    }
+
+    /// Start a fake that takes `delay` to answer each request.
+    pub async fn start_with_delay(delay: Duration) -> Self {
+        let recorded = Arc::new(Recorded {
+            delay,
+            ..Recorded::default()
+        });
         let app = Router::new()
             .fallback(record)
             .with_state(Arc::clone(&recorded));
@@ -73,6 +84,7 @@ impl FakeGraph {
 }
 
 async fn record(State(recorded): State<Arc<Recorded>>, request: Request) -> impl IntoResponse {
+    tokio::time::sleep(recorded.delay).await;
     let (parts, body) = request.into_parts();
     let bytes = axum::body::to_bytes(body, usize::MAX).await.unwrap();
     let body: Value = if bytes.is_empty() {

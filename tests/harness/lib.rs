@@ -21,6 +21,36 @@ pub fn fixture(name: &str) -> Vec<u8> {
     std::fs::read(&path).unwrap_or_else(|error| panic!("reading {path}: {error}"))
 }
 
+/// Install a built plugin as an operator would: a folder holding
+/// `plugin.toml` and `plugin.wasm`, under `root`.
+pub fn install_plugin(
+    root: &std::path::Path,
+    plugin: &igloo_plugin_artifacts::BuiltPlugin,
+    grants: &[&str],
+) -> igloo::config::PluginConfig {
+    let dir = root.join(plugin.name);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("plugin.toml"), plugin.manifest).unwrap();
+    std::fs::write(dir.join("plugin.wasm"), plugin.component).unwrap();
+    igloo::config::PluginConfig {
+        source: igloo::config::PluginSource::Path(dir),
+        grants: grants.iter().map(|grant| grant.to_string()).collect(),
+        settings: Default::default(),
+    }
+}
+
+/// GET `path` on `base` and parse the JSON answer.
+pub async fn get_json(client: &reqwest::Client, base: &str, path: &str) -> serde_json::Value {
+    client
+        .get(format!("{base}{path}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 /// Poll `check` until it returns `Some`, or panic after [`PATIENCE`].
 pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
 where

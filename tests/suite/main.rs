@@ -5,3 +5,4 @@ mod events;
 mod ingress;
 mod restart;
 mod sandbox;
+mod sandbox_limits;

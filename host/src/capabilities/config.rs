@@ -6,7 +6,7 @@ use crate::runtime::config_api::Host;
 
 impl Host for InstanceState {
     fn get(&mut self, key: String) -> wasmtime::Result<Option<String>> {
-        self.call.host_calls += 1;
+        self.call.charge(&[&key])?;
         Ok(self.call.plugin.settings.get(&key).cloned())
     }
 }

@@ -9,7 +9,7 @@ const MAX_LINE_BYTES: usize = 4096;
 
 impl Host for InstanceState {
     fn write(&mut self, level: Level, message: String) -> wasmtime::Result<()> {
-        self.call.host_calls += 1;
+        self.call.charge(&[&message])?;
         let mut end = message.len().min(MAX_LINE_BYTES);
         while !message.is_char_boundary(end) {
             end -= 1;

@@ -70,7 +70,7 @@ impl Host for InstanceState {
         recipient_id: String,
         text: String,
     ) -> wasmtime::Result<Result<Sent, HostError>> {
-        self.call.host_calls += 1;
+        self.call.charge(&[&recipient_id, &text])?;
         if let Err(error) =
             check_recipient(&self.call, &recipient_id).and_then(|()| check_text(&text))
         {

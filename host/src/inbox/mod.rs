@@ -29,12 +29,23 @@ pub struct Delivery {
 }
 
 /// What [`Inbox::append`] stored.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Appended {
+    /// For each event of the delivery, in order: whether it was stored for
+    /// the first time (`false`: a redelivery, not stored again).
+    pub is_new: Vec<bool>,
+}
+
+impl Appended {
     /// Events stored for the first time.
-    pub new: usize,
-    /// Events already in the inbox (redeliveries), not stored again.
-    pub duplicates: usize,
+    pub fn new_events(&self) -> usize {
+        self.is_new.iter().filter(|new| **new).count()
+    }
+
+    /// Events already in the inbox.
+    pub fn duplicates(&self) -> usize {
+        self.is_new.len() - self.new_events()
+    }
 }
 
 /// An event waiting for plugins to run on it.

@@ -146,17 +146,23 @@ fn write_loop(
         let outcome = apply_group(&mut connection, &group);
         let mut any_new = false;
         for (write, result) in group.into_iter().zip(outcome) {
-            match (write, result) {
-                (Write::Append(_, reply), result) => {
-                    let result = result.map(|(new, duplicates)| Appended { new, duplicates });
-                    any_new |= matches!(result, Ok(Appended { new, .. }) if new > 0);
+            match write {
+                Write::Append(_, reply) => {
+                    let result = result.map(|applied| match applied {
+                        Applied::Appended(is_new) => Appended { is_new },
+                        _ => unreachable!("an append yields Appended"),
+                    });
+                    any_new |= matches!(&result, Ok(appended) if appended.new_events() > 0);
                     let _ = reply.send(result);
                 }
-                (Write::RecordRun(_, _, reply), result) | (Write::Complete(_, reply), result) => {
+                Write::RecordRun(_, _, reply) | Write::Complete(_, reply) => {
                     let _ = reply.send(result.map(|_| ()));
                 }
-                (Write::Prune(_, reply), result) => {
-                    let _ = reply.send(result.map(|(pruned, _)| pruned as u64));
+                Write::Prune(_, reply) => {
+                    let _ = reply.send(result.map(|applied| match applied {
+                        Applied::Pruned(pruned) => pruned,
+                        _ => unreachable!("a prune yields Pruned"),
+                    }));
                 }
             }
         }
@@ -166,36 +172,43 @@ fn write_loop(
     }
 }
 
-/// Apply a group in one transaction. Each write's result is
-/// `(new, duplicates)` for appends, `(pruned, 0)` for prunes, `(0, 0)`
-/// otherwise. If the commit fails,
-/// every write in the group fails: none of it is durable.
-fn apply_group(
-    connection: &mut Connection,
-    group: &[Write],
-) -> Vec<Result<(usize, usize), InboxError>> {
+/// What one write did.
+enum Applied {
+    /// Per event: stored for the first time?
+    Appended(Vec<bool>),
+    /// Events pruned.
+    Pruned(u64),
+    /// A run recorded or an event completed.
+    Done,
+}
+
+/// Apply a group in one transaction. If the commit fails, every write in
+/// the group fails: none of it is durable.
+fn apply_group(connection: &mut Connection, group: &[Write]) -> Vec<Result<Applied, InboxError>> {
     let result = (|| {
         let transaction = connection.transaction()?;
         let now = now_ms();
         let mut results = Vec::with_capacity(group.len());
         for write in group {
             results.push(match write {
-                Write::Append(delivery, _) => append(&transaction, delivery, now),
+                Write::Append(delivery, _) => {
+                    append(&transaction, delivery, now).map(Applied::Appended)
+                }
                 Write::RecordRun(seq, run, _) => transaction
                     .execute(
                         "INSERT OR REPLACE INTO runs (seq, plugin, outcome, detail, finished_at_ms)
                          VALUES (?1, ?2, ?3, ?4, ?5)",
                         params![seq, run.plugin, run.outcome, run.detail, now],
                     )
-                    .map(|_| (0, 0)),
+                    .map(|_| Applied::Done),
                 Write::Complete(seq, _) => transaction
                     .execute(
                         "UPDATE events SET done_at_ms = ?2 WHERE seq = ?1",
                         params![seq, now],
                     )
-                    .map(|_| (0, 0)),
+                    .map(|_| Applied::Done),
                 Write::Prune(before_ms, _) => {
-                    prune(&transaction, *before_ms).map(|pruned| (pruned, 0))
+                    prune(&transaction, *before_ms).map(|pruned| Applied::Pruned(pruned as u64))
                 }
             });
         }
@@ -217,7 +230,7 @@ fn append(
     transaction: &rusqlite::Transaction<'_>,
     delivery: &Delivery,
     now: i64,
-) -> rusqlite::Result<(usize, usize)> {
+) -> rusqlite::Result<Vec<bool>> {
     transaction.execute(
         "INSERT INTO deliveries (received_at_ms, body) VALUES (?1, ?2)",
         params![now, delivery.body.as_ref()],
@@ -228,20 +241,23 @@ fn append(
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
          ON CONFLICT (event_key) DO NOTHING",
     )?;
-    let mut new = 0;
-    for event in &delivery.events {
-        let body = serde_json::to_string(event).expect("events serialise");
-        new += insert.execute(params![
-            event.key,
-            delivery_id,
-            event.account_id,
-            event.kind_name(),
-            event.timestamp_ms as i64,
-            now,
-            body
-        ])?;
-    }
-    Ok((new, delivery.events.len() - new))
+    delivery
+        .events
+        .iter()
+        .map(|event| {
+            let body = serde_json::to_string(event).expect("events serialise");
+            let inserted = insert.execute(params![
+                event.key,
+                delivery_id,
+                event.account_id,
+                event.kind_name(),
+                event.timestamp_ms as i64,
+                now,
+                body
+            ])?;
+            Ok(inserted == 1)
+        })
+        .collect()
 }
 
 /// Forget completed events received before `before_ms`, with their runs
@@ -385,13 +401,7 @@ mod tests {
         {
             let inbox = SqliteInbox::open(&path).unwrap();
             let appended = inbox.append(delivery(&["a", "b"])).await.unwrap();
-            assert_eq!(
-                appended,
-                Appended {
-                    new: 2,
-                    duplicates: 0
-                }
-            );
+            assert_eq!(appended.is_new, vec![true, true]);
             let pending = inbox.pending(0, 10).await.unwrap();
             assert_eq!(pending.len(), 2);
             inbox
@@ -435,13 +445,8 @@ mod tests {
         let inbox = SqliteInbox::open(&dir.path().join("inbox.db")).unwrap();
         inbox.append(delivery(&["a"])).await.unwrap();
         let again = inbox.append(delivery(&["a", "c"])).await.unwrap();
-        assert_eq!(
-            again,
-            Appended {
-                new: 1,
-                duplicates: 1
-            }
-        );
+        assert_eq!(again.is_new, vec![false, true]);
+        assert_eq!((again.new_events(), again.duplicates()), (1, 1));
         let stats = inbox.stats().await.unwrap();
         assert_eq!((stats.deliveries, stats.events, stats.pending), (2, 2, 2));
     }
@@ -463,15 +468,10 @@ mod tests {
         let stats = inbox.stats().await.unwrap();
         assert_eq!((stats.events, stats.pending, stats.deliveries), (1, 1, 1));
         // Once pruned, a redelivery is new again: retention bounds dedupe.
-        assert_eq!(inbox.append(delivery(&["done"])).await.unwrap().new, 1);
-        assert_eq!(
-            inbox
-                .append(delivery(&["pending"]))
-                .await
-                .unwrap()
-                .duplicates,
-            1
-        );
+        let done_again = inbox.append(delivery(&["done"])).await.unwrap();
+        assert_eq!(done_again.is_new, vec![true]);
+        let pending_again = inbox.append(delivery(&["pending"])).await.unwrap();
+        assert_eq!(pending_again.is_new, vec![false]);
     }
 
     #[tokio::test]
@@ -485,7 +485,7 @@ mod tests {
             })
             .collect();
         for task in tasks {
-            assert_eq!(task.await.unwrap().unwrap().new, 1);
+            assert_eq!(task.await.unwrap().unwrap().is_new, vec![true]);
         }
         assert_eq!(inbox.stats().await.unwrap().events, 200);
     }

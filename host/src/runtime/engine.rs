@@ -15,7 +15,7 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 /// Core instances, memories and tables a plugin component may hold: a
 /// wasip2 component from Rust has a handful of each (the module, the WASI
 /// adapter and shims).
-const CORE_INSTANCES_PER_COMPONENT: u32 = 8;
+pub(super) const CORE_INSTANCES_PER_COMPONENT: u32 = 8;
 const MEMORIES_PER_COMPONENT: u32 = 2;
 const TABLES_PER_COMPONENT: u32 = 4;
 

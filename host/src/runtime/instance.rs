@@ -4,10 +4,10 @@
 
 use std::sync::Arc;
 
-use wasmtime::ResourceLimiter;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
+use super::limits::{Limits, SandboxLimiter, Violation};
 use super::plugin::PluginInfo;
 use crate::capabilities::{Capability, HostServices};
 use crate::events::Event;
@@ -16,8 +16,8 @@ use crate::events::Event;
 pub struct InstanceState {
     wasi: WasiCtx,
     table: ResourceTable,
-    /// Caps and measures the instance's memory.
-    pub limiter: MemoryLimiter,
+    /// Caps and measures the instance's memory, tables and instances.
+    pub limiter: SandboxLimiter,
     /// The event, the plugin and the services host functions act through.
     pub call: CallContext,
 }
@@ -30,6 +30,8 @@ pub struct CallContext {
     pub event: Arc<Event>,
     /// Where effects go.
     pub services: Arc<HostServices>,
+    /// The run's limits.
+    pub limits: Limits,
     /// Host calls made so far in this run.
     pub host_calls: u32,
 }
@@ -39,16 +41,34 @@ impl CallContext {
     pub fn granted(&self, capability: Capability) -> bool {
         self.plugin.capabilities.contains(&capability)
     }
+
+    /// Count a host call and check the strings it takes from the plugin.
+    /// Every host function calls this first; past a limit the run traps.
+    pub fn charge(&mut self, strings: &[&str]) -> wasmtime::Result<()> {
+        self.host_calls += 1;
+        if self.host_calls > self.limits.max_host_calls {
+            return Err(Violation::HostCalls(self.limits.max_host_calls).into());
+        }
+        let limit = self.limits.max_string_bytes;
+        if let Some(size) = strings
+            .iter()
+            .map(|text| text.len())
+            .find(|size| *size > limit)
+        {
+            return Err(Violation::StringTooLarge { size, limit }.into());
+        }
+        Ok(())
+    }
 }
 
 impl InstanceState {
-    /// State for `plugin` handling `event`. The WASI context grants nothing:
-    /// no files, no network, no environment, no inherited stdio.
-    pub fn new(call: CallContext, max_memory_bytes: usize) -> Self {
+    /// State for one run. The WASI context grants nothing: no files, no
+    /// network, no environment, no inherited stdio.
+    pub fn new(call: CallContext) -> Self {
         Self {
             wasi: WasiCtx::builder().build(),
             table: ResourceTable::new(),
-            limiter: MemoryLimiter::new(max_memory_bytes),
+            limiter: SandboxLimiter::new(call.limits),
             call,
         }
     }
@@ -60,52 +80,5 @@ impl WasiView for InstanceState {
             ctx: &mut self.wasi,
             table: &mut self.table,
         }
-    }
-}
-
-/// Refuses memory growth past the cap, remembering that it did (so a run
-/// that dies of it is reported as a memory failure) and the peak reached.
-pub struct MemoryLimiter {
-    max_bytes: usize,
-    /// Largest linear memory size granted, in bytes.
-    pub peak_bytes: usize,
-    /// Whether a growth was refused.
-    pub refused: bool,
-}
-
-impl MemoryLimiter {
-    fn new(max_bytes: usize) -> Self {
-        Self {
-            max_bytes,
-            peak_bytes: 0,
-            refused: false,
-        }
-    }
-}
-
-impl ResourceLimiter for MemoryLimiter {
-    fn memory_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        _maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
-        if desired > self.max_bytes {
-            self.refused = true;
-            return Ok(false);
-        }
-        self.peak_bytes = self.peak_bytes.max(desired);
-        Ok(true)
-    }
-
-    fn table_growing(
-        &mut self,
-        _current: usize,
-        desired: usize,
-        _maximum: Option<usize>,
-    ) -> wasmtime::Result<bool> {
-        // Tables hold function references; 10k entries is far beyond what a
-        // plugin needs and bounds what a hostile one can take.
-        Ok(desired <= 10_000)
     }
 }

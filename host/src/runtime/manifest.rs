@@ -3,6 +3,7 @@
 
 use serde::Deserialize;
 
+use super::limits::RequestedLimits;
 use crate::capabilities::Capability;
 use crate::events::KIND_NAMES;
 
@@ -29,6 +30,9 @@ pub struct PluginManifest {
     /// Capabilities it needs; each must also be granted by the operator.
     #[serde(default)]
     pub capabilities: Vec<Capability>,
+    /// Limits it asks for; the operator's are the ceiling.
+    #[serde(default)]
+    pub limits: RequestedLimits,
 }
 
 impl PluginManifest {

@@ -1,11 +1,13 @@
 //! The sandbox: plugins compiled once, instantiated fresh for every event
-//! under a deadline, a fuel budget and a memory cap, and a receipt for
-//! every run.
+//! under a deadline, a fuel budget, memory, table and host-call limits, with
+//! a circuit breaker per plugin and a receipt for every run.
 
 mod bindings;
+mod breaker;
 mod dispatch;
 mod engine;
 mod instance;
+mod limits;
 mod manifest;
 mod plugin;
 
@@ -19,13 +21,15 @@ use wasmtime::{Engine, Store, Trap};
 pub use bindings::{
     HostError, config as config_api, log as log_api, messaging as messaging_api, types,
 };
+pub use breaker::BreakerStatus;
 pub use dispatch::Dispatcher;
 pub use instance::{CallContext, InstanceState};
+pub use limits::{Limits, RequestedLimits, Violation};
 pub use manifest::PluginManifest;
 pub use plugin::{LoadError, LoadedPlugin, PluginInfo};
 
 use crate::capabilities::HostServices;
-use crate::config::{Config, RuntimeConfig};
+use crate::config::Config;
 use crate::events::Event;
 
 /// How a run ended.
@@ -41,10 +45,14 @@ pub enum RunOutcome {
     FuelExhausted,
     /// The plugin asked for more memory than it may have, and died of it.
     MemoryExhausted,
+    /// The plugin broke a limit at the host boundary (host calls, string size).
+    HostLimit(String),
     /// The plugin trapped (panic, unreachable, stack overflow, …).
     Trap(String),
     /// The plugin could not be instantiated.
     Instantiate(String),
+    /// The plugin is quarantined; it was not run.
+    Quarantined,
 }
 
 impl RunOutcome {
@@ -56,8 +64,10 @@ impl RunOutcome {
             RunOutcome::Deadline => "deadline",
             RunOutcome::FuelExhausted => "fuel",
             RunOutcome::MemoryExhausted => "memory",
+            RunOutcome::HostLimit(_) => "host-limit",
             RunOutcome::Trap(_) => "trap",
             RunOutcome::Instantiate(_) => "instantiate",
+            RunOutcome::Quarantined => "quarantined",
         }
     }
 
@@ -66,12 +76,23 @@ impl RunOutcome {
         match self {
             RunOutcome::Ok => String::new(),
             RunOutcome::PluginError(detail)
+            | RunOutcome::HostLimit(detail)
             | RunOutcome::Trap(detail)
             | RunOutcome::Instantiate(detail) => detail.clone(),
             RunOutcome::Deadline => "wall-clock deadline exceeded".into(),
             RunOutcome::FuelExhausted => "instruction budget (fuel) exhausted".into(),
             RunOutcome::MemoryExhausted => "memory limit reached".into(),
+            RunOutcome::Quarantined => "skipped: the plugin is quarantined".into(),
         }
+    }
+
+    /// Whether the run crashed in the sandbox (what the circuit breaker
+    /// counts). A plugin's own error is an answer, not a crash.
+    pub fn is_crash(&self) -> bool {
+        !matches!(
+            self,
+            RunOutcome::Ok | RunOutcome::PluginError(_) | RunOutcome::Quarantined
+        )
     }
 }
 
@@ -96,42 +117,53 @@ pub struct RunReceipt {
     pub outcome: RunOutcome,
 }
 
+/// A configured plugin that did not load, and why.
+#[derive(Debug)]
+pub struct FailedPlugin {
+    /// The plugin's name or source.
+    pub source: String,
+    /// Why it did not load.
+    pub error: LoadError,
+}
+
 /// The loaded plugins and the engine they run on.
 pub struct Runtime {
     engine: Engine,
     _ticker: engine::EpochTicker,
     plugins: Vec<LoadedPlugin>,
+    failed: Vec<FailedPlugin>,
     services: Arc<HostServices>,
-    limits: RuntimeConfig,
     /// One permit per pooled instance slot: runs wait here instead of
     /// failing when the pool is full.
     slots: Semaphore,
 }
 
 impl Runtime {
-    /// Build the engine and load every configured plugin.
-    pub fn new(config: &Config, services: Arc<HostServices>) -> Result<Self, LoadError> {
-        let limits = config.runtime.clone();
-        let engine = engine::new_engine(&limits).map_err(|error| LoadError::Component {
-            plugin: "(engine)".into(),
-            error,
-        })?;
-        let linker = host_linker(&engine).map_err(|error| LoadError::Component {
-            plugin: "(linker)".into(),
-            error,
-        })?;
-        let plugins = config
-            .plugins
-            .iter()
-            .map(|plugin| plugin::load(&engine, &linker, plugin))
-            .collect::<Result<Vec<_>, _>>()?;
+    /// Build the engine and load every configured plugin. A plugin that
+    /// does not load is logged and listed in [`Runtime::failed`]; the
+    /// others run.
+    pub fn new(config: &Config, services: Arc<HostServices>) -> wasmtime::Result<Self> {
+        let engine = engine::new_engine(&config.runtime)?;
+        let linker = host_linker(&engine)?;
+        let mut plugins = Vec::new();
+        let mut failed = Vec::new();
+        for plugin_config in &config.plugins {
+            match plugin::load(&engine, &linker, plugin_config, &config.runtime) {
+                Ok(plugin) => plugins.push(plugin),
+                Err(error) => {
+                    let source = plugin::source_label(&plugin_config.source);
+                    tracing::error!(plugin = %source, %error, "plugin not loaded");
+                    failed.push(FailedPlugin { source, error });
+                }
+            }
+        }
         Ok(Self {
             _ticker: engine::EpochTicker::start(&engine),
-            slots: Semaphore::new(limits.max_instances as usize),
+            slots: Semaphore::new(config.runtime.max_instances as usize),
             engine,
             plugins,
+            failed,
             services,
-            limits,
         })
     }
 
@@ -140,73 +172,86 @@ impl Runtime {
         &self.plugins
     }
 
-    /// Run `plugin` on `event` in a fresh instance. Never fails: every way a
-    /// run can end is in the receipt.
+    /// The configured plugins that did not load.
+    pub fn failed(&self) -> &[FailedPlugin] {
+        &self.failed
+    }
+
+    /// The loaded plugin called `name`.
+    pub fn plugin(&self, name: &str) -> Option<&LoadedPlugin> {
+        self.plugins.iter().find(|plugin| plugin.info.name == name)
+    }
+
+    /// Run `plugin` on `event` in a fresh instance, once its concurrency
+    /// and the instance pool allow. Never fails: every way a run can end is
+    /// in the receipt.
     pub async fn run(&self, plugin: &LoadedPlugin, event: Arc<Event>) -> RunReceipt {
-        let _slot = self
-            .slots
-            .acquire()
-            .await
-            .expect("the semaphore is never closed");
+        let mut receipt = RunReceipt {
+            plugin: plugin.info.name.clone(),
+            version: plugin.info.version.clone(),
+            event_key: event.key.clone(),
+            wall: Duration::ZERO,
+            fuel_used: 0,
+            peak_memory_bytes: 0,
+            host_calls: 0,
+            outcome: RunOutcome::Quarantined,
+        };
+        if !plugin.breaker.allows_run() {
+            return receipt;
+        }
+        let _running = plugin.concurrency.acquire().await.expect("never closed");
+        let _slot = self.slots.acquire().await.expect("never closed");
+        let limits = plugin.limits;
         let call = CallContext {
             plugin: Arc::clone(&plugin.info),
             event: Arc::clone(&event),
             services: Arc::clone(&self.services),
+            limits,
             host_calls: 0,
         };
-        let mut store = Store::new(
-            &self.engine,
-            InstanceState::new(call, self.limits.max_memory_bytes),
-        );
+        let mut store = Store::new(&self.engine, InstanceState::new(call));
         store.limiter(|state| &mut state.limiter);
-        store.set_fuel(self.limits.fuel).expect("fuel is enabled");
-        let deadline = Duration::from_millis(self.limits.deadline_ms);
-        store.set_epoch_deadline(engine::deadline_ticks(deadline));
+        store.set_fuel(limits.fuel).expect("fuel is enabled");
+        store.set_epoch_deadline(engine::deadline_ticks(limits.deadline));
         store.epoch_deadline_trap();
 
         let started = Instant::now();
         let guest_event = bindings::GuestEvent::from(event.as_ref());
-        // The epoch deadline stops guest code; the timeout also bounds time
-        // spent waiting in host calls.
         let run = async {
-            let instance = match plugin.pre.instantiate_async(&mut store).await {
-                Ok(instance) => instance,
-                Err(error) => return Err((true, error)),
-            };
+            let instance = plugin
+                .pre
+                .instantiate_async(&mut store)
+                .await
+                .map_err(|error| (true, error))?;
             instance
                 .igloo_plugin_handler()
                 .call_handle(&mut store, &guest_event)
                 .await
                 .map_err(|error| (false, error))
         };
-        let result =
-            tokio::time::timeout(deadline + deadline / 2 + Duration::from_millis(100), run).await;
-        let wall = started.elapsed();
+        // The epoch deadline stops guest code; this timeout also bounds time
+        // spent waiting inside host calls.
+        let grace = limits.deadline / 2 + Duration::from_millis(100);
+        let result = tokio::time::timeout(limits.deadline + grace, run).await;
+        receipt.wall = started.elapsed();
 
         let state = store.data();
-        let outcome = match result {
+        receipt.outcome = match result {
             Err(_elapsed) => RunOutcome::Deadline,
             Ok(Ok(Ok(()))) => RunOutcome::Ok,
             Ok(Ok(Err(plugin_error))) => RunOutcome::PluginError(plugin_error.message),
             Ok(Err((instantiating, error))) => {
-                classify_failure(instantiating, &error, state.limiter.refused)
+                classify_failure(instantiating, &error, state.limiter.memory_refused)
             }
         };
-        let fuel_used = self
-            .limits
-            .fuel
-            .saturating_sub(store.get_fuel().unwrap_or(0));
-        let state = store.data();
-        RunReceipt {
-            plugin: plugin.info.name.clone(),
-            version: plugin.info.version.clone(),
-            event_key: event.key.clone(),
-            wall,
-            fuel_used,
-            peak_memory_bytes: state.limiter.peak_bytes,
-            host_calls: state.call.host_calls,
-            outcome,
+        receipt.peak_memory_bytes = state.limiter.peak_memory_bytes;
+        receipt.host_calls = state.call.host_calls;
+        receipt.fuel_used = limits.fuel.saturating_sub(store.get_fuel().unwrap_or(0));
+        let crash = receipt.outcome.is_crash().then(|| receipt.outcome.detail());
+        if plugin.breaker.record(crash.as_deref()) {
+            tracing::warn!(plugin = %plugin.info.name, reason = ?crash, "plugin quarantined: its runs keep crashing");
         }
+        receipt
     }
 }
 
@@ -215,13 +260,19 @@ fn classify_failure(
     error: &wasmtime::Error,
     memory_refused: bool,
 ) -> RunOutcome {
+    if let Some(violation) = error.downcast_ref::<Violation>() {
+        return RunOutcome::HostLimit(violation.to_string());
+    }
+    // The wasm backtrace goes to the debug log; the record keeps the cause.
+    tracing::debug!(error = format!("{error:?}"), "plugin run failed");
     match error.downcast_ref::<Trap>() {
         Some(Trap::Interrupt) => RunOutcome::Deadline,
         Some(Trap::OutOfFuel) => RunOutcome::FuelExhausted,
         // A guest denied memory usually aborts through `unreachable`.
         Some(_) if memory_refused => RunOutcome::MemoryExhausted,
-        _ if instantiating => RunOutcome::Instantiate(format!("{error:#}")),
-        _ => RunOutcome::Trap(format!("{error:#}")),
+        Some(trap) => RunOutcome::Trap(trap.to_string()),
+        None if instantiating => RunOutcome::Instantiate(error.root_cause().to_string()),
+        None => RunOutcome::Trap(error.root_cause().to_string()),
     }
 }
 

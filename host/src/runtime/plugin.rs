@@ -5,15 +5,19 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
+use tokio::sync::Semaphore;
 use wasmtime::Engine;
 use wasmtime::component::{Component, Linker};
 
 use super::bindings::AutomationPre;
+use super::breaker::CircuitBreaker;
 use super::instance::InstanceState;
+use super::limits::Limits;
 use super::manifest::PluginManifest;
 use crate::capabilities::{Capability, required_for_import};
-use crate::config::{PluginConfig, PluginSource};
+use crate::config::{PluginConfig, PluginSource, RuntimeConfig};
 use crate::events::Event;
 
 /// Why a plugin did not load. The host refuses to start rather than run
@@ -107,6 +111,12 @@ pub struct LoadedPlugin {
     pub info: Arc<PluginInfo>,
     /// Instantiates it cheaply, once per event.
     pub pre: AutomationPre<InstanceState>,
+    /// What each run may use.
+    pub limits: Limits,
+    /// Quarantines it when its runs keep crashing.
+    pub breaker: CircuitBreaker,
+    /// Bounds its runs in flight; the rest wait.
+    pub concurrency: Semaphore,
 }
 
 /// Where the manifest text and component bytes come from.
@@ -136,18 +146,19 @@ fn read_source(source: &PluginSource) -> Result<(String, Vec<u8>), LoadError> {
     }
 }
 
-fn source_label(source: &PluginSource) -> String {
+pub(super) fn source_label(source: &PluginSource) -> String {
     match source {
         PluginSource::Builtin(name) => format!("builtin `{name}`"),
         PluginSource::Path(dir) => Path::new(dir).display().to_string(),
     }
 }
 
-/// Load the plugin `config` names.
+/// Load the plugin `config` names, with the operator's `runtime` limits.
 pub fn load(
     engine: &Engine,
     linker: &Linker<InstanceState>,
     config: &PluginConfig,
+    runtime: &RuntimeConfig,
 ) -> Result<LoadedPlugin, LoadError> {
     let (manifest_text, bytes) = read_source(&config.source)?;
     let manifest =
@@ -202,7 +213,14 @@ pub fn load(
         .map_err(component_error)?;
     let pre = AutomationPre::new(pre).map_err(component_error)?;
 
+    let limits = Limits::new(runtime, manifest.limits);
     Ok(LoadedPlugin {
+        limits,
+        breaker: CircuitBreaker::new(
+            runtime.breaker_threshold,
+            Duration::from_secs(runtime.breaker_cooldown_secs),
+        ),
+        concurrency: Semaphore::new(limits.max_concurrency as usize),
         info: Arc::new(PluginInfo {
             name: manifest.name,
             version: manifest.version,

@@ -1,5 +1,6 @@
-//! `GET /healthz`: 200 with the loaded plugins and inbox counts while
-//! storage answers; 503 when it does not.
+//! `GET /healthz`: 200 with each plugin's state and the inbox's counts
+//! while storage answers; 503 when it does not. `status` is `degraded`
+//! while a plugin failed to load or is quarantined.
 
 use std::sync::Arc;
 
@@ -13,14 +14,29 @@ use crate::error::ApiError;
 /// Report health.
 pub async fn healthz(State(app): State<Arc<AppState>>) -> Result<Json<Value>, ApiError> {
     let stats = app.inbox.stats().await?;
-    let plugins: Vec<_> = app
+    let mut degraded = !app.runtime.failed().is_empty();
+    let mut plugins: Vec<Value> = app
         .runtime
         .plugins()
         .iter()
-        .map(|plugin| json!({ "name": plugin.info.name, "version": plugin.info.version }))
+        .map(|plugin| {
+            let breaker = plugin.breaker.status();
+            degraded |= breaker.quarantined;
+            json!({
+                "name": plugin.info.name,
+                "version": plugin.info.version,
+                "state": if breaker.quarantined { "quarantined" } else { "active" },
+                "consecutive_failures": breaker.consecutive_failures,
+                "quarantine_remaining_secs": breaker.remaining.map(|left| left.as_secs()),
+                "last_failure": breaker.last_failure,
+            })
+        })
         .collect();
+    plugins.extend(app.runtime.failed().iter().map(|failed| {
+        json!({ "name": failed.source, "state": "failed", "error": failed.error.to_string() })
+    }));
     Ok(Json(json!({
-        "status": "ok",
+        "status": if degraded { "degraded" } else { "ok" },
         "plugins": plugins,
         "inbox": {
             "deliveries": stats.deliveries,

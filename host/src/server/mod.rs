@@ -1,6 +1,8 @@
 //! The HTTP side: Meta's webhook routes, health, and the sandbox's record.
 
+mod admin;
 mod health;
+mod metrics;
 mod sandbox;
 mod webhook;
 
@@ -8,10 +10,11 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::get;
+use axum::routing::{get, post};
 
 use crate::capabilities::HostServices;
 use crate::inbox::Inbox;
+use crate::metrics::Metrics;
 use crate::runtime::Runtime;
 use crate::signature::SignatureVerifier;
 
@@ -27,6 +30,10 @@ pub struct AppState {
     pub runtime: Arc<Runtime>,
     /// Host services, for the sandbox's record.
     pub services: Arc<HostServices>,
+    /// Counters and histograms for `/metrics`.
+    pub metrics: Arc<Metrics>,
+    /// Bearer token for `/admin`; admin routes are refused without one.
+    pub admin_token: Option<String>,
 }
 
 /// All of igloo's routes.
@@ -39,6 +46,8 @@ pub fn router(state: Arc<AppState>, max_body_bytes: usize) -> Router {
                 .layer(DefaultBodyLimit::max(max_body_bytes)),
         )
         .route("/healthz", get(health::healthz))
+        .route("/metrics", get(metrics::metrics))
+        .route("/admin/plugins/{name}/resume", post(admin::resume_plugin))
         .route("/sandbox/calls", get(sandbox::calls))
         .with_state(state)
 }

@@ -37,6 +37,22 @@ pub async fn receive(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<&'static str, ApiError> {
+    let result = verify_and_store(&app, &headers, body).await;
+    app.metrics.webhook(match &result {
+        Ok(_) => "accepted",
+        Err(ApiError::Signature(_)) => "bad_signature",
+        Err(ApiError::Payload(_)) => "malformed",
+        Err(ApiError::Storage(_)) => "storage_error",
+        Err(ApiError::Handshake) => "handshake",
+    });
+    result
+}
+
+async fn verify_and_store(
+    app: &AppState,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Result<&'static str, ApiError> {
     let signature = SignatureHeaders {
         sha256: headers.get(SIGNATURE_HEADER).map(|value| value.as_bytes()),
         sha1: headers
@@ -45,12 +61,16 @@ pub async fn receive(
     };
     app.verifier.verify(signature, &body)?;
     let events = events::normalise(&body)?;
-    let count = events.len();
+    let kinds: Vec<&'static str> = events.iter().map(|event| event.kind_name()).collect();
     let appended = app.inbox.append(Delivery { body, events }).await?;
+    let new_kinds = kinds
+        .into_iter()
+        .zip(&appended.is_new)
+        .filter_map(|(kind, is_new)| is_new.then_some(kind));
+    app.metrics.stored(new_kinds, appended.duplicates());
     tracing::debug!(
-        events = count,
-        new = appended.new,
-        duplicates = appended.duplicates,
+        new = appended.new_events(),
+        duplicates = appended.duplicates(),
         "webhook stored"
     );
     Ok("EVENT_RECEIVED")

@@ -1,0 +1,27 @@
+//! `GET /metrics`: Prometheus text format.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+
+use super::AppState;
+use crate::error::ApiError;
+
+/// Render the metrics, with each plugin's quarantine state and the inbox's
+/// counts as of now.
+pub async fn metrics(State(app): State<Arc<AppState>>) -> Result<impl IntoResponse, ApiError> {
+    let stats = app.inbox.stats().await?;
+    for plugin in app.runtime.plugins() {
+        app.metrics
+            .set_quarantined(&plugin.info.name, plugin.breaker.status().quarantined);
+    }
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        app.metrics.render(stats),
+    ))
+}

@@ -1,0 +1,15 @@
+//! Hands the host a 4 MiB string: the boundary's size limit must refuse it.
+
+use igloo_plugin_sdk::{Envelope, Message, Plugin, PluginError, log};
+
+struct GiantStrings;
+
+impl Plugin for GiantStrings {
+    fn on_message(_: &Envelope, _: &Message) -> Result<(), PluginError> {
+        let giant = "x".repeat(4 << 20);
+        log::write(log::Level::Info, &giant);
+        Ok(())
+    }
+}
+
+igloo_plugin_sdk::register_plugin!(GiantStrings);

@@ -1,0 +1,366 @@
+//! Strangers' code, contained: every hostile plugin fails alone with its
+//! reason recorded, a crashing plugin is quarantined, a saturated plugin
+//! makes events wait instead of failing, and every run shows in /metrics.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use igloo::config::Config;
+use igloo_plugin_artifacts as built;
+use igloo_tests::{
+    ACCOUNT_ID, FakeGraph, TestIgloo, eventually, get_json, install_plugin, live_config,
+};
+use serde_json::json;
+
+fn message_from(sender: &str, mid: &str) -> Vec<u8> {
+    json!({"object": "instagram", "entry": [{"id": ACCOUNT_ID, "time": 1763800000000u64, "messaging": [{
+        "sender": {"id": sender}, "recipient": {"id": ACCOUNT_ID}, "timestamp": 1763800000000u64,
+        "message": {"mid": mid, "text": "hello"}}]}]})
+    .to_string()
+    .into_bytes()
+}
+
+/// auto-reply beside every hostile plugin, each installed from a folder.
+fn hostile_config(graph: &FakeGraph, plugins_dir: &std::path::Path) -> Config {
+    let mut config = live_config(graph);
+    for hostile in [
+        built::INFINITE_LOOP,
+        built::MEMORY_BOMB,
+        built::DEEP_RECURSION,
+        built::PANIC,
+        built::HOST_CALL_FLOOD,
+        built::GIANT_STRINGS,
+        built::UNDECLARED_IMPORT,
+    ] {
+        config
+            .plugins
+            .push(install_plugin(plugins_dir, &hostile, &[]));
+    }
+    config.plugins.push(install_plugin(
+        plugins_dir,
+        &built::MESSAGE_STRANGER,
+        &["messages:reply"],
+    ));
+    // Keep every hostile plugin running for this test.
+    config.runtime.breaker_threshold = 1000;
+    config
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_hostile_plugin_fails_alone_with_its_reason_while_the_good_one_answers() {
+    let graph = FakeGraph::start().await;
+    let plugins_dir = tempfile::tempdir().unwrap();
+    let igloo = TestIgloo::start(hostile_config(&graph, plugins_dir.path())).await;
+
+    let health = get_json(&igloo.client, &igloo.url, "/healthz").await;
+    assert_eq!(health["status"], "degraded");
+    let failed = health["plugins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["state"] == "failed")
+        .unwrap();
+    let error = failed["error"].as_str().unwrap();
+    assert!(
+        error.contains("undeclared-import")
+            && error.contains("igloo:plugin/messaging")
+            && error.contains("messages:reply"),
+        "the load error names the plugin, the import and the capability: {error}"
+    );
+
+    let senders = ["111", "222", "333"];
+    for (n, sender) in senders.iter().enumerate() {
+        let response = igloo
+            .post_webhook(&message_from(sender, &format!("mid-{n}")))
+            .await;
+        assert_eq!(response.status().as_u16(), 200);
+    }
+    igloo.wait_until_idle().await;
+
+    let replies = graph.requests();
+    let mut recipients: Vec<_> = replies
+        .iter()
+        .map(|r| r.body["recipient"]["id"].as_str().unwrap().to_owned())
+        .collect();
+    recipients.sort();
+    assert_eq!(
+        recipients, senders,
+        "auto-reply answered everyone; the stranger got nothing"
+    );
+
+    for seq in 1..=3 {
+        let runs: BTreeMap<String, (String, String)> = igloo
+            .inbox
+            .runs(seq)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|run| (run.plugin, (run.outcome, run.detail)))
+            .collect();
+        let outcome = |plugin: &str| runs[plugin].0.as_str();
+        let detail = |plugin: &str| runs[plugin].1.as_str();
+        assert_eq!(outcome("auto-reply"), "ok");
+        assert_eq!(outcome("infinite-loop"), "fuel");
+        assert_eq!(outcome("memory-bomb"), "memory");
+        assert_eq!(outcome("deep-recursion"), "trap");
+        assert!(
+            detail("deep-recursion").contains("call stack exhausted"),
+            "{}",
+            detail("deep-recursion")
+        );
+        assert_eq!(outcome("panic"), "trap");
+        assert!(
+            detail("panic").contains("unreachable"),
+            "{}",
+            detail("panic")
+        );
+        assert_eq!(outcome("host-call-flood"), "host-limit");
+        assert!(
+            detail("host-call-flood").contains("host-call budget of 1000"),
+            "{}",
+            detail("host-call-flood")
+        );
+        assert_eq!(outcome("giant-strings"), "host-limit");
+        assert!(
+            detail("giant-strings").contains("4194304-byte string"),
+            "{}",
+            detail("giant-strings")
+        );
+        assert_eq!(outcome("message-stranger"), "plugin-error");
+        assert!(
+            detail("message-stranger").contains("denied: messages:reply only reaches"),
+            "{}",
+            detail("message-stranger")
+        );
+        assert!(!runs.contains_key("undeclared-import"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_loop_with_fuel_to_spare_is_stopped_by_the_wall_clock_deadline() {
+    let graph = FakeGraph::start().await;
+    let plugins_dir = tempfile::tempdir().unwrap();
+    let mut config = live_config(&graph);
+    config.plugins = vec![install_plugin(
+        plugins_dir.path(),
+        &built::INFINITE_LOOP,
+        &[],
+    )];
+    config.runtime.fuel = u64::MAX / 2;
+    config.runtime.deadline_ms = 200;
+    let igloo = TestIgloo::start(config).await;
+    igloo.post_webhook(&message_from("111", "mid-1")).await;
+    igloo.wait_until_idle().await;
+    let runs = igloo.inbox.runs(1).await.unwrap();
+    assert_eq!(runs[0].outcome, "deadline");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_that_keeps_crashing_is_quarantined_until_an_operator_resumes_it() {
+    let graph = FakeGraph::start().await;
+    let plugins_dir = tempfile::tempdir().unwrap();
+    let mut config = live_config(&graph);
+    config
+        .plugins
+        .push(install_plugin(plugins_dir.path(), &built::PANIC, &[]));
+    config.runtime.breaker_threshold = 2;
+    config.runtime.breaker_cooldown_secs = 3600;
+    config.server.admin_token = Some("operator-token".into());
+    let igloo = TestIgloo::start(config).await;
+
+    for n in 1..=3 {
+        igloo
+            .post_webhook(&message_from(&format!("user-{n}"), &format!("mid-{n}")))
+            .await;
+        igloo.wait_until_idle().await;
+    }
+    let outcomes: Vec<String> = futures_outcomes(&igloo, "panic", 1..=3).await;
+    assert_eq!(outcomes, ["trap", "trap", "quarantined"]);
+    assert_eq!(graph.requests().len(), 3, "auto-reply was never held up");
+
+    let health = get_json(&igloo.client, &igloo.url, "/healthz").await;
+    let panic = health["plugins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "panic")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (health["status"].as_str(), panic["state"].as_str()),
+        (Some("degraded"), Some("quarantined"))
+    );
+    let metrics = igloo
+        .client
+        .get(format!("{}/metrics", igloo.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(r#"igloo_plugin_quarantined{plugin="panic"} 1"#),
+        "{metrics}"
+    );
+
+    let resume = |token: Option<&'static str>| {
+        let mut request = igloo
+            .client
+            .post(format!("{}/admin/plugins/panic/resume", igloo.url));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send()
+    };
+    assert_eq!(resume(None).await.unwrap().status().as_u16(), 401);
+    assert_eq!(resume(Some("guess")).await.unwrap().status().as_u16(), 401);
+    assert_eq!(
+        resume(Some("operator-token"))
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        200
+    );
+
+    igloo.post_webhook(&message_from("user-4", "mid-4")).await;
+    igloo.wait_until_idle().await;
+    assert_eq!(
+        futures_outcomes(&igloo, "panic", 4..=4).await,
+        ["trap"],
+        "it runs again after resuming"
+    );
+}
+
+async fn futures_outcomes(
+    igloo: &TestIgloo,
+    plugin: &str,
+    seqs: std::ops::RangeInclusive<i64>,
+) -> Vec<String> {
+    let mut outcomes = Vec::new();
+    for seq in seqs {
+        let runs = igloo.inbox.runs(seq).await.unwrap();
+        outcomes.push(
+            runs.into_iter()
+                .find(|run| run.plugin == plugin)
+                .unwrap()
+                .outcome,
+        );
+    }
+    outcomes
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_api_is_off_without_a_token() {
+    let graph = FakeGraph::start().await;
+    let igloo = TestIgloo::start(live_config(&graph)).await;
+    let response = igloo
+        .client
+        .post(format!("{}/admin/plugins/auto-reply/resume", igloo.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 403);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_saturated_plugin_makes_hundreds_of_events_wait_in_the_inbox_none_lost() {
+    const EVENTS: usize = 300;
+    // Meta answers slowly and auto-reply may run only 4 at a time.
+    let graph = FakeGraph::start_with_delay(Duration::from_millis(25)).await;
+    let mut config = live_config(&graph);
+    config.runtime.max_concurrency_per_plugin = 4;
+    config.runtime.max_queued_events = 32;
+    let igloo = TestIgloo::start(config).await;
+
+    let posts = (0..EVENTS).map(|n| {
+        let body = message_from(&format!("user-{n}"), &format!("mid-{n}"));
+        let igloo = &igloo;
+        async move { igloo.post_webhook(&body).await.status().as_u16() }
+    });
+    let statuses = futures::future::join_all(posts).await;
+    assert!(
+        statuses.iter().all(|status| *status == 200),
+        "every sender got 200: {statuses:?}"
+    );
+    let right_after = igloo.stats().await;
+    assert_eq!(
+        right_after.events, EVENTS as u64,
+        "all committed before answering"
+    );
+    assert!(
+        right_after.pending > 0,
+        "events wait in the inbox while the plugin is saturated"
+    );
+
+    let done = igloo.wait_until_idle().await;
+    assert_eq!(done.runs, EVENTS as u64);
+    let requests = graph.wait_for(EVENTS).await;
+    let mut recipients: Vec<_> = requests
+        .iter()
+        .map(|r| r.body["recipient"]["id"].as_str().unwrap().to_owned())
+        .collect();
+    recipients.sort();
+    recipients.dedup();
+    assert_eq!(
+        recipients.len(),
+        EVENTS,
+        "every event answered exactly once"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_expose_the_receipts() {
+    let graph = FakeGraph::start().await;
+    let plugins_dir = tempfile::tempdir().unwrap();
+    let mut config = live_config(&graph);
+    config
+        .plugins
+        .push(install_plugin(plugins_dir.path(), &built::PANIC, &[]));
+    let igloo = TestIgloo::start(config).await;
+    for n in 0..3 {
+        igloo
+            .post_webhook(&message_from("111", &format!("mid-{n}")))
+            .await;
+    }
+    igloo.post_webhook(b"{not json").await;
+    igloo.wait_until_idle().await;
+
+    let metrics = eventually("the receipts in /metrics", || async {
+        let text = igloo
+            .client
+            .get(format!("{}/metrics", igloo.url))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.contains(r#"igloo_plugin_runs_total{plugin="panic",outcome="trap"} 3"#)
+            .then_some(text)
+    })
+    .await;
+    for line in [
+        r#"igloo_webhooks_total{status="accepted"} 3"#,
+        r#"igloo_webhooks_total{status="malformed"} 1"#,
+        r#"igloo_events_stored_total{kind="message"} 3"#,
+        r#"igloo_plugin_runs_total{plugin="auto-reply",outcome="ok"} 3"#,
+        r#"igloo_plugin_run_seconds_count{plugin="auto-reply"} 3"#,
+        r#"igloo_plugin_host_calls_total{plugin="auto-reply"} 9"#,
+        "igloo_inbox_pending_events 0",
+    ] {
+        assert!(metrics.contains(line), "missing `{line}` in\n{metrics}");
+    }
+    let fuel_line = metrics
+        .lines()
+        .find(|l| l.starts_with(r#"igloo_plugin_fuel_total{plugin="auto-reply"}"#))
+        .unwrap();
+    let fuel: u64 = fuel_line.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(fuel > 0, "{fuel_line}");
+    let memory_line = metrics
+        .lines()
+        .find(|l| l.starts_with(r#"igloo_plugin_peak_memory_bytes{plugin="auto-reply"}"#))
+        .unwrap();
+    assert!(!memory_line.ends_with(" 0"), "{memory_line}");
+}
