@@ -27,10 +27,7 @@ async fn a_restart_resumes_what_was_not_done() {
             let body = message(mid, sender);
             let events = events::normalise(&body).unwrap();
             inbox
-                .append(Delivery {
-                    body: Bytes::from(body),
-                    events,
-                })
+                .append(Delivery::new(Bytes::from(body), events))
                 .await
                 .unwrap();
         }

@@ -2,8 +2,9 @@
 //!
 //! - `serve [ARGS…]`: install what is missing, build igloo and its plugins,
 //!   and run `igloo serve ARGS…` (embedded defaults unless ARGS say otherwise).
-//! - `test`: install what is missing, then check formatting, run clippy and
-//!   run the whole test suite.
+//! - `test`: install what is missing, then check formatting, run clippy,
+//!   run the whole test suite and a smoke run of the benchmarks.
+//! - `bench`: the full benchmark comparison, in release (see BENCHMARKS.md).
 //!
 //! Only rustup and cargo are assumed; everything else is installed here.
 
@@ -19,7 +20,11 @@ fn main() -> ExitCode {
     let result = match command.as_str() {
         "serve" => ensure_wasm_target().and_then(|()| serve(&rest)),
         "test" => ensure_wasm_target().and_then(|()| test()),
-        _ => Err("usage: cargo xtask serve [igloo serve args…] | cargo xtask test".into()),
+        "bench" => ensure_wasm_target().and_then(|()| run_benchmarks()),
+        _ => Err(
+            "usage: cargo xtask serve [igloo serve args…] | cargo xtask test | cargo xtask bench"
+                .into(),
+        ),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -106,5 +111,32 @@ fn test() -> Result<(), String> {
     run(
         "running the test suite",
         cargo().args(["test", "--workspace"]),
+    )?;
+    run(
+        "smoke-running the benchmarks",
+        cargo().args([
+            "run",
+            "--quiet",
+            "--package",
+            "igloo-bench",
+            "--",
+            "run",
+            "--smoke",
+        ]),
+    )
+}
+
+fn run_benchmarks() -> Result<(), String> {
+    run(
+        "running the benchmarks (release build)",
+        cargo().args([
+            "run",
+            "--release",
+            "--quiet",
+            "--package",
+            "igloo-bench",
+            "--",
+            "run",
+        ]),
     )
 }

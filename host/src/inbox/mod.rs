@@ -25,7 +25,32 @@ pub struct Delivery {
     /// The body exactly as Meta signed it.
     pub body: bytes::Bytes,
     /// The events it holds.
-    pub events: Vec<Event>,
+    pub events: Vec<Incoming>,
+}
+
+/// An event as it arrives.
+#[derive(Debug, Clone)]
+pub struct Incoming {
+    /// The event.
+    pub event: Event,
+    /// Whether any plugin wants it. Events nobody wants are still stored
+    /// (for dedupe and audit) but already complete, so they cost the
+    /// dispatcher nothing.
+    pub dispatch: bool,
+}
+
+impl Delivery {
+    /// A delivery whose events all go to the dispatcher.
+    pub fn new(body: bytes::Bytes, events: Vec<Event>) -> Self {
+        let events = events
+            .into_iter()
+            .map(|event| Incoming {
+                event,
+                dispatch: true,
+            })
+            .collect();
+        Self { body, events }
+    }
 }
 
 /// What [`Inbox::append`] stored.

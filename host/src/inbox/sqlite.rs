@@ -42,8 +42,18 @@ CREATE TABLE IF NOT EXISTS runs (
 );
 ";
 
+/// A delivery with its events already serialised, so that the single
+/// writer thread spends its time on SQLite alone.
+struct PreparedDelivery {
+    delivery: Delivery,
+    bodies: Vec<String>,
+}
+
 enum Write {
-    Append(Delivery, oneshot::Sender<Result<Appended, InboxError>>),
+    Append(
+        PreparedDelivery,
+        oneshot::Sender<Result<Appended, InboxError>>,
+    ),
     RecordRun(Seq, RunRecord, oneshot::Sender<Result<(), InboxError>>),
     Complete(Seq, oneshot::Sender<Result<(), InboxError>>),
     Prune(i64, oneshot::Sender<Result<u64, InboxError>>),
@@ -61,6 +71,16 @@ impl SqliteInbox {
     pub fn open(path: &Path) -> Result<Self, InboxError> {
         let writer = open_connection(path)?;
         writer.execute_batch(SCHEMA).map_err(storage_error)?;
+        // Checkpoints run on their own thread (below), so a commit never
+        // waits for one: they were the long tail of webhook latency.
+        writer
+            .execute_batch("PRAGMA wal_autocheckpoint = 0;")
+            .map_err(storage_error)?;
+        let checkpointer = open_connection(path)?;
+        std::thread::Builder::new()
+            .name("igloo-inbox-checkpoint".into())
+            .spawn(move || checkpoint_loop(&checkpointer))
+            .map_err(|error| InboxError(format!("start checkpoint thread: {error}")))?;
         let reader = open_connection(path)?;
         let appended = Arc::new(Notify::new());
         let (writes, queue) = mpsc::unbounded_channel();
@@ -116,6 +136,17 @@ fn open_connection(path: &Path) -> Result<Connection, InboxError> {
         )
         .map_err(storage_error)?;
     Ok(connection)
+}
+
+/// Copy the WAL into the database every 200 ms without blocking the
+/// writer (PASSIVE), so that the WAL stays small. Ends with the process.
+fn checkpoint_loop(connection: &Connection) {
+    loop {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        if let Err(error) = connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            tracing::warn!(%error, "inbox checkpoint failed; will retry");
+        }
+    }
 }
 
 fn storage_error(error: impl std::fmt::Display) -> InboxError {
@@ -228,24 +259,27 @@ fn apply_group(connection: &mut Connection, group: &[Write]) -> Vec<Result<Appli
 
 fn append(
     transaction: &rusqlite::Transaction<'_>,
-    delivery: &Delivery,
+    prepared: &PreparedDelivery,
     now: i64,
 ) -> rusqlite::Result<Vec<bool>> {
+    let delivery = &prepared.delivery;
     transaction.execute(
         "INSERT INTO deliveries (received_at_ms, body) VALUES (?1, ?2)",
         params![now, delivery.body.as_ref()],
     )?;
     let delivery_id = transaction.last_insert_rowid();
     let mut insert = transaction.prepare_cached(
-        "INSERT INTO events (event_key, delivery_id, account_id, kind, timestamp_ms, received_at_ms, body)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+        "INSERT INTO events (event_key, delivery_id, account_id, kind, timestamp_ms, received_at_ms, body, done_at_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
          ON CONFLICT (event_key) DO NOTHING",
     )?;
     delivery
         .events
         .iter()
-        .map(|event| {
-            let body = serde_json::to_string(event).expect("events serialise");
+        .zip(&prepared.bodies)
+        .map(|(incoming, body)| {
+            let event = &incoming.event;
+            let done_at = (!incoming.dispatch).then_some(now);
             let inserted = insert.execute(params![
                 event.key,
                 delivery_id,
@@ -253,7 +287,8 @@ fn append(
                 event.kind_name(),
                 event.timestamp_ms as i64,
                 now,
-                body
+                body,
+                done_at
             ])?;
             Ok(inserted == 1)
         })
@@ -283,7 +318,13 @@ fn prune(transaction: &rusqlite::Transaction<'_>, before_ms: i64) -> rusqlite::R
 #[async_trait]
 impl Inbox for SqliteInbox {
     async fn append(&self, delivery: Delivery) -> Result<Appended, InboxError> {
-        self.write(|reply| Write::Append(delivery, reply)).await
+        let bodies = delivery
+            .events
+            .iter()
+            .map(|incoming| serde_json::to_string(&incoming.event).expect("events serialise"))
+            .collect();
+        let prepared = PreparedDelivery { delivery, bodies };
+        self.write(|reply| Write::Append(prepared, reply)).await
     }
 
     async fn pending(&self, after: Seq, limit: usize) -> Result<Vec<PendingEvent>, InboxError> {
@@ -388,10 +429,10 @@ mod tests {
     }
 
     fn delivery(keys: &[&str]) -> Delivery {
-        Delivery {
-            body: bytes::Bytes::from_static(b"{}"),
-            events: keys.iter().map(|k| event(k)).collect(),
-        }
+        Delivery::new(
+            bytes::Bytes::from_static(b"{}"),
+            keys.iter().map(|k| event(k)).collect(),
+        )
     }
 
     #[tokio::test]

@@ -107,6 +107,8 @@ pub struct RunReceipt {
     pub event_key: String,
     /// Wall time from instantiation to return.
     pub wall: Duration,
+    /// Of which, instantiating the plugin.
+    pub instantiate: Duration,
     /// Fuel (roughly, wasm instructions) consumed.
     pub fuel_used: u64,
     /// Peak linear memory, in bytes.
@@ -191,6 +193,7 @@ impl Runtime {
             version: plugin.info.version.clone(),
             event_key: event.key.clone(),
             wall: Duration::ZERO,
+            instantiate: Duration::ZERO,
             fuel_used: 0,
             peak_memory_bytes: 0,
             host_calls: 0,
@@ -217,12 +220,14 @@ impl Runtime {
 
         let started = Instant::now();
         let guest_event = bindings::GuestEvent::from(event.as_ref());
+        let mut instantiate = Duration::ZERO;
         let run = async {
             let instance = plugin
                 .pre
                 .instantiate_async(&mut store)
                 .await
                 .map_err(|error| (true, error))?;
+            instantiate = started.elapsed();
             instance
                 .igloo_plugin_handler()
                 .call_handle(&mut store, &guest_event)
@@ -234,6 +239,7 @@ impl Runtime {
         let grace = limits.deadline / 2 + Duration::from_millis(100);
         let result = tokio::time::timeout(limits.deadline + grace, run).await;
         receipt.wall = started.elapsed();
+        receipt.instantiate = instantiate;
 
         let state = store.data();
         receipt.outcome = match result {

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use super::AppState;
 use crate::error::ApiError;
 use crate::events;
-use crate::inbox::Delivery;
+use crate::inbox::{Delivery, Incoming};
 use crate::signature::{LEGACY_SIGNATURE_HEADER, SIGNATURE_HEADER, SignatureHeaders};
 
 /// Meta's handshake: echo `hub.challenge` when the mode is `subscribe` and
@@ -62,6 +62,17 @@ async fn verify_and_store(
     app.verifier.verify(signature, &body)?;
     let events = events::normalise(&body)?;
     let kinds: Vec<&'static str> = events.iter().map(|event| event.kind_name()).collect();
+    let events = events
+        .into_iter()
+        .map(|event| {
+            let dispatch = app
+                .runtime
+                .plugins()
+                .iter()
+                .any(|plugin| plugin.info.subscribes_to(&event));
+            Incoming { event, dispatch }
+        })
+        .collect();
     let appended = app.inbox.append(Delivery { body, events }).await?;
     let new_kinds = kinds
         .into_iter()

@@ -1,0 +1,139 @@
+//! Dispatch in process, on one core: the auto-reply plugin in a fresh
+//! instance per event, against the same logic as a native Rust function
+//! calling the same host services. The difference is the sandbox tax.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use igloo::capabilities::HostServices;
+use igloo::config::{Config, PluginConfig, PluginSource};
+use igloo::events::{Event, EventKind, Message};
+use igloo::graph::GraphClient;
+use igloo::runtime::{RunOutcome, Runtime};
+
+use crate::payload::ACCOUNT;
+
+/// What the dispatch benchmark measured.
+pub struct DispatchResult {
+    /// Sandboxed events per second, one core.
+    pub sandboxed_rate: f64,
+    /// Native events per second, one core.
+    pub native_rate: f64,
+    /// Instantiation time percentiles, microseconds.
+    pub instantiate_p50_us: u64,
+    /// 99th percentile.
+    pub instantiate_p99_us: u64,
+    /// Process CPU time per sandboxed event, microseconds.
+    pub cpu_us_per_event: f64,
+}
+
+fn event(n: usize) -> Arc<Event> {
+    Arc::new(Event {
+        key: format!("message:{ACCOUNT}:bench-{n}"),
+        account_id: ACCOUNT.into(),
+        timestamp_ms: 1_763_800_000_000,
+        is_echo: false,
+        is_self: false,
+        is_standby: false,
+        kind: EventKind::Message(Message {
+            mid: format!("bench-{n}"),
+            sender_id: format!("{}", 6_700_000_000_000_000u64 + n as u64),
+            recipient_id: ACCOUNT.into(),
+            text: Some("Do you ship to Lisbon?".into()),
+            ..Message::default()
+        }),
+    })
+}
+
+/// CPU time this process has used (user + system).
+fn cpu_time() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the parenthesised command name; utime and stime are the
+    // 12th and 13th of those, in clock ticks (100 per second on Linux).
+    let after_name = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let field = |index: usize| {
+        fields
+            .get(index)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let ticks = field(11) + field(12);
+    Duration::from_millis(ticks * 10)
+}
+
+/// The same work as the auto-reply plugin, natively.
+async fn native_reply(services: &HostServices, reply: &str, event: &Event) {
+    let EventKind::Message(message) = &event.kind else {
+        return;
+    };
+    let Some(text) = message.text.as_deref().filter(|text| !text.is_empty()) else {
+        return;
+    };
+    let reply = reply.replace("{text}", text);
+    services
+        .graph
+        .send_text(&event.account_id, &message.sender_id, &reply)
+        .await
+        .expect("sandbox send");
+}
+
+/// Run `events` events each way.
+pub async fn run(events: usize) -> anyhow::Result<DispatchResult> {
+    let config = Config {
+        plugins: vec![PluginConfig {
+            source: PluginSource::Builtin("auto-reply".into()),
+            grants: vec!["messages:reply".into()],
+            settings: [("reply".to_owned(), "Thanks! You said: {text}".to_owned())].into(),
+        }],
+        ..Config::default()
+    };
+    let services = Arc::new(HostServices {
+        graph: GraphClient::new(&config)?,
+    });
+    let runtime = Runtime::new(&config, Arc::clone(&services)).map_err(anyhow::Error::from)?;
+    let plugin = runtime
+        .plugins()
+        .first()
+        .ok_or_else(|| anyhow::anyhow!("auto-reply did not load"))?;
+
+    let warmup = (events / 10).max(50);
+    for n in 0..warmup {
+        runtime.run(plugin, event(n)).await;
+    }
+    let mut instantiate = Histogram::<u64>::new(3).unwrap();
+    let cpu_before = cpu_time();
+    let started = Instant::now();
+    for n in 0..events {
+        let receipt = runtime.run(plugin, event(warmup + n)).await;
+        anyhow::ensure!(
+            receipt.outcome == RunOutcome::Ok,
+            "run failed: {:?}",
+            receipt.outcome
+        );
+        instantiate
+            .record(receipt.instantiate.as_micros() as u64)
+            .unwrap();
+    }
+    let sandboxed = started.elapsed();
+    let cpu = cpu_time().saturating_sub(cpu_before);
+
+    let reply = "Thanks! You said: {text}";
+    for n in 0..warmup {
+        native_reply(&services, reply, &event(n)).await;
+    }
+    let started = Instant::now();
+    for n in 0..events {
+        native_reply(&services, reply, &event(n)).await;
+    }
+    let native = started.elapsed();
+
+    Ok(DispatchResult {
+        sandboxed_rate: events as f64 / sandboxed.as_secs_f64(),
+        native_rate: events as f64 / native.as_secs_f64(),
+        instantiate_p50_us: instantiate.value_at_quantile(0.5),
+        instantiate_p99_us: instantiate.value_at_quantile(0.99),
+        cpu_us_per_event: cpu.as_secs_f64() * 1e6 / events as f64,
+    })
+}
