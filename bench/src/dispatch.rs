@@ -9,10 +9,9 @@ use hdrhistogram::Histogram;
 use igloo::capabilities::HostServices;
 use igloo::config::{Config, PluginConfig, PluginSource};
 use igloo::events::{Event, EventKind, Message};
-use igloo::graph::GraphClient;
 use igloo::runtime::{RunOutcome, Runtime};
 
-use crate::payload::ACCOUNT;
+use crate::payload::account;
 
 /// What the dispatch benchmark measured.
 pub struct DispatchResult {
@@ -30,8 +29,8 @@ pub struct DispatchResult {
 
 fn event(n: usize) -> Arc<Event> {
     Arc::new(Event {
-        key: format!("message:{ACCOUNT}:bench-{n}"),
-        account_id: ACCOUNT.into(),
+        key: format!("message:{}:bench-{n}", account(n)),
+        account_id: account(n),
         timestamp_ms: 1_763_800_000_000,
         is_echo: false,
         is_self: false,
@@ -39,7 +38,7 @@ fn event(n: usize) -> Arc<Event> {
         kind: EventKind::Message(Message {
             mid: format!("bench-{n}"),
             sender_id: format!("{}", 6_700_000_000_000_000u64 + n as u64),
-            recipient_id: ACCOUNT.into(),
+            recipient_id: account(n),
             text: Some("Do you ship to Lisbon?".into()),
             ..Message::default()
         }),
@@ -81,7 +80,8 @@ async fn native_reply(services: &HostServices, reply: &str, event: &Event) {
 
 /// Run `events` events each way.
 pub async fn run(events: usize) -> anyhow::Result<DispatchResult> {
-    let config = Config {
+    let data_dir = tempfile::tempdir()?;
+    let mut config = Config {
         plugins: vec![PluginConfig {
             source: PluginSource::Builtin("auto-reply".into()),
             grants: vec!["messages:reply".into()],
@@ -89,9 +89,8 @@ pub async fn run(events: usize) -> anyhow::Result<DispatchResult> {
         }],
         ..Config::default()
     };
-    let services = Arc::new(HostServices {
-        graph: GraphClient::new(&config)?,
-    });
+    config.storage.data_dir = data_dir.path().to_owned();
+    let services = Arc::new(HostServices::open(&config)?);
     let runtime = Runtime::new(&config, Arc::clone(&services)).map_err(anyhow::Error::from)?;
     let plugin = runtime
         .plugins()
@@ -99,6 +98,10 @@ pub async fn run(events: usize) -> anyhow::Result<DispatchResult> {
         .ok_or_else(|| anyhow::anyhow!("auto-reply did not load"))?;
 
     let warmup = (events / 10).max(50);
+    // Open every person's window first, as the dispatcher would; untimed.
+    for n in 0..warmup + events {
+        services.observe(&event(n)).await?;
+    }
     for n in 0..warmup {
         runtime.run(plugin, event(n)).await;
     }

@@ -16,7 +16,7 @@ use igloo::config::{Config, GraphMode, PluginConfig, PluginSource};
 use igloo::signature::{SIGNATURE_HEADER, SignatureHeaders, SignatureVerifier};
 use tokio::net::TcpListener;
 
-use crate::payload::{ACCOUNT, SECRET};
+use crate::payload::{ACCOUNTS, SECRET, account};
 
 /// A server running in a child process; killed when dropped.
 pub struct ServerProcess {
@@ -182,13 +182,15 @@ pub async fn serve_igloo(
         config.graph.mode = GraphMode::Live;
         config.graph.instagram_base_url = graph;
         config.graph.timeout_ms = 30_000;
-        config.accounts.insert(
-            ACCOUNT.into(),
-            igloo::config::AccountConfig {
-                access_token: Some("bench-token".into()),
-                ..Default::default()
-            },
-        );
+        for n in 0..ACCOUNTS {
+            config.accounts.insert(
+                account(n),
+                igloo::config::AccountConfig {
+                    access_token: Some("bench-token".into()),
+                    ..Default::default()
+                },
+            );
+        }
     }
     if auto_reply {
         config.plugins = vec![PluginConfig {

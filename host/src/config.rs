@@ -35,6 +35,12 @@ pub struct Config {
     pub accounts: BTreeMap<String, AccountConfig>,
     /// Sandbox limits for every plugin run.
     pub runtime: RuntimeConfig,
+    /// The User Profile API's cache.
+    pub profiles: ProfilesConfig,
+    /// The third-party profile provider.
+    pub public_profiles: PublicProfilesConfig,
+    /// Quotas on plugins' state.
+    pub kv: KvConfig,
     /// The plugins to run, in order. Defaults to the example plugins.
     pub plugins: Vec<PluginConfig>,
 }
@@ -203,6 +209,72 @@ impl Default for RuntimeConfig {
             max_queued_events: 10_000,
             breaker_threshold: 5,
             breaker_cooldown_secs: 60,
+        }
+    }
+}
+
+/// The User Profile API's cache.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProfilesConfig {
+    /// How long a fetched profile is reused, in seconds.
+    pub cache_ttl_secs: u64,
+}
+
+impl Default for ProfilesConfig {
+    fn default() -> Self {
+        Self {
+            cache_ttl_secs: 3600,
+        }
+    }
+}
+
+/// The third-party (HikerAPI-compatible) profile provider.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PublicProfilesConfig {
+    /// The provider's base URL.
+    pub base_url: String,
+    /// The provider's access key (`x-access-key`); lookups fail without one.
+    pub access_key: Option<String>,
+    /// Lookups each plugin may make per hour.
+    pub requests_per_hour: u32,
+    /// Timeout of one lookup, in milliseconds.
+    pub timeout_ms: u64,
+}
+
+impl Default for PublicProfilesConfig {
+    fn default() -> Self {
+        Self {
+            base_url: "https://api.hikerapi.com".into(),
+            access_key: None,
+            requests_per_hour: 100,
+            timeout_ms: 10_000,
+        }
+    }
+}
+
+/// Quotas on each plugin's state, per account.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KvConfig {
+    /// Live keys.
+    pub max_keys: u64,
+    /// Bytes of keys and values together.
+    pub max_bytes: u64,
+    /// Bytes of one key.
+    pub max_key_bytes: usize,
+    /// Bytes of one value.
+    pub max_value_bytes: usize,
+}
+
+impl Default for KvConfig {
+    fn default() -> Self {
+        Self {
+            max_keys: 10_000,
+            max_bytes: 16 * 1024 * 1024,
+            max_key_bytes: 256,
+            max_value_bytes: 64 * 1024,
         }
     }
 }

@@ -22,6 +22,7 @@ pub mod metrics;
 pub mod runtime;
 pub mod server;
 pub mod signature;
+pub mod state;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -33,7 +34,6 @@ use tokio::task::JoinHandle;
 pub use config::Config;
 
 use capabilities::HostServices;
-use graph::GraphClient;
 use inbox::{Inbox, SqliteInbox};
 use metrics::Metrics;
 use runtime::{Dispatcher, Runtime};
@@ -62,9 +62,7 @@ impl Igloo {
         let inbox: Arc<dyn Inbox> = Arc::new(
             SqliteInbox::open(&data_dir.join("inbox.sqlite3")).context("opening the inbox")?,
         );
-        let services = Arc::new(HostServices {
-            graph: GraphClient::new(&config).context("building the Graph API client")?,
-        });
+        let services = Arc::new(HostServices::open(&config)?);
         let runtime = Arc::new(
             Runtime::new(&config, Arc::clone(&services))
                 .map_err(anyhow::Error::from)

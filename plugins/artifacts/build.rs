@@ -12,7 +12,7 @@ const WASM_TARGET: &str = "wasm32-wasip2";
 
 /// The folders holding plugin crates, and whether they are examples (which
 /// the host may embed) or test-only plugins.
-const GROUPS: &[(&str, bool)] = &[("examples", true), ("hostile", false)];
+const GROUPS: &[(&str, bool)] = &[("examples", true), ("hostile", false), ("testing", false)];
 
 fn main() {
     let manifest_dir = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").unwrap());

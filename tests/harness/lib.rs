@@ -2,9 +2,11 @@
 //! request over real HTTP, and the real igloo server started on port 0.
 
 mod fake_graph;
+mod probe;
 mod server;
 
 pub use fake_graph::{FakeGraph, RecordedRequest};
+pub use probe::{comment_body, install_probe, message_body};
 pub use server::{ACCESS_TOKEN, ACCOUNT_ID, APP_SECRET, TestIgloo, VERIFY_TOKEN, live_config};
 
 use std::time::Duration;

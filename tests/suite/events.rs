@@ -68,6 +68,16 @@ async fn each_conversation_is_answered_in_timestamp_order_while_conversations_ru
         200
     );
 
+    igloo.wait_until_idle().await;
+    let mut failures = Vec::new();
+    for seq in 1..=(CONVERSATIONS * MESSAGES) as i64 {
+        for run in igloo.inbox.runs(seq).await.unwrap() {
+            if run.outcome != "ok" {
+                failures.push(format!("{seq}: {} {}", run.outcome, run.detail));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{failures:?}");
     let requests = graph.wait_for((CONVERSATIONS * MESSAGES) as usize).await;
     let mut replies: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for request in &requests {

@@ -1,7 +1,9 @@
 //! igloo's integration suite: one binary, a module per area.
 
+mod capabilities;
 mod end_to_end;
 mod events;
+mod examples;
 mod ingress;
 mod restart;
 mod sandbox;

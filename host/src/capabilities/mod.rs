@@ -3,36 +3,77 @@
 //! declared in the plugin's manifest and granted by the operator; a plugin
 //! that imports an interface it was not granted does not load.
 
+mod comments;
 mod config;
+mod kv;
 mod log;
 mod messaging;
+mod profiles;
+mod public_profiles;
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::graph::GraphClient;
+use crate::config::KvConfig;
+use crate::events::{Event, EventKind};
+use crate::graph::{GraphClient, GraphError};
+use crate::runtime::HostError;
+use crate::state::HostState;
+
+pub use messaging::policy as messaging_policy;
+pub use profiles::ProfileCache;
+pub use public_profiles::PublicProfiles;
 
 /// A permission the operator grants a plugin.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub enum Capability {
-    /// Send messages to the person whose event is being handled.
+    /// Message the person whose event is being handled, or privately
+    /// answer the comment being handled.
     MessagesReply,
-    /// Send messages to anyone whose messaging window is open.
+    /// Message anyone whose window is open; privately answer any comment.
     MessagesSend,
+    /// Send with the `HUMAN_AGENT` tag (7-day window).
+    MessagesHumanAgent,
+    /// Reply publicly to the comment being handled.
+    CommentsReply,
+    /// Hide, unhide and delete comments.
+    CommentsModerate,
+    /// Read consenting people's profiles (User Profile API).
+    ProfilesRead,
+    /// Look profiles up through the third-party provider.
+    ProfilesPublicLookup,
+    /// Keep state in the host.
+    Kv,
 }
 
 impl Capability {
     /// Every capability, for error messages.
-    pub const ALL: &[Capability] = &[Capability::MessagesReply, Capability::MessagesSend];
+    pub const ALL: &[Capability] = &[
+        Capability::MessagesReply,
+        Capability::MessagesSend,
+        Capability::MessagesHumanAgent,
+        Capability::CommentsReply,
+        Capability::CommentsModerate,
+        Capability::ProfilesRead,
+        Capability::ProfilesPublicLookup,
+        Capability::Kv,
+    ];
 
     /// The name used in manifests and config.
     pub fn name(self) -> &'static str {
         match self {
             Capability::MessagesReply => "messages:reply",
             Capability::MessagesSend => "messages:send",
+            Capability::MessagesHumanAgent => "messages:human-agent",
+            Capability::CommentsReply => "comments:reply",
+            Capability::CommentsModerate => "comments:moderate",
+            Capability::ProfilesRead => "profiles:read",
+            Capability::ProfilesPublicLookup => "profiles:public-lookup",
+            Capability::Kv => "kv",
         }
     }
 }
@@ -78,6 +119,10 @@ pub fn required_for_import(import: &str) -> Option<&'static [Capability]> {
     let interface = import.split('@').next().unwrap_or(import);
     match interface {
         "igloo:plugin/messaging" => Some(&[Capability::MessagesReply, Capability::MessagesSend]),
+        "igloo:plugin/comments" => Some(&[Capability::CommentsReply, Capability::CommentsModerate]),
+        "igloo:plugin/profiles" => Some(&[Capability::ProfilesRead]),
+        "igloo:plugin/public-profiles" => Some(&[Capability::ProfilesPublicLookup]),
+        "igloo:plugin/kv" => Some(&[Capability::Kv]),
         _ => None,
     }
 }
@@ -86,6 +131,94 @@ pub fn required_for_import(import: &str) -> Option<&'static [Capability]> {
 pub struct HostServices {
     /// Meta's Graph API (or the sandbox).
     pub graph: GraphClient,
+    /// What the host remembers: windows, private replies, plugins' state.
+    pub state: Arc<dyn HostState>,
+    /// Recently fetched profiles.
+    pub profiles: ProfileCache,
+    /// The third-party profile provider.
+    pub public_profiles: PublicProfiles,
+    /// Quotas of plugins' state.
+    pub kv_limits: KvConfig,
+}
+
+impl HostServices {
+    /// Build every service `config` describes, keeping state under its data
+    /// directory.
+    pub fn open(config: &crate::config::Config) -> anyhow::Result<Self> {
+        use anyhow::Context as _;
+        let state_path = config.storage.data_dir.join("state.sqlite3");
+        Ok(Self {
+            graph: GraphClient::new(config).context("building the Graph API client")?,
+            state: Arc::new(
+                crate::state::SqliteState::open(&state_path).context("opening the state store")?,
+            ),
+            profiles: ProfileCache::new(std::time::Duration::from_secs(
+                config.profiles.cache_ttl_secs,
+            )),
+            public_profiles: PublicProfiles::new(&config.public_profiles)
+                .context("building the public-profiles client")?,
+            kv_limits: config.kv.clone(),
+        })
+    }
+
+    /// Note what an event means for later host calls, before any plugin
+    /// runs on it: a person writing opens their messaging window; a
+    /// comment becomes answerable by one private reply.
+    ///
+    /// Windows count from when igloo handles the event, not from Meta's
+    /// timestamp: they coincide within seconds for live traffic, and replayed
+    /// or test payloads stay answerable. For a delivery Meta made hours late,
+    /// Meta's own check still refuses, and that error is `window-closed` too.
+    pub async fn observe(&self, event: &Event) -> Result<(), crate::state::StateError> {
+        let account = &event.account_id;
+        let now = now_ms();
+        match &event.kind {
+            EventKind::Message(_)
+            | EventKind::Postback(_)
+            | EventKind::Referral(_)
+            | EventKind::Optin(_)
+                if !event.is_echo =>
+            {
+                if let Some(person) = event.counterpart_id() {
+                    self.state.record_inbound(account, person, now).await?;
+                }
+            }
+            EventKind::Comment(comment) | EventKind::LiveComment(comment) if !event.is_echo => {
+                self.state
+                    .record_comment(account, &comment.id, comment.from_id.as_deref(), now)
+                    .await?;
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+/// Milliseconds since the epoch, now.
+pub(crate) fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_millis() as u64)
+}
+
+/// The error a plugin sees for a failed Graph call.
+pub(crate) fn guest_error(error: GraphError) -> HostError {
+    match error {
+        GraphError::RateLimited { retry_after_ms } => HostError::RateLimited(retry_after_ms),
+        GraphError::WindowClosed(_) => HostError::WindowClosed,
+        GraphError::ConsentRequired(_) => HostError::ConsentRequired,
+        GraphError::NotFound(_) => HostError::NotFound,
+        GraphError::Transient(message) => HostError::Transient(message),
+        GraphError::Invalid(message) => HostError::Invalid(message),
+        GraphError::RecipientUnavailable(message) | GraphError::PermissionDenied(message) => {
+            HostError::Rejected(message)
+        }
+        // Token trouble is the operator's to fix; the plugin learns only
+        // that the call was refused, never anything about the token.
+        GraphError::TokenInvalid(_) | GraphError::NoToken(_) => {
+            HostError::Rejected("the account's access token is missing or invalid".into())
+        }
+    }
 }
 
 #[cfg(test)]
@@ -106,10 +239,14 @@ mod tests {
     }
 
     #[test]
-    fn messaging_needs_a_messages_capability_and_log_needs_none() {
+    fn each_interface_needs_its_capability_and_log_needs_none() {
         assert_eq!(
             required_for_import("igloo:plugin/messaging@0.1.0"),
             Some(&[Capability::MessagesReply, Capability::MessagesSend][..])
+        );
+        assert_eq!(
+            required_for_import("igloo:plugin/kv@0.1.0"),
+            Some(&[Capability::Kv][..])
         );
         assert_eq!(required_for_import("igloo:plugin/log@0.1.0"), None);
     }

@@ -1,9 +1,11 @@
 //! The outbound side: every call igloo makes to Meta's Graph API goes
-//! through [`GraphClient`], the one place where tokens are attached, where
-//! the sandbox intercepts, and where a journal of effects can sit.
+//! through [`GraphClient`], the one place where tokens are attached, rate
+//! limits are applied, the sandbox intercepts, and where a journal of
+//! effects can sit.
 
 mod error;
 mod sandbox;
+mod throttle;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -15,13 +17,14 @@ use crate::config::{AccountConfig, Config, GraphMode, LoginKind};
 
 pub use error::GraphError;
 pub use sandbox::{RecordedCall, Sandbox};
+pub use throttle::{SendClass, Throttle, throttled_for};
 
 /// An HTTP request to the Graph API, before the token is attached.
 #[derive(Debug, Clone, PartialEq)]
 pub struct GraphRequest {
     /// `GET`, `POST` or `DELETE`.
     pub method: reqwest::Method,
-    /// The full URL.
+    /// The full URL, query included.
     pub url: String,
     /// The JSON body, if any.
     pub body: Option<Value>,
@@ -33,9 +36,25 @@ enum Transport {
     Sandbox(Sandbox),
 }
 
+/// Whether repeating a request after a transient failure is safe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Repeat {
+    /// Reads, hides, deletes: the same request twice has one effect.
+    Idempotent,
+    /// Sends: a retry after an ambiguous failure could send twice.
+    Once,
+}
+
+/// Longest a call waits for its account's rate budget before it is refused.
+const MAX_BUDGET_WAIT: Duration = Duration::from_millis(500);
+
+/// Back-offs between attempts of an idempotent request.
+const RETRY_BACKOFF: [Duration; 2] = [Duration::from_millis(100), Duration::from_millis(400)];
+
 /// The Graph API client shared by every capability.
 pub struct GraphClient {
     transport: Transport,
+    throttle: Throttle,
     accounts: BTreeMap<String, AccountConfig>,
     instagram_base_url: String,
     facebook_base_url: String,
@@ -45,11 +64,15 @@ pub struct GraphClient {
 /// Meta's answer to a sent message.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct SentMessage {
-    /// The recipient's IGSID.
+    /// The recipient's IGSID (absent or null for some private replies).
+    #[serde(default, deserialize_with = "null_as_empty")]
     pub recipient_id: String,
     /// The new message's id.
     pub message_id: String,
 }
+
+/// The fields the User Profile API is asked for.
+pub const PROFILE_FIELDS: &str = "name,username,profile_pic,follower_count,is_user_follow_business,is_business_follow_user,is_verified_user";
 
 impl GraphClient {
     /// A client for `config`'s accounts, live or sandboxed as configured.
@@ -64,6 +87,7 @@ impl GraphClient {
         };
         Ok(Self {
             transport,
+            throttle: Throttle::default(),
             accounts: config.accounts.clone(),
             instagram_base_url: config
                 .graph
@@ -87,27 +111,130 @@ impl GraphClient {
         }
     }
 
-    /// `POST /{account}/messages` with a text message (Send API).
+    /// `POST /{account}/messages` with a Send API body (recipient, message
+    /// or sender action, tag), drawing on `class`'s budget. Never retried.
+    pub async fn send_message(
+        &self,
+        account_id: &str,
+        body: Value,
+        class: SendClass,
+    ) -> Result<SentMessage, GraphError> {
+        let request = self.request(
+            account_id,
+            reqwest::Method::POST,
+            &format!("{account_id}/messages"),
+            Some(body),
+        );
+        let response = self.call(account_id, request, class, Repeat::Once).await?;
+        parse(response, "Send API")
+    }
+
+    /// A text message to a person: [`GraphClient::send_message`] with
+    /// `{"recipient":{"id"},"message":{"text"}}`.
     pub async fn send_text(
         &self,
         account_id: &str,
         recipient_id: &str,
         text: &str,
     ) -> Result<SentMessage, GraphError> {
-        let request = GraphRequest {
-            method: reqwest::Method::POST,
-            url: self.url(account_id, &format!("{account_id}/messages")),
-            body: Some(json!({
-                "recipient": { "id": recipient_id },
-                "message": { "text": text },
-            })),
-        };
-        let response = self.call(account_id, request).await?;
-        serde_json::from_value(response)
-            .map_err(|error| GraphError::Invalid(format!("unexpected Send API response: {error}")))
+        let body = json!({ "recipient": { "id": recipient_id }, "message": { "text": text } });
+        self.send_message(account_id, body, SendClass::Text).await
     }
 
-    fn url(&self, account_id: &str, path: &str) -> String {
+    /// `POST /{account}/message_attachments`: upload reusable media; returns
+    /// its attachment id.
+    pub async fn upload_attachment(
+        &self,
+        account_id: &str,
+        kind: &str,
+        url: &str,
+    ) -> Result<String, GraphError> {
+        #[derive(Deserialize)]
+        struct Uploaded {
+            attachment_id: String,
+        }
+        let body = json!({"message": {"attachment": {"type": kind, "payload": {"url": url, "is_reusable": true}}}});
+        let request = self.request(
+            account_id,
+            reqwest::Method::POST,
+            &format!("{account_id}/message_attachments"),
+            Some(body),
+        );
+        let response = self
+            .call(account_id, request, SendClass::Media, Repeat::Once)
+            .await?;
+        parse::<Uploaded>(response, "Attachment Upload API").map(|uploaded| uploaded.attachment_id)
+    }
+
+    /// `POST /{comment-id}/replies` with `{"message": text}`; returns the
+    /// reply's id.
+    pub async fn reply_to_comment(
+        &self,
+        account_id: &str,
+        comment_id: &str,
+        text: &str,
+    ) -> Result<String, GraphError> {
+        let request = self.request(
+            account_id,
+            reqwest::Method::POST,
+            &format!("{comment_id}/replies"),
+            Some(json!({ "message": text })),
+        );
+        let response = self
+            .call(account_id, request, SendClass::Other, Repeat::Once)
+            .await?;
+        parse::<Created>(response, "comment reply").map(|created| created.id)
+    }
+
+    /// `POST /{comment-id}?hide=true|false`.
+    pub async fn set_comment_hidden(
+        &self,
+        account_id: &str,
+        comment_id: &str,
+        hidden: bool,
+    ) -> Result<(), GraphError> {
+        let request = self.request(
+            account_id,
+            reqwest::Method::POST,
+            &format!("{comment_id}?hide={hidden}"),
+            None,
+        );
+        self.call(account_id, request, SendClass::Other, Repeat::Idempotent)
+            .await
+            .map(drop)
+    }
+
+    /// `DELETE /{comment-id}`.
+    pub async fn delete_comment(
+        &self,
+        account_id: &str,
+        comment_id: &str,
+    ) -> Result<(), GraphError> {
+        let request = self.request(account_id, reqwest::Method::DELETE, comment_id, None);
+        self.call(account_id, request, SendClass::Other, Repeat::Idempotent)
+            .await
+            .map(drop)
+    }
+
+    /// `GET /{igsid}?fields=…`: the User Profile API.
+    pub async fn profile(&self, account_id: &str, igsid: &str) -> Result<Value, GraphError> {
+        let request = self.request(
+            account_id,
+            reqwest::Method::GET,
+            &format!("{igsid}?fields={PROFILE_FIELDS}"),
+            None,
+        );
+        self.call(account_id, request, SendClass::Other, Repeat::Idempotent)
+            .await
+    }
+
+    fn request(
+        &self,
+        account_id: &str,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> GraphRequest {
         let login = self
             .accounts
             .get(account_id)
@@ -117,11 +244,23 @@ impl GraphClient {
             LoginKind::Instagram => &self.instagram_base_url,
             LoginKind::Facebook => &self.facebook_base_url,
         };
-        format!("{base}/{}/{path}", self.api_version)
+        GraphRequest {
+            method,
+            url: format!("{base}/{}/{path}", self.api_version),
+            body,
+        }
     }
 
-    /// Send `request` on behalf of `account_id`, attaching its token.
-    async fn call(&self, account_id: &str, request: GraphRequest) -> Result<Value, GraphError> {
+    /// Send `request` on behalf of `account_id` within its budgets,
+    /// attaching its token; retry transient failures of idempotent calls.
+    async fn call(
+        &self,
+        account_id: &str,
+        request: GraphRequest,
+        class: SendClass,
+        repeat: Repeat,
+    ) -> Result<Value, GraphError> {
+        self.wait_for_budget(account_id, class).await?;
         let client = match &self.transport {
             Transport::Sandbox(sandbox) => return Ok(sandbox.record(account_id, request)),
             Transport::Live(client) => client,
@@ -131,8 +270,58 @@ impl GraphClient {
             .get(account_id)
             .and_then(|account| account.access_token.as_deref())
             .ok_or_else(|| GraphError::NoToken(account_id.to_owned()))?;
+        let mut attempt = 0;
+        loop {
+            let result = self.attempt(client, token, account_id, &request).await;
+            match (&result, repeat) {
+                (Err(GraphError::Transient(_)), Repeat::Idempotent)
+                    if attempt < RETRY_BACKOFF.len() =>
+                {
+                    tokio::time::sleep(RETRY_BACKOFF[attempt]).await;
+                    attempt += 1;
+                }
+                _ => return result,
+            }
+        }
+    }
+
+    /// Take a call from the account's budget, waiting briefly for it so a
+    /// burst is smoothed rather than refused; past [`MAX_BUDGET_WAIT`] the
+    /// caller is told how long to wait instead.
+    async fn wait_for_budget(&self, account_id: &str, class: SendClass) -> Result<(), GraphError> {
+        let started = tokio::time::Instant::now();
+        let deadline = started + MAX_BUDGET_WAIT;
+        // Callers wait their turn in arrival order, so none starves.
+        let queue = self.throttle.queue(account_id, class);
+        let _turn = tokio::time::timeout_at(deadline, queue.lock())
+            .await
+            .map_err(|_| GraphError::RateLimited {
+                retry_after_ms: MAX_BUDGET_WAIT.as_millis() as u64,
+            })?;
+        loop {
+            match self.throttle.acquire(account_id, class) {
+                Ok(()) => return Ok(()),
+                Err(wait) if tokio::time::Instant::now() + wait <= deadline => {
+                    tokio::time::sleep(wait).await
+                }
+                Err(wait) => {
+                    return Err(GraphError::RateLimited {
+                        retry_after_ms: wait.as_millis().max(1) as u64,
+                    });
+                }
+            }
+        }
+    }
+
+    async fn attempt(
+        &self,
+        client: &reqwest::Client,
+        token: &str,
+        account_id: &str,
+        request: &GraphRequest,
+    ) -> Result<Value, GraphError> {
         let mut builder = client
-            .request(request.method, &request.url)
+            .request(request.method.clone(), &request.url)
             .bearer_auth(token);
         if let Some(body) = &request.body {
             builder = builder.json(body);
@@ -142,13 +331,43 @@ impl GraphClient {
             .await
             .map_err(|error| GraphError::Transient(format!("request failed: {error}")))?;
         let status = response.status();
+        let backed_off = self.throttle.observe_usage(account_id, response.headers());
         let body = response.bytes().await.map_err(|error| {
             GraphError::Transient(format!("reading the response failed: {error}"))
         })?;
         if !status.is_success() {
-            return Err(GraphError::classify(status.as_u16(), &body));
+            let error = GraphError::classify(status.as_u16(), &body);
+            return Err(match (error, backed_off) {
+                (GraphError::RateLimited { .. }, Some(wait)) => GraphError::RateLimited {
+                    retry_after_ms: wait.as_millis() as u64,
+                },
+                (GraphError::RateLimited { retry_after_ms }, None) => {
+                    self.throttle
+                        .back_off(account_id, Duration::from_millis(retry_after_ms));
+                    GraphError::RateLimited { retry_after_ms }
+                }
+                (other, _) => other,
+            });
+        }
+        if body.is_empty() {
+            return Ok(Value::Null);
         }
         serde_json::from_slice(&body)
             .map_err(|error| GraphError::Invalid(format!("response is not JSON: {error}")))
     }
+}
+
+fn null_as_empty<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    Option::<String>::deserialize(deserializer).map(Option::unwrap_or_default)
+}
+
+/// `{"id": …}`, Meta's answer to creating an object.
+#[derive(Deserialize)]
+struct Created {
+    id: String,
+}
+
+fn parse<T: serde::de::DeserializeOwned>(response: Value, api: &str) -> Result<T, GraphError> {
+    serde_json::from_value(response)
+        .map_err(|error| GraphError::Invalid(format!("unexpected {api} response: {error}")))
 }

@@ -77,6 +77,7 @@ impl Sandbox {
             "id": format!("sandbox-{number}"),
             "message_id": format!("sandbox-mid-{number}"),
             "recipient_id": recipient_id,
+            "attachment_id": format!("sandbox-attachment-{number}"),
             "success": true,
         })
     }

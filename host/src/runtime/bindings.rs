@@ -12,6 +12,10 @@ mod generated {
         world: "automation",
         imports: {
             "igloo:plugin/messaging": async | trappable,
+            "igloo:plugin/comments": async | trappable,
+            "igloo:plugin/profiles": async | trappable,
+            "igloo:plugin/public-profiles": async | trappable,
+            "igloo:plugin/kv": async | trappable,
             default: trappable,
         },
         exports: { default: async },
@@ -19,7 +23,9 @@ mod generated {
 }
 
 pub use generated::igloo::plugin::types::{Error as HostError, Event as GuestEvent};
-pub use generated::igloo::plugin::{config, log, messaging, types};
+pub use generated::igloo::plugin::{
+    comments, config, kv, log, messaging, profiles, public_profiles, types,
+};
 pub use generated::{Automation, AutomationPre};
 
 use crate::events::{

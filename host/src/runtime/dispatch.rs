@@ -179,6 +179,12 @@ impl Dispatcher {
     /// complete the event.
     async fn process(&self, pending: PendingEvent) {
         let event = Arc::new(pending.event);
+        // Windows and comments are noted before any plugin runs, so a reply
+        // to this very message finds its window open.
+        while let Err(error) = self.runtime.services().observe(&event).await {
+            tracing::error!(%error, "noting the event's window failed; retrying");
+            tokio::time::sleep(STORAGE_RETRY).await;
+        }
         let runs = self
             .runtime
             .plugins()

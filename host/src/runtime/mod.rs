@@ -19,7 +19,9 @@ use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{Engine, Store, Trap};
 
 pub use bindings::{
-    HostError, config as config_api, log as log_api, messaging as messaging_api, types,
+    HostError, comments as comments_api, config as config_api, kv as kv_api, log as log_api,
+    messaging as messaging_api, profiles as profiles_api, public_profiles as public_profiles_api,
+    types,
 };
 pub use breaker::BreakerStatus;
 pub use dispatch::Dispatcher;
@@ -167,6 +169,11 @@ impl Runtime {
             failed,
             services,
         })
+    }
+
+    /// The services host functions act through.
+    pub fn services(&self) -> &HostServices {
+        &self.services
     }
 
     /// The loaded plugins, in configured order.

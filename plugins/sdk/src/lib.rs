@@ -2,8 +2,10 @@
 //!
 //! Implement [`Plugin`] and register it with [`register_plugin!`]; build the
 //! crate as a `cdylib` for `wasm32-wasip2`. The host functions live in
-//! [`messaging`], [`log`] and [`config`]; each returns a typed [`Error`] the
-//! plugin can match on.
+//! [`messaging`], [`comments`], [`profiles`], [`public_profiles`], [`kv`],
+//! [`log`] and [`config`]; each returns a typed [`Error`] the plugin can
+//! match on. A component imports only the interfaces it uses, so a plugin
+//! needs capabilities only for what it calls.
 //!
 //! ```ignore
 //! use igloo_plugin_sdk::{Plugin, Message, Envelope, PluginError, messaging};
@@ -38,7 +40,7 @@ pub use bindings::igloo::plugin::types::{
     Mention, Message, MessageDeleted, MessageEdit, Optin, Postback, PluginError, Reaction, ReactionAction,
     Referral, ReferralEvent, ReplyTo, Seen, StoryInsights, StoryRef, UnknownEvent,
 };
-pub use bindings::igloo::plugin::{config, log, messaging};
+pub use bindings::igloo::plugin::{comments, config, kv, log, messaging, profiles, public_profiles};
 
 /// An automation. igloo calls [`Plugin::handle`] once per subscribed event,
 /// each time in a fresh instance, so keep state in the host, not in statics.

@@ -1,0 +1,142 @@
+//! `igloo:plugin/kv`: small state per plugin and account, kept by the host
+//! ([`crate::state`]), under quotas on keys and bytes.
+
+use super::{Capability, now_ms};
+use crate::config::KvConfig;
+
+use crate::runtime::kv_api::Host;
+use crate::runtime::{HostError, InstanceState};
+use crate::state::KvScope;
+
+impl InstanceState {
+    fn kv_scope(&self) -> Result<KvScope, HostError> {
+        if !self.call.granted(Capability::Kv) {
+            return Err(HostError::Denied("state needs the kv capability".into()));
+        }
+        Ok(KvScope {
+            plugin: self.call.plugin.name.clone(),
+            account_id: self.call.event.account_id.clone(),
+        })
+    }
+}
+
+/// Check the quotas and store.
+async fn set_within_quota(
+    services: &super::HostServices,
+    scope: &KvScope,
+    key: &str,
+    value: &[u8],
+    ttl_seconds: Option<u64>,
+) -> Result<(), HostError> {
+    let limits = &services.kv_limits;
+    check_key(key, limits)?;
+    if value.len() > limits.max_value_bytes {
+        return Err(HostError::QuotaExceeded(format!(
+            "a value is {} bytes; the limit is {}",
+            value.len(),
+            limits.max_value_bytes
+        )));
+    }
+    let now = now_ms();
+    let usage = services
+        .state
+        .kv_usage(scope, key, now)
+        .await
+        .map_err(storage)?;
+    if usage.keys + 1 > limits.max_keys {
+        return Err(HostError::QuotaExceeded(format!(
+            "{} keys is the most a plugin keeps per account",
+            limits.max_keys
+        )));
+    }
+    if usage.bytes + (key.len() + value.len()) as u64 > limits.max_bytes {
+        return Err(HostError::QuotaExceeded(format!(
+            "{} bytes is the most a plugin keeps per account",
+            limits.max_bytes
+        )));
+    }
+    let expires_at = ttl_seconds.map(|ttl| now.saturating_add(ttl.saturating_mul(1000)));
+    services
+        .state
+        .kv_set(scope, key, value, expires_at)
+        .await
+        .map_err(storage)
+}
+
+fn storage(error: crate::state::StateError) -> HostError {
+    HostError::Transient(error.to_string())
+}
+
+fn check_key(key: &str, limits: &KvConfig) -> Result<(), HostError> {
+    if key.is_empty() || key.len() > limits.max_key_bytes {
+        return Err(HostError::Invalid(format!(
+            "keys are 1 to {} bytes",
+            limits.max_key_bytes
+        )));
+    }
+    Ok(())
+}
+
+impl Host for InstanceState {
+    async fn get(&mut self, key: String) -> wasmtime::Result<Result<Option<Vec<u8>>, HostError>> {
+        self.call.charge(&[&key])?;
+        let scope = match self.kv_scope() {
+            Ok(scope) => scope,
+            Err(error) => return Ok(Err(error)),
+        };
+        Ok(self
+            .call
+            .services
+            .state
+            .kv_get(&scope, &key, now_ms())
+            .await
+            .map_err(storage))
+    }
+
+    async fn set(
+        &mut self,
+        key: String,
+        value: Vec<u8>,
+        ttl_seconds: Option<u64>,
+    ) -> wasmtime::Result<Result<(), HostError>> {
+        self.call.charge(&[&key])?;
+        let scope = match self.kv_scope() {
+            Ok(scope) => scope,
+            Err(error) => return Ok(Err(error)),
+        };
+        Ok(set_within_quota(&self.call.services, &scope, &key, &value, ttl_seconds).await)
+    }
+
+    async fn delete(&mut self, key: String) -> wasmtime::Result<Result<(), HostError>> {
+        self.call.charge(&[&key])?;
+        let scope = match self.kv_scope() {
+            Ok(scope) => scope,
+            Err(error) => return Ok(Err(error)),
+        };
+        Ok(self
+            .call
+            .services
+            .state
+            .kv_delete(&scope, &key)
+            .await
+            .map_err(storage))
+    }
+
+    async fn list_keys(
+        &mut self,
+        prefix: String,
+    ) -> wasmtime::Result<Result<Vec<String>, HostError>> {
+        self.call.charge(&[&prefix])?;
+        let scope = match self.kv_scope() {
+            Ok(scope) => scope,
+            Err(error) => return Ok(Err(error)),
+        };
+        Ok(self
+            .call
+            .services
+            .state
+            .kv_list(&scope, &prefix, now_ms())
+            .await
+            .map_err(storage))
+    }
+}

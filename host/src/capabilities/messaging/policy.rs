@@ -1,0 +1,243 @@
+//! Meta's messaging rules, checked before Meta is called (PLATFORM.md A3,
+//! A5, D): who a plugin may message, the 24-hour and 7-day windows, one
+//! private reply per comment within 7 days, and the size limits of text,
+//! quick replies and buttons. Each broken rule is a typed error.
+
+use crate::capabilities::Capability;
+use crate::events::EventKind;
+use crate::runtime::messaging_api::{Button, Content, Outgoing};
+use crate::runtime::{CallContext, HostError};
+
+/// Meta's limit on a text message, in UTF-8 bytes.
+pub const MAX_TEXT_BYTES: usize = 1000;
+/// Quick replies per message.
+pub const MAX_QUICK_REPLIES: usize = 13;
+/// Characters in a quick reply's title.
+pub const MAX_QUICK_REPLY_TITLE_CHARS: usize = 20;
+/// Buttons per template (or per generic-template card).
+pub const MAX_BUTTONS: usize = 3;
+/// The standard messaging window.
+pub const WINDOW_MS: u64 = 24 * 3600 * 1000;
+/// The `HUMAN_AGENT` window, and the private-reply window after a comment.
+pub const SEVEN_DAYS_MS: u64 = 7 * 24 * 3600 * 1000;
+
+/// May the plugin message this person from this event?
+pub fn check_person(call: &CallContext, person_id: &str) -> Result<(), HostError> {
+    if call.granted(Capability::MessagesSend) {
+        return Ok(());
+    }
+    if call.granted(Capability::MessagesReply) {
+        if call.event.counterpart_id() == Some(person_id) {
+            return Ok(());
+        }
+        return Err(HostError::Denied(format!(
+            "messages:reply only reaches the person whose event is being handled; \
+             {person_id} is not them (messages:send would allow it)"
+        )));
+    }
+    Err(HostError::Denied(
+        "messaging needs messages:reply or messages:send".into(),
+    ))
+}
+
+/// May the plugin send a private reply to this comment from this event?
+pub fn check_private_reply_scope(call: &CallContext, comment_id: &str) -> Result<(), HostError> {
+    if call.granted(Capability::MessagesSend) {
+        return Ok(());
+    }
+    let handled = match &call.event.kind {
+        EventKind::Comment(comment) | EventKind::LiveComment(comment) => Some(comment.id.as_str()),
+        _ => None,
+    };
+    if call.granted(Capability::MessagesReply) && handled == Some(comment_id) {
+        return Ok(());
+    }
+    Err(HostError::Denied(format!(
+        "messages:reply may privately answer only the comment being handled; \
+         {comment_id} is not it (messages:send would allow it)"
+    )))
+}
+
+/// The `HUMAN_AGENT` tag needs its own capability.
+pub fn check_human_agent(call: &CallContext, human_agent: bool) -> Result<(), HostError> {
+    if human_agent && !call.granted(Capability::MessagesHumanAgent) {
+        return Err(HostError::Denied(
+            "the HUMAN_AGENT tag needs messages:human-agent".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Is the window with a person open at `now_ms`, given when they last
+/// wrote? 24 hours, or 7 days with the `HUMAN_AGENT` tag. Self-messaging
+/// has no window.
+pub fn check_window(
+    last_inbound_ms: Option<u64>,
+    now_ms: u64,
+    human_agent: bool,
+    self_messaging: bool,
+) -> Result<(), HostError> {
+    if self_messaging {
+        return Ok(());
+    }
+    let window = if human_agent {
+        SEVEN_DAYS_MS
+    } else {
+        WINDOW_MS
+    };
+    match last_inbound_ms {
+        Some(last) if now_ms.saturating_sub(last) < window => Ok(()),
+        _ => Err(HostError::WindowClosed),
+    }
+}
+
+/// A private reply must come within 7 days of the comment.
+pub fn check_comment_age(comment_ms: Option<u64>, now_ms: u64) -> Result<(), HostError> {
+    match comment_ms {
+        None => Err(HostError::Invalid(
+            "igloo has not seen this comment, so cannot privately reply to it".into(),
+        )),
+        Some(at) if now_ms.saturating_sub(at) >= SEVEN_DAYS_MS => Err(HostError::WindowClosed),
+        Some(_) => Ok(()),
+    }
+}
+
+/// Text: present and at most 1000 bytes of UTF-8.
+pub fn check_text(text: &str) -> Result<(), HostError> {
+    if text.is_empty() {
+        return Err(HostError::Invalid("text is empty".into()));
+    }
+    if text.len() > MAX_TEXT_BYTES {
+        return Err(HostError::Invalid(format!(
+            "text is {} bytes; Meta accepts at most {MAX_TEXT_BYTES}",
+            text.len()
+        )));
+    }
+    Ok(())
+}
+
+fn check_buttons(buttons: &[Button]) -> Result<(), HostError> {
+    if buttons.len() > MAX_BUTTONS {
+        return Err(HostError::Invalid(format!(
+            "{} buttons; Meta accepts at most {MAX_BUTTONS}",
+            buttons.len()
+        )));
+    }
+    for button in buttons {
+        let title = match button {
+            Button::WebUrl(button) => &button.title,
+            Button::Postback(button) => &button.title,
+        };
+        if title.is_empty() {
+            return Err(HostError::Invalid("a button has no title".into()));
+        }
+    }
+    Ok(())
+}
+
+/// Everything Meta would refuse about the message itself.
+pub fn check_outgoing(message: &Outgoing) -> Result<(), HostError> {
+    match &message.content {
+        Content::Text(text) => check_text(text)?,
+        Content::ButtonTemplate(template) => {
+            check_text(&template.text)?;
+            if template.buttons.is_empty() {
+                return Err(HostError::Invalid(
+                    "a button template needs at least one button".into(),
+                ));
+            }
+            check_buttons(&template.buttons)?;
+        }
+        Content::GenericTemplate(elements) => {
+            if elements.is_empty() {
+                return Err(HostError::Invalid(
+                    "a generic template needs at least one element".into(),
+                ));
+            }
+            for element in elements {
+                if element.title.is_empty() {
+                    return Err(HostError::Invalid(
+                        "a generic template element has no title".into(),
+                    ));
+                }
+                check_buttons(&element.buttons)?;
+            }
+        }
+        Content::MediaShare(post_id) if post_id.is_empty() => {
+            return Err(HostError::Invalid("media-share needs the post's id".into()));
+        }
+        Content::Media(_) | Content::LikeHeart | Content::MediaShare(_) => {}
+    }
+    if message.quick_replies.len() > MAX_QUICK_REPLIES {
+        return Err(HostError::Invalid(format!(
+            "{} quick replies; Meta accepts at most {MAX_QUICK_REPLIES}",
+            message.quick_replies.len()
+        )));
+    }
+    for quick_reply in &message.quick_replies {
+        let chars = quick_reply.title.chars().count();
+        if chars == 0 || chars > MAX_QUICK_REPLY_TITLE_CHARS {
+            return Err(HostError::Invalid(format!(
+                "quick reply title `{}` is {chars} characters; Meta accepts 1 to {MAX_QUICK_REPLY_TITLE_CHARS}",
+                quick_reply.title
+            )));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HOUR: u64 = 3600 * 1000;
+
+    #[test]
+    fn the_window_is_24_hours_or_7_days_with_human_agent_and_none_for_self_messaging() {
+        let now = 100 * 24 * HOUR;
+        assert!(check_window(Some(now - 23 * HOUR), now, false, false).is_ok());
+        assert!(matches!(
+            check_window(Some(now - 25 * HOUR), now, false, false),
+            Err(HostError::WindowClosed)
+        ));
+        assert!(check_window(Some(now - 6 * 24 * HOUR), now, true, false).is_ok());
+        assert!(matches!(
+            check_window(Some(now - 8 * 24 * HOUR), now, true, false),
+            Err(HostError::WindowClosed)
+        ));
+        assert!(matches!(
+            check_window(None, now, false, false),
+            Err(HostError::WindowClosed)
+        ));
+        assert!(check_window(None, now, false, true).is_ok());
+    }
+
+    #[test]
+    fn a_private_reply_must_come_within_7_days_of_a_known_comment() {
+        let now = 100 * 24 * HOUR;
+        assert!(check_comment_age(Some(now - 6 * 24 * HOUR), now).is_ok());
+        assert!(matches!(
+            check_comment_age(Some(now - 7 * 24 * HOUR), now),
+            Err(HostError::WindowClosed)
+        ));
+        assert!(matches!(
+            check_comment_age(None, now),
+            Err(HostError::Invalid(_))
+        ));
+    }
+
+    #[test]
+    fn text_is_counted_in_bytes_not_characters() {
+        assert!(check_text(&"a".repeat(1000)).is_ok());
+        assert!(matches!(
+            check_text(&"a".repeat(1001)),
+            Err(HostError::Invalid(_))
+        ));
+        // 334 three-byte characters: 1002 bytes.
+        assert!(matches!(
+            check_text(&"€".repeat(334)),
+            Err(HostError::Invalid(_))
+        ));
+        assert!(matches!(check_text(""), Err(HostError::Invalid(_))));
+    }
+}

@@ -1,0 +1,167 @@
+//! `igloo:plugin/public-profiles`: profile lookups through a third-party,
+//! HikerAPI-compatible provider (seed 003): `GET /v2/user/by/username` and
+//! `/v2/user/by/id` with the `x-access-key` header. Not Meta: its own
+//! capability (`profiles:public-lookup`), its own key, and a request budget
+//! per plugin.
+
+use std::num::NonZeroU32;
+use std::time::Duration;
+
+use governor::{DefaultKeyedRateLimiter, Quota};
+use serde::Deserialize;
+
+use super::Capability;
+use crate::config::PublicProfilesConfig;
+use crate::runtime::public_profiles_api::{Host, PublicProfile};
+use crate::runtime::{HostError, InstanceState};
+
+/// The provider's client, with each plugin's budget.
+pub struct PublicProfiles {
+    client: reqwest::Client,
+    base_url: String,
+    access_key: Option<String>,
+    budget: DefaultKeyedRateLimiter<String>,
+    budget_per_hour: u32,
+}
+
+#[derive(Deserialize)]
+struct UserEnvelope {
+    user: User,
+}
+
+/// The provider's user object; `pk` can exceed 2^53 and is kept exact.
+#[derive(Deserialize)]
+struct User {
+    #[serde(deserialize_with = "crate::events::meta::id_text")]
+    pk: String,
+    username: String,
+    full_name: Option<String>,
+    biography: Option<String>,
+    profile_pic_url: Option<String>,
+    #[serde(default)]
+    is_private: bool,
+    #[serde(default)]
+    is_verified: bool,
+    #[serde(default)]
+    is_business: bool,
+    follower_count: Option<u64>,
+    following_count: Option<u64>,
+    media_count: Option<u64>,
+}
+
+impl PublicProfiles {
+    /// A client for the configured provider.
+    pub fn new(config: &PublicProfilesConfig) -> Result<Self, reqwest::Error> {
+        let per_hour = NonZeroU32::new(config.requests_per_hour.max(1)).expect("at least one");
+        Ok(Self {
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_millis(config.timeout_ms))
+                .build()?,
+            base_url: config.base_url.trim_end_matches('/').to_owned(),
+            access_key: config.access_key.clone(),
+            budget: DefaultKeyedRateLimiter::keyed(Quota::per_hour(per_hour)),
+            budget_per_hour: per_hour.get(),
+        })
+    }
+
+    /// Look up `value` by `by` (`username` or `id`) for `plugin`.
+    pub async fn lookup(
+        &self,
+        plugin: &str,
+        by: &str,
+        value: &str,
+    ) -> Result<PublicProfile, HostError> {
+        let key = self.access_key.as_deref().ok_or_else(|| {
+            HostError::Rejected("no public-profiles provider is configured".into())
+        })?;
+        if self.budget.check_key(&plugin.to_owned()).is_err() {
+            return Err(HostError::QuotaExceeded(format!(
+                "public-profiles budget of {} requests per hour used",
+                self.budget_per_hour
+            )));
+        }
+        let response = self
+            .client
+            .get(format!("{}/v2/user/by/{by}", self.base_url))
+            .query(&[(by, value)])
+            .header("x-access-key", key)
+            .send()
+            .await
+            .map_err(|error| HostError::Transient(format!("provider unreachable: {error}")))?;
+        let status = response.status().as_u16();
+        let body = response
+            .bytes()
+            .await
+            .map_err(|error| HostError::Transient(error.to_string()))?;
+        match status {
+            200 => {}
+            402 => {
+                return Err(HostError::QuotaExceeded(
+                    "the provider's balance is exhausted".into(),
+                ));
+            }
+            403 => return Err(HostError::PrivateAccount),
+            404 => return Err(HostError::NotFound),
+            429 => return Err(HostError::RateLimited(2_000)),
+            401 => {
+                return Err(HostError::Rejected(
+                    "the provider refused the access key".into(),
+                ));
+            }
+            500.. => return Err(HostError::Transient(format!("provider answered {status}"))),
+            _ => return Err(HostError::Invalid(format!("provider answered {status}"))),
+        }
+        let envelope: UserEnvelope = serde_json::from_slice(&body).map_err(|error| {
+            HostError::Invalid(format!("unexpected provider response: {error}"))
+        })?;
+        let user = envelope.user;
+        Ok(PublicProfile {
+            id: user.pk,
+            username: user.username,
+            full_name: user.full_name,
+            biography: user.biography,
+            profile_pic_url: user.profile_pic_url,
+            is_private: user.is_private,
+            is_verified: user.is_verified,
+            is_business: user.is_business,
+            follower_count: user.follower_count,
+            following_count: user.following_count,
+            media_count: user.media_count,
+        })
+    }
+}
+
+impl InstanceState {
+    async fn public_lookup(
+        &mut self,
+        by: &str,
+        value: String,
+    ) -> wasmtime::Result<Result<PublicProfile, HostError>> {
+        self.call.charge(&[&value])?;
+        if !self.call.granted(Capability::ProfilesPublicLookup) {
+            return Ok(Err(HostError::Denied(
+                "third-party lookups need profiles:public-lookup".into(),
+            )));
+        }
+        let plugin = self.call.plugin.name.clone();
+        Ok(self
+            .call
+            .services
+            .public_profiles
+            .lookup(&plugin, by, &value)
+            .await)
+    }
+}
+
+impl Host for InstanceState {
+    async fn by_username(
+        &mut self,
+        username: String,
+    ) -> wasmtime::Result<Result<PublicProfile, HostError>> {
+        self.public_lookup("username", username).await
+    }
+
+    async fn by_id(&mut self, id: String) -> wasmtime::Result<Result<PublicProfile, HostError>> {
+        self.public_lookup("id", id).await
+    }
+}

@@ -1,0 +1,111 @@
+//! What host functions remember between runs: plugins' key-value state,
+//! each conversation's messaging window, and which comments already got
+//! their one private reply. Behind [`HostState`] so that a shared backend
+//! (NATS KV) can replace SQLite.
+
+mod sqlite;
+
+use async_trait::async_trait;
+
+pub use sqlite::SqliteState;
+
+/// Storage failed.
+#[derive(Debug, thiserror::Error)]
+#[error("state storage failed: {0}")]
+pub struct StateError(pub String);
+
+/// Whose keys: one plugin's, within one account.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct KvScope {
+    /// The plugin's name.
+    pub plugin: String,
+    /// The account.
+    pub account_id: String,
+}
+
+/// A scope's usage, for quotas.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KvUsage {
+    /// Live keys.
+    pub keys: u64,
+    /// Bytes of live keys and values.
+    pub bytes: u64,
+}
+
+/// The host's memory.
+#[async_trait]
+pub trait HostState: Send + Sync + 'static {
+    /// The value at `key`, unless missing or expired at `now_ms`.
+    async fn kv_get(
+        &self,
+        scope: &KvScope,
+        key: &str,
+        now_ms: u64,
+    ) -> Result<Option<Vec<u8>>, StateError>;
+    /// Store a value, expiring at `expires_at_ms` if given.
+    async fn kv_set(
+        &self,
+        scope: &KvScope,
+        key: &str,
+        value: &[u8],
+        expires_at_ms: Option<u64>,
+    ) -> Result<(), StateError>;
+    /// Forget a key.
+    async fn kv_delete(&self, scope: &KvScope, key: &str) -> Result<(), StateError>;
+    /// Live keys starting with `prefix`, sorted.
+    async fn kv_list(
+        &self,
+        scope: &KvScope,
+        prefix: &str,
+        now_ms: u64,
+    ) -> Result<Vec<String>, StateError>;
+    /// Live keys and bytes of a scope, not counting `except_key`.
+    async fn kv_usage(
+        &self,
+        scope: &KvScope,
+        except_key: &str,
+        now_ms: u64,
+    ) -> Result<KvUsage, StateError>;
+
+    /// The person messaged the account at `at_ms` (opens the 24-hour window).
+    async fn record_inbound(
+        &self,
+        account_id: &str,
+        person_id: &str,
+        at_ms: u64,
+    ) -> Result<(), StateError>;
+    /// When the person last messaged the account.
+    async fn last_inbound(
+        &self,
+        account_id: &str,
+        person_id: &str,
+    ) -> Result<Option<u64>, StateError>;
+
+    /// A comment was made at `at_ms` by `author_id` (for private replies).
+    async fn record_comment(
+        &self,
+        account_id: &str,
+        comment_id: &str,
+        author_id: Option<&str>,
+        at_ms: u64,
+    ) -> Result<(), StateError>;
+    /// When a known comment was made.
+    async fn comment_time(
+        &self,
+        account_id: &str,
+        comment_id: &str,
+    ) -> Result<Option<u64>, StateError>;
+    /// Take the one private reply of a comment; false if already taken.
+    async fn claim_private_reply(
+        &self,
+        account_id: &str,
+        comment_id: &str,
+        plugin: &str,
+    ) -> Result<bool, StateError>;
+    /// Give a claim back after Meta refused the reply, so it can be retried.
+    async fn release_private_reply(
+        &self,
+        account_id: &str,
+        comment_id: &str,
+    ) -> Result<(), StateError>;
+}

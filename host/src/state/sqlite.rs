@@ -1,0 +1,379 @@
+//! [`HostState`] in SQLite (its own database file beside the inbox).
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::{HostState, KvScope, KvUsage, StateError};
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS kv (
+    plugin        TEXT NOT NULL,
+    account_id    TEXT NOT NULL,
+    key           TEXT NOT NULL,
+    value         BLOB NOT NULL,
+    expires_at_ms INTEGER,
+    PRIMARY KEY (plugin, account_id, key)
+);
+CREATE TABLE IF NOT EXISTS windows (
+    account_id      TEXT NOT NULL,
+    person_id       TEXT NOT NULL,
+    last_inbound_ms INTEGER NOT NULL,
+    PRIMARY KEY (account_id, person_id)
+);
+CREATE TABLE IF NOT EXISTS comments (
+    account_id   TEXT NOT NULL,
+    comment_id   TEXT NOT NULL,
+    author_id    TEXT,
+    at_ms        INTEGER NOT NULL,
+    replied_by   TEXT,
+    PRIMARY KEY (account_id, comment_id)
+);
+";
+
+/// The SQLite state store.
+pub struct SqliteState {
+    connection: Arc<Mutex<Connection>>,
+}
+
+impl SqliteState {
+    /// Open (or create) the state database at `path`.
+    pub fn open(path: &Path) -> Result<Self, StateError> {
+        let connection = Connection::open(path).map_err(error)?;
+        // NORMAL in WAL mode survives a crash of igloo; state is small and
+        // written per host call, so it is not worth an fsync each.
+        connection
+            .execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;")
+            .map_err(error)?;
+        connection.execute_batch(SCHEMA).map_err(error)?;
+        Ok(Self {
+            connection: Arc::new(Mutex::new(connection)),
+        })
+    }
+
+    async fn with<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T, StateError> {
+        let connection = Arc::clone(&self.connection);
+        tokio::task::spawn_blocking(move || {
+            let connection = connection
+                .lock()
+                .unwrap_or_else(|poison| poison.into_inner());
+            work(&connection).map_err(error)
+        })
+        .await
+        .map_err(error)?
+    }
+}
+
+fn error(error: impl std::fmt::Display) -> StateError {
+    StateError(error.to_string())
+}
+
+#[async_trait]
+impl HostState for SqliteState {
+    async fn kv_get(
+        &self,
+        scope: &KvScope,
+        key: &str,
+        now_ms: u64,
+    ) -> Result<Option<Vec<u8>>, StateError> {
+        let (scope, key) = (scope.clone(), key.to_owned());
+        self.with(move |db| {
+            db.query_row(
+                "SELECT value FROM kv WHERE plugin = ?1 AND account_id = ?2 AND key = ?3
+                   AND (expires_at_ms IS NULL OR expires_at_ms > ?4)",
+                params![scope.plugin, scope.account_id, key, now_ms as i64],
+                |row| row.get(0),
+            )
+            .optional()
+        })
+        .await
+    }
+
+    async fn kv_set(
+        &self,
+        scope: &KvScope,
+        key: &str,
+        value: &[u8],
+        expires_at_ms: Option<u64>,
+    ) -> Result<(), StateError> {
+        let (scope, key, value) = (scope.clone(), key.to_owned(), value.to_vec());
+        self.with(move |db| {
+            db.execute(
+                "INSERT OR REPLACE INTO kv (plugin, account_id, key, value, expires_at_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![scope.plugin, scope.account_id, key, value, expires_at_ms.map(|at| at as i64)],
+            )
+            .map(|_| ())
+        })
+        .await
+    }
+
+    async fn kv_delete(&self, scope: &KvScope, key: &str) -> Result<(), StateError> {
+        let (scope, key) = (scope.clone(), key.to_owned());
+        self.with(move |db| {
+            db.execute(
+                "DELETE FROM kv WHERE plugin = ?1 AND account_id = ?2 AND key = ?3",
+                params![scope.plugin, scope.account_id, key],
+            )
+            .map(|_| ())
+        })
+        .await
+    }
+
+    async fn kv_list(
+        &self,
+        scope: &KvScope,
+        prefix: &str,
+        now_ms: u64,
+    ) -> Result<Vec<String>, StateError> {
+        let (scope, prefix) = (scope.clone(), prefix.to_owned());
+        self.with(move |db| {
+            // substr, not LIKE: a prefix may hold % and _.
+            let mut select = db.prepare_cached(
+                "SELECT key FROM kv WHERE plugin = ?1 AND account_id = ?2 AND substr(key, 1, length(?3)) = ?3
+                   AND (expires_at_ms IS NULL OR expires_at_ms > ?4) ORDER BY key",
+            )?;
+            select
+                .query_map(params![scope.plugin, scope.account_id, prefix, now_ms as i64], |row| row.get(0))?
+                .collect()
+        })
+        .await
+    }
+
+    async fn kv_usage(
+        &self,
+        scope: &KvScope,
+        except_key: &str,
+        now_ms: u64,
+    ) -> Result<KvUsage, StateError> {
+        let (scope, except_key) = (scope.clone(), except_key.to_owned());
+        self.with(move |db| {
+            db.query_row(
+                "SELECT count(*), coalesce(sum(length(key) + length(value)), 0) FROM kv
+                 WHERE plugin = ?1 AND account_id = ?2 AND key <> ?3
+                   AND (expires_at_ms IS NULL OR expires_at_ms > ?4)",
+                params![scope.plugin, scope.account_id, except_key, now_ms as i64],
+                |row| {
+                    Ok(KvUsage {
+                        keys: row.get::<_, i64>(0)? as u64,
+                        bytes: row.get::<_, i64>(1)? as u64,
+                    })
+                },
+            )
+        })
+        .await
+    }
+
+    async fn record_inbound(
+        &self,
+        account_id: &str,
+        person_id: &str,
+        at_ms: u64,
+    ) -> Result<(), StateError> {
+        let (account_id, person_id) = (account_id.to_owned(), person_id.to_owned());
+        self.with(move |db| {
+            db.execute(
+                "INSERT INTO windows (account_id, person_id, last_inbound_ms) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (account_id, person_id) DO UPDATE
+                   SET last_inbound_ms = max(last_inbound_ms, excluded.last_inbound_ms)",
+                params![account_id, person_id, at_ms as i64],
+            )
+            .map(|_| ())
+        })
+        .await
+    }
+
+    async fn last_inbound(
+        &self,
+        account_id: &str,
+        person_id: &str,
+    ) -> Result<Option<u64>, StateError> {
+        let (account_id, person_id) = (account_id.to_owned(), person_id.to_owned());
+        self.with(move |db| {
+            db.query_row(
+                "SELECT last_inbound_ms FROM windows WHERE account_id = ?1 AND person_id = ?2",
+                params![account_id, person_id],
+                |row| row.get::<_, i64>(0).map(|at| at as u64),
+            )
+            .optional()
+        })
+        .await
+    }
+
+    async fn record_comment(
+        &self,
+        account_id: &str,
+        comment_id: &str,
+        author_id: Option<&str>,
+        at_ms: u64,
+    ) -> Result<(), StateError> {
+        let (account_id, comment_id, author_id) = (
+            account_id.to_owned(),
+            comment_id.to_owned(),
+            author_id.map(str::to_owned),
+        );
+        self.with(move |db| {
+            db.execute(
+                "INSERT OR IGNORE INTO comments (account_id, comment_id, author_id, at_ms) VALUES (?1, ?2, ?3, ?4)",
+                params![account_id, comment_id, author_id, at_ms as i64],
+            )
+            .map(|_| ())
+        })
+        .await
+    }
+
+    async fn comment_time(
+        &self,
+        account_id: &str,
+        comment_id: &str,
+    ) -> Result<Option<u64>, StateError> {
+        let (account_id, comment_id) = (account_id.to_owned(), comment_id.to_owned());
+        self.with(move |db| {
+            db.query_row(
+                "SELECT at_ms FROM comments WHERE account_id = ?1 AND comment_id = ?2",
+                params![account_id, comment_id],
+                |row| row.get::<_, i64>(0).map(|at| at as u64),
+            )
+            .optional()
+        })
+        .await
+    }
+
+    async fn claim_private_reply(
+        &self,
+        account_id: &str,
+        comment_id: &str,
+        plugin: &str,
+    ) -> Result<bool, StateError> {
+        let (account_id, comment_id, plugin) = (
+            account_id.to_owned(),
+            comment_id.to_owned(),
+            plugin.to_owned(),
+        );
+        self.with(move |db| {
+            // One statement: two plugins racing for the same comment cannot
+            // both win.
+            db.execute(
+                "UPDATE comments SET replied_by = ?3 WHERE account_id = ?1 AND comment_id = ?2 AND replied_by IS NULL",
+                params![account_id, comment_id, plugin],
+            )
+            .map(|changed| changed == 1)
+        })
+        .await
+    }
+
+    async fn release_private_reply(
+        &self,
+        account_id: &str,
+        comment_id: &str,
+    ) -> Result<(), StateError> {
+        let (account_id, comment_id) = (account_id.to_owned(), comment_id.to_owned());
+        self.with(move |db| {
+            db.execute(
+                "UPDATE comments SET replied_by = NULL WHERE account_id = ?1 AND comment_id = ?2",
+                params![account_id, comment_id],
+            )
+            .map(|_| ())
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> (tempfile::TempDir, SqliteState) {
+        let dir = tempfile::tempdir().unwrap();
+        let state = SqliteState::open(&dir.path().join("state.db")).unwrap();
+        (dir, state)
+    }
+
+    #[tokio::test]
+    async fn kv_values_expire_and_list_by_prefix_per_scope() {
+        let (_dir, state) = store();
+        let mine = KvScope {
+            plugin: "p".into(),
+            account_id: "a".into(),
+        };
+        let theirs = KvScope {
+            plugin: "q".into(),
+            account_id: "a".into(),
+        };
+        state.kv_set(&mine, "lead:1", b"one", None).await.unwrap();
+        state
+            .kv_set(&mine, "lead:2", b"two", Some(1_000))
+            .await
+            .unwrap();
+        state.kv_set(&mine, "other", b"x", None).await.unwrap();
+        state
+            .kv_set(&theirs, "lead:9", b"nine", None)
+            .await
+            .unwrap();
+
+        assert_eq!(
+            state.kv_get(&mine, "lead:2", 999).await.unwrap(),
+            Some(b"two".to_vec())
+        );
+        assert_eq!(
+            state.kv_get(&mine, "lead:2", 1_000).await.unwrap(),
+            None,
+            "expired"
+        );
+        assert_eq!(
+            state.kv_list(&mine, "lead:", 0).await.unwrap(),
+            ["lead:1", "lead:2"]
+        );
+        assert_eq!(
+            state.kv_list(&mine, "lead:", 2_000).await.unwrap(),
+            ["lead:1"]
+        );
+        assert_eq!(
+            state.kv_get(&theirs, "lead:1", 0).await.unwrap(),
+            None,
+            "plugins are isolated"
+        );
+        let usage = state.kv_usage(&mine, "other", 2_000).await.unwrap();
+        assert_eq!(
+            usage,
+            KvUsage {
+                keys: 1,
+                bytes: 6 + 3
+            }
+        );
+        state.kv_delete(&mine, "lead:1").await.unwrap();
+        assert_eq!(state.kv_get(&mine, "lead:1", 0).await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn windows_keep_the_latest_inbound_and_a_comment_has_one_private_reply() {
+        let (_dir, state) = store();
+        state.record_inbound("a", "u", 2_000).await.unwrap();
+        state.record_inbound("a", "u", 1_000).await.unwrap();
+        assert_eq!(state.last_inbound("a", "u").await.unwrap(), Some(2_000));
+        assert_eq!(state.last_inbound("a", "v").await.unwrap(), None);
+
+        state
+            .record_comment("a", "c1", Some("u"), 5_000)
+            .await
+            .unwrap();
+        assert_eq!(state.comment_time("a", "c1").await.unwrap(), Some(5_000));
+        assert!(state.claim_private_reply("a", "c1", "p").await.unwrap());
+        assert!(
+            !state.claim_private_reply("a", "c1", "q").await.unwrap(),
+            "across plugins"
+        );
+        state.release_private_reply("a", "c1").await.unwrap();
+        assert!(state.claim_private_reply("a", "c1", "q").await.unwrap());
+        assert!(
+            !state
+                .claim_private_reply("a", "unknown", "p")
+                .await
+                .unwrap()
+        );
+    }
+}

@@ -1,0 +1,91 @@
+//! Driving the test-only `probe` plugin: the text of a message or comment
+//! is a JSON command naming one host call; the probe makes it and reports
+//! the result as its run's detail.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use igloo::config::{PluginConfig, PluginSource};
+use serde_json::{Value, json};
+
+use crate::{ACCOUNT_ID, TestIgloo};
+
+static NEXT: AtomicU64 = AtomicU64::new(1);
+
+/// Install the probe as `name`, declaring and granted `capabilities`.
+pub fn install_probe(root: &std::path::Path, name: &str, capabilities: &[&str]) -> PluginConfig {
+    let dir = root.join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    let quoted: Vec<String> = capabilities.iter().map(|c| format!("{c:?}")).collect();
+    let manifest = format!(
+        "name = {name:?}\nversion = \"0.1.0\"\nevents = [\"message\", \"comment\"]\ncapabilities = [{}]\n",
+        quoted.join(", ")
+    );
+    std::fs::write(dir.join("plugin.toml"), manifest).unwrap();
+    std::fs::write(
+        dir.join("plugin.wasm"),
+        igloo_plugin_artifacts::PROBE.component,
+    )
+    .unwrap();
+    PluginConfig {
+        source: PluginSource::Path(dir),
+        grants: capabilities.iter().map(|c| c.to_string()).collect(),
+        settings: Default::default(),
+    }
+}
+
+/// A message from `sender` whose text is `command`.
+pub fn message_body(sender: &str, text: &str) -> Vec<u8> {
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    json!({"object": "instagram", "entry": [{"id": ACCOUNT_ID, "time": 1763800000000u64, "messaging": [{
+        "sender": {"id": sender}, "recipient": {"id": ACCOUNT_ID}, "timestamp": 1763800000000u64 + n,
+        "message": {"mid": format!("probe-mid-{n}"), "text": text}}]}]})
+    .to_string()
+    .into_bytes()
+}
+
+/// A comment `comment_id` by `author` whose text is `text`.
+pub fn comment_body(comment_id: &str, author: &str, text: &str) -> Vec<u8> {
+    json!({"object": "instagram", "entry": [{"id": ACCOUNT_ID, "time": 1763800100u64, "changes": [{"field": "comments",
+        "value": {"id": comment_id, "from": {"id": author, "username": "someone"}, "text": text,
+            "media": {"id": "17950000000000001", "media_product_type": "FEED"}}}]}]})
+    .to_string()
+    .into_bytes()
+}
+
+impl TestIgloo {
+    /// Post `body`, wait until it is handled, and return what `plugin`'s
+    /// run on it reported (the probe's result, or another plugin's error).
+    pub async fn run_and_report(&self, body: &[u8], plugin: &str) -> String {
+        let before = self.stats().await.events;
+        assert_eq!(self.post_webhook(body).await.status().as_u16(), 200);
+        self.wait_until_idle().await;
+        let seq = (before + 1) as i64;
+        let runs = self.inbox.runs(seq).await.unwrap();
+        let run = runs
+            .iter()
+            .find(|run| run.plugin == plugin)
+            .unwrap_or_else(|| panic!("no run of {plugin}: {runs:?}"));
+        run.detail.clone()
+    }
+
+    /// Have the probe `plugin` run `command` on a message from `sender`.
+    pub async fn probe(&self, plugin: &str, sender: &str, command: Value) -> String {
+        self.run_and_report(&message_body(sender, &command.to_string()), plugin)
+            .await
+    }
+
+    /// Have the probe `plugin` run `command` on comment `comment_id` by `author`.
+    pub async fn probe_on_comment(
+        &self,
+        plugin: &str,
+        comment_id: &str,
+        author: &str,
+        command: Value,
+    ) -> String {
+        self.run_and_report(
+            &comment_body(comment_id, author, &command.to_string()),
+            plugin,
+        )
+        .await
+    }
+}

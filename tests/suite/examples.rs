@@ -1,0 +1,137 @@
+//! The example plugins, end to end from signed fixtures.
+
+use igloo::config::{PluginConfig, PluginSource};
+use igloo_tests::{ACCOUNT_ID, FakeGraph, TestIgloo, fixture, live_config, message_body};
+use serde_json::json;
+
+fn builtin(name: &str, grants: &[&str], settings: &[(&str, &str)]) -> PluginConfig {
+    PluginConfig {
+        source: PluginSource::Builtin(name.into()),
+        grants: grants.iter().map(|grant| grant.to_string()).collect(),
+        settings: settings
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn comment_to_dm_answers_a_keyword_comment_privately_and_publicly() {
+    let graph = FakeGraph::start().await;
+    let mut config = live_config(&graph);
+    config.plugins = vec![builtin(
+        "comment-to-dm",
+        &["messages:reply", "comments:reply"],
+        &[
+            ("keyword", "price"),
+            ("dm", "It is 39 €, here is the link."),
+            ("public_reply", "Sent you a DM!"),
+        ],
+    )];
+    let igloo = TestIgloo::start(config).await;
+    igloo.post_webhook(&fixture("comment_changes.json")).await;
+    igloo
+        .post_webhook(&fixture("comment_reply_in_thread.json"))
+        .await;
+    igloo.wait_until_idle().await;
+
+    let requests = graph.wait_for(2).await;
+    assert_eq!(
+        requests.len(),
+        2,
+        "the comment without the keyword got nothing: {requests:?}"
+    );
+    assert_eq!(requests[0].path, format!("/v24.0/{ACCOUNT_ID}/messages"));
+    assert_eq!(
+        requests[0].body,
+        json!({"recipient": {"comment_id": "17900000000000001"}, "message": {"text": "It is 39 €, here is the link."}})
+    );
+    assert_eq!(requests[1].path, "/v24.0/17900000000000001/replies");
+    assert_eq!(requests[1].body, json!({"message": "Sent you a DM!"}));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn faq_bot_answers_ice_breakers_and_offers_its_questions() {
+    let graph = FakeGraph::start().await;
+    let mut config = live_config(&graph);
+    config.plugins = vec![builtin(
+        "faq-bot",
+        &["messages:reply"],
+        &[
+            ("questions", "Opening hours|FAQ_HOURS;Shipping|FAQ_SHIPPING"),
+            ("answer.FAQ_HOURS", "We are open 9:00–18:00."),
+            ("intro", "What would you like to know?"),
+        ],
+    )];
+    let igloo = TestIgloo::start(config).await;
+    igloo
+        .post_webhook(&fixture("postback_icebreaker.json"))
+        .await;
+    igloo.wait_until_idle().await;
+    igloo
+        .post_webhook(&fixture("message_quick_reply.json"))
+        .await;
+    igloo.wait_until_idle().await;
+
+    let requests = graph.wait_for(2).await;
+    let questions = json!([
+        {"content_type": "text", "title": "Opening hours", "payload": "FAQ_HOURS"},
+        {"content_type": "text", "title": "Shipping", "payload": "FAQ_SHIPPING"},
+    ]);
+    assert_eq!(
+        requests[0].body,
+        json!({"recipient": {"id": "6543210987654321"},
+        "message": {"text": "We are open 9:00–18:00.", "quick_replies": questions}})
+    );
+    // An unknown quick-reply payload gets the questions again.
+    assert_eq!(
+        requests[1].body,
+        json!({"recipient": {"id": "6543210987654321"},
+        "message": {"text": "What would you like to know?", "quick_replies": questions}})
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lead_capture_greets_by_name_and_keeps_its_progress_in_kv() {
+    let graph = FakeGraph::start().await;
+    let mut config = live_config(&graph);
+    config.plugins = vec![builtin(
+        "lead-capture",
+        &["messages:reply", "profiles:read", "kv"],
+        &[],
+    )];
+    let igloo = TestIgloo::start(config).await;
+    for text in [
+        "hello",
+        "not an email",
+        "ana@example.com",
+        "+351 912 345 678",
+        "thanks",
+    ] {
+        igloo.post_webhook(&message_body("u42", text)).await;
+        igloo.wait_until_idle().await;
+    }
+    let requests = graph.requests();
+    let texts: Vec<_> = requests
+        .iter()
+        .filter(|request| request.method == "POST")
+        .map(|request| request.body["message"]["text"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        texts,
+        [
+            "Hi Peter Chang! What's your email address?",
+            "That doesn't look like an email address. Could you check it?",
+            "Thanks! And your phone number?",
+            "Got it, we'll be in touch soon!",
+        ]
+    );
+    assert_eq!(requests[0].method, "GET", "the profile was looked up first");
+    assert_eq!(
+        requests
+            .iter()
+            .filter(|request| request.method == "GET")
+            .count(),
+        1
+    );
+}
