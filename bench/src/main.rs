@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use clap::{Parser, Subcommand};
 
 use crate::fake_graph::CountingGraph;
-use crate::servers::{IglooSetup, ServerProcess};
+use crate::servers::IglooSetup;
 
 #[derive(Parser)]
 #[command(about = "igloo's benchmarks")]
@@ -390,7 +390,7 @@ async fn run(scale: &Scale) -> anyhow::Result<()> {
         "not every event reached the Graph API stand-in",
     )?;
     let loaded = server.rss_bytes();
-    print_memory(&server, idle, loaded, graph.arrived());
+    print_memory(idle, loaded, graph.arrived());
 
     println!(
         "\nGoals: ingress ≥ 20,000/s per core and ≥ 3x Express, p99 < 5 ms at 70%; dispatch ≥ 25,000/s per core; tax ≤ 3x; instantiate ≤ 10 µs p50."
@@ -398,7 +398,7 @@ async fn run(scale: &Scale) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn print_memory(_server: &ServerProcess, idle: u64, loaded: u64, in_flight: usize) {
+fn print_memory(idle: u64, loaded: u64, in_flight: usize) {
     let mib = |bytes: u64| bytes as f64 / (1024.0 * 1024.0);
     println!(
         "  RSS idle {:.1} MiB; with {in_flight} in flight {:.1} MiB ({:.1} KiB per event)",
