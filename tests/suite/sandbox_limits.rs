@@ -97,41 +97,26 @@ async fn every_hostile_plugin_fails_alone_with_its_reason_while_the_good_one_ans
             .into_iter()
             .map(|run| (run.plugin, (run.outcome, run.detail)))
             .collect();
-        let outcome = |plugin: &str| runs[plugin].0.as_str();
-        let detail = |plugin: &str| runs[plugin].1.as_str();
-        assert_eq!(outcome("auto-reply"), "ok");
-        assert_eq!(outcome("infinite-loop"), "fuel");
-        assert_eq!(outcome("memory-bomb"), "memory");
-        assert_eq!(outcome("deep-recursion"), "trap");
-        assert!(
-            detail("deep-recursion").contains("call stack exhausted"),
-            "{}",
-            detail("deep-recursion")
-        );
-        assert_eq!(outcome("panic"), "trap");
-        assert!(
-            detail("panic").contains("unreachable"),
-            "{}",
-            detail("panic")
-        );
-        assert_eq!(outcome("host-call-flood"), "host-limit");
-        assert!(
-            detail("host-call-flood").contains("host-call budget of 1000"),
-            "{}",
-            detail("host-call-flood")
-        );
-        assert_eq!(outcome("giant-strings"), "host-limit");
-        assert!(
-            detail("giant-strings").contains("4194304-byte string"),
-            "{}",
-            detail("giant-strings")
-        );
-        assert_eq!(outcome("message-stranger"), "plugin-error");
-        assert!(
-            detail("message-stranger").contains("denied: messages:reply only reaches"),
-            "{}",
-            detail("message-stranger")
-        );
+        // Each plugin's outcome, and what its detail must say.
+        let expected = [
+            ("auto-reply", "ok", ""),
+            ("infinite-loop", "fuel", ""),
+            ("memory-bomb", "memory", ""),
+            ("deep-recursion", "trap", "call stack exhausted"),
+            ("panic", "trap", "unreachable"),
+            ("host-call-flood", "host-limit", "host-call budget of 1000"),
+            ("giant-strings", "host-limit", "4194304-byte string"),
+            (
+                "message-stranger",
+                "plugin-error",
+                "denied: messages:reply only reaches",
+            ),
+        ];
+        for (plugin, outcome, detail) in expected {
+            let (actual_outcome, actual_detail) = &runs[plugin];
+            assert_eq!(actual_outcome, outcome, "{plugin}: {actual_detail}");
+            assert!(actual_detail.contains(detail), "{plugin}: {actual_detail}");
+        }
         assert!(!runs.contains_key("undeclared-import"));
     }
 }

@@ -17,6 +17,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+pub(crate) use crate::clock::now_ms;
 use crate::config::KvConfig;
 use crate::events::{Event, EventKind};
 use crate::graph::{GraphClient, GraphError};
@@ -192,13 +193,6 @@ impl HostServices {
         }
         Ok(())
     }
-}
-
-/// Milliseconds since the epoch, now.
-pub(crate) fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_millis() as u64)
 }
 
 /// The error a plugin sees for a failed Graph call.

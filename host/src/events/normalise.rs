@@ -7,6 +7,8 @@ use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 
+use crate::clock::now_ms;
+
 use super::meta::{
     AttachmentBody, CommentValue, Entry, HandoverBody, MentionValue, MessageBody, MessagingItem,
     ReferralBody, StoryInsightsValue, WebhookPayload,
@@ -393,12 +395,6 @@ fn story_insights(value: StoryInsightsValue) -> StoryInsights {
         taps_back: value.taps_back,
         impressions: value.impressions,
     }
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_millis() as u64)
 }
 
 #[cfg(test)]

@@ -153,10 +153,8 @@ pub fn spawn_pruner(inbox: Arc<dyn Inbox>, retention: Duration) -> tokio::task::
         let mut ticks = tokio::time::interval(PRUNE_EVERY);
         loop {
             ticks.tick().await;
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap_or_default();
-            let before_ms = now.saturating_sub(retention).as_millis() as i64;
+            let retention_ms = u64::try_from(retention.as_millis()).unwrap_or(u64::MAX);
+            let before_ms = crate::clock::now_ms().saturating_sub(retention_ms) as i64;
             match inbox.prune(before_ms).await {
                 Ok(0) => {}
                 Ok(pruned) => tracing::info!(pruned, "forgot handled events past retention"),

@@ -153,12 +153,6 @@ fn storage_error(error: impl std::fmt::Display) -> InboxError {
     InboxError(error.to_string())
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_millis() as i64)
-}
-
 /// The writer thread: take every write that is waiting, apply them all in
 /// one transaction, commit once, then answer each caller.
 fn write_loop(
@@ -218,7 +212,7 @@ enum Applied {
 fn apply_group(connection: &mut Connection, group: &[Write]) -> Vec<Result<Applied, InboxError>> {
     let result = (|| {
         let transaction = connection.transaction()?;
-        let now = now_ms();
+        let now = crate::clock::now_ms() as i64;
         let mut results = Vec::with_capacity(group.len());
         for write in group {
             results.push(match write {
@@ -505,7 +499,13 @@ mod tests {
             0,
             "nothing is older than the epoch"
         );
-        assert_eq!(inbox.prune(now_ms() + 1).await.unwrap(), 1);
+        assert_eq!(
+            inbox
+                .prune(crate::clock::now_ms() as i64 + 1)
+                .await
+                .unwrap(),
+            1
+        );
         let stats = inbox.stats().await.unwrap();
         assert_eq!((stats.events, stats.pending, stats.deliveries), (1, 1, 1));
         // Once pruned, a redelivery is new again: retention bounds dedupe.
