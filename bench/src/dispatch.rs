@@ -9,6 +9,7 @@ use hdrhistogram::Histogram;
 use igloo::capabilities::HostServices;
 use igloo::config::{Config, PluginConfig, PluginSource};
 use igloo::events::{Event, EventKind, Message};
+use igloo::graph::GraphId;
 use igloo::runtime::{RunOutcome, Runtime};
 
 use crate::payload::account;
@@ -31,7 +32,7 @@ fn event(n: usize) -> Arc<Event> {
     Arc::new(Event {
         key: format!("message:{}:bench-{n}", account(n)),
         account_id: account(n),
-        timestamp_ms: 1_763_800_000_000,
+        timestamp_ms: igloo::clock::now_ms(),
         is_echo: false,
         is_self: false,
         is_standby: false,
@@ -71,9 +72,10 @@ async fn native_reply(services: &HostServices, reply: &str, event: &Event) {
         return;
     };
     let reply = reply.replace("{text}", text);
+    let recipient = GraphId::parse("IGSID", &message.sender_id).expect("a numeric IGSID");
     services
         .graph
-        .send_text(&event.account_id, &message.sender_id, &reply)
+        .send_text(&event.account_id, &recipient, &reply)
         .await
         .expect("sandbox send");
 }
@@ -83,9 +85,12 @@ pub async fn run(events: usize) -> anyhow::Result<DispatchResult> {
     let data_dir = tempfile::tempdir()?;
     let mut config = Config {
         plugins: vec![PluginConfig {
-            source: PluginSource::Builtin("auto-reply".into()),
-            grants: vec!["messages:reply".into()],
             settings: [("reply".to_owned(), "Thanks! You said: {text}".to_owned())].into(),
+            ..PluginConfig::new(
+                "auto-reply",
+                PluginSource::Builtin("auto-reply".into()),
+                &["messages:reply"],
+            )
         }],
         ..Config::default()
     };
@@ -100,16 +105,18 @@ pub async fn run(events: usize) -> anyhow::Result<DispatchResult> {
     let warmup = (events / 10).max(50);
     // Open every person's window first, as the dispatcher would; untimed.
     for n in 0..warmup + events {
-        services.observe(&event(n)).await?;
+        services.observe(&event(n), igloo::clock::now_ms()).await?;
     }
     for n in 0..warmup {
-        runtime.run(plugin, event(n)).await;
+        runtime.run(plugin, event(n), igloo::clock::now_ms()).await;
     }
     let mut instantiate = Histogram::<u64>::new(3).unwrap();
     let cpu_before = cpu_time();
     let started = Instant::now();
     for n in 0..events {
-        let receipt = runtime.run(plugin, event(warmup + n)).await;
+        let receipt = runtime
+            .run(plugin, event(warmup + n), igloo::clock::now_ms())
+            .await;
         anyhow::ensure!(
             receipt.outcome == RunOutcome::Ok,
             "run failed: {:?}",

@@ -28,6 +28,7 @@ pub struct Signed {
 /// `count` distinct ~2 KB bodies: a batch of eight text messages each,
 /// from different people.
 pub fn batches(count: usize, run: &str) -> Vec<Signed> {
+    let now = igloo::clock::now_ms();
     (0..count)
         .map(|n| {
             let items: Vec<_> = (0..8)
@@ -35,7 +36,7 @@ pub fn batches(count: usize, run: &str) -> Vec<Signed> {
                     json!({
                         "sender": {"id": format!("{}", 6_500_000_000_000_000u64 + (n * 8 + i) as u64)},
                         "recipient": {"id": account(n)},
-                        "timestamp": 1_763_800_000_000u64 + n as u64,
+                        "timestamp": now + n as u64,
                         "message": {
                             "mid": format!("aWdfZAG1faXRlbToxOklHTWVzc2FnZAUlEOjE3ODQx-{run}-{n}-{i}"),
                             "text": "Hello! Do you ship to Lisbon? I would like two of the blue ones, please.",
@@ -43,7 +44,7 @@ pub fn batches(count: usize, run: &str) -> Vec<Signed> {
                     })
                 })
                 .collect();
-            let body = json!({"object": "instagram", "entry": [{"id": account(n), "time": 1_763_800_000_000u64, "messaging": items}]});
+            let body = json!({"object": "instagram", "entry": [{"id": account(n), "time": now, "messaging": items}]});
             sign(body.to_string())
         })
         .collect()
@@ -56,11 +57,12 @@ pub fn single_events(count: usize, run: &str) -> Vec<Signed> {
     let url = format!("https://lookaside.fbsbx.com/ig_messaging_cdn/?asset_id=18087782618022081&signature={}", "AbyoRMtwJfAwfS_JCQkUSk4cdnDbIxMpTQXNWXt1D5Y9DEBSrgaz6PUk279coBxpvYHihuOmA1dxxabr6j0XitFYd21z2".repeat(6));
     let title =
         "Summer collection drop: linen shirts, wide-leg trousers and the new sandals. ".repeat(13);
+    let now = igloo::clock::now_ms();
     (0..count)
         .map(|n| {
-            let body = json!({"object": "instagram", "entry": [{"id": account(n), "time": 1_763_800_000_000u64, "messaging": [{
+            let body = json!({"object": "instagram", "entry": [{"id": account(n), "time": now, "messaging": [{
                 "sender": {"id": format!("{}", 6_500_000_000_000_000u64 + n as u64)},
-                "recipient": {"id": account(n)}, "timestamp": 1_763_800_000_000u64 + n as u64,
+                "recipient": {"id": account(n)}, "timestamp": now + n as u64,
                 "message": {"mid": format!("aWdfZAG1faXRlbToxOklHTWVzc2FnZAUlEOjE3ODQx-{run}-{n}"),
                     "attachments": [{"type": "ig_reel", "payload": {"reel_video_id": "18087782618022081", "title": title, "url": url}}]}}]}]});
             sign(body.to_string())
@@ -70,11 +72,12 @@ pub fn single_events(count: usize, run: &str) -> Vec<Signed> {
 
 /// `count` bodies of one text message each, from distinct people.
 pub fn single_messages(count: usize, run: &str) -> Vec<Signed> {
+    let now = igloo::clock::now_ms();
     (0..count)
         .map(|n| {
-            let body = json!({"object": "instagram", "entry": [{"id": account(n), "time": 1_763_800_000_000u64, "messaging": [{
+            let body = json!({"object": "instagram", "entry": [{"id": account(n), "time": now, "messaging": [{
                 "sender": {"id": format!("{}", 6_600_000_000_000_000u64 + n as u64)},
-                "recipient": {"id": account(n)}, "timestamp": 1_763_800_000_000u64,
+                "recipient": {"id": account(n)}, "timestamp": now,
                 "message": {"mid": format!("e2e-{run}-{n}"), "text": "hi"}}]}]});
             sign(body.to_string())
         })

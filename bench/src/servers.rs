@@ -193,11 +193,11 @@ pub async fn serve_igloo(
         }
     }
     if auto_reply {
-        config.plugins = vec![PluginConfig {
-            source: PluginSource::Builtin("auto-reply".into()),
-            grants: vec!["messages:reply".into()],
-            settings: Default::default(),
-        }];
+        config.plugins = vec![PluginConfig::new(
+            "auto-reply",
+            PluginSource::Builtin("auto-reply".into()),
+            &["messages:reply"],
+        )];
     }
     let igloo = igloo::Igloo::start(config).await?;
     let listener = TcpListener::bind(("127.0.0.1", port)).await?;

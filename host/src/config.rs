@@ -54,8 +54,24 @@ pub struct ServerConfig {
     /// Largest webhook body accepted, in bytes; larger ones get 413.
     pub max_body_bytes: usize,
     /// Bearer token for the `/admin` routes; they are refused without one.
+    /// At least [`MIN_ADMIN_TOKEN_CHARS`] characters.
     pub admin_token: Option<String>,
+    /// Connections served at once; further ones wait in the listen backlog
+    /// until one closes, so igloo never runs out of descriptors.
+    pub max_connections: usize,
+    /// Time a client has to send a request's headers, and the longest a
+    /// kept-alive connection may sit idle between requests, in milliseconds.
+    pub header_timeout_ms: u64,
+    /// Time a client has to send a request's body, in milliseconds.
+    pub body_timeout_ms: u64,
+    /// On SIGTERM or Ctrl-C, how long plugin runs already under way may
+    /// take to finish before igloo exits, in milliseconds. Events not
+    /// finished by then stay pending and are handled after a restart.
+    pub drain_timeout_ms: u64,
 }
+
+/// The shortest admin token accepted: long enough not to be guessed.
+pub const MIN_ADMIN_TOKEN_CHARS: usize = 32;
 
 impl Default for ServerConfig {
     fn default() -> Self {
@@ -64,6 +80,10 @@ impl Default for ServerConfig {
             // Meta batches up to 1000 updates per POST: a few MiB at most.
             max_body_bytes: 4 * 1024 * 1024,
             admin_token: None,
+            max_connections: 512,
+            header_timeout_ms: 10_000,
+            body_timeout_ms: 10_000,
+            drain_timeout_ms: 10_000,
         }
     }
 }
@@ -192,6 +212,13 @@ pub struct RuntimeConfig {
     pub breaker_threshold: u32,
     /// How long a quarantine lasts, in seconds.
     pub breaker_cooldown_secs: u64,
+    /// Threads that run guest code, apart from the threads that accept
+    /// webhooks. 0: one less than the machine's cores, at least one.
+    pub plugin_threads: usize,
+    /// Time one run may spend waiting on Meta (Graph calls and rate-limit
+    /// queues), in milliseconds. Not counted against the plugin's deadline;
+    /// past it the run stops as `upstream-timeout`, which is not a crash.
+    pub max_upstream_wait_ms: u64,
 }
 
 impl Default for RuntimeConfig {
@@ -209,6 +236,8 @@ impl Default for RuntimeConfig {
             max_queued_events: 10_000,
             breaker_threshold: 5,
             breaker_cooldown_secs: 60,
+            plugin_threads: 0,
+            max_upstream_wait_ms: 30_000,
         }
     }
 }
@@ -293,6 +322,11 @@ pub enum PluginSource {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PluginConfig {
+    /// The operator's name for this plugin: unique among `[[plugins]]`, of
+    /// lowercase letters, digits, `-` and `_`. Everything that is the
+    /// plugin's (its state, runs, budgets, breaker, admin routes) is keyed
+    /// by it, never by the name the plugin's own manifest gives itself.
+    pub id: String,
     /// Where the plugin comes from.
     #[serde(flatten)]
     pub source: PluginSource,
@@ -302,6 +336,23 @@ pub struct PluginConfig {
     /// The plugin's own settings, readable through its `config` interface.
     #[serde(default)]
     pub settings: BTreeMap<String, String>,
+    /// Only events of these accounts reach the plugin (intersected with
+    /// its manifest's `accounts`); every account when empty.
+    #[serde(default)]
+    pub accounts: Vec<String>,
+}
+
+impl PluginConfig {
+    /// A plugin with `id` from `source`, granted `grants`, no settings.
+    pub fn new(id: &str, source: PluginSource, grants: &[&str]) -> Self {
+        Self {
+            id: id.to_owned(),
+            source,
+            grants: grants.iter().map(|grant| (*grant).to_owned()).collect(),
+            settings: BTreeMap::new(),
+            accounts: Vec::new(),
+        }
+    }
 }
 
 impl Config {
@@ -315,7 +366,8 @@ impl Config {
             figment = figment.merge(Toml::file_exact(file));
         }
         figment
-            .merge(Env::prefixed("IGLOO_").split("__"))
+            // The CLI's own variables (IGLOO_CONFIG, …) are not config keys.
+            .merge(Env::prefixed("IGLOO_").ignore(CLI_VARIABLES).split("__"))
             .extract()
             .map_err(Box::new)
     }
@@ -324,11 +376,11 @@ impl Config {
     /// granted what its manifest declares, against the sandbox.
     pub fn embedded_defaults() -> Self {
         Config {
-            plugins: vec![PluginConfig {
-                source: PluginSource::Builtin("auto-reply".into()),
-                grants: vec!["messages:reply".into()],
-                settings: BTreeMap::new(),
-            }],
+            plugins: vec![PluginConfig::new(
+                "auto-reply",
+                PluginSource::Builtin("auto-reply".into()),
+                &["messages:reply"],
+            )],
             ..Config::default()
         }
     }
@@ -353,26 +405,146 @@ impl Config {
         }
     }
 
-    /// Check what serde cannot: the settings that live mode requires.
-    pub fn validate(&self) -> Result<(), String> {
+    /// Check what serde cannot: the secrets live mode requires (real ones,
+    /// not the example's placeholders), plugin ids, and limits.
+    pub fn validate(&self) -> Result<(), ConfigError> {
         if self.graph.mode == GraphMode::Live {
             if self.webhook.app_secrets.is_empty() {
-                return Err("graph.mode is live but webhook.app_secrets is empty".into());
+                return Err(ConfigError::Missing("webhook.app_secrets"));
             }
-            if self.webhook.verify_token.is_none() {
-                return Err("graph.mode is live but webhook.verify_token is not set".into());
+            for secret in &self.webhook.app_secrets {
+                check_secret("webhook.app_secrets", secret, MIN_APP_SECRET_CHARS)?;
+            }
+            let token = self
+                .webhook
+                .verify_token
+                .as_deref()
+                .ok_or(ConfigError::Missing("webhook.verify_token"))?;
+            check_secret("webhook.verify_token", token, MIN_VERIFY_TOKEN_CHARS)?;
+            for (id, account) in &self.accounts {
+                if let Some(token) = &account.access_token {
+                    check_secret(&format!("accounts.{id}.access_token"), token, 1)?;
+                }
+            }
+            if let Some(key) = &self.public_profiles.access_key {
+                check_secret("public_profiles.access_key", key, 1)?;
+            }
+        }
+        if let Some(token) = &self.server.admin_token {
+            check_secret("server.admin_token", token, MIN_ADMIN_TOKEN_CHARS)?;
+        }
+        let mut ids = std::collections::BTreeSet::new();
+        for plugin in &self.plugins {
+            check_plugin_id(&plugin.id)?;
+            if !ids.insert(plugin.id.as_str()) {
+                return Err(ConfigError::DuplicatePluginId(plugin.id.clone()));
             }
         }
         if self.storage.dedupe_retention_hours < 36 {
-            return Err(
+            return Err(ConfigError::Invalid(
                 "storage.dedupe_retention_hours must be at least 36: Meta retries for 36 hours"
                     .into(),
-            );
+            ));
         }
         if self.runtime.max_instances == 0 {
-            return Err("runtime.max_instances must be at least 1".into());
+            return Err(ConfigError::Invalid(
+                "runtime.max_instances must be at least 1".into(),
+            ));
+        }
+        if self.server.max_connections == 0 {
+            return Err(ConfigError::Invalid(
+                "server.max_connections must be at least 1".into(),
+            ));
         }
         Ok(())
+    }
+}
+
+/// Environment variables the command line reads itself; never config keys.
+const CLI_VARIABLES: &[&str] = &["CONFIG"];
+
+/// The shortest app secret accepted (Meta's are 32 hex digits).
+const MIN_APP_SECRET_CHARS: usize = 16;
+/// The shortest verify token accepted.
+const MIN_VERIFY_TOKEN_CHARS: usize = 16;
+
+/// Values that mark a secret as not filled in: the placeholders of
+/// `examples/igloo.toml` and their like.
+const PLACEHOLDER_MARKERS: &[&str] = &[
+    "set-me",
+    "your-",
+    "choose-a",
+    "changeme",
+    "change-me",
+    "placeholder",
+    "example",
+    "xxxx",
+    "<",
+];
+
+/// Why a configuration cannot run.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// A required key is missing.
+    #[error("graph.mode is live but {0} is not set")]
+    Missing(&'static str),
+    /// A secret is empty, a placeholder, or too short.
+    #[error("{key} {problem}")]
+    WeakSecret {
+        /// The key.
+        key: String,
+        /// What is wrong with it (never the value itself).
+        problem: String,
+    },
+    /// A plugin id is not of the allowed alphabet.
+    #[error(
+        "plugin id `{0}` is invalid: use 1 to 64 lowercase letters, digits, `-` and `_`, \
+         starting with a letter or digit"
+    )]
+    InvalidPluginId(String),
+    /// Two `[[plugins]]` share an id.
+    #[error("plugin id `{0}` is used by more than one [[plugins]] entry; ids must be unique")]
+    DuplicatePluginId(String),
+    /// Anything else.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+fn check_secret(key: &str, value: &str, min_chars: usize) -> Result<(), ConfigError> {
+    let weak = |problem: String| ConfigError::WeakSecret {
+        key: key.to_owned(),
+        problem,
+    };
+    let trimmed = value.trim();
+    if trimmed.is_empty() {
+        return Err(weak("is empty".into()));
+    }
+    let lower = trimmed.to_ascii_lowercase();
+    if PLACEHOLDER_MARKERS
+        .iter()
+        .any(|marker| lower.contains(marker))
+    {
+        return Err(weak(
+            "is still a placeholder: set the real value (preferably from the environment)".into(),
+        ));
+    }
+    if trimmed.chars().count() < min_chars {
+        return Err(weak(format!("is shorter than {min_chars} characters")));
+    }
+    Ok(())
+}
+
+/// Whether `id` is a valid plugin id.
+pub fn check_plugin_id(id: &str) -> Result<(), ConfigError> {
+    let valid = (1..=64).contains(&id.len())
+        && id.bytes().all(|byte| {
+            byte.is_ascii_lowercase() || byte.is_ascii_digit() || byte == b'-' || byte == b'_'
+        })
+        && id.as_bytes()[0].is_ascii_alphanumeric();
+    if valid {
+        Ok(())
+    } else {
+        Err(ConfigError::InvalidPluginId(id.chars().take(80).collect()))
     }
 }
 
@@ -380,17 +552,67 @@ impl Config {
 mod tests {
     use super::*;
 
+    fn example_path() -> std::path::PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/igloo.toml")
+    }
+
     #[test]
-    fn the_documented_example_config_parses_and_sets_every_section() {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/igloo.toml");
-        let config = Config::load(Some(&path)).expect("examples/igloo.toml parses");
+    fn the_documented_example_parses_but_its_placeholders_do_not_run_live() {
+        let config = Config::load(Some(&example_path())).expect("examples/igloo.toml parses");
         assert_eq!(config.graph.mode, GraphMode::Live);
         assert_eq!(config.graph.api_version, "v24.0");
         assert!(!config.accounts.is_empty());
         assert!(!config.plugins.is_empty());
-        config
-            .validate()
-            .expect("the example is a valid live config");
+        let error = config.validate().unwrap_err();
+        assert!(
+            matches!(&error, ConfigError::WeakSecret { problem, .. } if problem.contains("placeholder")),
+            "{error}"
+        );
+    }
+
+    #[test]
+    #[expect(
+        clippy::result_large_err,
+        reason = "figment's Jail fixes the closure's error type"
+    )]
+    fn the_example_runs_live_once_the_environment_supplies_real_secrets() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env(
+                "IGLOO_WEBHOOK__APP_SECRETS",
+                r#"["0123456789abcdef0123456789abcdef"]"#,
+            );
+            jail.set_env(
+                "IGLOO_WEBHOOK__VERIFY_TOKEN",
+                "a-verify-token-of-some-length",
+            );
+            jail.set_env(
+                "IGLOO_SERVER__ADMIN_TOKEN",
+                "k".repeat(MIN_ADMIN_TOKEN_CHARS),
+            );
+            jail.set_env(
+                "IGLOO_ACCOUNTS__17841400000000001__ACCESS_TOKEN",
+                "IGQVJ-real-looking-token",
+            );
+            jail.set_env("IGLOO_PUBLIC_PROFILES__ACCESS_KEY", "hiker-key-1234");
+            let config = Config::load(Some(&example_path())).unwrap();
+            config.validate().expect("valid with real secrets");
+            Ok(())
+        });
+    }
+
+    #[test]
+    #[expect(
+        clippy::result_large_err,
+        reason = "figment's Jail fixes the closure's error type"
+    )]
+    fn igloo_config_is_read_by_the_cli_not_taken_for_a_config_key() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("IGLOO_CONFIG", "/etc/igloo.toml");
+            jail.set_env("IGLOO_GRAPH__API_VERSION", "v99.0");
+            let config = Config::load(None).expect("IGLOO_CONFIG does not break loading");
+            assert_eq!(config.graph.api_version, "v99.0");
+            Ok(())
+        });
     }
 
     #[test]
@@ -398,6 +620,7 @@ mod tests {
         let config = Config::embedded_defaults();
         assert_eq!(config.graph.mode, GraphMode::Sandbox);
         assert_eq!(config.effective_app_secrets(), vec![SANDBOX_APP_SECRET]);
+        assert_eq!(config.plugins[0].id, "auto-reply");
         assert_eq!(
             config.plugins[0].source,
             PluginSource::Builtin("auto-reply".into())
@@ -406,12 +629,60 @@ mod tests {
     }
 
     #[test]
-    fn live_mode_without_secrets_is_refused() {
+    fn live_mode_refuses_missing_empty_and_short_secrets() {
         let mut config = Config::default();
         config.graph.mode = GraphMode::Live;
-        let error = config.validate().unwrap_err();
-        assert!(error.contains("app_secrets"), "{error}");
+        assert_eq!(
+            config.validate(),
+            Err(ConfigError::Missing("webhook.app_secrets"))
+        );
         assert!(config.effective_app_secrets().is_empty());
+        for secret in ["", "   ", "abc123", "your-instagram-app-secret"] {
+            config.webhook.app_secrets = vec![secret.into()];
+            config.webhook.verify_token = Some("a-verify-token-of-some-length".into());
+            let error = config.validate().unwrap_err();
+            assert!(
+                matches!(&error, ConfigError::WeakSecret { key, .. } if key == "webhook.app_secrets"),
+                "{secret:?}: {error}"
+            );
+            assert!(!error.to_string().contains(secret.trim()) || secret.trim().is_empty());
+        }
+        config.webhook.app_secrets = vec!["0123456789abcdef0123456789abcdef".into()];
+        config.webhook.verify_token = Some(String::new());
+        assert!(config.validate().is_err(), "an empty verify token");
+        config.webhook.verify_token = Some("a-verify-token-of-some-length".into());
+        config.validate().unwrap();
+    }
+
+    #[test]
+    fn the_admin_token_has_a_minimum_length() {
+        let mut config = Config::embedded_defaults();
+        config.server.admin_token = Some("short-token".into());
+        assert!(matches!(
+            config.validate(),
+            Err(ConfigError::WeakSecret { key, .. }) if key == "server.admin_token"
+        ));
+        config.server.admin_token = Some("t".repeat(MIN_ADMIN_TOKEN_CHARS));
+        config.validate().unwrap();
+    }
+
+    #[test]
+    fn plugin_ids_are_unique_and_of_a_safe_alphabet() {
+        let mut config = Config::embedded_defaults();
+        config.plugins.push(config.plugins[0].clone());
+        assert_eq!(
+            config.validate(),
+            Err(ConfigError::DuplicatePluginId("auto-reply".into()))
+        );
+        for bad in ["", "Auto", "-x", "a/b", "a b", "a\nb", &"a".repeat(65)] {
+            config.plugins[1].id = bad.to_owned();
+            assert!(
+                matches!(config.validate(), Err(ConfigError::InvalidPluginId(_))),
+                "{bad:?}"
+            );
+        }
+        config.plugins[1].id = "auto-reply-2".into();
+        config.validate().unwrap();
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! message, never internal details.
 
 use axum::Json;
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
@@ -25,6 +25,15 @@ pub enum ApiError {
     /// The handshake's mode or token is wrong.
     #[error("verification failed")]
     Handshake,
+    /// The body is larger than allowed (or declares it will be).
+    #[error("body larger than {0} bytes")]
+    TooLarge(usize),
+    /// The body did not arrive in time.
+    #[error("body not received in time")]
+    BodyTimeout,
+    /// The client broke off while sending the body.
+    #[error("body incomplete")]
+    BodyAborted,
 }
 
 impl ApiError {
@@ -34,6 +43,22 @@ impl ApiError {
             ApiError::Signature(_) | ApiError::Handshake => StatusCode::FORBIDDEN,
             ApiError::Payload(_) => StatusCode::BAD_REQUEST,
             ApiError::Storage(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
+            ApiError::BodyAborted => StatusCode::BAD_REQUEST,
+        }
+    }
+
+    /// The label `/metrics` counts it under.
+    pub fn label(&self) -> &'static str {
+        match self {
+            ApiError::Signature(_) => "bad_signature",
+            ApiError::Payload(_) => "malformed",
+            ApiError::Storage(_) => "storage_error",
+            ApiError::Handshake => "handshake",
+            ApiError::TooLarge(_) => "too_large",
+            ApiError::BodyTimeout => "body_timeout",
+            ApiError::BodyAborted => "body_aborted",
         }
     }
 }
@@ -52,6 +77,14 @@ impl IntoResponse for ApiError {
                 other.to_string()
             }
         };
-        (status, Json(json!({ "error": message }))).into_response()
+        let mut response = (status, Json(json!({ "error": message }))).into_response();
+        if matches!(self, ApiError::TooLarge(_) | ApiError::BodyTimeout) {
+            // The rest of the body is never read: the connection cannot be reused.
+            response.headers_mut().insert(
+                header::CONNECTION,
+                header::HeaderValue::from_static("close"),
+            );
+        }
+        response
     }
 }

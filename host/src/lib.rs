@@ -24,6 +24,7 @@ pub mod runtime;
 pub mod server;
 pub mod signature;
 pub mod state;
+pub mod untrusted;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -38,14 +39,20 @@ use capabilities::HostServices;
 use inbox::{Inbox, SqliteInbox};
 use metrics::Metrics;
 use runtime::{Dispatcher, Runtime};
-use server::AppState;
+use server::listener::ConnectionLimits;
+use server::{AppState, BodyLimits};
 use signature::SignatureVerifier;
 
 /// A started igloo: storage open, plugins loaded, dispatcher running.
 pub struct Igloo {
     state: Arc<AppState>,
-    max_body_bytes: usize,
-    /// The dispatcher and the pruner, stopped when serving ends.
+    connection_limits: ConnectionLimits,
+    dispatcher: Arc<Dispatcher>,
+    drain_timeout: Duration,
+    /// Where guest code runs: threads of its own, so that no plugin can
+    /// slow the threads that acknowledge Meta's webhooks.
+    plugin_threads: Option<tokio::runtime::Runtime>,
+    /// The dispatcher and the pruners, stopped when serving ends.
     background: Vec<JoinHandle<()>>,
 }
 
@@ -53,10 +60,7 @@ impl Igloo {
     /// Open storage, load the plugins and start dispatching whatever is
     /// pending. Fails, naming the cause, if any configured part is unusable.
     pub async fn start(config: Config) -> anyhow::Result<Self> {
-        config
-            .validate()
-            .map_err(anyhow::Error::msg)
-            .context("invalid configuration")?;
+        config.validate().context("invalid configuration")?;
         let data_dir = &config.storage.data_dir;
         std::fs::create_dir_all(data_dir)
             .with_context(|| format!("creating the data directory {}", data_dir.display()))?;
@@ -69,19 +73,19 @@ impl Igloo {
                 .map_err(anyhow::Error::from)
                 .context("starting the wasm runtime")?,
         );
+        let plugin_threads = plugin_thread_pool(config.runtime.plugin_threads)?;
         let metrics = Arc::new(Metrics::new());
         let retention = Duration::from_secs(config.storage.dedupe_retention_hours * 3600);
+        let dispatcher = Dispatcher::new(
+            Arc::clone(&inbox),
+            Arc::clone(&runtime),
+            Arc::clone(&metrics),
+            &config.runtime,
+        );
         let background = vec![
-            tokio::spawn(
-                Dispatcher::new(
-                    Arc::clone(&inbox),
-                    Arc::clone(&runtime),
-                    Arc::clone(&metrics),
-                    &config.runtime,
-                )
-                .run(),
-            ),
+            plugin_threads.spawn(Arc::clone(&dispatcher).run()),
             inbox::spawn_pruner(Arc::clone(&inbox), retention),
+            plugin_threads.spawn(capabilities::prune_forever(Arc::clone(&services))),
         ];
         let state = Arc::new(AppState {
             verifier: SignatureVerifier::new(
@@ -94,10 +98,22 @@ impl Igloo {
             runtime,
             services,
             metrics,
+            body_limits: BodyLimits {
+                max_bytes: config.server.max_body_bytes,
+                timeout: Duration::from_millis(config.server.body_timeout_ms),
+            },
         });
+        let drain_timeout = Duration::from_millis(config.server.drain_timeout_ms);
         Ok(Self {
             state,
-            max_body_bytes: config.server.max_body_bytes,
+            connection_limits: ConnectionLimits {
+                max_connections: config.server.max_connections,
+                header_timeout: Duration::from_millis(config.server.header_timeout_ms),
+                finish_timeout: drain_timeout,
+            },
+            dispatcher,
+            drain_timeout,
+            plugin_threads: Some(plugin_threads),
             background,
         })
     }
@@ -109,21 +125,60 @@ impl Igloo {
 
     /// The routes, for serving or for driving in-process.
     pub fn router(&self) -> axum::Router {
-        server::router(Arc::clone(&self.state), self.max_body_bytes)
+        server::router(Arc::clone(&self.state))
     }
 
-    /// Serve on `listener` until `shutdown` resolves.
+    /// Serve on `listener` until `shutdown` resolves. Then stop accepting,
+    /// let plugin runs under way finish up to `server.drain_timeout_ms`,
+    /// and stop. Whatever was not finished stays pending in the inbox, and
+    /// the next start handles it.
     pub async fn serve(
-        self,
+        mut self,
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let result = axum::serve(listener, self.router())
-            .with_graceful_shutdown(shutdown)
-            .await;
-        for task in &self.background {
+        server::listener::serve(listener, self.router(), self.connection_limits, shutdown).await;
+        let unfinished = self.dispatcher.drain(self.drain_timeout).await;
+        if unfinished > 0 {
+            tracing::warn!(
+                unfinished,
+                "events still being handled at shutdown stay pending; the next start handles them"
+            );
+        }
+        self.stop_background();
+        Ok(())
+    }
+
+    fn stop_background(&mut self) {
+        for task in self.background.drain(..) {
             task.abort();
         }
-        result
+        if let Some(threads) = self.plugin_threads.take() {
+            // Not a blocking shutdown: this may run inside another runtime.
+            threads.shutdown_background();
+        }
     }
+}
+
+impl Drop for Igloo {
+    fn drop(&mut self) {
+        self.stop_background();
+    }
+}
+
+/// The threads guest code runs on: `threads`, or one less than the
+/// machine's cores (at least one) when 0.
+fn plugin_thread_pool(threads: usize) -> anyhow::Result<tokio::runtime::Runtime> {
+    let threads = match threads {
+        0 => std::thread::available_parallelism()
+            .map_or(1, |cores| cores.get().saturating_sub(1))
+            .max(1),
+        n => n,
+    };
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .thread_name("igloo-plugins")
+        .enable_all()
+        .build()
+        .context("starting the plugin threads")
 }

@@ -26,18 +26,15 @@ pub fn install_probe(root: &std::path::Path, name: &str, capabilities: &[&str]) 
         igloo_plugin_artifacts::PROBE.component,
     )
     .unwrap();
-    PluginConfig {
-        source: PluginSource::Path(dir),
-        grants: capabilities.iter().map(|c| c.to_string()).collect(),
-        settings: Default::default(),
-    }
+    PluginConfig::new(name, PluginSource::Path(dir), capabilities)
 }
 
 /// A message from `sender` whose text is `command`.
 pub fn message_body(sender: &str, text: &str) -> Vec<u8> {
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    json!({"object": "instagram", "entry": [{"id": ACCOUNT_ID, "time": 1763800000000u64, "messaging": [{
-        "sender": {"id": sender}, "recipient": {"id": ACCOUNT_ID}, "timestamp": 1763800000000u64 + n,
+    let now = crate::now_ms();
+    json!({"object": "instagram", "entry": [{"id": ACCOUNT_ID, "time": now, "messaging": [{
+        "sender": {"id": sender}, "recipient": {"id": ACCOUNT_ID}, "timestamp": now - 1000 + n % 1000,
         "message": {"mid": format!("probe-mid-{n}"), "text": text}}]}]})
     .to_string()
     .into_bytes()
@@ -45,7 +42,7 @@ pub fn message_body(sender: &str, text: &str) -> Vec<u8> {
 
 /// A comment `comment_id` by `author` whose text is `text`.
 pub fn comment_body(comment_id: &str, author: &str, text: &str) -> Vec<u8> {
-    json!({"object": "instagram", "entry": [{"id": ACCOUNT_ID, "time": 1763800100u64, "changes": [{"field": "comments",
+    json!({"object": "instagram", "entry": [{"id": ACCOUNT_ID, "time": crate::now_ms() / 1000, "changes": [{"field": "comments",
         "value": {"id": comment_id, "from": {"id": author, "username": "someone"}, "text": text,
             "media": {"id": "17950000000000001", "media_product_type": "FEED"}}}]}]})
     .to_string()

@@ -48,7 +48,8 @@ pub struct TestIgloo {
     pub client: reqwest::Client,
     /// Where its data lives.
     pub data_dir: Arc<TempDir>,
-    _shutdown: oneshot::Sender<()>,
+    shutdown: oneshot::Sender<()>,
+    serving: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
 impl TestIgloo {
@@ -65,7 +66,7 @@ impl TestIgloo {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let (shutdown, stop) = oneshot::channel::<()>();
-        tokio::spawn(igloo.serve(listener, async {
+        let serving = tokio::spawn(igloo.serve(listener, async {
             let _ = stop.await;
         }));
         Self {
@@ -73,8 +74,20 @@ impl TestIgloo {
             inbox,
             client: reqwest::Client::new(),
             data_dir,
-            _shutdown: shutdown,
+            shutdown,
+            serving,
         }
+    }
+
+    /// Shut down as on SIGTERM (stop accepting, let runs under way finish
+    /// up to the drain timeout) and wait until it has; the data stays.
+    pub async fn stop(self) -> Arc<TempDir> {
+        let _ = self.shutdown.send(());
+        self.serving
+            .await
+            .expect("serving did not panic")
+            .expect("serving ended cleanly");
+        self.data_dir
     }
 
     /// POST `body` to the webhook with `signature` as `X-Hub-Signature-256`.

@@ -84,11 +84,11 @@ fn messages_path() -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_send_api_message_has_the_shape_the_reference_shows() {
     let s = setup(&[("probe", ALL)], |_, _| {}).await;
-    let send = |content: Value, quick_replies: Value, human_agent: bool| json!({"op": "send", "to": {"person": "u1"}, "content": content, "quick_replies": quick_replies, "human_agent": human_agent});
+    let send = |content: Value, quick_replies: Value, human_agent: bool| json!({"op": "send", "to": {"person": "1001"}, "content": content, "quick_replies": quick_replies, "human_agent": human_agent});
     let cases: Vec<(Value, Value)> = vec![
         (
             send(json!({"text": "hi"}), json!([]), false),
-            json!({"recipient": {"id": "u1"}, "message": {"text": "hi"}}),
+            json!({"recipient": {"id": "1001"}, "message": {"text": "hi"}}),
         ),
         (
             send(
@@ -96,19 +96,19 @@ async fn every_send_api_message_has_the_shape_the_reference_shows() {
                 json!([]),
                 false,
             ),
-            json!({"recipient": {"id": "u1"}, "message": {"attachment": {"type": "image", "payload": {"url": "https://cdn/x.png"}}}}),
+            json!({"recipient": {"id": "1001"}, "message": {"attachment": {"type": "image", "payload": {"url": "https://cdn/x.png"}}}}),
         ),
         (
             send(
-                json!({"media": {"kind": "video", "attachment_id": "att-1"}}),
+                json!({"media": {"kind": "video", "attachment_id": "7001"}}),
                 json!([]),
                 false,
             ),
-            json!({"recipient": {"id": "u1"}, "message": {"attachment": {"type": "video", "payload": {"attachment_id": "att-1"}}}}),
+            json!({"recipient": {"id": "1001"}, "message": {"attachment": {"type": "video", "payload": {"attachment_id": "7001"}}}}),
         ),
         (
             send(json!("like_heart"), json!([]), false),
-            json!({"recipient": {"id": "u1"}, "message": {"attachment": {"type": "like_heart"}}}),
+            json!({"recipient": {"id": "1001"}, "message": {"attachment": {"type": "like_heart"}}}),
         ),
         (
             send(
@@ -116,7 +116,7 @@ async fn every_send_api_message_has_the_shape_the_reference_shows() {
                 json!([]),
                 false,
             ),
-            json!({"recipient": {"id": "u1"}, "message": {"attachment": {"type": "template", "payload": {"template_type": "button", "text": "Pick",
+            json!({"recipient": {"id": "1001"}, "message": {"attachment": {"type": "template", "payload": {"template_type": "button", "text": "Pick",
                 "buttons": [{"type": "web_url", "title": "Shop", "url": "https://shop"}, {"type": "postback", "title": "Help", "payload": "HELP"}]}}}}),
         ),
         (
@@ -125,7 +125,7 @@ async fn every_send_api_message_has_the_shape_the_reference_shows() {
                 json!([]),
                 false,
             ),
-            json!({"recipient": {"id": "u1"}, "message": {"attachment": {"type": "template", "payload": {"template_type": "generic", "elements": [{
+            json!({"recipient": {"id": "1001"}, "message": {"attachment": {"type": "template", "payload": {"template_type": "generic", "elements": [{
                 "title": "Shirt", "subtitle": "Linen", "image_url": "https://cdn/s.jpg", "default_action": {"type": "web_url", "url": "https://shop/s"},
                 "buttons": [{"type": "postback", "title": "Buy", "payload": "BUY_S"}]}]}}}}),
         ),
@@ -135,7 +135,7 @@ async fn every_send_api_message_has_the_shape_the_reference_shows() {
                 json!([]),
                 false,
             ),
-            json!({"recipient": {"id": "u1"}, "message": {"attachment": {"type": "MEDIA_SHARE", "payload": {"id": "17950000000000001"}}}}),
+            json!({"recipient": {"id": "1001"}, "message": {"attachment": {"type": "MEDIA_SHARE", "payload": {"id": "17950000000000001"}}}}),
         ),
         (
             send(
@@ -143,24 +143,24 @@ async fn every_send_api_message_has_the_shape_the_reference_shows() {
                 json!([["S", "SIZE_S"], ["M", "SIZE_M"]]),
                 false,
             ),
-            json!({"recipient": {"id": "u1"}, "message": {"text": "Size?", "quick_replies": [
+            json!({"recipient": {"id": "1001"}, "message": {"text": "Size?", "quick_replies": [
                 {"content_type": "text", "title": "S", "payload": "SIZE_S"}, {"content_type": "text", "title": "M", "payload": "SIZE_M"}]}}),
         ),
         (
             send(json!({"text": "Your visit is booked"}), json!([]), true),
-            json!({"recipient": {"id": "u1"}, "message": {"text": "Your visit is booked"}, "messaging_type": "MESSAGE_TAG", "tag": "HUMAN_AGENT"}),
+            json!({"recipient": {"id": "1001"}, "message": {"text": "Your visit is booked"}, "messaging_type": "MESSAGE_TAG", "tag": "HUMAN_AGENT"}),
         ),
         (
-            json!({"op": "react", "to": "u1", "mid": "m-9", "reaction": "love"}),
-            json!({"recipient": {"id": "u1"}, "sender_action": "react", "payload": {"message_id": "m-9", "reaction": "love"}}),
+            json!({"op": "react", "to": "1001", "mid": "m-9", "reaction": "love"}),
+            json!({"recipient": {"id": "1001"}, "sender_action": "react", "payload": {"message_id": "m-9", "reaction": "love"}}),
         ),
         (
-            json!({"op": "react", "to": "u1", "mid": "m-9", "reaction": null}),
-            json!({"recipient": {"id": "u1"}, "sender_action": "unreact", "payload": {"message_id": "m-9"}}),
+            json!({"op": "react", "to": "1001", "mid": "m-9", "reaction": null}),
+            json!({"recipient": {"id": "1001"}, "sender_action": "unreact", "payload": {"message_id": "m-9"}}),
         ),
     ];
     for (n, (command, expected)) in cases.iter().enumerate() {
-        let report = s.igloo.probe("probe", "u1", command.clone()).await;
+        let report = s.igloo.probe("probe", "1001", command.clone()).await;
         assert!(report.starts_with("Ok("), "{command}: {report}");
         let requests = s.graph.requests();
         assert_eq!(requests.len(), n + 1, "{command}");
@@ -177,7 +177,7 @@ async fn every_send_api_message_has_the_shape_the_reference_shows() {
         .igloo
         .probe(
             "probe",
-            "u1",
+            "1001",
             json!({"op": "upload", "kind": "image", "url": "https://cdn/logo.png"}),
         )
         .await;
@@ -199,16 +199,16 @@ async fn comments_are_replied_to_hidden_and_deleted() {
         .igloo
         .probe_on_comment(
             "probe",
-            "c1",
-            "u2",
-            json!({"op": "comment_reply", "id": "c1", "text": "Thanks!"}),
+            "9001",
+            "1002",
+            json!({"op": "comment_reply", "id": "9001", "text": "Thanks!"}),
         )
         .await;
     assert!(reply.contains("Ok(\"reply-1\")"), "{reply}");
     assert_meta(
         &s.graph.requests()[0],
         "POST",
-        "/v24.0/c1/replies",
+        "/v24.0/9001/replies",
         None,
         json!({"message": "Thanks!"}),
     );
@@ -217,16 +217,16 @@ async fn comments_are_replied_to_hidden_and_deleted() {
         .igloo
         .probe_on_comment(
             "probe",
-            "c2",
-            "u2",
-            json!({"op": "hide", "id": "c9", "hidden": true}),
+            "9002",
+            "1002",
+            json!({"op": "hide", "id": "9009", "hidden": true}),
         )
         .await;
     assert_eq!(hide, "Ok(())");
     assert_meta(
         &s.graph.requests()[1],
         "POST",
-        "/v24.0/c9",
+        "/v24.0/9009",
         Some("hide=true"),
         Value::Null,
     );
@@ -234,28 +234,33 @@ async fn comments_are_replied_to_hidden_and_deleted() {
         .igloo
         .probe_on_comment(
             "probe",
-            "c3",
-            "u2",
-            json!({"op": "hide", "id": "c9", "hidden": false}),
+            "9003",
+            "1002",
+            json!({"op": "hide", "id": "9009", "hidden": false}),
         )
         .await;
     assert_eq!(unhide, "Ok(())");
     assert_meta(
         &s.graph.requests()[2],
         "POST",
-        "/v24.0/c9",
+        "/v24.0/9009",
         Some("hide=false"),
         Value::Null,
     );
     let delete = s
         .igloo
-        .probe_on_comment("probe", "c4", "u2", json!({"op": "delete", "id": "c9"}))
+        .probe_on_comment(
+            "probe",
+            "9004",
+            "1002",
+            json!({"op": "delete", "id": "9009"}),
+        )
         .await;
     assert_eq!(delete, "Ok(())");
     assert_meta(
         &s.graph.requests()[3],
         "DELETE",
-        "/v24.0/c9",
+        "/v24.0/9009",
         None,
         Value::Null,
     );
@@ -265,8 +270,8 @@ async fn comments_are_replied_to_hidden_and_deleted() {
 async fn a_comment_gets_one_private_reply_across_every_plugin() {
     let s = setup(&[("probe-a", REPLIER), ("probe-b", REPLIER)], |_, _| {}).await;
     let command =
-        json!({"op": "send", "to": {"comment": "c5"}, "content": {"text": "Sent you the price"}});
-    let body = igloo_tests::comment_body("c5", "u5", &command.to_string());
+        json!({"op": "send", "to": {"comment": "9005"}, "content": {"text": "Sent you the price"}});
+    let body = igloo_tests::comment_body("9005", "1005", &command.to_string());
     let a = s.igloo.run_and_report(&body, "probe-a").await;
     let runs = s.igloo.inbox.runs(1).await.unwrap();
     let b = runs
@@ -278,7 +283,7 @@ async fn a_comment_gets_one_private_reply_across_every_plugin() {
     let (won, lost) = if a.starts_with("Ok(") { (a, b) } else { (b, a) };
     assert!(won.starts_with("Ok("), "{won}");
     assert!(
-        lost.contains("Invalid(\"comment c5 already had its one private reply\")"),
+        lost.contains("Invalid(\"comment 9005 already had its one private reply\")"),
         "{lost}"
     );
     let requests = s.graph.requests();
@@ -288,7 +293,7 @@ async fn a_comment_gets_one_private_reply_across_every_plugin() {
         "POST",
         &messages_path(),
         None,
-        json!({"recipient": {"comment_id": "c5"}, "message": {"text": "Sent you the price"}}),
+        json!({"recipient": {"comment_id": "9005"}, "message": {"text": "Sent you the price"}}),
     );
 }
 
@@ -305,53 +310,53 @@ async fn every_scope_and_limit_rule_is_a_typed_error_and_nothing_reaches_meta() 
     let cases: Vec<(&str, Value, &str)> = vec![
         (
             "replier",
-            json!({"op": "send_text", "to": "stranger", "text": "hi"}),
+            json!({"op": "send_text", "to": "4444", "text": "hi"}),
             "Denied(\"messages:reply only reaches the person whose event is being handled",
         ),
         (
             "replier",
-            json!({"op": "send", "to": {"comment": "c-other"}, "content": {"text": "hi"}}),
+            json!({"op": "send", "to": {"comment": "9999"}, "content": {"text": "hi"}}),
             "Denied(\"messages:reply may privately answer only the comment being handled",
         ),
         (
             "replier",
-            json!({"op": "send", "to": {"person": "u1"}, "content": {"text": "hi"}, "human_agent": true}),
+            json!({"op": "send", "to": {"person": "1001"}, "content": {"text": "hi"}, "human_agent": true}),
             "Denied(\"the HUMAN_AGENT tag needs messages:human-agent\")",
         ),
         (
             "sender",
-            json!({"op": "send_text", "to": "never-wrote", "text": "hi"}),
+            json!({"op": "send_text", "to": "5555", "text": "hi"}),
             "Error::WindowClosed",
         ),
         (
             "replier",
-            json!({"op": "send_text", "to": "u1", "text": long_text}),
+            json!({"op": "send_text", "to": "1001", "text": long_text}),
             "Invalid(\"text is 1002 bytes; Meta accepts at most 1000\")",
         ),
         (
             "replier",
-            json!({"op": "send", "to": {"person": "u1"}, "content": {"text": "pick"}, "quick_replies": fourteen}),
+            json!({"op": "send", "to": {"person": "1001"}, "content": {"text": "pick"}, "quick_replies": fourteen}),
             "Invalid(\"14 quick replies; Meta accepts at most 13\")",
         ),
         (
             "replier",
-            json!({"op": "send", "to": {"person": "u1"}, "content": {"text": "pick"}, "quick_replies": [["A title of 21 chars!!", "P"]]}),
+            json!({"op": "send", "to": {"person": "1001"}, "content": {"text": "pick"}, "quick_replies": [["A title of 21 chars!!", "P"]]}),
             "is 21 characters; Meta accepts 1 to 20",
         ),
         (
             "replier",
-            json!({"op": "send", "to": {"person": "u1"}, "content": {"button_template": {"text": "t", "buttons": [
+            json!({"op": "send", "to": {"person": "1001"}, "content": {"button_template": {"text": "t", "buttons": [
             {"postback": ["1", "1"]}, {"postback": ["2", "2"]}, {"postback": ["3", "3"]}, {"postback": ["4", "4"]}]}}}),
             "Invalid(\"4 buttons; Meta accepts at most 3\")",
         ),
         (
             "replier",
-            json!({"op": "comment_reply", "id": "c-elsewhere", "text": "hi"}),
+            json!({"op": "comment_reply", "id": "9998", "text": "hi"}),
             "Denied(\"comments:reply may answer only the comment being handled",
         ),
         (
             "replier",
-            json!({"op": "hide", "id": "c1"}),
+            json!({"op": "hide", "id": "9001"}),
             "Denied(\"hiding and deleting comments needs comments:moderate\")",
         ),
         (
@@ -361,7 +366,7 @@ async fn every_scope_and_limit_rule_is_a_typed_error_and_nothing_reaches_meta() 
         ),
     ];
     for (plugin, command, expected) in cases {
-        let report = s.igloo.probe(plugin, "u1", command.clone()).await;
+        let report = s.igloo.probe(plugin, "1001", command.clone()).await;
         assert!(
             report.contains(expected),
             "{command}\n  expected {expected}\n  got {report}"
@@ -378,8 +383,8 @@ async fn every_scope_and_limit_rule_is_a_typed_error_and_nothing_reaches_meta() 
         .igloo
         .probe(
             "sender",
-            "u7",
-            json!({"op": "send_text", "to": "u7", "text": "hi"}),
+            "1007",
+            json!({"op": "send_text", "to": "1007", "text": "hi"}),
         )
         .await;
     assert!(report.starts_with("Ok("), "{report}");
@@ -407,7 +412,7 @@ async fn profiles_are_read_cached_and_consent_errors_typed() {
     let s = setup(&[("probe", ALL)], |_, _| {}).await;
     let first = s
         .igloo
-        .probe("probe", "u1", json!({"op": "profile", "id": "u1"}))
+        .probe("probe", "1001", json!({"op": "profile", "id": "1001"}))
         .await;
     assert!(
         first.contains("name: Some(\"Peter Chang\")")
@@ -418,15 +423,15 @@ async fn profiles_are_read_cached_and_consent_errors_typed() {
     assert_meta(
         &requests[0],
         "GET",
-        "/v24.0/u1",
+        "/v24.0/1001",
         Some(
-            "fields=name,username,profile_pic,follower_count,is_user_follow_business,is_business_follow_user,is_verified_user",
+            "fields=name%2Cusername%2Cprofile_pic%2Cfollower_count%2Cis_user_follow_business%2Cis_business_follow_user%2Cis_verified_user",
         ),
         Value::Null,
     );
     let cached = s
         .igloo
-        .probe("probe", "u1", json!({"op": "profile", "id": "u1"}))
+        .probe("probe", "1001", json!({"op": "profile", "id": "1001"}))
         .await;
     assert_eq!(cached, first);
     assert_eq!(s.graph.requests().len(), 1, "served from the cache");
@@ -434,13 +439,13 @@ async fn profiles_are_read_cached_and_consent_errors_typed() {
     s.graph.script(400, json!({"error": {"message": "User consent is required to access user profile", "code": 230}}));
     let commenter = s
         .igloo
-        .probe("probe", "u1", json!({"op": "profile", "id": "commenter"}))
+        .probe("probe", "1001", json!({"op": "profile", "id": "2001"}))
         .await;
     assert_eq!(commenter, "Err(Error::ConsentRequired)");
     s.graph.script(400, json!({"error": {"message": "This person isn't available right now.", "code": 551, "error_subcode": 1545041}}));
     let blocked = s
         .igloo
-        .probe("probe", "u1", json!({"op": "profile", "id": "blocker"}))
+        .probe("probe", "1001", json!({"op": "profile", "id": "2002"}))
         .await;
     assert_eq!(blocked, "Err(Error::Blocked)");
 }
@@ -457,7 +462,7 @@ async fn public_profiles_come_from_the_provider_with_its_key_budget_and_errors()
         .igloo
         .probe(
             "probe",
-            "u1",
+            "1001",
             json!({"op": "public_by_username", "value": "natgeo"}),
         )
         .await;
@@ -485,7 +490,7 @@ async fn public_profiles_come_from_the_provider_with_its_key_budget_and_errors()
         .igloo
         .probe(
             "probe",
-            "u1",
+            "1001",
             json!({"op": "public_by_id", "value": "787132"}),
         )
         .await;
@@ -506,7 +511,7 @@ async fn public_profiles_come_from_the_provider_with_its_key_budget_and_errors()
             .igloo
             .probe(
                 "probe",
-                "u1",
+                "1001",
                 json!({"op": "public_by_username", "value": "someone"}),
             )
             .await;
@@ -516,8 +521,8 @@ async fn public_profiles_come_from_the_provider_with_its_key_budget_and_errors()
         .igloo
         .probe(
             "probe",
-            "u1",
-            json!({"op": "public_by_username", "value": "one-too-many"}),
+            "1001",
+            json!({"op": "public_by_username", "value": "one_too_many"}),
         )
         .await;
     assert!(
@@ -539,7 +544,7 @@ async fn kv_keeps_state_per_plugin_and_account() {
         .igloo
         .probe(
             "probe",
-            "u1",
+            "1001",
             json!({"op": "all", "commands": [
                 {"op": "kv_set", "key": "lead:1", "value": "ana@example.com"},
                 {"op": "kv_set", "key": "lead:2", "value": "rui@example.com"},
@@ -558,7 +563,7 @@ async fn kv_keeps_state_per_plugin_and_account() {
     );
     let later = s
         .igloo
-        .probe("probe", "u9", json!({"op": "kv_get", "key": "lead:2"}))
+        .probe("probe", "1009", json!({"op": "kv_get", "key": "lead:2"}))
         .await;
     assert_eq!(
         later, r#"Ok(Some("rui@example.com"))"#,
@@ -570,15 +575,15 @@ async fn kv_keeps_state_per_plugin_and_account() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn graph_errors_are_typed_throttling_is_honoured_and_only_idempotent_calls_retry() {
     let s = setup(&[("probe", ALL)], |_, _| {}).await;
-    let send = json!({"op": "send_text", "to": "u1", "text": "hi"});
+    let send = json!({"op": "send_text", "to": "1001", "text": "hi"});
 
     s.graph.script(403, json!({"error": {"message": "outside of allowed window", "code": 10, "error_subcode": 2534022}}));
     assert_eq!(
-        s.igloo.probe("probe", "u1", send.clone()).await,
+        s.igloo.probe("probe", "1001", send.clone()).await,
         "Err(Error::WindowClosed)"
     );
     s.graph.script(400, json!({"error": {"message": "Error validating access token", "code": 190, "error_subcode": 463}}));
-    let token = s.igloo.probe("probe", "u1", send.clone()).await;
+    let token = s.igloo.probe("probe", "1001", send.clone()).await;
     assert!(
         token.contains("the account's access token is missing or invalid")
             && !token.contains(ACCESS_TOKEN),
@@ -590,7 +595,7 @@ async fn graph_errors_are_typed_throttling_is_honoured_and_only_idempotent_calls
         500,
         json!({"error": {"message": "An unknown error occurred", "code": 1200}}),
     );
-    let transient = s.igloo.probe("probe", "u1", send.clone()).await;
+    let transient = s.igloo.probe("probe", "1001", send.clone()).await;
     assert!(transient.contains("Transient"), "{transient}");
     assert_eq!(s.graph.requests().len(), 3);
     // A hide is idempotent: retried until it succeeds.
@@ -601,23 +606,23 @@ async fn graph_errors_are_typed_throttling_is_honoured_and_only_idempotent_calls
     s.graph.script(503, json!({}));
     let hide = s
         .igloo
-        .probe("probe", "u1", json!({"op": "hide", "id": "c1"}))
+        .probe("probe", "1001", json!({"op": "hide", "id": "9001"}))
         .await;
     assert_eq!(hide, "Ok(())");
     assert_eq!(s.graph.requests().len(), 6, "two failures, then success");
 
     // Meta's usage header at 100% backs the account off: nothing is sent.
-    s.graph.script_with_headers(200, json!({"recipient_id": "u1", "message_id": "m"}), vec![(
+    s.graph.script_with_headers(200, json!({"recipient_id": "1001", "message_id": "m"}), vec![(
         "x-business-use-case-usage",
         format!(r#"{{"{ACCOUNT_ID}":[{{"type":"instagram","call_count":100,"total_cputime":10,"total_time":10,"estimated_time_to_regain_access":3}}]}}"#),
     )]);
     assert!(
         s.igloo
-            .probe("probe", "u1", send.clone())
+            .probe("probe", "1001", send.clone())
             .await
             .starts_with("Ok(")
     );
-    let throttled = s.igloo.probe("probe", "u1", send.clone()).await;
+    let throttled = s.igloo.probe("probe", "1001", send.clone()).await;
     assert!(
         throttled.starts_with("Err(Error::RateLimited("),
         "{throttled}"

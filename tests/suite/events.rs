@@ -48,17 +48,18 @@ async fn each_conversation_is_answered_in_timestamp_order_while_conversations_ru
 
     // Every conversation's messages listed latest first, interleaved with
     // the others', as a batch after Meta's retries might arrive.
+    let start = igloo_tests::now_ms() - 60_000;
     let mut items = Vec::new();
     for message in (0..MESSAGES).rev() {
         for conversation in 0..CONVERSATIONS {
             items.push(json!({
-                "sender": {"id": format!("user-{conversation}")}, "recipient": {"id": ACCOUNT_ID},
-                "timestamp": 1763800000000u64 + message * 1000 + conversation,
+                "sender": {"id": format!("5000{conversation}")}, "recipient": {"id": ACCOUNT_ID},
+                "timestamp": start + message * 1000 + conversation,
                 "message": {"mid": format!("m-{conversation}-{message}"), "text": format!("{message}")},
             }));
         }
     }
-    let body = json!({"object": "instagram", "entry": [{"id": ACCOUNT_ID, "time": 1763800009999u64, "messaging": items}]});
+    let body = json!({"object": "instagram", "entry": [{"id": ACCOUNT_ID, "time": start + 9_999, "messaging": items}]});
     assert_eq!(
         igloo
             .post_webhook(body.to_string().as_bytes())

@@ -6,12 +6,11 @@ use serde_json::json;
 
 fn builtin(name: &str, grants: &[&str], settings: &[(&str, &str)]) -> PluginConfig {
     PluginConfig {
-        source: PluginSource::Builtin(name.into()),
-        grants: grants.iter().map(|grant| grant.to_string()).collect(),
         settings: settings
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
+        ..PluginConfig::new(name, PluginSource::Builtin(name.into()), grants)
     }
 }
 
@@ -108,7 +107,7 @@ async fn lead_capture_greets_by_name_and_keeps_its_progress_in_kv() {
         "+351 912 345 678",
         "thanks",
     ] {
-        igloo.post_webhook(&message_body("u42", text)).await;
+        igloo.post_webhook(&message_body("4242", text)).await;
         igloo.wait_until_idle().await;
     }
     let requests = graph.requests();

@@ -9,9 +9,10 @@ use igloo::inbox::{Delivery, Inbox, RunRecord, SqliteInbox};
 use igloo_tests::{FakeGraph, TestIgloo, live_config};
 
 fn message(mid: &str, sender: &str) -> Vec<u8> {
-    serde_json::json!({"object": "instagram", "entry": [{"id": igloo_tests::ACCOUNT_ID, "time": 1763800000000u64,
+    let now = igloo_tests::now_ms();
+    serde_json::json!({"object": "instagram", "entry": [{"id": igloo_tests::ACCOUNT_ID, "time": now,
         "messaging": [{"sender": {"id": sender}, "recipient": {"id": igloo_tests::ACCOUNT_ID},
-            "timestamp": 1763800000000u64, "message": {"mid": mid, "text": "hello"}}]}]})
+            "timestamp": now, "message": {"mid": mid, "text": "hello"}}]}]})
     .to_string()
     .into_bytes()
 }

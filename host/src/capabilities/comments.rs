@@ -4,6 +4,7 @@
 
 use super::{Capability, guest_error};
 use crate::events::EventKind;
+use crate::graph::GraphId;
 use crate::runtime::comments_api::Host;
 use crate::runtime::{CallContext, HostError, InstanceState};
 
@@ -26,6 +27,19 @@ fn check_reply(call: &CallContext, comment_id: &str) -> Result<(), HostError> {
     }
 }
 
+/// Meta's limit on a comment's text, in characters.
+const MAX_COMMENT_CHARS: usize = 2200;
+
+fn check_comment_text(text: &str) -> Result<(), HostError> {
+    let chars = text.chars().count();
+    if chars == 0 || chars > MAX_COMMENT_CHARS {
+        return Err(HostError::Invalid(format!(
+            "a comment reply is 1 to {MAX_COMMENT_CHARS} characters; this one is {chars}"
+        )));
+    }
+    Ok(())
+}
+
 fn check_moderate(call: &CallContext) -> Result<(), HostError> {
     if call.granted(Capability::CommentsModerate) {
         Ok(())
@@ -42,21 +56,17 @@ impl Host for InstanceState {
         comment_id: String,
         text: String,
     ) -> wasmtime::Result<Result<String, HostError>> {
-        self.call.charge(&[&comment_id, &text])?;
-        if let Err(error) = check_reply(&self.call, &comment_id) {
-            return Ok(Err(error));
-        }
-        if text.is_empty() {
-            return Ok(Err(HostError::Invalid("text is empty".into())));
-        }
-        let account_id = self.call.event.account_id.clone();
-        Ok(self
-            .call
-            .services
-            .graph
-            .reply_to_comment(&account_id, &comment_id, &text)
-            .await
-            .map_err(guest_error))
+        let call = &self.call;
+        let result = async {
+            let comment = GraphId::parse("comment id", &comment_id)?;
+            check_reply(call, &comment_id)?;
+            check_comment_text(&text)?;
+            let graph = &call.services.graph;
+            call.upstream(graph.reply_to_comment(&call.event.account_id, &comment, &text))
+                .await
+                .map_err(guest_error)
+        };
+        Ok(result.await)
     }
 
     async fn set_hidden(
@@ -64,32 +74,28 @@ impl Host for InstanceState {
         comment_id: String,
         hidden: bool,
     ) -> wasmtime::Result<Result<(), HostError>> {
-        self.call.charge(&[&comment_id])?;
-        if let Err(error) = check_moderate(&self.call) {
-            return Ok(Err(error));
-        }
-        let account_id = self.call.event.account_id.clone();
-        Ok(self
-            .call
-            .services
-            .graph
-            .set_comment_hidden(&account_id, &comment_id, hidden)
-            .await
-            .map_err(guest_error))
+        let call = &self.call;
+        let result = async {
+            check_moderate(call)?;
+            let comment = GraphId::parse("comment id", &comment_id)?;
+            let graph = &call.services.graph;
+            call.upstream(graph.set_comment_hidden(&call.event.account_id, &comment, hidden))
+                .await
+                .map_err(guest_error)
+        };
+        Ok(result.await)
     }
 
     async fn delete(&mut self, comment_id: String) -> wasmtime::Result<Result<(), HostError>> {
-        self.call.charge(&[&comment_id])?;
-        if let Err(error) = check_moderate(&self.call) {
-            return Ok(Err(error));
-        }
-        let account_id = self.call.event.account_id.clone();
-        Ok(self
-            .call
-            .services
-            .graph
-            .delete_comment(&account_id, &comment_id)
-            .await
-            .map_err(guest_error))
+        let call = &self.call;
+        let result = async {
+            check_moderate(call)?;
+            let comment = GraphId::parse("comment id", &comment_id)?;
+            let graph = &call.services.graph;
+            call.upstream(graph.delete_comment(&call.event.account_id, &comment))
+                .await
+                .map_err(guest_error)
+        };
+        Ok(result.await)
     }
 }

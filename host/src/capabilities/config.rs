@@ -6,7 +6,6 @@ use crate::runtime::config_api::Host;
 
 impl Host for InstanceState {
     fn get(&mut self, key: String) -> wasmtime::Result<Option<String>> {
-        self.call.charge(&[&key])?;
         Ok(self.call.plugin.settings.get(&key).cloned())
     }
 }

@@ -1,5 +1,7 @@
 //! `igloo:plugin/kv`: small state per plugin and account, kept by the host
-//! ([`crate::state`]), under quotas on keys and bytes.
+//! ([`crate::state`]), under quotas on keys and bytes. The scope is the
+//! operator's id for the plugin, never the name its manifest claims, so a
+//! plugin cannot read another's state by calling itself the same.
 
 use super::{Capability, now_ms};
 use crate::config::KvConfig;
@@ -14,7 +16,7 @@ impl InstanceState {
             return Err(HostError::Denied("state needs the kv capability".into()));
         }
         Ok(KvScope {
-            plugin: self.call.plugin.name.clone(),
+            plugin: self.call.plugin.id.clone(),
             account_id: self.call.event.account_id.clone(),
         })
     }
@@ -77,13 +79,26 @@ fn check_key(key: &str, limits: &KvConfig) -> Result<(), HostError> {
     Ok(())
 }
 
+/// A prefix is at most as long as a key.
+fn check_prefix(prefix: &str, limits: &KvConfig) -> Result<(), HostError> {
+    if prefix.len() > limits.max_key_bytes {
+        return Err(HostError::Invalid(format!(
+            "a prefix is at most {} bytes",
+            limits.max_key_bytes
+        )));
+    }
+    Ok(())
+}
+
 impl Host for InstanceState {
     async fn get(&mut self, key: String) -> wasmtime::Result<Result<Option<Vec<u8>>, HostError>> {
-        self.call.charge(&[&key])?;
         let scope = match self.kv_scope() {
             Ok(scope) => scope,
             Err(error) => return Ok(Err(error)),
         };
+        if let Err(error) = check_key(&key, &self.call.services.kv_limits) {
+            return Ok(Err(error));
+        }
         Ok(self
             .call
             .services
@@ -99,7 +114,6 @@ impl Host for InstanceState {
         value: Vec<u8>,
         ttl_seconds: Option<u64>,
     ) -> wasmtime::Result<Result<(), HostError>> {
-        self.call.charge(&[&key])?;
         let scope = match self.kv_scope() {
             Ok(scope) => scope,
             Err(error) => return Ok(Err(error)),
@@ -108,11 +122,13 @@ impl Host for InstanceState {
     }
 
     async fn delete(&mut self, key: String) -> wasmtime::Result<Result<(), HostError>> {
-        self.call.charge(&[&key])?;
         let scope = match self.kv_scope() {
             Ok(scope) => scope,
             Err(error) => return Ok(Err(error)),
         };
+        if let Err(error) = check_key(&key, &self.call.services.kv_limits) {
+            return Ok(Err(error));
+        }
         Ok(self
             .call
             .services
@@ -126,11 +142,13 @@ impl Host for InstanceState {
         &mut self,
         prefix: String,
     ) -> wasmtime::Result<Result<Vec<String>, HostError>> {
-        self.call.charge(&[&prefix])?;
         let scope = match self.kv_scope() {
             Ok(scope) => scope,
             Err(error) => return Ok(Err(error)),
         };
+        if let Err(error) = check_prefix(&prefix, &self.call.services.kv_limits) {
+            return Ok(Err(error));
+        }
         Ok(self
             .call
             .services

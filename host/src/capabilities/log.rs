@@ -1,21 +1,18 @@
 //! `igloo:plugin/log`: a plugin's lines in the host's structured log,
-//! tagged with the plugin and the event. Every plugin may log.
+//! tagged with the plugin and the event. Every plugin may log; each line is
+//! cut and stripped of control characters so it cannot forge another.
 
 use crate::runtime::InstanceState;
 use crate::runtime::log_api::{Host, Level};
+use crate::untrusted;
 
 /// Longest line kept; the rest is cut so a plugin cannot flood the log.
 const MAX_LINE_BYTES: usize = 4096;
 
 impl Host for InstanceState {
     fn write(&mut self, level: Level, message: String) -> wasmtime::Result<()> {
-        self.call.charge(&[&message])?;
-        let mut end = message.len().min(MAX_LINE_BYTES);
-        while !message.is_char_boundary(end) {
-            end -= 1;
-        }
-        let line = &message[..end];
-        let plugin = &self.call.plugin.name;
+        let line = untrusted::sanitize(&message, MAX_LINE_BYTES);
+        let plugin = &self.call.plugin.id;
         let event = &self.call.event.key;
         match level {
             Level::Debug => tracing::debug!(target: "igloo::plugin", %plugin, %event, "{line}"),

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 pub(crate) use crate::clock::now_ms;
 use crate::config::KvConfig;
 use crate::events::{Event, EventKind};
-use crate::graph::{GraphClient, GraphError};
+use crate::graph::{GraphClient, GraphError, InvalidId};
 use crate::runtime::HostError;
 use crate::state::HostState;
 
@@ -166,13 +166,18 @@ impl HostServices {
     /// runs on it: a person writing opens their messaging window; a
     /// comment becomes answerable by one private reply.
     ///
-    /// Windows count from when igloo handles the event, not from Meta's
-    /// timestamp: they coincide within seconds for live traffic, and replayed
-    /// or test payloads stay answerable. For a delivery Meta made hours late,
-    /// Meta's own check still refuses, and that error is `window-closed` too.
-    pub async fn observe(&self, event: &Event) -> Result<(), crate::state::StateError> {
+    /// Windows count from when the person acted: Meta's timestamp, or the
+    /// time igloo received the event if that is earlier (a clock running
+    /// ahead cannot stretch a window). Never from when igloo got round to
+    /// the event, so a delivery hours late or a backlog handled after
+    /// downtime does not reopen a window Meta has closed.
+    pub async fn observe(
+        &self,
+        event: &Event,
+        received_at_ms: u64,
+    ) -> Result<(), crate::state::StateError> {
         let account = &event.account_id;
-        let now = now_ms();
+        let acted_at = event.timestamp_ms.min(received_at_ms);
         match &event.kind {
             EventKind::Message(_)
             | EventKind::Postback(_)
@@ -181,17 +186,71 @@ impl HostServices {
                 if !event.is_echo =>
             {
                 if let Some(person) = event.counterpart_id() {
-                    self.state.record_inbound(account, person, now).await?;
+                    self.state.record_inbound(account, person, acted_at).await?;
                 }
             }
             EventKind::Comment(comment) | EventKind::LiveComment(comment) if !event.is_echo => {
                 self.state
-                    .record_comment(account, &comment.id, comment.from_id.as_deref(), now)
+                    .record_comment(account, &comment.id, comment.from_id.as_deref(), acted_at)
                     .await?;
             }
             _ => {}
         }
         Ok(())
+    }
+}
+
+/// How often the host's memory (windows, comments, expired state, rate
+/// budgets of idle accounts) is pruned.
+const PRUNE_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Windows and comments are kept this long: the longest rule that reads
+/// them (the `HUMAN_AGENT` tag and private replies) spans 7 days.
+const REMEMBER_MS: u64 = messaging_policy::SEVEN_DAYS_MS + 24 * 3600 * 1000;
+
+impl HostServices {
+    /// Forget what no rule can read any more, so the host's tables and
+    /// maps grow with recent activity, not with every person ever seen.
+    pub async fn prune(&self, now_ms: u64) -> Result<u64, crate::state::StateError> {
+        self.graph.prune();
+        self.state
+            .prune(now_ms, now_ms.saturating_sub(REMEMBER_MS))
+            .await
+    }
+}
+
+/// Prune now and every ten minutes, for as long as the task runs.
+pub async fn prune_forever(services: Arc<HostServices>) {
+    let mut ticks = tokio::time::interval(PRUNE_EVERY);
+    loop {
+        ticks.tick().await;
+        match services.prune(now_ms()).await {
+            Ok(0) => {}
+            Ok(rows) => tracing::info!(rows, "forgot expired windows, comments and state"),
+            Err(error) => tracing::warn!(%error, "pruning the host's state failed; will retry"),
+        }
+    }
+}
+
+/// Whether [`HostServices::observe`] learns anything from `event`, so the
+/// dispatcher must see it even when no plugin subscribes to its kind.
+pub fn is_observed(event: &Event) -> bool {
+    !event.is_echo
+        && matches!(
+            event.kind,
+            EventKind::Message(_)
+                | EventKind::Postback(_)
+                | EventKind::Referral(_)
+                | EventKind::Optin(_)
+                | EventKind::Comment(_)
+                | EventKind::LiveComment(_)
+        )
+}
+
+/// A plugin handed the host something that is not a valid id or URL.
+impl From<InvalidId> for HostError {
+    fn from(error: InvalidId) -> Self {
+        HostError::Invalid(error.to_string())
     }
 }
 

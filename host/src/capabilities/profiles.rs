@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 
 use super::Capability;
-use crate::graph::GraphError;
+use crate::graph::{GraphError, GraphId};
 use crate::runtime::profiles_api::{Host, Profile};
 use crate::runtime::{HostError, InstanceState};
 
@@ -83,21 +83,24 @@ fn profile_error(error: GraphError) -> HostError {
 
 impl Host for InstanceState {
     async fn get(&mut self, igsid: String) -> wasmtime::Result<Result<Profile, HostError>> {
-        self.call.charge(&[&igsid])?;
         if !self.call.granted(Capability::ProfilesRead) {
             return Ok(Err(HostError::Denied(
                 "profile lookups need profiles:read".into(),
             )));
         }
+        let person = match GraphId::parse("IGSID", &igsid) {
+            Ok(person) => person,
+            Err(error) => return Ok(Err(error.into())),
+        };
         let account_id = self.call.event.account_id.clone();
         let key = (account_id.clone(), igsid.clone());
         let services = &self.call.services;
         if let Some(profile) = services.profiles.get(&key) {
             return Ok(Ok(profile));
         }
-        let result = services
-            .graph
-            .profile(&account_id, &igsid)
+        let result = self
+            .call
+            .upstream(services.graph.profile(&account_id, &person))
             .await
             .map_err(profile_error)
             .and_then(|value| {

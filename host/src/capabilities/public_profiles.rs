@@ -12,6 +12,7 @@ use serde::Deserialize;
 
 use super::Capability;
 use crate::config::PublicProfilesConfig;
+use crate::graph::{GraphId, Username};
 use crate::runtime::public_profiles_api::{Host, PublicProfile};
 use crate::runtime::{HostError, InstanceState};
 
@@ -64,11 +65,12 @@ impl PublicProfiles {
         })
     }
 
-    /// Look up `value` by `by` (`username` or `id`) for `plugin`.
-    pub async fn lookup(
+    /// Look up `value` by `by` (`username` or `id`, already checked
+    /// against its alphabet) for the plugin with operator id `plugin`.
+    async fn lookup(
         &self,
         plugin: &str,
-        by: &str,
+        by: &'static str,
         value: &str,
     ) -> Result<PublicProfile, HostError> {
         let key = self.access_key.as_deref().ok_or_else(|| {
@@ -134,22 +136,19 @@ impl PublicProfiles {
 impl InstanceState {
     async fn public_lookup(
         &mut self,
-        by: &str,
-        value: String,
-    ) -> wasmtime::Result<Result<PublicProfile, HostError>> {
-        self.call.charge(&[&value])?;
+        by: &'static str,
+        value: Result<String, crate::graph::InvalidId>,
+    ) -> Result<PublicProfile, HostError> {
         if !self.call.granted(Capability::ProfilesPublicLookup) {
-            return Ok(Err(HostError::Denied(
+            return Err(HostError::Denied(
                 "third-party lookups need profiles:public-lookup".into(),
-            )));
+            ));
         }
-        let plugin = self.call.plugin.name.clone();
-        Ok(self
-            .call
-            .services
-            .public_profiles
-            .lookup(&plugin, by, &value)
-            .await)
+        let value = value?;
+        let call = &self.call;
+        let provider = &call.services.public_profiles;
+        call.upstream(provider.lookup(&call.plugin.id, by, &value))
+            .await
     }
 }
 
@@ -158,10 +157,12 @@ impl Host for InstanceState {
         &mut self,
         username: String,
     ) -> wasmtime::Result<Result<PublicProfile, HostError>> {
-        self.public_lookup("username", username).await
+        let checked = Username::parse(&username).map(|name| name.as_str().to_owned());
+        Ok(self.public_lookup("username", checked).await)
     }
 
     async fn by_id(&mut self, id: String) -> wasmtime::Result<Result<PublicProfile, HostError>> {
-        self.public_lookup("id", id).await
+        let checked = GraphId::parse("Instagram user id", &id).map(|id| id.as_str().to_owned());
+        Ok(self.public_lookup("id", checked).await)
     }
 }

@@ -95,11 +95,31 @@ async fn serve(
             }
         );
     }
-    igloo
-        .serve(listener, async {
-            let _ = tokio::signal::ctrl_c().await;
-            tracing::info!("shutting down");
-        })
-        .await?;
+    igloo.serve(listener, stop_signal()).await?;
+    tracing::info!("stopped");
     Ok(())
+}
+
+/// Resolves on Ctrl-C or SIGTERM (what service managers and container
+/// runtimes send).
+async fn stop_signal() {
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutting down: no new connections; finishing runs under way");
 }

@@ -130,30 +130,116 @@ pub struct MessageBody {
     pub referral: Option<ReferralBody>,
 }
 
-/// `message.attachments[]`.
-#[derive(Debug, Deserialize)]
+/// `message.attachments[]`. Read leniently: an attachment of an odd shape
+/// loses its media, never the message it belongs to.
+#[derive(Debug, Default)]
 pub struct AttachmentBody {
-    /// `image`, `video`, `ig_reel`, …
-    #[serde(rename = "type", default)]
+    /// `image`, `video`, `ig_reel`, …; empty when absent or not a string.
     pub kind: String,
-    /// Absent for `like_heart`.
-    #[serde(default)]
-    pub payload: Option<AttachmentPayload>,
+    /// `payload`'s members; empty when it is absent (`like_heart`), `null`
+    /// or not an object.
+    pub payload: Members,
+    /// The attachment's own members: Messenger's `fallback` attachments
+    /// carried `url` and `title` here, beside a `null` payload.
+    pub members: Members,
 }
 
-/// `attachments[].payload`.
-#[derive(Debug, Default, Deserialize)]
-pub struct AttachmentPayload {
-    /// CDN URL.
-    pub url: Option<String>,
-    /// Reel or post title.
-    pub title: Option<String>,
-    /// Reel video id.
-    #[serde(default, deserialize_with = "optional_id_text")]
-    pub reel_video_id: Option<String>,
-    /// Post media id.
-    #[serde(default, deserialize_with = "optional_id_text")]
-    pub ig_post_media_id: Option<String>,
+impl<'de> Deserialize<'de> for AttachmentBody {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = Box::<RawValue>::deserialize(deserializer)?;
+        let members = Members::parse(&raw).unwrap_or_default();
+        Ok(Self {
+            kind: members.text("type").unwrap_or_default(),
+            payload: members
+                .get("payload")
+                .and_then(Members::parse)
+                .unwrap_or_default(),
+            members,
+        })
+    }
+}
+
+/// A JSON object's members in document order, their values unread: for
+/// objects whose keys vary with what they carry (attachment payloads), read
+/// by key rather than by a fixed shape. Values stay raw so integer ids keep
+/// every digit, however large.
+#[derive(Debug, Default)]
+pub struct Members(pub Vec<(String, Box<RawValue>)>);
+
+impl<'de> Deserialize<'de> for Members {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Members;
+
+            fn expecting(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                formatter.write_str("a JSON object")
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Members, A::Error> {
+                let mut members = Vec::new();
+                while let Some(member) = map.next_entry::<String, Box<RawValue>>()? {
+                    members.push(member);
+                }
+                Ok(Members(members))
+            }
+        }
+
+        deserializer.deserialize_map(Visitor)
+    }
+}
+
+impl Members {
+    /// The members of `raw`; `None` if it is not an object.
+    pub fn parse(raw: &RawValue) -> Option<Self> {
+        serde_json::from_str(raw.get()).ok()
+    }
+
+    /// The raw value of the first member named `key`.
+    pub fn get(&self, key: &str) -> Option<&RawValue> {
+        self.0
+            .iter()
+            .find(|(name, _)| name == key)
+            .map(|(_, value)| &**value)
+    }
+
+    /// Member `key` as a non-empty string.
+    pub fn text(&self, key: &str) -> Option<String> {
+        self.get(key).and_then(raw_text)
+    }
+
+    /// Member `key` as an id: a non-empty string, or an integer kept
+    /// digit for digit.
+    pub fn id(&self, key: &str) -> Option<String> {
+        self.get(key).and_then(raw_id)
+    }
+
+    /// The members whose values are objects, in document order.
+    pub fn objects(&self) -> impl Iterator<Item = Members> + '_ {
+        self.0.iter().filter_map(|(_, value)| Members::parse(value))
+    }
+}
+
+/// A raw value as a non-empty string.
+pub fn raw_text(raw: &RawValue) -> Option<String> {
+    serde_json::from_str::<String>(raw.get())
+        .ok()
+        .filter(|text| !text.is_empty())
+}
+
+/// A raw value as an id: a non-empty string, or an integer's exact digits
+/// (never through a float, which would round ids above 2^53).
+pub fn raw_id(raw: &RawValue) -> Option<String> {
+    let literal = raw.get();
+    let digits = literal.strip_prefix('-').unwrap_or(literal);
+    if !digits.is_empty() && digits.bytes().all(|byte| byte.is_ascii_digit()) {
+        return Some(literal.to_owned());
+    }
+    raw_text(raw)
 }
 
 /// `message.quick_reply`.
@@ -182,7 +268,8 @@ pub struct StoryBody {
     pub url: Option<String>,
 }
 
-/// `referral` (top level or inside a message).
+/// `referral`: inside a message or a postback, or at item level (alone,
+/// or beside a message from an ad).
 #[derive(Debug, Deserialize)]
 pub struct ReferralBody {
     /// Link `ref`.
@@ -250,6 +337,8 @@ pub struct PostbackBody {
     /// Payload.
     #[serde(default)]
     pub payload: String,
+    /// The ig.me link or ad the tap came from.
+    pub referral: Option<ReferralBody>,
 }
 
 /// `read`.

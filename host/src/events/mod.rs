@@ -166,7 +166,7 @@ pub struct Attachment {
     pub url: Option<String>,
     /// Title of a reel or post.
     pub title: Option<String>,
-    /// The reel's video id or the post's media id.
+    /// The media's id: a reel's video id, a post's or story's media id, …
     pub media_id: Option<String>,
 }
 
@@ -262,6 +262,10 @@ pub struct Postback {
     pub title: String,
     /// Developer-defined payload.
     pub payload: String,
+    /// The ig.me link or ad the tap came from (Meta sends one with
+    /// postbacks from such links).
+    #[serde(default)]
+    pub referral: Option<Referral>,
 }
 
 /// A read receipt.

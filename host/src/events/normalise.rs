@@ -10,8 +10,8 @@ use sha2::{Digest, Sha256};
 use crate::clock::now_ms;
 
 use super::meta::{
-    AttachmentBody, CommentValue, Entry, HandoverBody, MentionValue, MessageBody, MessagingItem,
-    ReferralBody, StoryInsightsValue, WebhookPayload,
+    self, AttachmentBody, CommentValue, Entry, HandoverBody, Members, MentionValue, MessageBody,
+    MessagingItem, ReferralBody, StoryInsightsValue, WebhookPayload,
 };
 use super::{
     Attachment, AttachmentType, Comment, Event, EventKind, Handover, HandoverAction, Media,
@@ -93,12 +93,7 @@ impl<'a> EntryContext<'a> {
     /// An event carrying `raw` verbatim, keyed by its content.
     fn unknown(&self, field: &str, raw: Option<&RawValue>) -> Event {
         let raw_json = raw.map_or("null", RawValue::get).to_owned();
-        let digest = Sha256::new()
-            .chain_update(field.as_bytes())
-            .chain_update([0])
-            .chain_update(raw_json.as_bytes())
-            .finalize();
-        let key = hex::encode(&digest[..16]);
+        let key = digest(&[field, &raw_json]);
         let field = field.to_owned();
         self.event(key, None, EventKind::Unknown(Unknown { field, raw_json }))
     }
@@ -110,7 +105,7 @@ impl<'a> EntryContext<'a> {
         let parsed = match field {
             "comments" | "live_comments" => parse::<CommentValue>(raw).map(|value| {
                 let comment = comment(value);
-                let key = comment.id.clone();
+                let key = id_or_digest(&comment.id, raw);
                 let is_echo = comment.from_id.as_deref() == Some(self.account_id);
                 let kind = if field == "comments" {
                     EventKind::Comment(comment)
@@ -135,12 +130,11 @@ impl<'a> EntryContext<'a> {
                 self.event(key, None, EventKind::Mention(mention))
             }),
             "story_insights" => parse::<StoryInsightsValue>(raw).map(|value| {
-                // Metrics are re-sent as they change: the time tells them apart.
-                let key = format!(
-                    "{}:{}",
-                    value.media_id,
-                    self.entry_time_ms.unwrap_or_default()
-                );
+                // Metrics are re-sent as they change, so their values tell
+                // the events apart; `entry.time` does not, as a retry gets
+                // a new one. The whole value is digested so that metrics
+                // igloo does not model count too.
+                let key = format!("{}:{}", value.media_id, digest_of(raw));
                 self.event(key, None, EventKind::StoryInsights(story_insights(value)))
             }),
             _ if MESSAGING_FIELDS.contains(&field) => self.messaging(raw, false),
@@ -165,10 +159,16 @@ impl<'a> EntryContext<'a> {
         let mut is_self = item.is_self;
         let mut is_echo = false;
 
-        let (key, kind) = if let Some(message) = item.message {
+        // Where the id a key is built from is missing, the item's own JSON
+        // stands in: Meta's retry of it is identical, other items are not.
+        let key_id = |id: &str| id_or_digest(id, raw);
+        let (key, kind) = if let Some(mut message) = item.message {
             is_self |= message.is_self;
+            // Click-to-message ads and ig.me links put the referral beside
+            // the message rather than in it.
+            message.referral = message.referral.or(item.referral);
             if message.is_deleted {
-                let key = message.mid.clone();
+                let key = key_id(&message.mid);
                 (
                     key,
                     EventKind::MessageDeleted(MessageDeleted {
@@ -181,12 +181,16 @@ impl<'a> EntryContext<'a> {
                 // flag counts as much as the direction.
                 is_echo = message.is_echo || sender_id == self.account_id;
                 (
-                    message.mid.clone(),
+                    key_id(&message.mid),
                     EventKind::Message(self::message(message, sender_id, recipient_id)),
                 )
             }
         } else if let Some(edit) = item.message_edit {
-            let key = format!("{}:{}", edit.mid, edit.num_edit);
+            let key = if edit.mid.is_empty() {
+                digest_of(raw)
+            } else {
+                format!("{}:{}", edit.mid, edit.num_edit)
+            };
             let edit = MessageEdit {
                 mid: edit.mid,
                 sender_id,
@@ -205,10 +209,14 @@ impl<'a> EntryContext<'a> {
                 .as_deref()
                 .or(reaction.reaction.as_deref())
                 .unwrap_or("");
-            let key = format!(
-                "{sender_id}:{}:{}:{what}:{stamp}",
-                reaction.mid, reaction.action
-            );
+            let key = if reaction.mid.is_empty() {
+                digest_of(raw)
+            } else {
+                format!(
+                    "{sender_id}:{}:{}:{what}:{stamp}",
+                    reaction.mid, reaction.action
+                )
+            };
             let reaction = Reaction {
                 mid: reaction.mid,
                 sender_id,
@@ -218,19 +226,22 @@ impl<'a> EntryContext<'a> {
             };
             (key, EventKind::Reaction(reaction))
         } else if let Some(postback) = item.postback {
-            let key = match &postback.mid {
-                Some(mid) => mid.clone(),
-                None => format!("{sender_id}:{}:{stamp}", postback.payload),
-            };
+            let key = key_id(postback.mid.as_deref().unwrap_or(""));
             let postback = Postback {
                 mid: postback.mid,
                 sender_id,
                 title: postback.title,
                 payload: postback.payload,
+                referral: postback.referral.or(item.referral).map(referral),
             };
             (key, EventKind::Postback(postback))
         } else if let Some(read) = item.read {
-            let key = format!("{sender_id}:{}", read.mid);
+            // Messenger-style reads carry a `watermark`, not a `mid`.
+            let key = if read.mid.is_empty() {
+                digest_of(raw)
+            } else {
+                format!("{sender_id}:{}", read.mid)
+            };
             (
                 key,
                 EventKind::Seen(Seen {
@@ -285,6 +296,37 @@ fn parse<T: DeserializeOwned>(raw: &RawValue) -> Option<T> {
     serde_json::from_str(raw.get()).ok()
 }
 
+/// A stable digest of `parts` for keys built from content rather than ids:
+/// hex of the first 16 bytes of SHA-256, parts separated by a NUL byte.
+fn digest(parts: &[&str]) -> String {
+    let mut hasher = Sha256::new();
+    for (index, part) in parts.iter().enumerate() {
+        if index > 0 {
+            hasher.update([0]);
+        }
+        hasher.update(part.as_bytes());
+    }
+    hex::encode(&hasher.finalize()[..16])
+}
+
+/// A [`digest`] of a JSON value's content: keys sorted and whitespace
+/// dropped first, so it does not depend on how the JSON was laid out.
+fn digest_of(raw: &RawValue) -> String {
+    let canonical = parse::<serde_json::Value>(raw)
+        .map_or_else(|| raw.get().to_owned(), |value| value.to_string());
+    digest(&[&canonical])
+}
+
+/// `id` as a key, or, when it is empty, a digest of the item it came from,
+/// so items without ids neither share one key nor lose their dedupe.
+fn id_or_digest(id: &str, raw: &RawValue) -> String {
+    if id.is_empty() {
+        digest_of(raw)
+    } else {
+        id.to_owned()
+    }
+}
+
 /// Whether a messaging item has keys beyond the envelope's: an event kind
 /// igloo does not know, to pass on as unknown.
 fn carries_other_keys(raw: &RawValue) -> bool {
@@ -317,14 +359,65 @@ fn message(body: MessageBody, sender_id: String, recipient_id: String) -> Messag
     }
 }
 
+/// Where the media sits differs by attachment type (`url`, `media_url`,
+/// `story_media_url`, `reel_video_id`, `story_media_id`, a nested `story`
+/// or `media` object, …), so it is found by key rather than by a fixed
+/// shape: the payload first, then objects one level down, then (for
+/// Messenger's `fallback`) the attachment itself.
 fn attachment(body: AttachmentBody) -> Attachment {
-    let payload = body.payload.unwrap_or_default();
+    let payload = &body.payload;
+    let find = |read: fn(&Members) -> Option<String>| {
+        read(payload)
+            .or_else(|| payload.objects().find_map(|nested| read(&nested)))
+            .or_else(|| read(&body.members))
+    };
     Attachment {
         attachment_type: AttachmentType::from_meta(&body.kind),
-        url: payload.url,
-        title: payload.title,
-        media_id: payload.reel_video_id.or(payload.ig_post_media_id),
+        url: find(media_url),
+        title: payload
+            .text("title")
+            .or_else(|| payload.text("name"))
+            .or_else(|| find(|members| members.text("title"))),
+        media_id: find(media_id),
     }
+}
+
+/// `url`, else the first string under a key ending in `url` (`media_url`,
+/// `story_media_url`, `video_url`, …) or in `src`.
+fn media_url(members: &Members) -> Option<String> {
+    let is_url_key = |key: &str| {
+        let key = key.to_ascii_lowercase();
+        key.ends_with("url") || key == "src" || key.ends_with("_src")
+    };
+    members.text("url").or_else(|| {
+        members
+            .0
+            .iter()
+            .filter(|(key, _)| is_url_key(key))
+            .find_map(|(_, value)| meta::raw_text(value))
+    })
+}
+
+/// The first known id key, in order of how surely it names the media; else
+/// the first other `…_id` that is not a sticker's.
+fn media_id(members: &Members) -> Option<String> {
+    const KNOWN: &[&str] = &[
+        "reel_video_id",
+        "ig_post_media_id",
+        "story_media_id",
+        "media_id",
+        "story_id",
+        "video_id",
+        "attachment_id",
+        "id",
+    ];
+    KNOWN.iter().find_map(|key| members.id(key)).or_else(|| {
+        members
+            .0
+            .iter()
+            .filter(|(key, _)| key.ends_with("_id") && key != "sticker_id")
+            .find_map(|(_, value)| meta::raw_id(value))
+    })
 }
 
 fn referral(body: ReferralBody) -> Referral {

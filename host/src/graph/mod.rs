@@ -4,6 +4,7 @@
 //! effects can sit.
 
 mod error;
+mod ids;
 mod sandbox;
 mod throttle;
 
@@ -16,6 +17,7 @@ use serde_json::{Value, json};
 use crate::config::{AccountConfig, Config, GraphMode, LoginKind};
 
 pub use error::GraphError;
+pub use ids::{GraphId, InvalidId, MAX_URL_BYTES, MessageId, Username, WebUrl};
 pub use sandbox::{RecordedCall, Sandbox};
 pub use throttle::{SendClass, Throttle, throttled_for};
 
@@ -24,8 +26,8 @@ pub use throttle::{SendClass, Throttle, throttled_for};
 pub struct GraphRequest {
     /// `GET`, `POST` or `DELETE`.
     pub method: reqwest::Method,
-    /// The full URL, query included.
-    pub url: String,
+    /// The full URL, query included, built by segments and pairs.
+    pub url: reqwest::Url,
     /// The JSON body, if any.
     pub body: Option<Value>,
 }
@@ -56,9 +58,25 @@ pub struct GraphClient {
     transport: Transport,
     throttle: Throttle,
     accounts: BTreeMap<String, AccountConfig>,
-    instagram_base_url: String,
-    facebook_base_url: String,
+    instagram_base_url: reqwest::Url,
+    facebook_base_url: reqwest::Url,
     api_version: String,
+}
+
+/// Why the Graph API client could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum GraphSetupError {
+    /// A configured base URL is not an absolute http(s) URL.
+    #[error("graph.{key} is not an absolute http(s) URL: {reason}")]
+    BaseUrl {
+        /// The key.
+        key: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// The HTTP client could not be built.
+    #[error(transparent)]
+    Http(#[from] reqwest::Error),
 }
 
 /// Meta's answer to a sent message.
@@ -76,7 +94,7 @@ pub const PROFILE_FIELDS: &str = "name,username,profile_pic,follower_count,is_us
 
 impl GraphClient {
     /// A client for `config`'s accounts, live or sandboxed as configured.
-    pub fn new(config: &Config) -> Result<Self, reqwest::Error> {
+    pub fn new(config: &Config) -> Result<Self, GraphSetupError> {
         let transport = match config.graph.mode {
             GraphMode::Live => Transport::Live(
                 reqwest::Client::builder()
@@ -89,18 +107,15 @@ impl GraphClient {
             transport,
             throttle: Throttle::default(),
             accounts: config.accounts.clone(),
-            instagram_base_url: config
-                .graph
-                .instagram_base_url
-                .trim_end_matches('/')
-                .to_owned(),
-            facebook_base_url: config
-                .graph
-                .facebook_base_url
-                .trim_end_matches('/')
-                .to_owned(),
+            instagram_base_url: base_url("instagram_base_url", &config.graph.instagram_base_url)?,
+            facebook_base_url: base_url("facebook_base_url", &config.graph.facebook_base_url)?,
             api_version: config.graph.api_version.clone(),
         })
+    }
+
+    /// Forget rate-limit state of idle accounts.
+    pub fn prune(&self) {
+        self.throttle.prune();
     }
 
     /// The sandbox's record of calls, when running sandboxed.
@@ -122,7 +137,8 @@ impl GraphClient {
         let request = self.request(
             account_id,
             reqwest::Method::POST,
-            &format!("{account_id}/messages"),
+            &[account_id, "messages"],
+            &[],
             Some(body),
         );
         let response = self.call(account_id, request, class, Repeat::Once).await?;
@@ -134,10 +150,11 @@ impl GraphClient {
     pub async fn send_text(
         &self,
         account_id: &str,
-        recipient_id: &str,
+        recipient_id: &GraphId,
         text: &str,
     ) -> Result<SentMessage, GraphError> {
-        let body = json!({ "recipient": { "id": recipient_id }, "message": { "text": text } });
+        let body =
+            json!({ "recipient": { "id": recipient_id.as_str() }, "message": { "text": text } });
         self.send_message(account_id, body, SendClass::Text).await
     }
 
@@ -147,17 +164,19 @@ impl GraphClient {
         &self,
         account_id: &str,
         kind: &str,
-        url: &str,
+        url: &WebUrl,
     ) -> Result<String, GraphError> {
         #[derive(Deserialize)]
         struct Uploaded {
+            #[serde(deserialize_with = "crate::events::meta::id_text")]
             attachment_id: String,
         }
-        let body = json!({"message": {"attachment": {"type": kind, "payload": {"url": url, "is_reusable": true}}}});
+        let body = json!({"message": {"attachment": {"type": kind, "payload": {"url": url.as_str(), "is_reusable": true}}}});
         let request = self.request(
             account_id,
             reqwest::Method::POST,
-            &format!("{account_id}/message_attachments"),
+            &[account_id, "message_attachments"],
+            &[],
             Some(body),
         );
         let response = self
@@ -171,13 +190,14 @@ impl GraphClient {
     pub async fn reply_to_comment(
         &self,
         account_id: &str,
-        comment_id: &str,
+        comment_id: &GraphId,
         text: &str,
     ) -> Result<String, GraphError> {
         let request = self.request(
             account_id,
             reqwest::Method::POST,
-            &format!("{comment_id}/replies"),
+            &[comment_id.as_str(), "replies"],
+            &[],
             Some(json!({ "message": text })),
         );
         let response = self
@@ -190,13 +210,15 @@ impl GraphClient {
     pub async fn set_comment_hidden(
         &self,
         account_id: &str,
-        comment_id: &str,
+        comment_id: &GraphId,
         hidden: bool,
     ) -> Result<(), GraphError> {
+        let hide = if hidden { "true" } else { "false" };
         let request = self.request(
             account_id,
             reqwest::Method::POST,
-            &format!("{comment_id}?hide={hidden}"),
+            &[comment_id.as_str()],
+            &[("hide", hide)],
             None,
         );
         self.call(account_id, request, SendClass::Other, Repeat::Idempotent)
@@ -208,31 +230,42 @@ impl GraphClient {
     pub async fn delete_comment(
         &self,
         account_id: &str,
-        comment_id: &str,
+        comment_id: &GraphId,
     ) -> Result<(), GraphError> {
-        let request = self.request(account_id, reqwest::Method::DELETE, comment_id, None);
+        let request = self.request(
+            account_id,
+            reqwest::Method::DELETE,
+            &[comment_id.as_str()],
+            &[],
+            None,
+        );
         self.call(account_id, request, SendClass::Other, Repeat::Idempotent)
             .await
             .map(drop)
     }
 
     /// `GET /{igsid}?fields=…`: the User Profile API.
-    pub async fn profile(&self, account_id: &str, igsid: &str) -> Result<Value, GraphError> {
+    pub async fn profile(&self, account_id: &str, igsid: &GraphId) -> Result<Value, GraphError> {
         let request = self.request(
             account_id,
             reqwest::Method::GET,
-            &format!("{igsid}?fields={PROFILE_FIELDS}"),
+            &[igsid.as_str()],
+            &[("fields", PROFILE_FIELDS)],
             None,
         );
         self.call(account_id, request, SendClass::Other, Repeat::Idempotent)
             .await
     }
 
+    /// A request to `base/version/segments…?query`. Each segment is
+    /// percent-encoded as one path segment and each pair as query, so no
+    /// value can add a segment, a parameter or a fragment.
     fn request(
         &self,
         account_id: &str,
         method: reqwest::Method,
-        path: &str,
+        segments: &[&str],
+        query: &[(&str, &str)],
         body: Option<Value>,
     ) -> GraphRequest {
         let login = self
@@ -240,15 +273,19 @@ impl GraphClient {
             .get(account_id)
             .map(|account| account.login)
             .unwrap_or_default();
-        let base = match login {
-            LoginKind::Instagram => &self.instagram_base_url,
-            LoginKind::Facebook => &self.facebook_base_url,
+        let mut url = match login {
+            LoginKind::Instagram => self.instagram_base_url.clone(),
+            LoginKind::Facebook => self.facebook_base_url.clone(),
         };
-        GraphRequest {
-            method,
-            url: format!("{base}/{}/{path}", self.api_version),
-            body,
+        url.path_segments_mut()
+            .expect("base URLs are checked to be http(s) at start-up")
+            .pop_if_empty()
+            .push(&self.api_version)
+            .extend(segments);
+        if !query.is_empty() {
+            url.query_pairs_mut().extend_pairs(query);
         }
+        GraphRequest { method, url, body }
     }
 
     /// Send `request` on behalf of `account_id` within its budgets,
@@ -321,7 +358,7 @@ impl GraphClient {
         request: &GraphRequest,
     ) -> Result<Value, GraphError> {
         let mut builder = client
-            .request(request.method.clone(), &request.url)
+            .request(request.method.clone(), request.url.clone())
             .bearer_auth(token);
         if let Some(body) = &request.body {
             builder = builder.json(body);
@@ -355,6 +392,21 @@ impl GraphClient {
         serde_json::from_slice(&body)
             .map_err(|error| GraphError::Invalid(format!("response is not JSON: {error}")))
     }
+}
+
+/// A configured base URL, which must be able to take path segments.
+fn base_url(key: &'static str, text: &str) -> Result<reqwest::Url, GraphSetupError> {
+    let url = reqwest::Url::parse(text).map_err(|error| GraphSetupError::BaseUrl {
+        key,
+        reason: error.to_string(),
+    })?;
+    if url.cannot_be_a_base() || !matches!(url.scheme(), "http" | "https") {
+        return Err(GraphSetupError::BaseUrl {
+            key,
+            reason: format!("scheme `{}`", url.scheme()),
+        });
+    }
+    Ok(url)
 }
 
 fn null_as_empty<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {

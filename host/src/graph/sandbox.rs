@@ -61,7 +61,7 @@ impl Sandbox {
             number,
             account_id: account_id.to_owned(),
             method: request.method.to_string(),
-            url: request.url,
+            url: request.url.into(),
             body: request.body,
         };
         let mut calls = self

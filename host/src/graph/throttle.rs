@@ -104,6 +104,41 @@ impl Throttle {
         *entry = (*entry).max(until);
     }
 
+    /// Forget what idle accounts left behind: budgets back to full,
+    /// queues nobody waits in, back-offs that are over. Keeps every map
+    /// sized by the accounts active now, not by every account ever seen.
+    pub fn prune(&self) {
+        for limiter in [&self.text, &self.media, &self.private_replies] {
+            limiter.retain_recent();
+            limiter.shrink_to_fit();
+        }
+        self.queues
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .retain(|_, queue| Arc::strong_count(queue) > 1);
+        let now = Instant::now();
+        self.backoff_until
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .retain(|_, until| *until > now);
+    }
+
+    /// How many accounts have state here (for tests of pruning).
+    pub fn tracked_accounts(&self) -> usize {
+        let queues = self
+            .queues
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .len();
+        queues
+            + self
+                .backoff_until
+                .lock()
+                .unwrap_or_else(|poison| poison.into_inner())
+                .len()
+            + self.text.len()
+    }
+
     /// Read Meta's usage headers; at 100% of a budget, back off for the
     /// time Meta gives (or a minute). Returns the back-off applied.
     pub fn observe_usage(&self, account_id: &str, headers: &HeaderMap) -> Option<Duration> {
@@ -175,6 +210,27 @@ mod tests {
             "media: 10/s"
         );
         assert!(throttle.acquire("a", SendClass::Other).is_ok());
+    }
+
+    #[test]
+    fn pruning_forgets_idle_accounts_queues_and_back_offs() {
+        let throttle = Throttle::default();
+        for n in 0..100 {
+            let account = format!("acct-{n}");
+            drop(throttle.queue(&account, SendClass::Text));
+            throttle.acquire(&account, SendClass::Text).unwrap();
+            throttle.back_off(&account, Duration::ZERO);
+        }
+        let held = throttle.queue("busy", SendClass::Text);
+        assert!(throttle.tracked_accounts() >= 200);
+        std::thread::sleep(Duration::from_millis(20));
+        throttle.prune();
+        assert_eq!(
+            throttle.tracked_accounts(),
+            1,
+            "only the queue someone still holds is kept"
+        );
+        drop(held);
     }
 
     #[test]

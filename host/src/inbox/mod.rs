@@ -15,7 +15,8 @@ use crate::events::Event;
 
 pub use sqlite::SqliteInbox;
 
-/// Position of an event in the inbox; increases with arrival.
+/// Position of an event in the inbox; increases with arrival and is never
+/// reused, even after the newest events are pruned.
 pub type Seq = i64;
 
 /// One webhook delivery: its raw body, kept for audit and replay, and the
@@ -33,9 +34,10 @@ pub struct Delivery {
 pub struct Incoming {
     /// The event.
     pub event: Event,
-    /// Whether any plugin wants it. Events nobody wants are still stored
-    /// (for dedupe and audit) but already complete, so they cost the
-    /// dispatcher nothing.
+    /// Whether the dispatcher must see it: some plugin wants it, or it
+    /// tells the host something (a window opens, a comment becomes
+    /// answerable). Other events are still stored (for dedupe and audit)
+    /// but already complete, so they cost the dispatcher nothing.
     pub dispatch: bool,
 }
 
@@ -80,14 +82,16 @@ pub struct PendingEvent {
     pub seq: Seq,
     /// The event.
     pub event: Event,
-    /// Plugins that already ran on it (before a restart, say).
+    /// When igloo received it, in milliseconds since the epoch.
+    pub received_at_ms: u64,
+    /// Ids of the plugins that already ran on it (before a restart, say).
     pub done_plugins: Vec<String>,
 }
 
 /// How one plugin's run on one event ended, as recorded in the inbox.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RunRecord {
-    /// The plugin's name.
+    /// The plugin's operator-given id.
     pub plugin: String,
     /// `ok`, or the failure class (`plugin-error`, `trap`, `deadline`, …).
     pub outcome: String,

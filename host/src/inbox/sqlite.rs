@@ -5,7 +5,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::{Notify, mpsc, oneshot};
 
 use super::{Appended, Delivery, Inbox, InboxError, InboxStats, PendingEvent, RunRecord, Seq};
@@ -20,8 +20,11 @@ CREATE TABLE IF NOT EXISTS deliveries (
     received_at_ms INTEGER NOT NULL,
     body           BLOB NOT NULL
 );
+-- AUTOINCREMENT: a sequence number is never handed out twice, even after
+-- the newest rows are pruned, so the dispatcher's read position (which only
+-- goes up) never skips a new event.
 CREATE TABLE IF NOT EXISTS events (
-    seq            INTEGER PRIMARY KEY,
+    seq            INTEGER PRIMARY KEY AUTOINCREMENT,
     event_key      TEXT NOT NULL UNIQUE,
     delivery_id    INTEGER NOT NULL REFERENCES deliveries(id),
     account_id     TEXT NOT NULL,
@@ -70,6 +73,7 @@ impl SqliteInbox {
     /// Open (or create) the inbox database at `path`.
     pub fn open(path: &Path) -> Result<Self, InboxError> {
         let writer = open_connection(path)?;
+        migrate_to_autoincrement(&writer).map_err(storage_error)?;
         writer.execute_batch(SCHEMA).map_err(storage_error)?;
         // Checkpoints run on their own thread (below), so a commit never
         // waits for one: they were the long tail of webhook latency.
@@ -147,6 +151,42 @@ fn checkpoint_loop(connection: &Connection) {
             tracing::warn!(%error, "inbox checkpoint failed; will retry");
         }
     }
+}
+
+/// Inboxes created before sequence numbers were AUTOINCREMENT reused the
+/// numbers of pruned events: rebuild their `events` table once.
+fn migrate_to_autoincrement(connection: &Connection) -> rusqlite::Result<()> {
+    let sql: Option<String> = connection
+        .query_row(
+            "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'events'",
+            [],
+            |row| row.get(0),
+        )
+        .optional()?;
+    if sql.is_none_or(|sql| sql.contains("AUTOINCREMENT")) {
+        return Ok(());
+    }
+    tracing::info!("upgrading the inbox: sequence numbers are never reused from now on");
+    connection.execute_batch(
+        "PRAGMA foreign_keys = OFF;
+         BEGIN;
+         CREATE TABLE events_autoincrement (
+             seq            INTEGER PRIMARY KEY AUTOINCREMENT,
+             event_key      TEXT NOT NULL UNIQUE,
+             delivery_id    INTEGER NOT NULL REFERENCES deliveries(id),
+             account_id     TEXT NOT NULL,
+             kind           TEXT NOT NULL,
+             timestamp_ms   INTEGER NOT NULL,
+             received_at_ms INTEGER NOT NULL,
+             body           TEXT NOT NULL,
+             done_at_ms     INTEGER
+         );
+         INSERT INTO events_autoincrement SELECT * FROM events;
+         DROP TABLE events;
+         ALTER TABLE events_autoincrement RENAME TO events;
+         COMMIT;
+         PRAGMA foreign_keys = ON;",
+    )
 }
 
 fn storage_error(error: impl std::fmt::Display) -> InboxError {
@@ -324,23 +364,23 @@ impl Inbox for SqliteInbox {
     async fn pending(&self, after: Seq, limit: usize) -> Result<Vec<PendingEvent>, InboxError> {
         self.read(move |connection| {
             let mut select = connection.prepare_cached(
-                "SELECT seq, body FROM events WHERE done_at_ms IS NULL AND seq > ?1 ORDER BY seq LIMIT ?2",
+                "SELECT seq, body, received_at_ms FROM events WHERE done_at_ms IS NULL AND seq > ?1 ORDER BY seq LIMIT ?2",
             )?;
             let mut done = connection.prepare_cached("SELECT plugin FROM runs WHERE seq = ?1")?;
             let rows = select
                 .query_map(params![after, limit as i64], |row| {
-                    Ok((row.get::<_, Seq>(0)?, row.get::<_, String>(1)?))
+                    Ok((row.get::<_, Seq>(0)?, row.get::<_, String>(1)?, row.get::<_, i64>(2)?))
                 })?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             rows.into_iter()
-                .map(|(seq, body)| {
+                .map(|(seq, body, received_at_ms)| {
                     let event: Event = serde_json::from_str(&body).map_err(|error| {
                         rusqlite::Error::FromSqlConversionFailure(1, rusqlite::types::Type::Text, error.into())
                     })?;
                     let done_plugins = done
                         .query_map([seq], |row| row.get(0))?
                         .collect::<rusqlite::Result<Vec<String>>>()?;
-                    Ok(PendingEvent { seq, event, done_plugins })
+                    Ok(PendingEvent { seq, event, received_at_ms: received_at_ms.max(0) as u64, done_plugins })
                 })
                 .collect()
         })
@@ -513,6 +553,55 @@ mod tests {
         assert_eq!(done_again.is_new, vec![true]);
         let pending_again = inbox.append(delivery(&["pending"])).await.unwrap();
         assert_eq!(pending_again.is_new, vec![false]);
+    }
+
+    #[tokio::test]
+    async fn sequence_numbers_never_go_back_after_the_newest_events_are_pruned() {
+        let dir = tempfile::tempdir().unwrap();
+        let inbox = SqliteInbox::open(&dir.path().join("inbox.db")).unwrap();
+        inbox.append(delivery(&["old", "newest"])).await.unwrap();
+        let pending = inbox.pending(0, 10).await.unwrap();
+        let newest = pending[1].seq;
+        inbox.complete(newest).await.unwrap();
+        let pruned = inbox
+            .prune(crate::clock::now_ms() as i64 + 1)
+            .await
+            .unwrap();
+        assert_eq!(pruned, 1, "the newest event was handled and pruned");
+        // The dispatcher has read up to `newest`; what comes next must be after it.
+        inbox.append(delivery(&["next"])).await.unwrap();
+        let next = inbox.pending(newest, 10).await.unwrap();
+        assert_eq!(
+            next.len(),
+            1,
+            "the new event is not hidden behind a reused number"
+        );
+        assert!(next[0].seq > newest);
+    }
+
+    #[tokio::test]
+    async fn an_inbox_from_before_autoincrement_is_upgraded_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("inbox.db");
+        {
+            let old = Connection::open(&path).unwrap();
+            old.execute_batch(
+                &SCHEMA.replace("INTEGER PRIMARY KEY AUTOINCREMENT", "INTEGER PRIMARY KEY"),
+            )
+            .unwrap();
+            old.execute_batch(
+                "INSERT INTO deliveries (id, received_at_ms, body) VALUES (1, 0, x'7b7d');
+                 INSERT INTO events (seq, event_key, delivery_id, account_id, kind, timestamp_ms, received_at_ms, body)
+                   VALUES (7, 'k', 1, 'acct', 'message', 1, 0, '{}');",
+            )
+            .unwrap();
+        }
+        let inbox = SqliteInbox::open(&path).unwrap();
+        assert_eq!(inbox.stats().await.unwrap().events, 1, "rows kept");
+        inbox.append(delivery(&["after-upgrade"])).await.unwrap();
+        let pending = inbox.pending(7, 10).await.unwrap();
+        assert_eq!(pending.len(), 1);
+        assert!(pending[0].seq > 7);
     }
 
     #[tokio::test]

@@ -92,6 +92,7 @@ fn guest_kind(kind: EventKind) -> types::EventKind {
             sender_id: p.sender_id,
             title: p.title,
             payload: p.payload,
+            referral: p.referral.map(referral),
         }),
         EventKind::Seen(s) => Guest::Seen(types::Seen {
             sender_id: s.sender_id,

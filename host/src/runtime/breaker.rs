@@ -1,6 +1,7 @@
 //! The circuit breaker: a plugin whose runs keep crashing is quarantined
 //! for a cool-down, so it stops burning sandbox time, and comes back on its
-//! own afterwards (or when an operator resumes it).
+//! own afterwards (or when an operator resumes it). After the cool-down one
+//! trial run is let through; its outcome closes or re-opens the breaker.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -18,7 +19,12 @@ struct State {
     consecutive_failures: u32,
     quarantined_until: Option<Instant>,
     last_failure: String,
+    /// When the trial run after a cool-down was let through.
+    trial_since: Option<Instant>,
 }
+
+/// How long a trial run may take before another is let through.
+const TRIAL_PATIENCE: Duration = Duration::from_secs(60);
 
 /// A breaker's state, for status and metrics.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,12 +56,32 @@ impl CircuitBreaker {
             .unwrap_or_else(|poison| poison.into_inner())
     }
 
-    /// Whether a run may start now. After the cool-down one run is let
-    /// through; its outcome closes or re-opens the breaker.
-    pub fn allows_run(&self) -> bool {
+    /// Whether the plugin is quarantined now (its cool-down not over).
+    pub fn is_open(&self) -> bool {
         self.state()
             .quarantined_until
-            .is_none_or(|until| Instant::now() >= until)
+            .is_some_and(|until| Instant::now() < until)
+    }
+
+    /// Whether a run may start now: always while closed; after the
+    /// cool-down, one trial run at a time (a trial that never reported back
+    /// is forgotten after another cool-down).
+    pub fn admit(&self) -> bool {
+        let mut state = self.state();
+        let now = Instant::now();
+        match state.quarantined_until {
+            None => true,
+            Some(until) if now < until => false,
+            Some(_) => match state.trial_since {
+                Some(since) if now.duration_since(since) < self.cooldown.max(TRIAL_PATIENCE) => {
+                    false
+                }
+                _ => {
+                    state.trial_since = Some(now);
+                    true
+                }
+            },
+        }
     }
 
     /// Record a run's outcome; `Some(reason)` for a crash. Returns true when
@@ -68,6 +94,7 @@ impl CircuitBreaker {
         };
         state.consecutive_failures += 1;
         state.last_failure = reason.to_owned();
+        state.trial_since = None;
         if state.consecutive_failures >= self.threshold {
             state.quarantined_until = Some(Instant::now() + self.cooldown);
             return true;
@@ -105,9 +132,10 @@ mod tests {
         let breaker = CircuitBreaker::new(3, Duration::from_secs(3600));
         assert!(!breaker.record(Some("trap")));
         assert!(!breaker.record(Some("trap")));
-        assert!(breaker.allows_run());
+        assert!(breaker.admit());
         assert!(breaker.record(Some("fuel")), "the third crash opens it");
-        assert!(!breaker.allows_run());
+        assert!(!breaker.admit());
+        assert!(breaker.is_open());
         let status = breaker.status();
         assert!(status.quarantined);
         assert_eq!(
@@ -115,21 +143,29 @@ mod tests {
             (3, "fuel")
         );
         breaker.reset();
-        assert!(breaker.allows_run());
+        assert!(breaker.admit());
         assert!(!breaker.status().quarantined);
     }
 
     #[test]
-    fn a_success_resets_the_count_and_the_cooldown_lets_one_run_through() {
+    fn a_success_resets_the_count_and_the_cooldown_lets_one_trial_through() {
         let breaker = CircuitBreaker::new(2, Duration::ZERO);
         breaker.record(Some("trap"));
         breaker.record(None);
         assert!(!breaker.record(Some("trap")), "the count restarted");
         assert!(breaker.record(Some("trap")));
-        assert!(breaker.allows_run(), "a zero cool-down has passed");
+        assert!(!breaker.is_open(), "a zero cool-down has passed");
+        assert!(breaker.admit(), "one trial run");
+        assert!(!breaker.admit(), "only one while the trial runs");
         assert!(
             breaker.record(Some("trap")),
             "another crash re-opens it at once"
+        );
+        assert!(breaker.admit(), "the next trial");
+        breaker.record(None);
+        assert!(
+            breaker.admit() && breaker.admit(),
+            "closed again: every run"
         );
     }
 }

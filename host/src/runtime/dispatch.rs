@@ -6,9 +6,14 @@
 //! from the inbox at once, at most `max_in_flight_per_account` of one
 //! account are handled at once, and each plugin has its own concurrency
 //! bound. Everything else waits, durably, in the inbox.
+//!
+//! An event a quarantined plugin could not run on is not completed: it
+//! stays pending for that plugin, and the dispatcher takes it up again once
+//! the plugin comes back (its cool-down over, or an operator's resume).
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BinaryHeap, HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -23,6 +28,8 @@ use crate::metrics::Metrics;
 const READ_BATCH: usize = 256;
 /// How long to wait before retrying after a storage error.
 const STORAGE_RETRY: Duration = Duration::from_secs(1);
+/// How often events deferred by a quarantine are looked at again.
+const DEFERRED_RESCAN: Duration = Duration::from_secs(1);
 
 /// Reads pending events and runs the plugins on them.
 pub struct Dispatcher {
@@ -34,9 +41,16 @@ pub struct Dispatcher {
     lanes: Mutex<HashMap<String, BinaryHeap<Reverse<Queued>>>>,
     /// One permit per event taken from the inbox and not yet completed.
     queued: Arc<Semaphore>,
-    /// Per account, one permit per event being handled.
+    /// Per account, one permit per event being handled; an account's entry
+    /// goes when it has nothing in flight.
     accounts: Mutex<HashMap<String, Arc<Semaphore>>>,
     per_account: usize,
+    /// Events taken from the inbox and not yet finished with.
+    in_flight: Mutex<HashSet<Seq>>,
+    /// Some event was left pending for a quarantined plugin.
+    deferred: AtomicBool,
+    /// Set when igloo shuts down: no new events are taken.
+    draining: AtomicBool,
 }
 
 /// An event waiting in its lane, ordered by when it happened, then by
@@ -88,20 +102,36 @@ impl Dispatcher {
             queued: Arc::new(Semaphore::new(limits.max_queued_events.max(1) as usize)),
             accounts: Mutex::new(HashMap::new()),
             per_account: limits.max_in_flight_per_account.max(1) as usize,
+            in_flight: Mutex::new(HashSet::new()),
+            deferred: AtomicBool::new(false),
+            draining: AtomicBool::new(false),
         })
     }
 
-    /// Dispatch forever: first whatever a previous run left pending, then
-    /// each new event as it is appended.
+    /// Dispatch until drained: first whatever a previous run left pending,
+    /// then each new event as it is appended, and deferred events again
+    /// once their plugin may run.
     pub async fn run(self: Arc<Self>) {
         let mut after: Seq = 0;
-        loop {
+        while !self.draining.load(Ordering::Acquire) {
             // Read only as many events as there is room for in memory.
             let room = self.queued.available_permits().clamp(1, READ_BATCH);
             match self.inbox.pending(after, room).await {
-                Ok(batch) if batch.is_empty() => self.inbox.appended().await,
+                Ok(batch) if batch.is_empty() => {
+                    tokio::select! {
+                        () = self.inbox.appended() => {}
+                        () = self.runtime.resumed() => after = 0,
+                        () = tokio::time::sleep(DEFERRED_RESCAN), if self.deferred.load(Ordering::Acquire) => {
+                            // Look at every pending event again; those in
+                            // flight are skipped, deferred ones are retaken.
+                            self.deferred.store(false, Ordering::Release);
+                            after = 0;
+                        }
+                    }
+                }
                 Ok(mut batch) => {
                     after = batch.last().map_or(after, |pending| pending.seq);
+                    batch.retain(|pending| self.should_take(pending));
                     batch.sort_by_key(|pending| (pending.event.timestamp_ms, pending.seq));
                     for pending in batch {
                         let permit = Arc::clone(&self.queued)
@@ -122,11 +152,52 @@ impl Dispatcher {
         }
     }
 
+    /// Whether to take `pending` now: not if it is already in flight, nor
+    /// if every plugin it still waits for is quarantined (it stays pending
+    /// and is looked at again later).
+    fn should_take(&self, pending: &PendingEvent) -> bool {
+        if self.lock_in_flight().contains(&pending.seq) {
+            return false;
+        }
+        let mut waiting_for = self.runtime.plugins().iter().filter(|plugin| {
+            plugin.info.subscribes_to(&pending.event)
+                && !pending.done_plugins.contains(&plugin.info.id)
+        });
+        let runnable = waiting_for.clone().any(|plugin| !plugin.breaker.is_open());
+        if waiting_for.next().is_some() && !runnable {
+            self.deferred.store(true, Ordering::Release);
+            return false;
+        }
+        true
+    }
+
+    fn lock_in_flight(&self) -> std::sync::MutexGuard<'_, HashSet<Seq>> {
+        self.in_flight
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+    }
+
+    /// Stop taking events, then wait up to `timeout` for the events under
+    /// way to finish. Returns how many did not; they stay pending in the
+    /// inbox and are handled after the next start.
+    pub async fn drain(&self, timeout: Duration) -> usize {
+        self.draining.store(true, Ordering::Release);
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let left = self.lock_in_flight().len();
+            if left == 0 || tokio::time::Instant::now() >= deadline {
+                return left;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Queue an event in its conversation's lane, starting the lane if it
     /// is idle. Events that wait while the lane is busy are taken in
     /// timestamp order, so a late delivery of an earlier event still goes
     /// first.
     fn enqueue(self: &Arc<Self>, queued: Queued) {
+        self.lock_in_flight().insert(queued.pending.seq);
         let key = queued.pending.event.conversation_key();
         let mut lanes = self
             .lanes
@@ -156,22 +227,44 @@ impl Dispatcher {
                     }
                 }
             };
-            let account = self.account_slots(&next.pending.event.account_id);
-            let _in_flight = account.acquire().await.expect("never closed");
-            self.process(next.pending).await;
+            let account_id = next.pending.event.account_id.clone();
+            let seq = next.pending.seq;
+            if !self.draining.load(Ordering::Acquire) {
+                let account = self.account_slots(&account_id);
+                let in_flight = account.acquire().await.expect("never closed");
+                self.process(next.pending).await;
+                drop(in_flight);
+                drop(account);
+                self.forget_idle_account(&account_id);
+            }
+            self.lock_in_flight().remove(&seq);
         }
     }
 
-    fn account_slots(&self, account_id: &str) -> Arc<Semaphore> {
-        let mut accounts = self
-            .accounts
+    fn lock_accounts(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Semaphore>>> {
+        self.accounts
             .lock()
-            .unwrap_or_else(|poison| poison.into_inner());
+            .unwrap_or_else(|poison| poison.into_inner())
+    }
+
+    fn account_slots(&self, account_id: &str) -> Arc<Semaphore> {
         Arc::clone(
-            accounts
+            self.lock_accounts()
                 .entry(account_id.to_owned())
                 .or_insert_with(|| Arc::new(Semaphore::new(self.per_account))),
         )
+    }
+
+    /// Drop an account's semaphore once nothing holds it, so the map grows
+    /// with the accounts in flight, not with every account ever seen.
+    fn forget_idle_account(&self, account_id: &str) {
+        let mut accounts = self.lock_accounts();
+        if accounts
+            .get(account_id)
+            .is_some_and(|slots| Arc::strong_count(slots) == 1)
+        {
+            accounts.remove(account_id);
+        }
     }
 
     /// Run every subscribed plugin on the event, side by side, so a slow or
@@ -179,9 +272,15 @@ impl Dispatcher {
     /// complete the event.
     async fn process(&self, pending: PendingEvent) {
         let event = Arc::new(pending.event);
+        let received_at_ms = pending.received_at_ms;
         // Windows and comments are noted before any plugin runs, so a reply
         // to this very message finds its window open.
-        while let Err(error) = self.runtime.services().observe(&event).await {
+        while let Err(error) = self
+            .runtime
+            .services()
+            .observe(&event, received_at_ms)
+            .await
+        {
             tracing::error!(%error, "noting the event's window failed; retrying");
             tokio::time::sleep(STORAGE_RETRY).await;
         }
@@ -190,13 +289,18 @@ impl Dispatcher {
             .plugins()
             .iter()
             .filter(|plugin| {
-                plugin.info.subscribes_to(&event)
-                    && !pending.done_plugins.contains(&plugin.info.name)
+                plugin.info.subscribes_to(&event) && !pending.done_plugins.contains(&plugin.info.id)
             })
             .map(|plugin| async {
-                let receipt = self.runtime.run(plugin, Arc::clone(&event)).await;
+                let receipt = self
+                    .runtime
+                    .run(plugin, Arc::clone(&event), received_at_ms)
+                    .await;
                 log_receipt(&receipt);
                 self.metrics.receipt(&receipt);
+                if receipt.outcome.is_deferred() {
+                    return false;
+                }
                 let record = RunRecord {
                     plugin: receipt.plugin.clone(),
                     outcome: receipt.outcome.label().to_owned(),
@@ -204,10 +308,16 @@ impl Dispatcher {
                 };
                 self.retry_storage(|| self.inbox.record_run(pending.seq, record.clone()))
                     .await;
+                true
             });
-        futures::future::join_all(runs).await;
-        self.retry_storage(|| self.inbox.complete(pending.seq))
-            .await;
+        let finished = futures::future::join_all(runs).await;
+        if finished.iter().all(|ran| *ran) {
+            self.retry_storage(|| self.inbox.complete(pending.seq))
+                .await;
+        } else {
+            // Pending still, for the plugins that were quarantined.
+            self.deferred.store(true, Ordering::Release);
+        }
     }
 
     /// Storage writes after a run must not be lost: retry until they land.
@@ -230,15 +340,16 @@ fn log_receipt(receipt: &RunReceipt) {
     if receipt.outcome == RunOutcome::Ok {
         tracing::info!(
             plugin = %receipt.plugin, version = %receipt.version, event = %receipt.event_key,
-            wall_us, fuel = receipt.fuel_used, peak_memory = receipt.peak_memory_bytes,
-            host_calls = receipt.host_calls, outcome, "plugin run"
+            wall_us, upstream_us = receipt.upstream.as_micros() as u64, fuel = receipt.fuel_used,
+            peak_memory = receipt.peak_memory_bytes, host_calls = receipt.host_calls, outcome,
+            "plugin run"
         );
     } else {
         tracing::warn!(
             plugin = %receipt.plugin, version = %receipt.version, event = %receipt.event_key,
-            wall_us, fuel = receipt.fuel_used, peak_memory = receipt.peak_memory_bytes,
-            host_calls = receipt.host_calls, outcome, detail = %receipt.outcome.detail(),
-            "plugin run failed"
+            wall_us, upstream_us = receipt.upstream.as_micros() as u64, fuel = receipt.fuel_used,
+            peak_memory = receipt.peak_memory_bytes, host_calls = receipt.host_calls, outcome,
+            detail = %receipt.outcome.detail(), "plugin run failed"
         );
     }
 }

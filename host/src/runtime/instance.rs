@@ -1,16 +1,25 @@
-//! What one plugin instance holds while it handles one event: a locked-down
-//! WASI context, the limiter that caps its memory, and the call context
-//! host functions check capabilities against.
+//! What one plugin instance holds while it handles one event: a WASI
+//! context that reaches nothing on the host, the limiter that caps its
+//! memory, the clocks that tell its own time from time spent waiting on
+//! Meta, and the call context host functions check capabilities against.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use wasmtime::component::ResourceTable;
+use wasmtime::{CallHook, StoreContextMut};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
+use super::engine;
 use super::limits::{Limits, SandboxLimiter, Violation};
 use super::plugin::PluginInfo;
 use crate::capabilities::{Capability, HostServices};
 use crate::events::Event;
+
+/// WASI resources (streams, pollables, …) one instance may hold at once.
+const MAX_WASI_RESOURCES: usize = 256;
+/// Largest buffer one `wasi:random` call may ask for.
+const MAX_RANDOM_BYTES: u64 = 64 * 1024;
 
 /// The store data of one run.
 pub struct InstanceState {
@@ -20,6 +29,10 @@ pub struct InstanceState {
     pub limiter: SandboxLimiter,
     /// The event, the plugin and the services host functions act through.
     pub call: CallContext,
+    /// Host calls (igloo's and WASI's) made so far in this run.
+    pub host_calls: u32,
+    /// When the run started.
+    started: Instant,
 }
 
 /// Host functions' view of the run they serve.
@@ -28,12 +41,14 @@ pub struct CallContext {
     pub plugin: Arc<PluginInfo>,
     /// The event being handled.
     pub event: Arc<Event>,
+    /// When igloo received the event, in milliseconds since the epoch.
+    pub received_at_ms: u64,
     /// Where effects go.
     pub services: Arc<HostServices>,
     /// The run's limits.
     pub limits: Limits,
-    /// Host calls made so far in this run.
-    pub host_calls: u32,
+    /// Time spent waiting on Meta, which is not the plugin's to pay for.
+    pub upstream: Arc<UpstreamClock>,
 }
 
 impl CallContext {
@@ -42,36 +57,126 @@ impl CallContext {
         self.plugin.capabilities.contains(&capability)
     }
 
-    /// Count a host call and check the strings it takes from the plugin.
-    /// Every host function calls this first; past a limit the run traps.
-    pub fn charge(&mut self, strings: &[&str]) -> wasmtime::Result<()> {
-        self.host_calls += 1;
-        if self.host_calls > self.limits.max_host_calls {
-            return Err(Violation::HostCalls(self.limits.max_host_calls).into());
+    /// Await `call` to Meta (or the third-party provider), counting the
+    /// wait as upstream time rather than the plugin's own.
+    pub async fn upstream<F: Future>(&self, call: F) -> F::Output {
+        let _waiting = self.upstream.start();
+        call.await
+    }
+}
+
+/// Time a run spent waiting on Meta: finished waits plus the one under way.
+#[derive(Debug, Default)]
+pub struct UpstreamClock {
+    state: Mutex<UpstreamState>,
+}
+
+#[derive(Debug, Default)]
+struct UpstreamState {
+    finished: Duration,
+    since: Option<Instant>,
+}
+
+/// A wait under way; it ends when dropped.
+pub struct UpstreamWait<'a>(&'a UpstreamClock);
+
+impl UpstreamClock {
+    fn state(&self) -> std::sync::MutexGuard<'_, UpstreamState> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+    }
+
+    /// Start a wait.
+    pub fn start(&self) -> UpstreamWait<'_> {
+        self.state().since.get_or_insert_with(Instant::now);
+        UpstreamWait(self)
+    }
+
+    /// Upstream time so far, including a wait under way.
+    pub fn elapsed(&self) -> Duration {
+        let state = self.state();
+        state.finished + state.since.map_or(Duration::ZERO, |since| since.elapsed())
+    }
+}
+
+impl Drop for UpstreamWait<'_> {
+    fn drop(&mut self) {
+        let mut state = self.0.state();
+        if let Some(since) = state.since.take() {
+            state.finished += since.elapsed();
         }
-        let limit = self.limits.max_string_bytes;
-        if let Some(size) = strings
-            .iter()
-            .map(|text| text.len())
-            .find(|size| *size > limit)
-        {
-            return Err(Violation::StringTooLarge { size, limit }.into());
-        }
-        Ok(())
     }
 }
 
 impl InstanceState {
-    /// State for one run. The WASI context grants nothing: no files, no
-    /// network, no environment, no inherited stdio.
+    /// State for one run. The WASI context grants clocks and random only:
+    /// no socket of any kind (not even creation), no name lookup, no
+    /// preopened directory, no environment or arguments, stdin closed and
+    /// stdout and stderr discarded.
     pub fn new(call: CallContext) -> Self {
+        let wasi = WasiCtx::builder()
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .socket_addr_check(|_, _| Box::pin(async { false }))
+            .max_random_size(MAX_RANDOM_BYTES)
+            .build();
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(MAX_WASI_RESOURCES);
         Self {
-            wasi: WasiCtx::builder().build(),
-            table: ResourceTable::new(),
+            wasi,
+            table,
             limiter: SandboxLimiter::new(call.limits),
             call,
+            host_calls: 0,
+            started: Instant::now(),
         }
     }
+
+    /// The plugin's own time so far: wall time less time waiting on Meta.
+    pub fn guest_elapsed(&self) -> Duration {
+        self.started
+            .elapsed()
+            .saturating_sub(self.call.upstream.elapsed())
+    }
+
+    /// What left of its deadline the plugin has.
+    pub fn deadline_left(&self) -> Duration {
+        self.call
+            .limits
+            .deadline
+            .saturating_sub(self.guest_elapsed())
+    }
+}
+
+/// Wasmtime calls this on every crossing between guest and host. Every
+/// host call, igloo's or WASI's, counts against the run's budget, so a loop
+/// of WASI calls is bounded like a loop of igloo's; and after each one the
+/// epoch deadline is moved so that time spent waiting on Meta is not the
+/// plugin's, while time it spent in WASI (sleeping, say) is.
+pub fn on_call(
+    mut store: StoreContextMut<'_, InstanceState>,
+    hook: CallHook,
+) -> wasmtime::Result<()> {
+    match hook {
+        CallHook::CallingHost => {
+            let state = store.data_mut();
+            state.host_calls += 1;
+            if state.host_calls > state.call.limits.max_host_calls {
+                return Err(Violation::HostCalls(state.call.limits.max_host_calls).into());
+            }
+        }
+        CallHook::ReturningFromHost => {
+            let left = store.data().deadline_left();
+            if left.is_zero() {
+                return Err(wasmtime::Trap::Interrupt.into());
+            }
+            store.set_epoch_deadline(engine::deadline_ticks(left));
+        }
+        CallHook::CallingWasm | CallHook::ReturningFromWasm => {}
+    }
+    Ok(())
 }
 
 impl WasiView for InstanceState {
@@ -80,5 +185,25 @@ impl WasiView for InstanceState {
             ctx: &mut self.wasi,
             table: &mut self.table,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upstream_time_counts_finished_waits_and_the_one_under_way() {
+        let clock = UpstreamClock::default();
+        assert_eq!(clock.elapsed(), Duration::ZERO);
+        {
+            let _wait = clock.start();
+            std::thread::sleep(Duration::from_millis(20));
+            assert!(clock.elapsed() >= Duration::from_millis(20), "under way");
+        }
+        let after_one = clock.elapsed();
+        assert!(after_one >= Duration::from_millis(20));
+        std::thread::sleep(Duration::from_millis(20));
+        assert_eq!(clock.elapsed(), after_one, "no wait, no upstream time");
     }
 }

@@ -23,7 +23,8 @@ pub struct RequestedLimits {
     pub max_memory_bytes: Option<usize>,
     /// Host functions one run may call.
     pub max_host_calls: Option<u32>,
-    /// Longest string or list one host call may take from the plugin, in bytes.
+    /// Most bytes (strings and lists together) one host call may take from
+    /// the plugin.
     pub max_string_bytes: Option<usize>,
     /// Runs of this plugin at once.
     pub max_concurrency: Option<u32>,
@@ -44,7 +45,7 @@ pub struct Limits {
     pub max_instances: usize,
     /// Host-call budget.
     pub max_host_calls: u32,
-    /// Largest string crossing into the host, bytes.
+    /// Most bytes one host call may copy from the plugin.
     pub max_string_bytes: usize,
     /// Runs at once.
     pub max_concurrency: u32,
@@ -77,17 +78,12 @@ impl Limits {
 /// ends, and the receipt names the limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum Violation {
-    /// More host calls than the budget.
+    /// More host calls (igloo's and WASI's together) than the budget.
     #[error("host-call budget of {0} exhausted")]
     HostCalls(u32),
-    /// A string larger than the boundary allows.
-    #[error("a {size}-byte string crossed into the host; the limit is {limit}")]
-    StringTooLarge {
-        /// Its size.
-        size: usize,
-        /// The limit.
-        limit: usize,
-    },
+    /// One host call tried to copy more than the boundary allows.
+    #[error("a host call tried to copy more than {0} bytes from the plugin")]
+    CopiedTooMuch(usize),
 }
 
 /// Enforces memory, table and instance caps, and remembers the peak memory

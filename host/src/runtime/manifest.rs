@@ -11,7 +11,8 @@ use crate::events::KIND_NAMES;
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PluginManifest {
-    /// Unique name, used in logs, metrics and the inbox.
+    /// The name the plugin gives itself, for display. Nothing is keyed by
+    /// it: the operator's id in `[[plugins]]` is the plugin's identity.
     pub name: String,
     /// The plugin's version.
     pub version: String,
@@ -40,8 +41,16 @@ impl PluginManifest {
     pub fn parse(text: &str) -> Result<Self, String> {
         let manifest: PluginManifest =
             toml::from_str(text).map_err(|error| format!("invalid plugin.toml: {error}"))?;
-        if manifest.name.is_empty() {
-            return Err("invalid plugin.toml: name is empty".into());
+        // Shown in logs and status pages: a short, plain label.
+        for (field, value) in [("name", &manifest.name), ("version", &manifest.version)] {
+            let plain = value
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '+'));
+            if value.is_empty() || value.len() > 64 || !plain {
+                return Err(format!(
+                    "invalid plugin.toml: {field} must be 1 to 64 letters, digits, `-`, `_`, `.` or `+`"
+                ));
+            }
         }
         if let Some(unknown) = manifest
             .events
@@ -79,5 +88,8 @@ mod tests {
         let error =
             PluginManifest::parse("name='x'\nversion='1'\nevents=['telepathy']").unwrap_err();
         assert!(error.contains("telepathy"), "{error}");
+        let error =
+            PluginManifest::parse("name='x\\nINFO forged'\nversion='1'\nevents=[]").unwrap_err();
+        assert!(error.contains("name must be"), "{error}");
     }
 }

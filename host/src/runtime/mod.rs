@@ -14,7 +14,7 @@ mod plugin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::Semaphore;
+use tokio::sync::{Notify, Semaphore};
 use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{Engine, Store, Trap};
 
@@ -25,35 +25,40 @@ pub use bindings::{
 };
 pub use breaker::BreakerStatus;
 pub use dispatch::Dispatcher;
-pub use instance::{CallContext, InstanceState};
+pub use instance::{CallContext, InstanceState, UpstreamClock};
 pub use limits::{Limits, RequestedLimits, Violation};
 pub use manifest::PluginManifest;
-pub use plugin::{LoadError, LoadedPlugin, PluginInfo};
+pub use plugin::{AccountScope, LoadError, LoadedPlugin, PluginInfo};
 
 use crate::capabilities::HostServices;
 use crate::config::Config;
 use crate::events::Event;
+use crate::untrusted;
 
 /// How a run ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RunOutcome {
     /// The plugin handled the event.
     Ok,
-    /// The plugin returned an error of its own.
+    /// The plugin returned an error of its own (sanitised and bounded).
     PluginError(String),
-    /// The wall-clock deadline passed.
+    /// The plugin's own time (not counting waits on Meta) ran out.
     Deadline,
     /// The instruction budget ran out.
     FuelExhausted,
     /// The plugin asked for more memory than it may have, and died of it.
     MemoryExhausted,
-    /// The plugin broke a limit at the host boundary (host calls, string size).
+    /// The plugin broke a limit at the host boundary (host calls, bytes).
     HostLimit(String),
     /// The plugin trapped (panic, unreachable, stack overflow, …).
     Trap(String),
     /// The plugin could not be instantiated.
     Instantiate(String),
-    /// The plugin is quarantined; it was not run.
+    /// The run waited on Meta longer than `runtime.max_upstream_wait_ms`:
+    /// not the plugin's fault, so not a crash.
+    UpstreamTimeout,
+    /// The plugin is quarantined; it was not run, and the event stays
+    /// pending for it until it comes back.
     Quarantined,
 }
 
@@ -69,6 +74,7 @@ impl RunOutcome {
             RunOutcome::HostLimit(_) => "host-limit",
             RunOutcome::Trap(_) => "trap",
             RunOutcome::Instantiate(_) => "instantiate",
+            RunOutcome::UpstreamTimeout => "upstream-timeout",
             RunOutcome::Quarantined => "quarantined",
         }
     }
@@ -84,24 +90,34 @@ impl RunOutcome {
             RunOutcome::Deadline => "wall-clock deadline exceeded".into(),
             RunOutcome::FuelExhausted => "instruction budget (fuel) exhausted".into(),
             RunOutcome::MemoryExhausted => "memory limit reached".into(),
-            RunOutcome::Quarantined => "skipped: the plugin is quarantined".into(),
+            RunOutcome::UpstreamTimeout => "waited on Meta longer than allowed".into(),
+            RunOutcome::Quarantined => "deferred: the plugin is quarantined".into(),
         }
     }
 
     /// Whether the run crashed in the sandbox (what the circuit breaker
-    /// counts). A plugin's own error is an answer, not a crash.
+    /// counts). A plugin's own error is an answer, not a crash; a slow Meta
+    /// is nobody's crash.
     pub fn is_crash(&self) -> bool {
         !matches!(
             self,
-            RunOutcome::Ok | RunOutcome::PluginError(_) | RunOutcome::Quarantined
+            RunOutcome::Ok
+                | RunOutcome::PluginError(_)
+                | RunOutcome::UpstreamTimeout
+                | RunOutcome::Quarantined
         )
+    }
+
+    /// Whether the event still waits for this plugin (it did not run).
+    pub fn is_deferred(&self) -> bool {
+        matches!(self, RunOutcome::Quarantined)
     }
 }
 
 /// The record of one plugin run on one event.
 #[derive(Debug, Clone)]
 pub struct RunReceipt {
-    /// The plugin's name.
+    /// The plugin's operator-given id.
     pub plugin: String,
     /// The plugin's version.
     pub version: String,
@@ -111,11 +127,13 @@ pub struct RunReceipt {
     pub wall: Duration,
     /// Of which, instantiating the plugin.
     pub instantiate: Duration,
+    /// Of which, waiting on Meta.
+    pub upstream: Duration,
     /// Fuel (roughly, wasm instructions) consumed.
     pub fuel_used: u64,
     /// Peak linear memory, in bytes.
     pub peak_memory_bytes: usize,
-    /// Host functions called.
+    /// Host functions called, igloo's and WASI's.
     pub host_calls: u32,
     /// How it ended.
     pub outcome: RunOutcome,
@@ -124,8 +142,8 @@ pub struct RunReceipt {
 /// A configured plugin that did not load, and why.
 #[derive(Debug)]
 pub struct FailedPlugin {
-    /// The plugin's name or source.
-    pub source: String,
+    /// The plugin's configured id.
+    pub id: String,
     /// Why it did not load.
     pub error: LoadError,
 }
@@ -140,6 +158,10 @@ pub struct Runtime {
     /// One permit per pooled instance slot: runs wait here instead of
     /// failing when the pool is full.
     slots: Semaphore,
+    /// Most time a run may wait on Meta.
+    max_upstream_wait: Duration,
+    /// Woken when an operator resumes a plugin, so deferred events run.
+    resumed: Notify,
 }
 
 impl Runtime {
@@ -155,15 +177,19 @@ impl Runtime {
             match plugin::load(&engine, &linker, plugin_config, &config.runtime) {
                 Ok(plugin) => plugins.push(plugin),
                 Err(error) => {
-                    let source = plugin::source_label(&plugin_config.source);
-                    tracing::error!(plugin = %source, %error, "plugin not loaded");
-                    failed.push(FailedPlugin { source, error });
+                    tracing::error!(plugin = %plugin_config.id, %error, "plugin not loaded");
+                    failed.push(FailedPlugin {
+                        id: plugin_config.id.clone(),
+                        error,
+                    });
                 }
             }
         }
         Ok(Self {
             _ticker: engine::EpochTicker::start(&engine),
             slots: Semaphore::new(config.runtime.max_instances as usize),
+            max_upstream_wait: Duration::from_millis(config.runtime.max_upstream_wait_ms),
+            resumed: Notify::new(),
             engine,
             plugins,
             failed,
@@ -186,41 +212,72 @@ impl Runtime {
         &self.failed
     }
 
-    /// The loaded plugin called `name`.
-    pub fn plugin(&self, name: &str) -> Option<&LoadedPlugin> {
-        self.plugins.iter().find(|plugin| plugin.info.name == name)
+    /// The loaded plugin with the operator-given `id`.
+    pub fn plugin(&self, id: &str) -> Option<&LoadedPlugin> {
+        self.plugins.iter().find(|plugin| plugin.info.id == id)
+    }
+
+    /// Lift a plugin's quarantine now; its deferred events run next.
+    /// False if no plugin has that id.
+    pub fn resume(&self, id: &str) -> bool {
+        let Some(plugin) = self.plugin(id) else {
+            return false;
+        };
+        plugin.breaker.reset();
+        self.resumed.notify_one();
+        true
+    }
+
+    /// Resolves when an operator has resumed a plugin.
+    pub async fn resumed(&self) {
+        self.resumed.notified().await;
     }
 
     /// Run `plugin` on `event` in a fresh instance, once its concurrency
     /// and the instance pool allow. Never fails: every way a run can end is
     /// in the receipt.
-    pub async fn run(&self, plugin: &LoadedPlugin, event: Arc<Event>) -> RunReceipt {
+    pub async fn run(
+        &self,
+        plugin: &LoadedPlugin,
+        event: Arc<Event>,
+        received_at_ms: u64,
+    ) -> RunReceipt {
         let mut receipt = RunReceipt {
-            plugin: plugin.info.name.clone(),
+            plugin: plugin.info.id.clone(),
             version: plugin.info.version.clone(),
             event_key: event.key.clone(),
             wall: Duration::ZERO,
             instantiate: Duration::ZERO,
+            upstream: Duration::ZERO,
             fuel_used: 0,
             peak_memory_bytes: 0,
             host_calls: 0,
             outcome: RunOutcome::Quarantined,
         };
-        if !plugin.breaker.allows_run() {
+        if plugin.breaker.is_open() {
             return receipt;
         }
         let _running = plugin.concurrency.acquire().await.expect("never closed");
         let _slot = self.slots.acquire().await.expect("never closed");
+        // The breaker may have opened while this run waited for its slot.
+        if !plugin.breaker.admit() {
+            return receipt;
+        }
         let limits = plugin.limits;
+        let upstream = Arc::new(UpstreamClock::default());
         let call = CallContext {
             plugin: Arc::clone(&plugin.info),
             event: Arc::clone(&event),
+            received_at_ms,
             services: Arc::clone(&self.services),
             limits,
-            host_calls: 0,
+            upstream: Arc::clone(&upstream),
         };
         let mut store = Store::new(&self.engine, InstanceState::new(call));
         store.limiter(|state| &mut state.limiter);
+        store.call_hook(instance::on_call);
+        // No single host call copies more from the guest than this.
+        store.set_hostcall_fuel(limits.max_string_bytes);
         store.set_fuel(limits.fuel).expect("fuel is enabled");
         store.set_epoch_deadline(engine::deadline_ticks(limits.deadline));
         store.epoch_deadline_trap();
@@ -241,30 +298,60 @@ impl Runtime {
                 .await
                 .map_err(|error| (false, error))
         };
-        // The epoch deadline stops guest code; this timeout also bounds time
-        // spent waiting inside host calls.
-        let grace = limits.deadline / 2 + Duration::from_millis(100);
-        let result = tokio::time::timeout(limits.deadline + grace, run).await;
+        let result = self.bounded(run, started, limits.deadline, &upstream).await;
         receipt.wall = started.elapsed();
         receipt.instantiate = instantiate;
+        receipt.upstream = upstream.elapsed();
 
         let state = store.data();
         receipt.outcome = match result {
-            Err(_elapsed) => RunOutcome::Deadline,
+            Err(outcome) => outcome,
             Ok(Ok(Ok(()))) => RunOutcome::Ok,
-            Ok(Ok(Err(plugin_error))) => RunOutcome::PluginError(plugin_error.message),
+            Ok(Ok(Err(plugin_error))) => RunOutcome::PluginError(untrusted::sanitize(
+                &plugin_error.message,
+                untrusted::MAX_RECORDED_BYTES,
+            )),
             Ok(Err((instantiating, error))) => {
-                classify_failure(instantiating, &error, state.limiter.memory_refused)
+                classify_failure(instantiating, &error, state.limiter.memory_refused, &limits)
             }
         };
         receipt.peak_memory_bytes = state.limiter.peak_memory_bytes;
-        receipt.host_calls = state.call.host_calls;
+        receipt.host_calls = state.host_calls;
         receipt.fuel_used = limits.fuel.saturating_sub(store.get_fuel().unwrap_or(0));
         let crash = receipt.outcome.is_crash().then(|| receipt.outcome.detail());
         if plugin.breaker.record(crash.as_deref()) {
-            tracing::warn!(plugin = %plugin.info.name, reason = ?crash, "plugin quarantined: its runs keep crashing");
+            tracing::warn!(plugin = %plugin.info.id, reason = ?crash, "plugin quarantined: its runs keep crashing");
         }
         receipt
+    }
+
+    /// Drive `run` while the plugin has time left. The epoch deadline stops
+    /// guest code; this also stops a run stuck inside a host call (a WASI
+    /// sleep, say). Time waiting on Meta extends the deadline, up to
+    /// `max_upstream_wait`.
+    async fn bounded<F: Future>(
+        &self,
+        run: F,
+        started: Instant,
+        deadline: Duration,
+        upstream: &UpstreamClock,
+    ) -> Result<F::Output, RunOutcome> {
+        // Past the deadline, a little grace for the epoch trap to land first.
+        let grace = deadline / 2 + Duration::from_millis(100);
+        let mut run = std::pin::pin!(run);
+        loop {
+            let waited = upstream.elapsed();
+            if waited > self.max_upstream_wait {
+                return Err(RunOutcome::UpstreamTimeout);
+            }
+            let until = started + deadline + grace + waited;
+            match tokio::time::timeout_at(until.into(), &mut run).await {
+                Ok(output) => return Ok(output),
+                // Meta kept the run waiting meanwhile: the plugin has more time.
+                Err(_) if upstream.elapsed() > waited => continue,
+                Err(_) => return Err(RunOutcome::Deadline),
+            }
+        }
     }
 }
 
@@ -272,20 +359,34 @@ fn classify_failure(
     instantiating: bool,
     error: &wasmtime::Error,
     memory_refused: bool,
+    limits: &Limits,
 ) -> RunOutcome {
     if let Some(violation) = error.downcast_ref::<Violation>() {
         return RunOutcome::HostLimit(violation.to_string());
     }
+    // Wasmtime's type for an exhausted host-call fuel is private: its
+    // message is what identifies it.
+    if format!("{error:#}").contains("fuel allocated for hostcalls has been exhausted") {
+        return RunOutcome::HostLimit(
+            Violation::CopiedTooMuch(limits.max_string_bytes).to_string(),
+        );
+    }
     // The wasm backtrace goes to the debug log; the record keeps the cause.
     tracing::debug!(error = format!("{error:?}"), "plugin run failed");
+    let cause = || {
+        untrusted::sanitize(
+            &error.root_cause().to_string(),
+            untrusted::MAX_RECORDED_BYTES,
+        )
+    };
     match error.downcast_ref::<Trap>() {
         Some(Trap::Interrupt) => RunOutcome::Deadline,
         Some(Trap::OutOfFuel) => RunOutcome::FuelExhausted,
         // A guest denied memory usually aborts through `unreachable`.
         Some(_) if memory_refused => RunOutcome::MemoryExhausted,
         Some(trap) => RunOutcome::Trap(trap.to_string()),
-        None if instantiating => RunOutcome::Instantiate(error.root_cause().to_string()),
-        None => RunOutcome::Trap(error.root_cause().to_string()),
+        None if instantiating => RunOutcome::Instantiate(cause()),
+        None => RunOutcome::Trap(cause()),
     }
 }
 

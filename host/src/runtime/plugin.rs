@@ -3,7 +3,6 @@
 //! each event only instantiates.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,18 +19,19 @@ use crate::capabilities::{Capability, required_for_import};
 use crate::config::{PluginConfig, PluginSource, RuntimeConfig};
 use crate::events::Event;
 
-/// Why a plugin did not load. The host refuses to start rather than run
-/// without a plugin the operator configured.
+/// Why a plugin did not load. igloo starts without it, and `/healthz`
+/// shows it as failed with this error.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     /// No built-in plugin by that name.
     #[error("no built-in plugin named `{0}` (built in: {1})")]
     UnknownBuiltin(String, String),
-    /// A file could not be read.
-    #[error("reading {path}: {error}")]
+    /// A file of the plugin's folder could not be read. Shown by file
+    /// name only: the error reaches `/healthz`, which names no host paths.
+    #[error("reading the plugin's {file}: {error}")]
     Read {
-        /// The file.
-        path: PathBuf,
+        /// The file, relative to the plugin's folder.
+        file: &'static str,
         /// What failed.
         error: std::io::Error,
     },
@@ -76,17 +76,52 @@ pub enum LoadError {
     },
 }
 
+/// Which accounts' events a plugin gets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AccountScope {
+    /// Every account's.
+    All,
+    /// Only these accounts' (none, if the manifest's and the operator's
+    /// lists have no account in common).
+    Only(BTreeSet<String>),
+}
+
+impl AccountScope {
+    /// The scope both the manifest and the operator allow; an empty list
+    /// means every account.
+    pub fn intersect(manifest: &[String], operator: &[String]) -> Self {
+        let set = |list: &[String]| list.iter().cloned().collect::<BTreeSet<_>>();
+        match (manifest.is_empty(), operator.is_empty()) {
+            (true, true) => AccountScope::All,
+            (false, true) => AccountScope::Only(set(manifest)),
+            (true, false) => AccountScope::Only(set(operator)),
+            (false, false) => AccountScope::Only(&set(manifest) & &set(operator)),
+        }
+    }
+
+    /// Whether `account_id` is in scope.
+    pub fn contains(&self, account_id: &str) -> bool {
+        match self {
+            AccountScope::All => true,
+            AccountScope::Only(accounts) => accounts.contains(account_id),
+        }
+    }
+}
+
 /// What host functions and the dispatcher need to know about a plugin.
 #[derive(Debug)]
 pub struct PluginInfo {
-    /// Its name.
+    /// The operator's id for it: what its state, runs, budgets, breaker
+    /// and admin route are keyed by.
+    pub id: String,
+    /// The name its manifest gives itself, for display only.
     pub name: String,
     /// Its version.
     pub version: String,
     /// Event kinds it subscribed to.
     pub events: BTreeSet<String>,
-    /// Accounts it is limited to; all when empty.
-    pub accounts: BTreeSet<String>,
+    /// Accounts it gets events of.
+    pub accounts: AccountScope,
     /// Whether it receives the business's own activity.
     pub echoes: bool,
     /// Capabilities it declared and was granted.
@@ -100,7 +135,7 @@ impl PluginInfo {
     /// only if asked for.
     pub fn subscribes_to(&self, event: &Event) -> bool {
         self.events.contains(event.kind_name())
-            && (self.accounts.is_empty() || self.accounts.contains(&event.account_id))
+            && self.accounts.contains(&event.account_id)
             && (self.echoes || !event.is_echo)
     }
 }
@@ -136,20 +171,12 @@ fn read_source(source: &PluginSource) -> Result<(String, Vec<u8>), LoadError> {
             Ok((builtin.manifest.to_owned(), builtin.component.to_vec()))
         }
         PluginSource::Path(dir) => {
-            let read = |file: &str| {
-                let path = dir.join(file);
-                std::fs::read(&path).map_err(|error| LoadError::Read { path, error })
+            let read = |file: &'static str| {
+                std::fs::read(dir.join(file)).map_err(|error| LoadError::Read { file, error })
             };
             let manifest = String::from_utf8_lossy(&read("plugin.toml")?).into_owned();
             Ok((manifest, read("plugin.wasm")?))
         }
-    }
-}
-
-pub(super) fn source_label(source: &PluginSource) -> String {
-    match source {
-        PluginSource::Builtin(name) => format!("builtin `{name}`"),
-        PluginSource::Path(dir) => Path::new(dir).display().to_string(),
     }
 }
 
@@ -161,12 +188,12 @@ pub fn load(
     runtime: &RuntimeConfig,
 ) -> Result<LoadedPlugin, LoadError> {
     let (manifest_text, bytes) = read_source(&config.source)?;
+    let plugin = config.id.clone();
     let manifest =
         PluginManifest::parse(&manifest_text).map_err(|message| LoadError::Manifest {
-            plugin: source_label(&config.source),
+            plugin: plugin.clone(),
             message,
         })?;
-    let plugin = manifest.name.clone();
 
     let mut granted = BTreeSet::new();
     for name in &config.grants {
@@ -214,6 +241,10 @@ pub fn load(
     let pre = AutomationPre::new(pre).map_err(component_error)?;
 
     let limits = Limits::new(runtime, manifest.limits);
+    let accounts = AccountScope::intersect(&manifest.accounts, &config.accounts);
+    if accounts == AccountScope::Only(BTreeSet::new()) {
+        tracing::warn!(%plugin, "the manifest's and the config's accounts have none in common: the plugin gets no events");
+    }
     Ok(LoadedPlugin {
         limits,
         breaker: CircuitBreaker::new(
@@ -222,10 +253,11 @@ pub fn load(
         ),
         concurrency: Semaphore::new(limits.max_concurrency as usize),
         info: Arc::new(PluginInfo {
+            id: plugin,
             name: manifest.name,
             version: manifest.version,
             events: manifest.events.into_iter().collect(),
-            accounts: manifest.accounts.into_iter().collect(),
+            accounts,
             echoes: manifest.echoes,
             capabilities,
             settings: config.settings.clone(),
@@ -240,11 +272,13 @@ mod tests {
     use crate::events::normalise;
 
     fn info(events: &[&str], accounts: &[&str], echoes: bool) -> PluginInfo {
+        let accounts: Vec<String> = accounts.iter().map(|a| a.to_string()).collect();
         PluginInfo {
+            id: "p".into(),
             name: "p".into(),
             version: "1".into(),
             events: events.iter().map(|kind| kind.to_string()).collect(),
-            accounts: accounts.iter().map(|account| account.to_string()).collect(),
+            accounts: AccountScope::intersect(&accounts, &[]),
             echoes,
             capabilities: BTreeSet::new(),
             settings: BTreeMap::new(),
@@ -253,7 +287,7 @@ mod tests {
 
     fn fixture_event(name: &str) -> Event {
         let path = format!(
-            "{}/../../shared/fixtures/webhooks/{name}",
+            "{}/../tests/fixtures/webhooks/{name}",
             env!("CARGO_MANIFEST_DIR")
         );
         normalise(&std::fs::read(path).unwrap()).unwrap().remove(0)
@@ -274,5 +308,23 @@ mod tests {
         assert!(info(&["message"], &[], true).subscribes_to(&echo));
         assert!(info(&["message"], &["17841400000000001"], false).subscribes_to(&message));
         assert!(!info(&["message"], &["17841400000000999"], false).subscribes_to(&message));
+    }
+
+    #[test]
+    fn the_operator_can_only_narrow_a_plugins_accounts() {
+        let list = |ids: &[&str]| ids.iter().map(|id| id.to_string()).collect::<Vec<_>>();
+        let only = |ids: &[&str]| AccountScope::Only(ids.iter().map(|id| id.to_string()).collect());
+        assert_eq!(AccountScope::intersect(&[], &[]), AccountScope::All);
+        assert_eq!(AccountScope::intersect(&list(&["a"]), &[]), only(&["a"]));
+        assert_eq!(AccountScope::intersect(&[], &list(&["b"])), only(&["b"]));
+        assert_eq!(
+            AccountScope::intersect(&list(&["a", "b"]), &list(&["b", "c"])),
+            only(&["b"])
+        );
+        let disjoint = AccountScope::intersect(&list(&["a"]), &list(&["c"]));
+        assert!(
+            !disjoint.contains("a") && !disjoint.contains("c"),
+            "nothing in common, nothing"
+        );
     }
 }

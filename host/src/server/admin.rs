@@ -21,16 +21,7 @@ fn authorise(app: &AppState, headers: &HeaderMap) -> Result<(), (StatusCode, Jso
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.strip_prefix("Bearer "));
-    // Constant time, so the token cannot be guessed byte by byte.
-    let matches = given.is_some_and(|given| {
-        given.len() == expected.len()
-            && given
-                .bytes()
-                .zip(expected.bytes())
-                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-                == 0
-    });
-    if matches {
+    if given.is_some_and(|given| super::secrets_match(given, expected)) {
         Ok(())
     } else {
         Err((
@@ -40,27 +31,26 @@ fn authorise(app: &AppState, headers: &HeaderMap) -> Result<(), (StatusCode, Jso
     }
 }
 
-/// `POST /admin/plugins/{name}/resume`: lift a plugin's quarantine now.
+/// `POST /admin/plugins/{id}/resume`: lift a plugin's quarantine now; the
+/// events it missed run next.
 pub async fn resume_plugin(
     State(app): State<Arc<AppState>>,
-    Path(name): Path<String>,
+    Path(id): Path<String>,
     headers: HeaderMap,
 ) -> (StatusCode, Json<Value>) {
     if let Err(refusal) = authorise(&app, &headers) {
         return refusal;
     }
-    match app.runtime.plugin(&name) {
-        Some(plugin) => {
-            plugin.breaker.reset();
-            tracing::info!(plugin = %name, "quarantine lifted by an operator");
-            (
-                StatusCode::OK,
-                Json(json!({"plugin": name, "quarantined": false})),
-            )
-        }
-        None => (
+    if app.runtime.resume(&id) {
+        tracing::info!(plugin = %id, "quarantine lifted by an operator");
+        (
+            StatusCode::OK,
+            Json(json!({"plugin": id, "quarantined": false})),
+        )
+    } else {
+        (
             StatusCode::NOT_FOUND,
-            Json(json!({"error": format!("no plugin named `{name}`")})),
-        ),
+            Json(json!({"error": "no plugin with that id"})),
+        )
     }
 }

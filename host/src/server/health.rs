@@ -23,6 +23,7 @@ pub async fn healthz(State(app): State<Arc<AppState>>) -> Result<Json<Value>, Ap
             let breaker = plugin.breaker.status();
             degraded |= breaker.quarantined;
             json!({
+                "id": plugin.info.id,
                 "name": plugin.info.name,
                 "version": plugin.info.version,
                 "state": if breaker.quarantined { "quarantined" } else { "active" },
@@ -32,9 +33,9 @@ pub async fn healthz(State(app): State<Arc<AppState>>) -> Result<Json<Value>, Ap
             })
         })
         .collect();
-    plugins.extend(app.runtime.failed().iter().map(|failed| {
-        json!({ "name": failed.source, "state": "failed", "error": failed.error.to_string() })
-    }));
+    plugins.extend(app.runtime.failed().iter().map(
+        |failed| json!({ "id": failed.id, "state": "failed", "error": failed.error.to_string() }),
+    ));
     Ok(Json(json!({
         "status": if degraded { "degraded" } else { "ok" },
         "plugins": plugins,

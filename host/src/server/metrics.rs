@@ -15,7 +15,7 @@ pub async fn metrics(State(app): State<Arc<AppState>>) -> Result<impl IntoRespon
     let stats = app.inbox.stats().await?;
     for plugin in app.runtime.plugins() {
         app.metrics
-            .set_quarantined(&plugin.info.name, plugin.breaker.status().quarantined);
+            .set_quarantined(&plugin.info.id, plugin.breaker.status().quarantined);
     }
     Ok((
         [(

@@ -1,15 +1,18 @@
-//! The HTTP side: Meta's webhook routes, health, and the sandbox's record.
+//! The HTTP side: Meta's webhook routes, health, metrics, the operator's
+//! routes and the sandbox's record, served by [`listener`] with the limits
+//! an endpoint facing the internet needs.
 
 mod admin;
 mod health;
+pub mod listener;
 mod metrics;
 mod sandbox;
 mod webhook;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 
 use crate::capabilities::HostServices;
@@ -34,20 +37,37 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Bearer token for `/admin`; admin routes are refused without one.
     pub admin_token: Option<String>,
+    /// Limits on webhook bodies.
+    pub body_limits: BodyLimits,
+}
+
+/// How much of a body, and how slowly, the webhook route accepts.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyLimits {
+    /// Largest body, in bytes; more is 413, refused before reading when
+    /// the client declares it.
+    pub max_bytes: usize,
+    /// Time to send the whole body; slower is 408.
+    pub timeout: Duration,
 }
 
 /// All of igloo's routes.
-pub fn router(state: Arc<AppState>, max_body_bytes: usize) -> Router {
+pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route(
             "/webhooks/instagram",
-            get(webhook::handshake)
-                .post(webhook::receive)
-                .layer(DefaultBodyLimit::max(max_body_bytes)),
+            get(webhook::handshake).post(webhook::receive),
         )
         .route("/healthz", get(health::healthz))
         .route("/metrics", get(metrics::metrics))
-        .route("/admin/plugins/{name}/resume", post(admin::resume_plugin))
+        .route("/admin/plugins/{id}/resume", post(admin::resume_plugin))
         .route("/sandbox/calls", get(sandbox::calls))
         .with_state(state)
+}
+
+/// Compare a secret a client sent with the expected one without leaking,
+/// through timing, how much of it matched.
+pub(crate) fn secrets_match(given: &str, expected: &str) -> bool {
+    use subtle::ConstantTimeEq as _;
+    given.as_bytes().ct_eq(expected.as_bytes()).into()
 }

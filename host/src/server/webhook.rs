@@ -4,11 +4,14 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use axum::body::Body;
 use axum::extract::{Query, State};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, header};
 use bytes::Bytes;
+use http_body_util::{BodyExt as _, LengthLimitError, Limited};
 
-use super::AppState;
+use super::{AppState, BodyLimits};
+use crate::capabilities::is_observed;
 use crate::error::ApiError;
 use crate::events;
 use crate::inbox::{Delivery, Incoming};
@@ -23,10 +26,41 @@ pub async fn handshake(
     let mode = query.get("hub.mode").map(String::as_str);
     let token = query.get("hub.verify_token");
     match (mode, token, &app.verify_token, query.get("hub.challenge")) {
-        (Some("subscribe"), Some(token), Some(expected), Some(challenge)) if token == expected => {
+        (Some("subscribe"), Some(token), Some(expected), Some(challenge))
+            if super::secrets_match(token, expected) && is_challenge(challenge) =>
+        {
             Ok(challenge.clone())
         }
         _ => Err(ApiError::Handshake),
+    }
+}
+
+/// Meta's challenge is a number; echo nothing else (it is reflected).
+fn is_challenge(challenge: &str) -> bool {
+    (1..=64).contains(&challenge.len())
+        && challenge
+            .bytes()
+            .all(|byte| byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'_')
+}
+
+/// Read the body within the size and time limits. A declared length over
+/// the limit is refused before a byte of the body is read.
+async fn read_body(headers: &HeaderMap, body: Body, limits: BodyLimits) -> Result<Bytes, ApiError> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limits.max_bytes as u64) {
+        return Err(ApiError::TooLarge(limits.max_bytes));
+    }
+    let collect = Limited::new(body, limits.max_bytes).collect();
+    match tokio::time::timeout(limits.timeout, collect).await {
+        Err(_elapsed) => Err(ApiError::BodyTimeout),
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(error)) if error.downcast_ref::<LengthLimitError>().is_some() => {
+            Err(ApiError::TooLarge(limits.max_bytes))
+        }
+        Ok(Err(_)) => Err(ApiError::BodyAborted),
     }
 }
 
@@ -35,15 +69,15 @@ pub async fn handshake(
 pub async fn receive(
     State(app): State<Arc<AppState>>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Result<&'static str, ApiError> {
-    let result = verify_and_store(&app, &headers, body).await;
+    let result = match read_body(&headers, body, app.body_limits).await {
+        Ok(body) => verify_and_store(&app, &headers, body).await,
+        Err(error) => Err(error),
+    };
     app.metrics.webhook(match &result {
         Ok(_) => "accepted",
-        Err(ApiError::Signature(_)) => "bad_signature",
-        Err(ApiError::Payload(_)) => "malformed",
-        Err(ApiError::Storage(_)) => "storage_error",
-        Err(ApiError::Handshake) => "handshake",
+        Err(error) => error.label(),
     });
     result
 }
@@ -65,11 +99,12 @@ async fn verify_and_store(
     let events = events
         .into_iter()
         .map(|event| {
-            let dispatch = app
-                .runtime
-                .plugins()
-                .iter()
-                .any(|plugin| plugin.info.subscribes_to(&event));
+            let dispatch = is_observed(&event)
+                || app
+                    .runtime
+                    .plugins()
+                    .iter()
+                    .any(|plugin| plugin.info.subscribes_to(&event));
             Incoming { event, dispatch }
         })
         .collect();

@@ -17,7 +17,7 @@ pub struct StateError(pub String);
 /// Whose keys: one plugin's, within one account.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct KvScope {
-    /// The plugin's name.
+    /// The plugin's operator-given id.
     pub plugin: String,
     /// The account.
     pub account_id: String,
@@ -108,4 +108,8 @@ pub trait HostState: Send + Sync + 'static {
         account_id: &str,
         comment_id: &str,
     ) -> Result<(), StateError>;
+
+    /// Forget kv values expired at `now_ms`, and windows and comments older
+    /// than `before_ms`; returns how many rows went.
+    async fn prune(&self, now_ms: u64, before_ms: u64) -> Result<u64, StateError>;
 }

@@ -32,15 +32,37 @@ CREATE TABLE IF NOT EXISTS comments (
     replied_by   TEXT,
     PRIMARY KEY (account_id, comment_id)
 );
+CREATE INDEX IF NOT EXISTS kv_expiry ON kv(expires_at_ms) WHERE expires_at_ms IS NOT NULL;
+CREATE INDEX IF NOT EXISTS windows_age ON windows(last_inbound_ms);
+CREATE INDEX IF NOT EXISTS comments_age ON comments(at_ms);
 ";
+
+/// Windows cached in memory at most; past it, the cache starts over (the
+/// database stays the truth).
+const MAX_CACHED_WINDOWS: usize = 100_000;
 
 /// The SQLite state store.
 pub struct SqliteState {
     connection: Arc<Mutex<Connection>>,
-    /// Windows read or written since start: every send checks one, and a
+    /// Windows read or written recently: every send checks one, and a
     /// lookup that suspends the plugin's fiber for a blocking read costs
-    /// more than the rest of the run (BENCHMARKS.md).
+    /// more than the rest of the run (BENCHMARKS.md). Bounded, and pruned
+    /// with the table.
     windows: Mutex<HashMap<(String, String), u64>>,
+}
+
+impl SqliteState {
+    fn cache_window(&self, key: (String, String), at_ms: u64) {
+        let mut windows = self
+            .windows
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        if windows.len() >= MAX_CACHED_WINDOWS && !windows.contains_key(&key) {
+            windows.clear();
+        }
+        let last = windows.entry(key).or_insert(at_ms);
+        *last = (*last).max(at_ms);
+    }
 }
 
 impl SqliteState {
@@ -181,14 +203,7 @@ impl HostState for SqliteState {
         at_ms: u64,
     ) -> Result<(), StateError> {
         let key = (account_id.to_owned(), person_id.to_owned());
-        {
-            let mut windows = self
-                .windows
-                .lock()
-                .unwrap_or_else(|poison| poison.into_inner());
-            let last = windows.entry(key.clone()).or_insert(at_ms);
-            *last = (*last).max(at_ms);
-        }
+        self.cache_window(key.clone(), at_ms);
         let (account_id, person_id) = key;
         self.with(move |db| {
             db.execute(
@@ -228,12 +243,7 @@ impl HostState for SqliteState {
             })
             .await?;
         if let Some(last) = stored {
-            let mut windows = self
-                .windows
-                .lock()
-                .unwrap_or_else(|poison| poison.into_inner());
-            let cached = windows.entry(key).or_insert(last);
-            *cached = (*cached).max(last);
+            self.cache_window(key, last);
         }
         Ok(stored)
     }
@@ -315,11 +325,69 @@ impl HostState for SqliteState {
         })
         .await
     }
+
+    async fn prune(&self, now_ms: u64, before_ms: u64) -> Result<u64, StateError> {
+        self.windows
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .retain(|_, last| *last >= before_ms);
+        let (now, before) = (now_ms as i64, before_ms as i64);
+        self.with(move |db| {
+            let kv = db.execute(
+                "DELETE FROM kv WHERE expires_at_ms IS NOT NULL AND expires_at_ms <= ?1",
+                [now],
+            )?;
+            let windows = db.execute("DELETE FROM windows WHERE last_inbound_ms < ?1", [before])?;
+            let comments = db.execute("DELETE FROM comments WHERE at_ms < ?1", [before])?;
+            Ok((kv + windows + comments) as u64)
+        })
+        .await
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn pruning_forgets_expired_state_and_old_windows_and_comments() {
+        let (_dir, state) = store();
+        let scope = KvScope {
+            plugin: "p".into(),
+            account_id: "a".into(),
+        };
+        state
+            .kv_set(&scope, "gone", b"x", Some(1_000))
+            .await
+            .unwrap();
+        state.kv_set(&scope, "kept", b"x", None).await.unwrap();
+        state.record_inbound("a", "old", 1_000).await.unwrap();
+        state.record_inbound("a", "new", 9_000).await.unwrap();
+        state
+            .record_comment("a", "c-old", None, 1_000)
+            .await
+            .unwrap();
+        state
+            .record_comment("a", "c-new", None, 9_000)
+            .await
+            .unwrap();
+
+        let pruned = state.prune(5_000, 5_000).await.unwrap();
+        assert_eq!(pruned, 3);
+        assert_eq!(
+            state.kv_list(&scope, "", 0).await.unwrap(),
+            ["kept"],
+            "expired rows are gone, not just hidden"
+        );
+        assert_eq!(
+            state.last_inbound("a", "old").await.unwrap(),
+            None,
+            "and from the cache"
+        );
+        assert_eq!(state.last_inbound("a", "new").await.unwrap(), Some(9_000));
+        assert_eq!(state.comment_time("a", "c-old").await.unwrap(), None);
+        assert_eq!(state.comment_time("a", "c-new").await.unwrap(), Some(9_000));
+    }
 
     fn store() -> (tempfile::TempDir, SqliteState) {
         let dir = tempfile::tempdir().unwrap();

@@ -1,11 +1,16 @@
 //! Meta's messaging rules, checked before Meta is called (PLATFORM.md A3,
 //! A5, D): who a plugin may message, the 24-hour and 7-day windows, one
-//! private reply per comment within 7 days, and the size limits of text,
-//! quick replies and buttons. Each broken rule is a typed error.
+//! private reply per comment within 7 days, and the size of everything in
+//! a message: text, quick replies, buttons, template elements, ids and
+//! URLs. Each broken rule is a typed error; every string and list a plugin
+//! hands over is bounded here before anything is built from it.
 
 use crate::capabilities::Capability;
 use crate::events::EventKind;
-use crate::runtime::messaging_api::{Button, Content, Outgoing};
+use crate::graph::{GraphId, WebUrl};
+use crate::runtime::messaging_api::{
+    Button, Content, GenericElement, MediaSource, Outgoing, QuickReply,
+};
 use crate::runtime::{CallContext, HostError};
 
 /// Meta's limit on a text message, in UTF-8 bytes.
@@ -16,6 +21,17 @@ pub const MAX_QUICK_REPLIES: usize = 13;
 pub const MAX_QUICK_REPLY_TITLE_CHARS: usize = 20;
 /// Buttons per template (or per generic-template card).
 pub const MAX_BUTTONS: usize = 3;
+/// Characters in a button's title.
+pub const MAX_BUTTON_TITLE_CHARS: usize = 20;
+/// Bytes in a postback or quick-reply payload.
+pub const MAX_PAYLOAD_BYTES: usize = 1000;
+/// Cards in a generic template (PLATFORM.md marks it unverified; Meta's
+/// Messenger limit).
+pub const MAX_GENERIC_ELEMENTS: usize = 10;
+/// Characters in a card's title or subtitle (unverified, as above).
+pub const MAX_CARD_TEXT_CHARS: usize = 80;
+/// Bytes in a reaction's name or emoji.
+pub const MAX_REACTION_BYTES: usize = 32;
 /// The standard messaging window.
 pub const WINDOW_MS: u64 = 24 * 3600 * 1000;
 /// The `HUMAN_AGENT` window, and the private-reply window after a comment.
@@ -116,6 +132,28 @@ pub fn check_text(text: &str) -> Result<(), HostError> {
     Ok(())
 }
 
+/// Characters of `text`, between 1 and `max`.
+fn check_chars(what: &str, text: &str, max: usize) -> Result<(), HostError> {
+    let chars = text.chars().count();
+    if chars == 0 || chars > max {
+        return Err(HostError::Invalid(format!(
+            "{what} is {chars} characters; Meta accepts 1 to {max}"
+        )));
+    }
+    Ok(())
+}
+
+/// A payload Meta echoes back: at most [`MAX_PAYLOAD_BYTES`].
+fn check_payload(payload: &str) -> Result<(), HostError> {
+    if payload.len() > MAX_PAYLOAD_BYTES {
+        return Err(HostError::Invalid(format!(
+            "a payload is {} bytes; Meta accepts at most {MAX_PAYLOAD_BYTES}",
+            payload.len()
+        )));
+    }
+    Ok(())
+}
+
 fn check_buttons(buttons: &[Button]) -> Result<(), HostError> {
     if buttons.len() > MAX_BUTTONS {
         return Err(HostError::Invalid(format!(
@@ -124,18 +162,54 @@ fn check_buttons(buttons: &[Button]) -> Result<(), HostError> {
         )));
     }
     for button in buttons {
-        let title = match button {
-            Button::WebUrl(button) => &button.title,
-            Button::Postback(button) => &button.title,
-        };
-        if title.is_empty() {
-            return Err(HostError::Invalid("a button has no title".into()));
+        match button {
+            Button::WebUrl(button) => {
+                check_chars("a button title", &button.title, MAX_BUTTON_TITLE_CHARS)?;
+                WebUrl::parse(&button.url)?;
+            }
+            Button::Postback(button) => {
+                check_chars("a button title", &button.title, MAX_BUTTON_TITLE_CHARS)?;
+                check_payload(&button.payload)?;
+            }
         }
     }
     Ok(())
 }
 
-/// Everything Meta would refuse about the message itself.
+fn check_element(element: &GenericElement) -> Result<(), HostError> {
+    check_chars("a card title", &element.title, MAX_CARD_TEXT_CHARS)?;
+    if let Some(subtitle) = &element.subtitle {
+        check_chars("a card subtitle", subtitle, MAX_CARD_TEXT_CHARS)?;
+    }
+    for url in [&element.image_url, &element.default_action_url]
+        .into_iter()
+        .flatten()
+    {
+        WebUrl::parse(url)?;
+    }
+    check_buttons(&element.buttons)
+}
+
+fn check_quick_replies(quick_replies: &[QuickReply]) -> Result<(), HostError> {
+    if quick_replies.len() > MAX_QUICK_REPLIES {
+        return Err(HostError::Invalid(format!(
+            "{} quick replies; Meta accepts at most {MAX_QUICK_REPLIES}",
+            quick_replies.len()
+        )));
+    }
+    for quick_reply in quick_replies {
+        check_chars(
+            "a quick reply title",
+            &quick_reply.title,
+            MAX_QUICK_REPLY_TITLE_CHARS,
+        )?;
+        check_payload(&quick_reply.payload)?;
+    }
+    Ok(())
+}
+
+/// Everything Meta would refuse about the message itself, and every id,
+/// URL, string and list in it bounded.
 pub fn check_outgoing(message: &Outgoing) -> Result<(), HostError> {
     match &message.content {
         Content::Text(text) => check_text(text)?,
@@ -149,39 +223,40 @@ pub fn check_outgoing(message: &Outgoing) -> Result<(), HostError> {
             check_buttons(&template.buttons)?;
         }
         Content::GenericTemplate(elements) => {
-            if elements.is_empty() {
-                return Err(HostError::Invalid(
-                    "a generic template needs at least one element".into(),
-                ));
+            if elements.is_empty() || elements.len() > MAX_GENERIC_ELEMENTS {
+                return Err(HostError::Invalid(format!(
+                    "a generic template has 1 to {MAX_GENERIC_ELEMENTS} elements; this one has {}",
+                    elements.len()
+                )));
             }
-            for element in elements {
-                if element.title.is_empty() {
-                    return Err(HostError::Invalid(
-                        "a generic template element has no title".into(),
-                    ));
-                }
-                check_buttons(&element.buttons)?;
+            elements.iter().try_for_each(check_element)?;
+        }
+        Content::MediaShare(post_id) => {
+            GraphId::parse("post id", post_id)?;
+        }
+        Content::Media(media) => match &media.source {
+            MediaSource::Url(url) => {
+                WebUrl::parse(url)?;
             }
-        }
-        Content::MediaShare(post_id) if post_id.is_empty() => {
-            return Err(HostError::Invalid("media-share needs the post's id".into()));
-        }
-        Content::Media(_) | Content::LikeHeart | Content::MediaShare(_) => {}
+            MediaSource::AttachmentId(id) => {
+                GraphId::parse("attachment id", id)?;
+            }
+        },
+        Content::LikeHeart => {}
     }
-    if message.quick_replies.len() > MAX_QUICK_REPLIES {
+    check_quick_replies(&message.quick_replies)
+}
+
+/// A reaction's name or emoji: short, and plain text.
+pub fn check_reaction(reaction: Option<&str>) -> Result<(), HostError> {
+    if let Some(reaction) = reaction
+        && (reaction.is_empty()
+            || reaction.len() > MAX_REACTION_BYTES
+            || reaction.chars().any(char::is_control))
+    {
         return Err(HostError::Invalid(format!(
-            "{} quick replies; Meta accepts at most {MAX_QUICK_REPLIES}",
-            message.quick_replies.len()
+            "a reaction is 1 to {MAX_REACTION_BYTES} bytes of text"
         )));
-    }
-    for quick_reply in &message.quick_replies {
-        let chars = quick_reply.title.chars().count();
-        if chars == 0 || chars > MAX_QUICK_REPLY_TITLE_CHARS {
-            return Err(HostError::Invalid(format!(
-                "quick reply title `{}` is {chars} characters; Meta accepts 1 to {MAX_QUICK_REPLY_TITLE_CHARS}",
-                quick_reply.title
-            )));
-        }
     }
     Ok(())
 }
@@ -224,6 +299,86 @@ mod tests {
             check_comment_age(None, now),
             Err(HostError::Invalid(_))
         ));
+    }
+
+    fn outgoing(content: Content, quick_replies: Vec<QuickReply>) -> Outgoing {
+        Outgoing {
+            content,
+            quick_replies,
+            human_agent: false,
+        }
+    }
+
+    #[test]
+    fn every_string_and_list_in_a_message_is_bounded() {
+        use crate::runtime::messaging_api::{ButtonTemplate, Media, MediaKind, UrlButton};
+        let text = || Content::Text("hi".into());
+        let quick = |payload: String| QuickReply {
+            title: "Yes".into(),
+            payload,
+        };
+        assert!(check_outgoing(&outgoing(text(), vec![quick("YES".into())])).is_ok());
+        let huge_payload = outgoing(text(), vec![quick("p".repeat(100 * 1024))]);
+        assert!(matches!(
+            check_outgoing(&huge_payload),
+            Err(HostError::Invalid(_))
+        ));
+
+        let button = |url: String| {
+            Content::ButtonTemplate(ButtonTemplate {
+                text: "hi".into(),
+                buttons: vec![Button::WebUrl(UrlButton {
+                    title: "Open".into(),
+                    url,
+                })],
+            })
+        };
+        assert!(check_outgoing(&outgoing(button("https://example.com/a".into()), vec![])).is_ok());
+        for bad in [
+            format!("https://example.com/{}", "a".repeat(300 * 1024)),
+            "javascript:alert(1)".into(),
+        ] {
+            assert!(matches!(
+                check_outgoing(&outgoing(button(bad), vec![])),
+                Err(HostError::Invalid(_))
+            ));
+        }
+
+        let card = GenericElement {
+            title: "t".into(),
+            subtitle: None,
+            image_url: None,
+            default_action_url: None,
+            buttons: vec![],
+        };
+        let cards = |n: usize| Content::GenericTemplate(vec![card.clone(); n]);
+        assert!(check_outgoing(&outgoing(cards(10), vec![])).is_ok());
+        assert!(matches!(
+            check_outgoing(&outgoing(cards(5000), vec![])),
+            Err(HostError::Invalid(_))
+        ));
+
+        let media = |source| {
+            Content::Media(Media {
+                kind: MediaKind::Image,
+                source,
+            })
+        };
+        for source in [
+            MediaSource::Url("file:///etc/passwd".into()),
+            MediaSource::AttachmentId("1/../me".into()),
+        ] {
+            assert!(matches!(
+                check_outgoing(&outgoing(media(source), vec![])),
+                Err(HostError::Invalid(_))
+            ));
+        }
+        assert!(matches!(
+            check_outgoing(&outgoing(Content::MediaShare("1?x=y".into()), vec![])),
+            Err(HostError::Invalid(_))
+        ));
+        assert!(check_reaction(Some("love")).is_ok());
+        assert!(check_reaction(Some(&"x".repeat(33))).is_err());
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! Every fixture in `shared/fixtures/webhooks/` and `shared/fixtures/real-world/`
+//! Every fixture in `tests/fixtures/webhooks/` and `tests/fixtures/real-world/`
 //! against the events it must produce, field by field; and a property test
 //! that no body, however broken, makes the parser panic.
 
@@ -14,10 +14,7 @@ const USER: &str = "6543210987654321";
 const MARIA: &str = "6543210987654322";
 
 fn shared(path: &str) -> Vec<u8> {
-    let path = format!(
-        "{}/../../shared/fixtures/{path}",
-        env!("CARGO_MANIFEST_DIR")
-    );
+    let path = format!("{}/../tests/fixtures/{path}", env!("CARGO_MANIFEST_DIR"));
     std::fs::read(&path).unwrap_or_else(|error| panic!("{path}: {error}"))
 }
 
@@ -167,6 +164,7 @@ fn every_webhook_fixture_produces_exactly_its_events() {
             sender_id: USER.into(),
             title: "What are your opening hours?".into(),
             payload: "FAQ_HOURS".into(),
+            referral: None,
         }))]),
         ("self_postback.json", vec![Event {
             is_self: true,
@@ -175,6 +173,7 @@ fn every_webhook_fixture_produces_exactly_its_events() {
                 sender_id: ACCOUNT.into(),
                 title: "Start Chatting".into(),
                 payload: "START".into(),
+                referral: None,
             }))
         }]),
         ("seen.json", vec![event(ACCOUNT, ms(16), EventKind::Seen(Seen { sender_id: USER.into(), mid: mid("009") }))]),
@@ -201,6 +200,7 @@ fn every_webhook_fixture_produces_exactly_its_events() {
                 sender_id: MARIA.into(),
                 title: "Talk to an agent".into(),
                 payload: "CARE_HELP".into(),
+                referral: None,
             })),
             event(ACCOUNT, 1763800105000, EventKind::Comment(comment(
                 "17900000000000007", Some((MARIA, "maria.sousa")), "PRICE", ("17950000000000001", "FEED"),
@@ -232,10 +232,7 @@ fn every_webhook_fixture_produces_exactly_its_events() {
         }]),
     ];
 
-    let fixture_dir = format!(
-        "{}/../../shared/fixtures/webhooks",
-        env!("CARGO_MANIFEST_DIR")
-    );
+    let fixture_dir = format!("{}/../tests/fixtures/webhooks", env!("CARGO_MANIFEST_DIR"));
     let on_disk = std::fs::read_dir(&fixture_dir).unwrap().count();
     assert_eq!(
         cases.len(),
@@ -346,7 +343,7 @@ fn optins_ads_referrals_and_unknown_items_are_kept() {
     );
 }
 
-/// `shared/fixtures/real-world/INDEX.md`, row by row.
+/// `tests/fixtures/real-world/INDEX.md`, row by row.
 #[test]
 fn real_world_bodies_produce_the_events_their_index_lists() {
     let events = |name: &str| normalise(&shared(&format!("real-world/{name}.json"))).unwrap();
@@ -619,6 +616,367 @@ fn real_world_bodies_produce_the_events_their_index_lists() {
     );
 }
 
+/// A fixture of `tests/fixtures/real-world/` by name.
+fn real_world(name: &str) -> Vec<u8> {
+    shared(&format!("real-world/{name}.json"))
+}
+
+/// The keys of a body's events, in order.
+fn keys_of(body: &[u8]) -> Vec<String> {
+    normalise(body)
+        .unwrap()
+        .into_iter()
+        .map(|event| event.key)
+        .collect()
+}
+
+/// Whether `key` is `{prefix}` followed by a 32-digit hex digest.
+fn is_digest_key(key: &str, prefix: &str) -> bool {
+    key.strip_prefix(prefix)
+        .is_some_and(|digest| digest.len() == 32 && digest.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+#[test]
+fn attachments_keep_their_media_under_type_specific_and_nested_keys() {
+    let cdn = |asset: &str, signature: &str| {
+        Some(format!(
+            "https://lookaside.fbsbx.com/ig_messaging_cdn/?asset_id={asset}&signature={signature}"
+        ))
+    };
+    let media =
+        |attachment_type, url: Option<String>, title: Option<&str>, media_id: Option<&str>| {
+            Attachment {
+                attachment_type,
+                url,
+                title: title.map(Into::into),
+                media_id: media_id.map(Into::into),
+            }
+        };
+    let other = |name: &str| AttachmentType::Other(name.into());
+    let expected = vec![event(
+        ACCOUNT,
+        1763900000000,
+        EventKind::Message(Message {
+            mid: mid("101"),
+            sender_id: USER.into(),
+            recipient_id: ACCOUNT.into(),
+            attachments: vec![
+                // `story_media_id` / `story_media_url`.
+                media(
+                    other("ig_story"),
+                    cdn("3712000000000000101", "s1"),
+                    None,
+                    Some("3712000000000000101"),
+                ),
+                // `media_id` as a JSON integer / `media_url`.
+                media(
+                    other("story"),
+                    cdn("3712000000000000102", "s2"),
+                    None,
+                    Some("3712000000000000102"),
+                ),
+                // One level down: `payload.story.{id,url}`.
+                media(
+                    other("story"),
+                    cdn("3712000000000000103", "s3"),
+                    None,
+                    Some("3712000000000000103"),
+                ),
+                // One level down, an integer above u64 kept digit for digit, `video_url`.
+                media(
+                    AttachmentType::Video,
+                    cdn("3712000000000000104", "s4"),
+                    None,
+                    Some("371200000000000010412345"),
+                ),
+                // `url` and `id`.
+                media(
+                    AttachmentType::StoryMention,
+                    cdn("3712000000000000105", "s5"),
+                    None,
+                    Some("3712000000000000105"),
+                ),
+                // A sticker's id is not the media's.
+                media(
+                    AttachmentType::Image,
+                    cdn("1799000000000000106", "s6"),
+                    None,
+                    None,
+                ),
+                media(
+                    AttachmentType::IgPost,
+                    cdn("18000000000000000107", "s7"),
+                    Some("New collection drop"),
+                    Some("18000000000000000107"),
+                ),
+                media(
+                    other("fallback"),
+                    Some("https://example.com/lookbook".into()),
+                    Some("Autumn lookbook"),
+                    None,
+                ),
+                // Messenger's old fallback: `url` and `title` beside a null payload.
+                media(
+                    other("fallback"),
+                    Some("https://example.com/spring".into()),
+                    Some("Spring lookbook"),
+                    None,
+                ),
+                // `image_url` and `attachment_id`.
+                media(
+                    AttachmentType::Image,
+                    cdn("1799000000000000110", "s10"),
+                    None,
+                    Some("1799000000000000110"),
+                ),
+                // A payload that is not an object: no media, and the message is kept.
+                media(AttachmentType::File, None, None, None),
+            ],
+            ..Message::default()
+        }),
+    )];
+    assert_eq!(
+        events_of(&real_world("igloo__story_attachment_media_keys")),
+        expected
+    );
+}
+
+#[test]
+fn a_referral_beside_a_message_lands_on_the_message() {
+    let expected = vec![
+        event(
+            ACCOUNT,
+            1763900001000,
+            EventKind::Message(Message {
+                referral: Some(Referral {
+                    r#ref: Some("blue_jacket_ad".into()),
+                    source: Some("ADS".into()),
+                    referral_type: Some("OPEN_THREAD".into()),
+                    ad_id: Some("120210000000000001".into()),
+                    ad_title: Some("Blue jacket, 30% off".into()),
+                    ad_photo_url: Some(
+                        "https://scontent.xx.fbcdn.net/v/t45.1600-4/ad_photo.jpg".into(),
+                    ),
+                    ad_video_url: Some(
+                        "https://video.xx.fbcdn.net/v/t42.1790-2/ad_video.mp4".into(),
+                    ),
+                }),
+                ..text_message("201", "Is the blue one still available?")
+            }),
+        ),
+        // The message's own referral wins over one beside it.
+        event(
+            ACCOUNT,
+            1763900001001,
+            EventKind::Message(Message {
+                sender_id: MARIA.into(),
+                referral: Some(Referral {
+                    r#ref: Some("inside_message".into()),
+                    source: Some("IGME_SOURCE_LINK".into()),
+                    referral_type: Some("OPEN_THREAD".into()),
+                    ..Referral::default()
+                }),
+                ..text_message("202", "hi from the link")
+            }),
+        ),
+    ];
+    let body = real_world("igloo__message_with_referral_beside");
+    assert_eq!(events_of(&body), expected);
+    assert_eq!(
+        keys_of(&body),
+        [
+            format!("message:{ACCOUNT}:{}", mid("201")),
+            format!("message:{ACCOUNT}:{}", mid("202"))
+        ],
+        "the referral changes no key"
+    );
+}
+
+#[test]
+fn a_postbacks_referral_is_kept() {
+    let expected = vec![
+        // Inside `postback`, as ig.me links send it.
+        event(
+            ACCOUNT,
+            1763900002000,
+            EventKind::Postback(Postback {
+                mid: Some(mid("301")),
+                sender_id: USER.into(),
+                title: "Get Started".into(),
+                payload: "GET_STARTED".into(),
+                referral: Some(Referral {
+                    r#ref: Some("winter_campaign".into()),
+                    source: Some("IGME_SOURCE_LINK".into()),
+                    referral_type: Some("OPEN_THREAD".into()),
+                    ..Referral::default()
+                }),
+            }),
+        ),
+        // Beside `postback`, at item level.
+        event(
+            ACCOUNT,
+            1763900002001,
+            EventKind::Postback(Postback {
+                mid: None,
+                sender_id: MARIA.into(),
+                title: "Shop now".into(),
+                payload: "SHOP_NOW".into(),
+                referral: Some(Referral {
+                    r#ref: Some("shop_ad".into()),
+                    source: Some("ADS".into()),
+                    referral_type: Some("OPEN_THREAD".into()),
+                    ad_id: Some("120210000000000002".into()),
+                    ad_title: Some("Winter sale".into()),
+                    ..Referral::default()
+                }),
+            }),
+        ),
+    ];
+    assert_eq!(
+        events_of(&real_world("igloo__postback_with_referral")),
+        expected
+    );
+}
+
+#[test]
+fn story_insights_are_keyed_by_their_values_not_by_entry_time() {
+    let body = real_world("igloo__story_insights_retry");
+    let insights = |exits, replies, reach, taps_forward, impressions| {
+        EventKind::StoryInsights(StoryInsights {
+            media_id: "17887498072083521".into(),
+            exits: Some(exits),
+            replies: Some(replies),
+            reach: Some(reach),
+            taps_forward: Some(taps_forward),
+            taps_back: Some(3),
+            impressions: Some(impressions),
+        })
+    };
+    assert_eq!(
+        events_of(&body),
+        vec![
+            event(ACCOUNT, 1763900003000, insights(3, 0, 44, 4, 444)),
+            event(ACCOUNT, 1763900903000, insights(3, 0, 44, 4, 444)),
+            event(ACCOUNT, 1763903603000, insights(5, 1, 61, 7, 610)),
+        ]
+    );
+
+    let keys = keys_of(&body);
+    let prefix = format!("story-insights:{ACCOUNT}:17887498072083521:");
+    assert!(
+        keys.iter().all(|key| is_digest_key(key, &prefix)),
+        "{keys:?}"
+    );
+    assert_eq!(
+        keys[0], keys[1],
+        "a retry with a new entry.time is the same event"
+    );
+    assert_ne!(keys[0], keys[2], "new metric values are a new event");
+
+    // The same across deliveries: only entry.time differs.
+    let retried = String::from_utf8(body.clone())
+        .unwrap()
+        .replace("\"time\": 1763900003,", "\"time\": 1763999999,");
+    assert_ne!(retried.as_bytes(), body.as_slice());
+    assert_eq!(keys_of(retried.as_bytes()), keys);
+}
+
+#[test]
+fn items_without_ids_get_keys_of_their_own_that_retries_share() {
+    let body = real_world("igloo__messages_without_mid");
+    let without_mid = |text: &str| Message {
+        mid: String::new(),
+        ..text_message("000", text)
+    };
+    let seen = EventKind::Seen(Seen {
+        sender_id: USER.into(),
+        mid: String::new(),
+    });
+    assert_eq!(
+        events_of(&body),
+        vec![
+            event(
+                ACCOUNT,
+                1763900004000,
+                EventKind::Message(without_mid("first, without a mid"))
+            ),
+            event(
+                ACCOUNT,
+                1763900004001,
+                EventKind::Message(without_mid("second, with an empty mid"))
+            ),
+            event(ACCOUNT, 1763900004002, seen.clone()),
+            event(ACCOUNT, 1763900004003, seen),
+            event(
+                ACCOUNT,
+                1763900004000,
+                EventKind::Message(without_mid("first, without a mid"))
+            ),
+        ]
+    );
+
+    let keys = keys_of(&body);
+    assert!(
+        is_digest_key(&keys[0], &format!("message:{ACCOUNT}:")),
+        "{}",
+        keys[0]
+    );
+    assert!(
+        is_digest_key(&keys[2], &format!("seen:{ACCOUNT}:")),
+        "{}",
+        keys[2]
+    );
+    assert_ne!(keys[0], keys[1], "two messages without mid are two events");
+    assert_ne!(keys[2], keys[3], "two reads without mid are two events");
+    assert_eq!(
+        keys[0], keys[4],
+        "the same item delivered twice is one event"
+    );
+    assert_eq!(keys_of(&body), keys, "stable across runs");
+
+    // A redelivery laid out differently (keys reordered, no whitespace)
+    // still dedupes.
+    let compact = serde_json::from_slice::<serde_json::Value>(&body)
+        .unwrap()
+        .to_string();
+    assert_eq!(keys_of(compact.as_bytes()), keys);
+}
+
+#[test]
+fn every_id_a_key_is_built_from_falls_back_to_the_items_digest() {
+    let body = br#"{"object":"instagram","entry":[{"id":"1","messaging":[
+        {"sender":{"id":"2"},"recipient":{"id":"1"},"timestamp":1763800000000,"message":{"is_deleted":true}},
+        {"sender":{"id":"2"},"recipient":{"id":"1"},"timestamp":1763800000001,"message":{"mid":"","is_deleted":true}},
+        {"sender":{"id":"2"},"recipient":{"id":"1"},"timestamp":1763800000002,"message_edit":{"text":"a","num_edit":1}},
+        {"sender":{"id":"2"},"recipient":{"id":"1"},"timestamp":1763800000003,"message_edit":{"text":"b","num_edit":1}},
+        {"sender":{"id":"2"},"recipient":{"id":"1"},"timestamp":1763800000004,"reaction":{"action":"react","emoji":"x"}},
+        {"sender":{"id":"2"},"recipient":{"id":"1"},"timestamp":1763800000005,"reaction":{"action":"react","emoji":"x"}},
+        {"sender":{"id":"2"},"recipient":{"id":"1"},"timestamp":1763800000006,"postback":{"mid":"","payload":"P"}},
+        {"sender":{"id":"2"},"recipient":{"id":"1"},"timestamp":1763800000007,"postback":{"payload":"P"}}]},
+        {"id":"1","changes":[{"field":"comments","value":{"text":"no id"}},{"field":"comments","value":{"text":"no id either"}}]}]}"#;
+    let keys = keys_of(body);
+    let kinds = [
+        "message-deleted",
+        "message-deleted",
+        "message-edit",
+        "message-edit",
+        "reaction",
+        "reaction",
+        "postback",
+        "postback",
+        "comment",
+        "comment",
+    ];
+    assert_eq!(keys.len(), kinds.len());
+    for (key, kind) in keys.iter().zip(kinds) {
+        assert!(is_digest_key(key, &format!("{kind}:1:")), "{key}");
+    }
+    for pair in keys.chunks(2) {
+        assert_ne!(pair[0], pair[1], "different items, different keys");
+    }
+    assert_eq!(keys_of(body), keys, "the same items, the same keys");
+}
+
 mod never_panics {
     use proptest::prelude::*;
 
@@ -628,10 +986,7 @@ mod never_panics {
         ["webhooks", "real-world"]
             .iter()
             .flat_map(|folder| {
-                let dir = format!(
-                    "{}/../../shared/fixtures/{folder}",
-                    env!("CARGO_MANIFEST_DIR")
-                );
+                let dir = format!("{}/../tests/fixtures/{folder}", env!("CARGO_MANIFEST_DIR"));
                 std::fs::read_dir(dir)
                     .unwrap()
                     .map(|entry| entry.unwrap().path())
