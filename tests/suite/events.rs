@@ -36,50 +36,66 @@ async fn a_redelivered_batch_is_dispatched_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn each_conversation_is_answered_in_timestamp_order_while_conversations_run_in_parallel() {
-    const CONVERSATIONS: u64 = 40;
-    const MESSAGES: u64 = 5;
+async fn each_conversation_is_answered_once_in_order_across_deliveries_and_a_restart() {
+    const CONVERSATIONS: u64 = 20;
+    const MESSAGES: u64 = 6;
     let graph = FakeGraph::start().await;
     let mut config = live_config(&graph);
     config.plugins[0]
         .settings
         .insert("reply".into(), "re: {text}".into());
-    let igloo = TestIgloo::start(config).await;
-
-    // Every conversation's messages listed latest first, interleaved with
-    // the others', as a batch after Meta's retries might arrive.
     let start = igloo_tests::now_ms() - 60_000;
-    let mut items = Vec::new();
-    for message in (0..MESSAGES).rev() {
-        for conversation in 0..CONVERSATIONS {
-            items.push(json!({
-                "sender": {"id": format!("5000{conversation}")}, "recipient": {"id": ACCOUNT_ID},
-                "timestamp": start + message * 1000 + conversation,
-                "message": {"mid": format!("m-{conversation}-{message}"), "text": format!("{message}")},
-            }));
-        }
-    }
-    let body = json!({"object": "instagram", "entry": [{"id": ACCOUNT_ID, "time": start + 9_999, "messaging": items}]});
-    assert_eq!(
-        igloo
-            .post_webhook(body.to_string().as_bytes())
-            .await
-            .status()
-            .as_u16(),
-        200
-    );
+    let message = |conversation: u64, message: u64| {
+        json!({
+            "sender": {"id": format!("5000{conversation}")}, "recipient": {"id": ACCOUNT_ID},
+            "timestamp": start + message * 1000 + conversation,
+            "message": {"mid": format!("m-{conversation}-{message}"), "text": format!("{message}")},
+        })
+    };
+    let deliver = |items: Vec<serde_json::Value>| {
+        json!({"object": "instagram", "entry": [{"id": ACCOUNT_ID, "time": start + 9_999, "messaging": items}]})
+            .to_string()
+            .into_bytes()
+    };
 
-    igloo.wait_until_idle().await;
-    let mut failures = Vec::new();
-    for seq in 1..=(CONVERSATIONS * MESSAGES) as i64 {
-        for run in igloo.inbox.runs(seq).await.unwrap() {
-            if run.outcome != "ok" {
-                failures.push(format!("{seq}: {} {}", run.outcome, run.detail));
-            }
+    // The first half: one delivery per message, conversations interleaved,
+    // and one batch with a conversation's messages latest first.
+    let mut igloo = TestIgloo::start(config.clone()).await;
+    for n in 0..MESSAGES / 2 - 1 {
+        for conversation in 0..CONVERSATIONS {
+            let body = deliver(vec![message(conversation, n)]);
+            assert_eq!(igloo.post_webhook(&body).await.status().as_u16(), 200);
         }
     }
-    assert!(failures.is_empty(), "{failures:?}");
+    let batch: Vec<_> = (0..CONVERSATIONS)
+        .map(|conversation| message(conversation, MESSAGES / 2 - 1))
+        .collect();
+    igloo.post_webhook(&deliver(batch)).await;
+    // Shut down mid-stream, then start again on the same data.
+    let data = igloo.stop().await;
+    igloo = TestIgloo::start_in(config, data).await;
+    for n in MESSAGES / 2..MESSAGES {
+        for conversation in 0..CONVERSATIONS {
+            igloo
+                .post_webhook(&deliver(vec![message(conversation, n)]))
+                .await;
+        }
+    }
+    // A redelivery of everything changes nothing.
+    let all: Vec<_> = (0..MESSAGES)
+        .flat_map(|n| (0..CONVERSATIONS).map(move |conversation| (conversation, n)))
+        .map(|(conversation, n)| message(conversation, n))
+        .collect();
+    igloo.post_webhook(&deliver(all)).await;
+    igloo.wait_until_idle().await;
+
     let requests = graph.wait_for((CONVERSATIONS * MESSAGES) as usize).await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(
+        graph.requests().len(),
+        (CONVERSATIONS * MESSAGES) as usize,
+        "each message answered exactly once"
+    );
     let mut replies: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for request in &requests {
         let recipient = request.body["recipient"]["id"].as_str().unwrap().to_owned();

@@ -2,9 +2,11 @@
 
 mod capabilities;
 mod end_to_end;
+mod escapes;
 mod events;
 mod examples;
 mod ingress;
 mod restart;
 mod sandbox;
 mod sandbox_limits;
+mod stops;

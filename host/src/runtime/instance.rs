@@ -168,15 +168,30 @@ pub fn on_call(
             }
         }
         CallHook::ReturningFromHost => {
-            let left = store.data().deadline_left();
-            if left.is_zero() {
+            // A host call that used up the plugin's time (a WASI sleep)
+            // ends the run here rather than at the next epoch check.
+            if store.data().deadline_left().is_zero() {
                 return Err(wasmtime::Trap::Interrupt.into());
             }
-            store.set_epoch_deadline(engine::deadline_ticks(left));
         }
         CallHook::CallingWasm | CallHook::ReturningFromWasm => {}
     }
     Ok(())
+}
+
+/// Wasmtime calls this when the run's epoch deadline passes. Time spent
+/// waiting on Meta is not the plugin's: while its own time is not used up,
+/// the deadline moves on by what is left; otherwise the run ends.
+pub fn on_deadline(
+    store: StoreContextMut<'_, InstanceState>,
+) -> wasmtime::Result<wasmtime::UpdateDeadline> {
+    let left = store.data().deadline_left();
+    if left.is_zero() {
+        return Err(wasmtime::Trap::Interrupt.into());
+    }
+    Ok(wasmtime::UpdateDeadline::Continue(engine::deadline_ticks(
+        left,
+    )))
 }
 
 impl WasiView for InstanceState {

@@ -280,7 +280,7 @@ impl Runtime {
         store.set_hostcall_fuel(limits.max_string_bytes);
         store.set_fuel(limits.fuel).expect("fuel is enabled");
         store.set_epoch_deadline(engine::deadline_ticks(limits.deadline));
-        store.epoch_deadline_trap();
+        store.epoch_deadline_callback(instance::on_deadline);
 
         let started = Instant::now();
         let guest_event = bindings::GuestEvent::from(event.as_ref());
