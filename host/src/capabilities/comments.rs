@@ -31,13 +31,7 @@ fn check_reply(call: &CallContext, comment_id: &str) -> Result<(), HostError> {
 const MAX_COMMENT_CHARS: usize = 2200;
 
 fn check_comment_text(text: &str) -> Result<(), HostError> {
-    let chars = text.chars().count();
-    if chars == 0 || chars > MAX_COMMENT_CHARS {
-        return Err(HostError::Invalid(format!(
-            "a comment reply is 1 to {MAX_COMMENT_CHARS} characters; this one is {chars}"
-        )));
-    }
-    Ok(())
+    super::messaging_policy::check_chars("a comment reply", text, MAX_COMMENT_CHARS)
 }
 
 fn check_moderate(call: &CallContext) -> Result<(), HostError> {

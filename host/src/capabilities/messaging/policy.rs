@@ -133,7 +133,7 @@ pub fn check_text(text: &str) -> Result<(), HostError> {
 }
 
 /// Characters of `text`, between 1 and `max`.
-fn check_chars(what: &str, text: &str, max: usize) -> Result<(), HostError> {
+pub fn check_chars(what: &str, text: &str, max: usize) -> Result<(), HostError> {
     let chars = text.chars().count();
     if chars == 0 || chars > max {
         return Err(HostError::Invalid(format!(
