@@ -64,6 +64,10 @@ pub struct ServerConfig {
     pub header_timeout_ms: u64,
     /// Time a client has to send a request's body, in milliseconds.
     pub body_timeout_ms: u64,
+    /// Longest a connection is kept open, in milliseconds, however busy:
+    /// it then finishes the request under way and closes, so a client that
+    /// stops reading its answers cannot hold a connection.
+    pub max_connection_age_ms: u64,
     /// On SIGTERM or Ctrl-C, how long plugin runs already under way may
     /// take to finish before igloo exits, in milliseconds. Events not
     /// finished by then stay pending and are handled after a restart.
@@ -83,6 +87,7 @@ impl Default for ServerConfig {
             max_connections: 512,
             header_timeout_ms: 10_000,
             body_timeout_ms: 10_000,
+            max_connection_age_ms: 60_000,
             drain_timeout_ms: 10_000,
         }
     }

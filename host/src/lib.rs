@@ -102,6 +102,7 @@ impl Igloo {
                 max_bytes: config.server.max_body_bytes,
                 timeout: Duration::from_millis(config.server.body_timeout_ms),
             },
+            stats: server::StatsCache::default(),
         });
         let drain_timeout = Duration::from_millis(config.server.drain_timeout_ms);
         Ok(Self {
@@ -109,6 +110,7 @@ impl Igloo {
             connection_limits: ConnectionLimits {
                 max_connections: config.server.max_connections,
                 header_timeout: Duration::from_millis(config.server.header_timeout_ms),
+                max_age: Duration::from_millis(config.server.max_connection_age_ms),
                 finish_timeout: drain_timeout,
             },
             dispatcher,

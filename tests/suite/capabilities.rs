@@ -219,14 +219,14 @@ async fn comments_are_replied_to_hidden_and_deleted() {
             "probe",
             "9002",
             "1002",
-            json!({"op": "hide", "id": "9009", "hidden": true}),
+            json!({"op": "hide", "id": "9001", "hidden": true}),
         )
         .await;
     assert_eq!(hide, "Ok(())");
     assert_meta(
         &s.graph.requests()[1],
         "POST",
-        "/v24.0/9009",
+        "/v24.0/9001",
         Some("hide=true"),
         Value::Null,
     );
@@ -236,14 +236,14 @@ async fn comments_are_replied_to_hidden_and_deleted() {
             "probe",
             "9003",
             "1002",
-            json!({"op": "hide", "id": "9009", "hidden": false}),
+            json!({"op": "hide", "id": "9001", "hidden": false}),
         )
         .await;
     assert_eq!(unhide, "Ok(())");
     assert_meta(
         &s.graph.requests()[2],
         "POST",
-        "/v24.0/9009",
+        "/v24.0/9001",
         Some("hide=false"),
         Value::Null,
     );
@@ -253,17 +253,35 @@ async fn comments_are_replied_to_hidden_and_deleted() {
             "probe",
             "9004",
             "1002",
-            json!({"op": "delete", "id": "9009"}),
+            json!({"op": "delete", "id": "9001"}),
         )
         .await;
     assert_eq!(delete, "Ok(())");
     assert_meta(
         &s.graph.requests()[3],
         "DELETE",
-        "/v24.0/9009",
+        "/v24.0/9001",
         None,
         Value::Null,
     );
+    // Only comments igloo received for the account: not a post, not
+    // another account's object, whatever the token could reach.
+    let unseen = s
+        .igloo
+        .probe_on_comment(
+            "probe",
+            "9006",
+            "1002",
+            json!({"op": "delete", "id": "17950000000000001"}),
+        )
+        .await;
+    assert!(
+        unseen.starts_with(
+            "Err(Error::Denied(\"comments:moderate reaches only comments igloo has received"
+        ),
+        "{unseen}"
+    );
+    assert_eq!(s.graph.requests().len(), 4, "nothing more reached Meta");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -606,7 +624,7 @@ async fn graph_errors_are_typed_throttling_is_honoured_and_only_idempotent_calls
     s.graph.script(503, json!({}));
     let hide = s
         .igloo
-        .probe("probe", "1001", json!({"op": "hide", "id": "9001"}))
+        .probe_on_comment("probe", "9001", "1002", json!({"op": "hide", "id": "9001"}))
         .await;
     assert_eq!(hide, "Ok(())");
     assert_eq!(s.graph.requests().len(), 6, "two failures, then success");

@@ -164,6 +164,31 @@ async fn slow_idle_and_lying_clients_are_cut_off_and_answered_at_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_is_closed_after_its_maximum_age_however_busy() {
+    let graph = FakeGraph::start().await;
+    let mut config = live_config(&graph);
+    config.server.max_connection_age_ms = 500;
+    config.server.header_timeout_ms = 300;
+    let igloo = TestIgloo::start(config).await;
+    let address = igloo.url.trim_start_matches("http://").to_owned();
+    let mut stream = TcpStream::connect(&address).await.unwrap();
+    let started = std::time::Instant::now();
+    // Keep asking without ever reading the answers.
+    let request = b"GET /healthz HTTP/1.1\r\nHost: igloo\r\n\r\n";
+    while started.elapsed() < Duration::from_secs(5) {
+        if stream.write_all(request).await.is_err() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "the connection was closed after {:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_lets_runs_under_way_finish_and_leaves_nothing_half_done() {
     let graph = FakeGraph::start_with_delay(Duration::from_millis(600)).await;
     let config = live_config(&graph);

@@ -1,6 +1,6 @@
 //! `igloo:plugin/comments`: public replies (`comments:reply`, to the comment
 //! being handled) and moderation (`comments:moderate`: hide, unhide,
-//! delete any comment of the account).
+//! delete any comment igloo has received for the account).
 
 use super::{Capability, guest_error};
 use crate::events::EventKind;
@@ -34,14 +34,29 @@ fn check_comment_text(text: &str) -> Result<(), HostError> {
     super::messaging_policy::check_chars("a comment reply", text, MAX_COMMENT_CHARS)
 }
 
-fn check_moderate(call: &CallContext) -> Result<(), HostError> {
-    if call.granted(Capability::CommentsModerate) {
-        Ok(())
-    } else {
-        Err(HostError::Denied(
+/// `comments:moderate` reaches the account's comments that igloo has
+/// received, and nothing else the account's token could touch (posts,
+/// media, another account's objects).
+async fn check_moderate(call: &CallContext, comment_id: &str) -> Result<GraphId, HostError> {
+    if !call.granted(Capability::CommentsModerate) {
+        return Err(HostError::Denied(
             "hiding and deleting comments needs comments:moderate".into(),
-        ))
+        ));
     }
+    let comment = GraphId::parse("comment id", comment_id)?;
+    let seen = call
+        .services
+        .state
+        .comment_time(&call.event.account_id, comment_id)
+        .await
+        .map_err(|error| HostError::Transient(error.to_string()))?;
+    if seen.is_none() {
+        return Err(HostError::Denied(format!(
+            "comments:moderate reaches only comments igloo has received for this account; \
+             {comment_id} is not one"
+        )));
+    }
+    Ok(comment)
 }
 
 impl Host for InstanceState {
@@ -70,8 +85,7 @@ impl Host for InstanceState {
     ) -> wasmtime::Result<Result<(), HostError>> {
         let call = &self.call;
         let result = async {
-            check_moderate(call)?;
-            let comment = GraphId::parse("comment id", &comment_id)?;
+            let comment = check_moderate(call, &comment_id).await?;
             let graph = &call.services.graph;
             call.upstream(graph.set_comment_hidden(&call.event.account_id, &comment, hidden))
                 .await
@@ -83,8 +97,7 @@ impl Host for InstanceState {
     async fn delete(&mut self, comment_id: String) -> wasmtime::Result<Result<(), HostError>> {
         let call = &self.call;
         let result = async {
-            check_moderate(call)?;
-            let comment = GraphId::parse("comment id", &comment_id)?;
+            let comment = check_moderate(call, &comment_id).await?;
             let graph = &call.services.graph;
             call.upstream(graph.delete_comment(&call.event.account_id, &comment))
                 .await

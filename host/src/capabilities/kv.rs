@@ -8,7 +8,7 @@ use crate::config::KvConfig;
 
 use crate::runtime::kv_api::Host;
 use crate::runtime::{HostError, InstanceState};
-use crate::state::KvScope;
+use crate::state::{KvQuota, KvScope, KvWrite};
 
 impl InstanceState {
     fn kv_scope(&self) -> Result<KvScope, HostError> {
@@ -40,29 +40,27 @@ async fn set_within_quota(
         )));
     }
     let now = now_ms();
-    let usage = services
+    let expires_at = ttl_seconds.map(|ttl| now.saturating_add(ttl.saturating_mul(1000)));
+    let quota = KvQuota {
+        max_keys: limits.max_keys,
+        max_bytes: limits.max_bytes,
+    };
+    let written = services
         .state
-        .kv_usage(scope, key, now)
+        .kv_set(scope, key, value, expires_at, now, quota)
         .await
         .map_err(storage)?;
-    if usage.keys + 1 > limits.max_keys {
-        return Err(HostError::QuotaExceeded(format!(
+    match written {
+        KvWrite::Stored => Ok(()),
+        KvWrite::TooManyKeys => Err(HostError::QuotaExceeded(format!(
             "{} keys is the most a plugin keeps per account",
             limits.max_keys
-        )));
-    }
-    if usage.bytes + (key.len() + value.len()) as u64 > limits.max_bytes {
-        return Err(HostError::QuotaExceeded(format!(
+        ))),
+        KvWrite::TooManyBytes => Err(HostError::QuotaExceeded(format!(
             "{} bytes is the most a plugin keeps per account",
             limits.max_bytes
-        )));
+        ))),
     }
-    let expires_at = ttl_seconds.map(|ttl| now.saturating_add(ttl.saturating_mul(1000)));
-    services
-        .state
-        .kv_set(scope, key, value, expires_at)
-        .await
-        .map_err(storage)
 }
 
 fn storage(error: crate::state::StateError) -> HostError {

@@ -14,11 +14,13 @@ impl Host for InstanceState {
         let line = untrusted::sanitize(&message, MAX_LINE_BYTES);
         let plugin = &self.call.plugin.id;
         let event = &self.call.event.key;
+        // A quoted field, never the message: text like `plugin=x outcome=ok`
+        // cannot pose as igloo's own fields.
         match level {
-            Level::Debug => tracing::debug!(target: "igloo::plugin", %plugin, %event, "{line}"),
-            Level::Info => tracing::info!(target: "igloo::plugin", %plugin, %event, "{line}"),
-            Level::Warn => tracing::warn!(target: "igloo::plugin", %plugin, %event, "{line}"),
-            Level::Error => tracing::error!(target: "igloo::plugin", %plugin, %event, "{line}"),
+            Level::Debug => tracing::debug!(target: "igloo::plugin", %plugin, %event, text = ?line),
+            Level::Info => tracing::info!(target: "igloo::plugin", %plugin, %event, text = ?line),
+            Level::Warn => tracing::warn!(target: "igloo::plugin", %plugin, %event, text = ?line),
+            Level::Error => tracing::error!(target: "igloo::plugin", %plugin, %event, text = ?line),
         }
         Ok(())
     }

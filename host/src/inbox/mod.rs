@@ -127,6 +127,9 @@ pub trait Inbox: Send + Sync + 'static {
     /// Up to `limit` uncompleted events with `seq > after`, in order.
     async fn pending(&self, after: Seq, limit: usize) -> Result<Vec<PendingEvent>, InboxError>;
 
+    /// The event at `seq` as it stands now, if it is still pending.
+    async fn pending_event(&self, seq: Seq) -> Result<Option<PendingEvent>, InboxError>;
+
     /// Record how a plugin's run on an event ended.
     async fn record_run(&self, seq: Seq, run: RunRecord) -> Result<(), InboxError>;
 

@@ -153,6 +153,46 @@ fn checkpoint_loop(connection: &Connection) {
     }
 }
 
+/// Pending events that `sql` (selecting seq, body and received_at_ms)
+/// finds, each with the plugins that already ran on it.
+fn read_pending(
+    connection: &Connection,
+    sql: &str,
+    parameters: impl rusqlite::Params,
+) -> rusqlite::Result<Vec<PendingEvent>> {
+    let mut select = connection.prepare_cached(sql)?;
+    let mut done = connection.prepare_cached("SELECT plugin FROM runs WHERE seq = ?1")?;
+    let rows = select
+        .query_map(parameters, |row| {
+            Ok((
+                row.get::<_, Seq>(0)?,
+                row.get::<_, String>(1)?,
+                row.get::<_, i64>(2)?,
+            ))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    rows.into_iter()
+        .map(|(seq, body, received_at_ms)| {
+            let event: Event = serde_json::from_str(&body).map_err(|error| {
+                rusqlite::Error::FromSqlConversionFailure(
+                    1,
+                    rusqlite::types::Type::Text,
+                    error.into(),
+                )
+            })?;
+            let done_plugins = done
+                .query_map([seq], |row| row.get(0))?
+                .collect::<rusqlite::Result<Vec<String>>>()?;
+            Ok(PendingEvent {
+                seq,
+                event,
+                received_at_ms: received_at_ms.max(0) as u64,
+                done_plugins,
+            })
+        })
+        .collect()
+}
+
 /// Inboxes created before sequence numbers were AUTOINCREMENT reused the
 /// numbers of pruned events: rebuild their `events` table once.
 fn migrate_to_autoincrement(connection: &Connection) -> rusqlite::Result<()> {
@@ -363,26 +403,25 @@ impl Inbox for SqliteInbox {
 
     async fn pending(&self, after: Seq, limit: usize) -> Result<Vec<PendingEvent>, InboxError> {
         self.read(move |connection| {
-            let mut select = connection.prepare_cached(
-                "SELECT seq, body, received_at_ms FROM events WHERE done_at_ms IS NULL AND seq > ?1 ORDER BY seq LIMIT ?2",
-            )?;
-            let mut done = connection.prepare_cached("SELECT plugin FROM runs WHERE seq = ?1")?;
-            let rows = select
-                .query_map(params![after, limit as i64], |row| {
-                    Ok((row.get::<_, Seq>(0)?, row.get::<_, String>(1)?, row.get::<_, i64>(2)?))
-                })?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            rows.into_iter()
-                .map(|(seq, body, received_at_ms)| {
-                    let event: Event = serde_json::from_str(&body).map_err(|error| {
-                        rusqlite::Error::FromSqlConversionFailure(1, rusqlite::types::Type::Text, error.into())
-                    })?;
-                    let done_plugins = done
-                        .query_map([seq], |row| row.get(0))?
-                        .collect::<rusqlite::Result<Vec<String>>>()?;
-                    Ok(PendingEvent { seq, event, received_at_ms: received_at_ms.max(0) as u64, done_plugins })
-                })
-                .collect()
+            read_pending(
+                connection,
+                "SELECT seq, body, received_at_ms FROM events
+                 WHERE done_at_ms IS NULL AND seq > ?1 ORDER BY seq LIMIT ?2",
+                params![after, limit as i64],
+            )
+        })
+        .await
+    }
+
+    async fn pending_event(&self, seq: Seq) -> Result<Option<PendingEvent>, InboxError> {
+        self.read(move |connection| {
+            read_pending(
+                connection,
+                "SELECT seq, body, received_at_ms FROM events
+                 WHERE done_at_ms IS NULL AND seq = ?1",
+                params![seq],
+            )
+            .map(|mut found| found.pop())
         })
         .await
     }
@@ -602,6 +641,28 @@ mod tests {
         let pending = inbox.pending(7, 10).await.unwrap();
         assert_eq!(pending.len(), 1);
         assert!(pending[0].seq > 7);
+    }
+
+    #[tokio::test]
+    async fn an_event_read_again_shows_its_runs_so_far_and_nothing_once_complete() {
+        let dir = tempfile::tempdir().unwrap();
+        let inbox = SqliteInbox::open(&dir.path().join("inbox.db")).unwrap();
+        inbox.append(delivery(&["a"])).await.unwrap();
+        let seq = inbox.pending(0, 10).await.unwrap()[0].seq;
+        let run = RunRecord {
+            plugin: "p".into(),
+            outcome: "ok".into(),
+            detail: String::new(),
+        };
+        inbox.record_run(seq, run).await.unwrap();
+        let again = inbox
+            .pending_event(seq)
+            .await
+            .unwrap()
+            .expect("still pending");
+        assert_eq!(again.done_plugins, ["p"]);
+        inbox.complete(seq).await.unwrap();
+        assert!(inbox.pending_event(seq).await.unwrap().is_none());
     }
 
     #[tokio::test]

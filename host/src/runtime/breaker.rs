@@ -21,6 +21,16 @@ struct State {
     last_failure: String,
     /// When the trial run after a cool-down was let through.
     trial_since: Option<Instant>,
+    /// Counts quarantines (and operator resets): a run admitted before the
+    /// latest one reports into a breaker that has moved on, and is ignored.
+    generation: u64,
+}
+
+/// Leave to run, from [`CircuitBreaker::admit`]; hand it back to
+/// [`CircuitBreaker::record`] with the run's outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Admission {
+    generation: u64,
 }
 
 /// How long a trial run may take before another is let through.
@@ -63,33 +73,54 @@ impl CircuitBreaker {
             .is_some_and(|until| Instant::now() < until)
     }
 
-    /// Whether a run may start now: always while closed; after the
-    /// cool-down, one trial run at a time (a trial that never reported back
-    /// is forgotten after another cool-down).
-    pub fn admit(&self) -> bool {
-        let mut state = self.state();
-        let now = Instant::now();
+    /// Whether a run would be admitted now, without taking the trial.
+    pub fn accepts_runs(&self) -> bool {
+        let state = self.state();
+        self.would_admit(&state, Instant::now())
+    }
+
+    fn would_admit(&self, state: &State, now: Instant) -> bool {
         match state.quarantined_until {
             None => true,
             Some(until) if now < until => false,
-            Some(_) => match state.trial_since {
-                Some(since) if now.duration_since(since) < self.cooldown.max(TRIAL_PATIENCE) => {
-                    false
-                }
-                _ => {
-                    state.trial_since = Some(now);
-                    true
-                }
-            },
+            Some(_) => state
+                .trial_since
+                .is_none_or(|since| now.duration_since(since) >= self.cooldown.max(TRIAL_PATIENCE)),
         }
     }
 
-    /// Record a run's outcome; `Some(reason)` for a crash. Returns true when
-    /// this outcome put the plugin in quarantine.
-    pub fn record(&self, crash: Option<&str>) -> bool {
+    /// Leave for a run to start now: always while closed; after the
+    /// cool-down, one trial run at a time (a trial that never reported back
+    /// is forgotten after another cool-down).
+    pub fn admit(&self) -> Option<Admission> {
         let mut state = self.state();
+        let now = Instant::now();
+        if !self.would_admit(&state, now) {
+            return None;
+        }
+        if state.quarantined_until.is_some() {
+            state.trial_since = Some(now);
+        }
+        Some(Admission {
+            generation: state.generation,
+        })
+    }
+
+    /// Record how an admitted run ended; `Some(reason)` for a crash.
+    /// Returns true when this outcome put the plugin in quarantine. A run
+    /// admitted before the latest quarantine or reset changes nothing: one
+    /// lucky success cannot lift a quarantine.
+    pub fn record(&self, admission: Admission, crash: Option<&str>) -> bool {
+        let mut state = self.state();
+        if admission.generation != state.generation {
+            return false;
+        }
         let Some(reason) = crash else {
-            *state = State::default();
+            let generation = state.generation;
+            *state = State {
+                generation,
+                ..State::default()
+            };
             return false;
         };
         state.consecutive_failures += 1;
@@ -97,6 +128,7 @@ impl CircuitBreaker {
         state.trial_since = None;
         if state.consecutive_failures >= self.threshold {
             state.quarantined_until = Some(Instant::now() + self.cooldown);
+            state.generation += 1;
             return true;
         }
         false
@@ -104,7 +136,12 @@ impl CircuitBreaker {
 
     /// Lift the quarantine now (an operator's action).
     pub fn reset(&self) {
-        *self.state() = State::default();
+        let mut state = self.state();
+        let generation = state.generation + 1;
+        *state = State {
+            generation,
+            ..State::default()
+        };
     }
 
     /// The current state.
@@ -127,15 +164,19 @@ impl CircuitBreaker {
 mod tests {
     use super::*;
 
+    fn crash(breaker: &CircuitBreaker, reason: &str) -> bool {
+        let admission = breaker.admit().expect("admitted");
+        breaker.record(admission, Some(reason))
+    }
+
     #[test]
     fn opens_after_the_threshold_and_closes_on_success() {
         let breaker = CircuitBreaker::new(3, Duration::from_secs(3600));
-        assert!(!breaker.record(Some("trap")));
-        assert!(!breaker.record(Some("trap")));
-        assert!(breaker.admit());
-        assert!(breaker.record(Some("fuel")), "the third crash opens it");
-        assert!(!breaker.admit());
-        assert!(breaker.is_open());
+        assert!(!crash(&breaker, "trap"));
+        assert!(!crash(&breaker, "trap"));
+        assert!(crash(&breaker, "fuel"), "the third crash opens it");
+        assert!(breaker.admit().is_none());
+        assert!(breaker.is_open() && !breaker.accepts_runs());
         let status = breaker.status();
         assert!(status.quarantined);
         assert_eq!(
@@ -143,29 +184,40 @@ mod tests {
             (3, "fuel")
         );
         breaker.reset();
-        assert!(breaker.admit());
+        assert!(breaker.admit().is_some());
         assert!(!breaker.status().quarantined);
     }
 
     #[test]
     fn a_success_resets_the_count_and_the_cooldown_lets_one_trial_through() {
         let breaker = CircuitBreaker::new(2, Duration::ZERO);
-        breaker.record(Some("trap"));
-        breaker.record(None);
-        assert!(!breaker.record(Some("trap")), "the count restarted");
-        assert!(breaker.record(Some("trap")));
+        crash(&breaker, "trap");
+        let ok = breaker.admit().unwrap();
+        breaker.record(ok, None);
+        assert!(!crash(&breaker, "trap"), "the count restarted");
+        assert!(crash(&breaker, "trap"));
         assert!(!breaker.is_open(), "a zero cool-down has passed");
-        assert!(breaker.admit(), "one trial run");
-        assert!(!breaker.admit(), "only one while the trial runs");
+        let trial = breaker.admit().expect("one trial run");
+        assert!(breaker.admit().is_none(), "only one while the trial runs");
+        assert!(!breaker.accepts_runs());
         assert!(
-            breaker.record(Some("trap")),
-            "another crash re-opens it at once"
+            breaker.record(trial, Some("trap")),
+            "a crashing trial re-opens it at once"
         );
-        assert!(breaker.admit(), "the next trial");
-        breaker.record(None);
+        let trial = breaker.admit().expect("the next trial");
+        breaker.record(trial, None);
         assert!(
-            breaker.admit() && breaker.admit(),
+            breaker.admit().is_some() && breaker.admit().is_some(),
             "closed again: every run"
         );
+    }
+
+    #[test]
+    fn a_run_admitted_before_the_quarantine_cannot_lift_it() {
+        let breaker = CircuitBreaker::new(1, Duration::from_secs(3600));
+        let slow = breaker.admit().unwrap();
+        assert!(crash(&breaker, "trap"), "another run crashes: quarantined");
+        breaker.record(slow, None);
+        assert!(breaker.is_open(), "the older run's success changes nothing");
     }
 }

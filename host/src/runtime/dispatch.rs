@@ -57,6 +57,9 @@ pub struct Dispatcher {
 /// arrival. Holds its place in the queue until completed.
 struct Queued {
     pending: PendingEvent,
+    /// Read again by a rescan: what was read may be stale by the time it
+    /// runs, so it is read afresh first.
+    retaken: bool,
     _permit: OwnedSemaphorePermit,
 }
 
@@ -113,19 +116,29 @@ impl Dispatcher {
     /// once their plugin may run.
     pub async fn run(self: Arc<Self>) {
         let mut after: Seq = 0;
+        // Reading from the start again, past events taken before.
+        let mut rescanning = false;
         while !self.draining.load(Ordering::Acquire) {
             // Read only as many events as there is room for in memory.
             let room = self.queued.available_permits().clamp(1, READ_BATCH);
             match self.inbox.pending(after, room).await {
                 Ok(batch) if batch.is_empty() => {
+                    rescanning = false;
                     tokio::select! {
                         () = self.inbox.appended() => {}
-                        () = self.runtime.resumed() => after = 0,
-                        () = tokio::time::sleep(DEFERRED_RESCAN), if self.deferred.load(Ordering::Acquire) => {
-                            // Look at every pending event again; those in
-                            // flight are skipped, deferred ones are retaken.
-                            self.deferred.store(false, Ordering::Release);
+                        () = self.runtime.resumed() => {
                             after = 0;
+                            rescanning = true;
+                        }
+                        // Always armed: a deferral flagged while this loop
+                        // was already waiting is still looked at.
+                        () = tokio::time::sleep(DEFERRED_RESCAN) => {
+                            if self.deferred.swap(false, Ordering::AcqRel) {
+                                // Look at every pending event again; those in
+                                // flight are skipped, deferred ones retaken.
+                                after = 0;
+                                rescanning = true;
+                            }
                         }
                     }
                 }
@@ -140,6 +153,7 @@ impl Dispatcher {
                             .expect("never closed");
                         self.enqueue(Queued {
                             pending,
+                            retaken: rescanning,
                             _permit: permit,
                         });
                     }
@@ -232,12 +246,33 @@ impl Dispatcher {
             if !self.draining.load(Ordering::Acquire) {
                 let account = self.account_slots(&account_id);
                 let in_flight = account.acquire().await.expect("never closed");
-                self.process(next.pending).await;
+                let pending = if next.retaken {
+                    self.read_afresh(seq).await
+                } else {
+                    Some(next.pending)
+                };
+                if let Some(pending) = pending {
+                    self.process(pending).await;
+                }
                 drop(in_flight);
                 drop(account);
                 self.forget_idle_account(&account_id);
             }
             self.lock_in_flight().remove(&seq);
+        }
+    }
+
+    /// The event as it stands now; `None` once it is complete (a lane
+    /// finished it between the rescan's read and now).
+    async fn read_afresh(&self, seq: Seq) -> Option<PendingEvent> {
+        loop {
+            match self.inbox.pending_event(seq).await {
+                Ok(pending) => return pending,
+                Err(error) => {
+                    tracing::error!(%error, "reading an event again failed; retrying");
+                    tokio::time::sleep(STORAGE_RETRY).await;
+                }
+            }
         }
     }
 
@@ -337,6 +372,10 @@ impl Dispatcher {
 fn log_receipt(receipt: &RunReceipt) {
     let outcome = receipt.outcome.label();
     let wall_us = receipt.wall.as_micros() as u64;
+    if receipt.outcome.is_deferred() {
+        tracing::debug!(plugin = %receipt.plugin, event = %receipt.event_key, "run deferred: the plugin is quarantined");
+        return;
+    }
     if receipt.outcome == RunOutcome::Ok {
         tracing::info!(
             plugin = %receipt.plugin, version = %receipt.version, event = %receipt.event_key,
@@ -349,7 +388,7 @@ fn log_receipt(receipt: &RunReceipt) {
             plugin = %receipt.plugin, version = %receipt.version, event = %receipt.event_key,
             wall_us, upstream_us = receipt.upstream.as_micros() as u64, fuel = receipt.fuel_used,
             peak_memory = receipt.peak_memory_bytes, host_calls = receipt.host_calls, outcome,
-            detail = %receipt.outcome.detail(), "plugin run failed"
+            detail = ?receipt.outcome.detail(), "plugin run failed"
         );
     }
 }

@@ -179,9 +179,13 @@ pub fn on_call(
     Ok(())
 }
 
-/// Wasmtime calls this when the run's epoch deadline passes. Time spent
-/// waiting on Meta is not the plugin's: while its own time is not used up,
-/// the deadline moves on by what is left; otherwise the run ends.
+/// Guest code runs in slices of this long, then lets the other runs on
+/// its thread go, so one busy plugin cannot hold a plugin thread.
+pub const SLICE: Duration = engine::EPOCH_TICK;
+
+/// Wasmtime calls this when the run's epoch deadline passes, at the end of
+/// each slice. While the plugin's own time (not counting waits on Meta) is
+/// not used up, it yields and runs another slice; otherwise the run ends.
 pub fn on_deadline(
     store: StoreContextMut<'_, InstanceState>,
 ) -> wasmtime::Result<wasmtime::UpdateDeadline> {
@@ -189,8 +193,8 @@ pub fn on_deadline(
     if left.is_zero() {
         return Err(wasmtime::Trap::Interrupt.into());
     }
-    Ok(wasmtime::UpdateDeadline::Continue(engine::deadline_ticks(
-        left,
+    Ok(wasmtime::UpdateDeadline::Yield(engine::deadline_ticks(
+        left.min(SLICE),
     )))
 }
 

@@ -254,15 +254,15 @@ impl Runtime {
             host_calls: 0,
             outcome: RunOutcome::Quarantined,
         };
-        if plugin.breaker.is_open() {
+        if !plugin.breaker.accepts_runs() {
             return receipt;
         }
         let _running = plugin.concurrency.acquire().await.expect("never closed");
         let _slot = self.slots.acquire().await.expect("never closed");
         // The breaker may have opened while this run waited for its slot.
-        if !plugin.breaker.admit() {
+        let Some(admission) = plugin.breaker.admit() else {
             return receipt;
-        }
+        };
         let limits = plugin.limits;
         let upstream = Arc::new(UpstreamClock::default());
         let call = CallContext {
@@ -279,7 +279,7 @@ impl Runtime {
         // No single host call copies more from the guest than this.
         store.set_hostcall_fuel(limits.max_string_bytes);
         store.set_fuel(limits.fuel).expect("fuel is enabled");
-        store.set_epoch_deadline(engine::deadline_ticks(limits.deadline));
+        store.set_epoch_deadline(engine::deadline_ticks(limits.deadline.min(instance::SLICE)));
         store.epoch_deadline_callback(instance::on_deadline);
 
         let started = Instant::now();
@@ -319,7 +319,7 @@ impl Runtime {
         receipt.host_calls = state.host_calls;
         receipt.fuel_used = limits.fuel.saturating_sub(store.get_fuel().unwrap_or(0));
         let crash = receipt.outcome.is_crash().then(|| receipt.outcome.detail());
-        if plugin.breaker.record(crash.as_deref()) {
+        if plugin.breaker.record(admission, crash.as_deref()) {
             tracing::warn!(plugin = %plugin.info.id, reason = ?crash, "plugin quarantined: its runs keep crashing");
         }
         receipt

@@ -1,17 +1,18 @@
 //! Serving the routes on a listener that faces the internet: a bound on
 //! connections, a deadline for each request's headers (which also closes
-//! kept-alive connections left idle), and a graceful stop. Bodies have their
-//! own deadline and size check in the webhook route.
+//! kept-alive connections left idle), a most a connection may live (so a
+//! client that stops reading its answers cannot hold a slot), and a
+//! graceful stop. Bodies have their own deadline and size check in the
+//! webhook route.
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
-use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 
 /// How the listener treats clients.
 #[derive(Debug, Clone, Copy)]
@@ -21,6 +22,9 @@ pub struct ConnectionLimits {
     /// Time to send a request's headers; also the idle limit between
     /// requests on a kept-alive connection.
     pub header_timeout: Duration,
+    /// Longest a connection is kept, however busy: then it finishes the
+    /// request under way and closes.
+    pub max_age: Duration,
     /// How long requests under way may take to finish once stopping.
     pub finish_timeout: Duration,
 }
@@ -37,8 +41,9 @@ pub async fn serve(
     limits: ConnectionLimits,
     shutdown: impl Future<Output = ()>,
 ) {
-    let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
-    let graceful = GracefulShutdown::new();
+    let max = limits.max_connections.max(1);
+    let slots = Arc::new(Semaphore::new(max));
+    let (stopping, stop) = watch::channel(false);
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         // Take a slot before accepting: at the limit, clients wait in the
@@ -58,25 +63,59 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
-        let _ = stream.set_nodelay(true);
-        let service = TowerToHyperService::new(router.clone());
-        let connection = hyper::server::conn::http1::Builder::new()
-            .timer(TokioTimer::new())
-            .header_read_timeout(limits.header_timeout)
-            .serve_connection(TokioIo::new(stream), service);
-        let connection = graceful.watch(connection);
-        tokio::spawn(async move {
-            if let Err(error) = connection.await {
-                tracing::debug!(%error, "connection ended with an error");
-            }
-            drop(slot);
-        });
+        tokio::spawn(serve_connection(
+            stream,
+            router.clone(),
+            limits,
+            stop.clone(),
+            slot,
+        ));
     }
     drop(listener);
-    tokio::select! {
-        () = graceful.shutdown() => {}
-        () = tokio::time::sleep(limits.finish_timeout) => {
-            tracing::warn!("requests still under way at shutdown were cut off");
-        }
+    let _ = stopping.send(true);
+    // Every connection gives its slot back when it closes.
+    let all = u32::try_from(max).unwrap_or(u32::MAX);
+    if tokio::time::timeout(limits.finish_timeout, slots.acquire_many(all))
+        .await
+        .is_err()
+    {
+        tracing::warn!("requests still under way at shutdown were cut off");
     }
+}
+
+/// One connection, until the client closes it, it outlives `max_age`, or
+/// igloo stops; holds `slot` until then.
+async fn serve_connection(
+    stream: TcpStream,
+    router: axum::Router,
+    limits: ConnectionLimits,
+    mut stop: watch::Receiver<bool>,
+    slot: OwnedSemaphorePermit,
+) {
+    let _ = stream.set_nodelay(true);
+    let connection = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout)
+        .serve_connection(TokioIo::new(stream), TowerToHyperService::new(router));
+    let mut connection = std::pin::pin!(connection);
+    let ended = tokio::select! {
+        result = connection.as_mut() => Some(result),
+        _ = tokio::time::sleep(limits.max_age) => None,
+        _ = stop.wait_for(|stopping| *stopping) => None,
+    };
+    let result = match ended {
+        Some(result) => result,
+        None => {
+            // Finish the request under way, then close; a client that does
+            // not read its answer is cut off after one more header timeout.
+            connection.as_mut().graceful_shutdown();
+            tokio::time::timeout(limits.header_timeout, connection)
+                .await
+                .unwrap_or(Ok(()))
+        }
+    };
+    if let Err(error) = result {
+        tracing::debug!(%error, "connection ended with an error");
+    }
+    drop(slot);
 }

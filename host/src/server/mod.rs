@@ -16,7 +16,7 @@ use axum::Router;
 use axum::routing::{get, post};
 
 use crate::capabilities::HostServices;
-use crate::inbox::Inbox;
+use crate::inbox::{Inbox, InboxStats};
 use crate::metrics::Metrics;
 use crate::runtime::Runtime;
 use crate::signature::SignatureVerifier;
@@ -39,6 +39,34 @@ pub struct AppState {
     pub admin_token: Option<String>,
     /// Limits on webhook bodies.
     pub body_limits: BodyLimits,
+    /// The inbox's counts, reused for a second: `/healthz` and `/metrics`
+    /// answer anyone, and must not turn a flood of requests into a flood of
+    /// database scans.
+    pub stats: StatsCache,
+}
+
+/// The inbox's counts, read at most once per [`STATS_FRESH_FOR`].
+#[derive(Default)]
+pub struct StatsCache {
+    last: tokio::sync::Mutex<Option<(std::time::Instant, InboxStats)>>,
+}
+
+/// How long counts are reused.
+const STATS_FRESH_FOR: Duration = Duration::from_secs(1);
+
+impl StatsCache {
+    /// Fresh enough counts; concurrent callers wait for one read.
+    pub async fn get(&self, inbox: &dyn Inbox) -> Result<InboxStats, crate::inbox::InboxError> {
+        let mut last = self.last.lock().await;
+        if let Some((at, stats)) = *last
+            && at.elapsed() < STATS_FRESH_FOR
+        {
+            return Ok(stats);
+        }
+        let stats = inbox.stats().await?;
+        *last = Some((std::time::Instant::now(), stats));
+        Ok(stats)
+    }
 }
 
 /// How much of a body, and how slowly, the webhook route accepts.

@@ -23,13 +23,24 @@ pub struct KvScope {
     pub account_id: String,
 }
 
-/// A scope's usage, for quotas.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct KvUsage {
+/// What one scope may keep.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KvQuota {
     /// Live keys.
-    pub keys: u64,
-    /// Bytes of live keys and values.
-    pub bytes: u64,
+    pub max_keys: u64,
+    /// Bytes of live keys and values together.
+    pub max_bytes: u64,
+}
+
+/// How a quota-checked write ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KvWrite {
+    /// Stored.
+    Stored,
+    /// Not stored: the scope would hold too many keys.
+    TooManyKeys,
+    /// Not stored: the scope would hold too many bytes.
+    TooManyBytes,
 }
 
 /// The host's memory.
@@ -42,14 +53,19 @@ pub trait HostState: Send + Sync + 'static {
         key: &str,
         now_ms: u64,
     ) -> Result<Option<Vec<u8>>, StateError>;
-    /// Store a value, expiring at `expires_at_ms` if given.
+    /// Store a value, expiring at `expires_at_ms` if given, unless the
+    /// scope's live keys and bytes at `now_ms` (not counting `key`'s old
+    /// value) would then exceed `quota`. Checked and written as one step, so
+    /// concurrent runs cannot overshoot the quota together.
     async fn kv_set(
         &self,
         scope: &KvScope,
         key: &str,
         value: &[u8],
         expires_at_ms: Option<u64>,
-    ) -> Result<(), StateError>;
+        now_ms: u64,
+        quota: KvQuota,
+    ) -> Result<KvWrite, StateError>;
     /// Forget a key.
     async fn kv_delete(&self, scope: &KvScope, key: &str) -> Result<(), StateError>;
     /// Live keys starting with `prefix`, sorted.
@@ -59,13 +75,6 @@ pub trait HostState: Send + Sync + 'static {
         prefix: &str,
         now_ms: u64,
     ) -> Result<Vec<String>, StateError>;
-    /// Live keys and bytes of a scope, not counting `except_key`.
-    async fn kv_usage(
-        &self,
-        scope: &KvScope,
-        except_key: &str,
-        now_ms: u64,
-    ) -> Result<KvUsage, StateError>;
 
     /// The person messaged the account at `at_ms` (opens the 24-hour window).
     async fn record_inbound(

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{HostState, KvScope, KvUsage, StateError};
+use super::{HostState, KvQuota, KvScope, KvWrite, StateError};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS kv (
@@ -128,14 +128,31 @@ impl HostState for SqliteState {
         key: &str,
         value: &[u8],
         expires_at_ms: Option<u64>,
-    ) -> Result<(), StateError> {
+        now_ms: u64,
+        quota: KvQuota,
+    ) -> Result<KvWrite, StateError> {
         let (scope, key, value) = (scope.clone(), key.to_owned(), value.to_vec());
+        // One closure under the connection's lock: the usage read and the
+        // write cannot interleave with another run's.
         self.with(move |db| {
+            let (keys, bytes): (i64, i64) = db.query_row(
+                "SELECT count(*), coalesce(sum(length(key) + length(value)), 0) FROM kv
+                 WHERE plugin = ?1 AND account_id = ?2 AND key <> ?3
+                   AND (expires_at_ms IS NULL OR expires_at_ms > ?4)",
+                params![scope.plugin, scope.account_id, key, now_ms as i64],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )?;
+            if keys as u64 + 1 > quota.max_keys {
+                return Ok(KvWrite::TooManyKeys);
+            }
+            if bytes as u64 + (key.len() + value.len()) as u64 > quota.max_bytes {
+                return Ok(KvWrite::TooManyBytes);
+            }
             db.execute(
                 "INSERT OR REPLACE INTO kv (plugin, account_id, key, value, expires_at_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
                 params![scope.plugin, scope.account_id, key, value, expires_at_ms.map(|at| at as i64)],
-            )
-            .map(|_| ())
+            )?;
+            Ok(KvWrite::Stored)
         })
         .await
     }
@@ -168,30 +185,6 @@ impl HostState for SqliteState {
             select
                 .query_map(params![scope.plugin, scope.account_id, prefix, now_ms as i64], |row| row.get(0))?
                 .collect()
-        })
-        .await
-    }
-
-    async fn kv_usage(
-        &self,
-        scope: &KvScope,
-        except_key: &str,
-        now_ms: u64,
-    ) -> Result<KvUsage, StateError> {
-        let (scope, except_key) = (scope.clone(), except_key.to_owned());
-        self.with(move |db| {
-            db.query_row(
-                "SELECT count(*), coalesce(sum(length(key) + length(value)), 0) FROM kv
-                 WHERE plugin = ?1 AND account_id = ?2 AND key <> ?3
-                   AND (expires_at_ms IS NULL OR expires_at_ms > ?4)",
-                params![scope.plugin, scope.account_id, except_key, now_ms as i64],
-                |row| {
-                    Ok(KvUsage {
-                        keys: row.get::<_, i64>(0)? as u64,
-                        bytes: row.get::<_, i64>(1)? as u64,
-                    })
-                },
-            )
         })
         .await
     }
@@ -357,10 +350,13 @@ mod tests {
             account_id: "a".into(),
         };
         state
-            .kv_set(&scope, "gone", b"x", Some(1_000))
+            .kv_set(&scope, "gone", b"x", Some(1_000), 0, ROOMY)
             .await
             .unwrap();
-        state.kv_set(&scope, "kept", b"x", None).await.unwrap();
+        state
+            .kv_set(&scope, "kept", b"x", None, 0, ROOMY)
+            .await
+            .unwrap();
         state.record_inbound("a", "old", 1_000).await.unwrap();
         state.record_inbound("a", "new", 9_000).await.unwrap();
         state
@@ -389,6 +385,11 @@ mod tests {
         assert_eq!(state.comment_time("a", "c-new").await.unwrap(), Some(9_000));
     }
 
+    const ROOMY: KvQuota = KvQuota {
+        max_keys: 100,
+        max_bytes: 1 << 20,
+    };
+
     fn store() -> (tempfile::TempDir, SqliteState) {
         let dir = tempfile::tempdir().unwrap();
         let state = SqliteState::open(&dir.path().join("state.db")).unwrap();
@@ -406,14 +407,20 @@ mod tests {
             plugin: "q".into(),
             account_id: "a".into(),
         };
-        state.kv_set(&mine, "lead:1", b"one", None).await.unwrap();
         state
-            .kv_set(&mine, "lead:2", b"two", Some(1_000))
+            .kv_set(&mine, "lead:1", b"one", None, 0, ROOMY)
             .await
             .unwrap();
-        state.kv_set(&mine, "other", b"x", None).await.unwrap();
         state
-            .kv_set(&theirs, "lead:9", b"nine", None)
+            .kv_set(&mine, "lead:2", b"two", Some(1_000), 0, ROOMY)
+            .await
+            .unwrap();
+        state
+            .kv_set(&mine, "other", b"x", None, 0, ROOMY)
+            .await
+            .unwrap();
+        state
+            .kv_set(&theirs, "lead:9", b"nine", None, 0, ROOMY)
             .await
             .unwrap();
 
@@ -439,14 +446,18 @@ mod tests {
             None,
             "plugins are isolated"
         );
-        let usage = state.kv_usage(&mine, "other", 2_000).await.unwrap();
-        assert_eq!(
-            usage,
-            KvUsage {
-                keys: 1,
-                bytes: 6 + 3
-            }
-        );
+        // At 2_000 `mine` holds lead:1 (9 bytes) and other (6): replacing
+        // `other` is measured without its old value.
+        let tight = KvQuota {
+            max_keys: 2,
+            max_bytes: 9 + 7,
+        };
+        let set = |key: &'static str, value: &'static [u8]| {
+            state.kv_set(&mine, key, value, None, 2_000, tight)
+        };
+        assert_eq!(set("other", b"xx").await.unwrap(), KvWrite::Stored);
+        assert_eq!(set("other", b"xxx").await.unwrap(), KvWrite::TooManyBytes);
+        assert_eq!(set("third", b"").await.unwrap(), KvWrite::TooManyKeys);
         state.kv_delete(&mine, "lead:1").await.unwrap();
         assert_eq!(state.kv_get(&mine, "lead:1", 0).await.unwrap(), None);
     }

@@ -13,6 +13,12 @@ fn storage(error: crate::state::StateError) -> HostError {
     HostError::Transient(error.to_string())
 }
 
+/// Self-messaging (no window) covers only the account talking to itself
+/// in the event being handled, never a third person.
+fn is_self_messaging(call: &CallContext, person_id: &str) -> bool {
+    call.event.is_self && call.event.counterpart_id() == Some(person_id)
+}
+
 /// Check everything about sending `outgoing` to `to`, claim the private
 /// reply if it is one, and send.
 async fn send_checked(
@@ -100,7 +106,7 @@ async fn react_checked(
         .last_inbound(account_id, recipient_id)
         .await
         .map_err(storage)?;
-    policy::check_window(last, now_ms(), false, call.event.is_self)?;
+    policy::check_window(last, now_ms(), false, is_self_messaging(call, recipient_id))?;
     let body = wire::reaction_body(recipient_id, message_id.as_str(), reaction);
     let graph = &call.services.graph;
     call.upstream(graph.send_message(account_id, body, SendClass::Text))
