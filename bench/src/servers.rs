@@ -173,7 +173,7 @@ pub async fn serve_igloo(
     let mut config = Config::default();
     config.storage.data_dir = data_dir;
     config.webhook.app_secrets = vec![SECRET.into()];
-    config.webhook.verify_token = Some("bench".into());
+    config.webhook.verify_token = Some("bench-verify-token".into());
     config.runtime.max_concurrency_per_plugin = concurrency;
     config.runtime.max_in_flight_per_account = concurrency;
     config.runtime.max_instances = concurrency.max(256);
