@@ -177,7 +177,9 @@ impl Dispatcher {
             plugin.info.subscribes_to(&pending.event)
                 && !pending.done_plugins.contains(&plugin.info.id)
         });
-        let runnable = waiting_for.clone().any(|plugin| !plugin.breaker.is_open());
+        let runnable = waiting_for
+            .clone()
+            .any(|plugin| plugin.breaker.accepts_runs());
         if waiting_for.next().is_some() && !runnable {
             self.deferred.store(true, Ordering::Release);
             return false;
