@@ -152,9 +152,9 @@ impl InstanceState {
 
 /// Wasmtime calls this on every crossing between guest and host. Every
 /// host call, igloo's or WASI's, counts against the run's budget, so a loop
-/// of WASI calls is bounded like a loop of igloo's; and after each one the
-/// epoch deadline is moved so that time spent waiting on Meta is not the
-/// plugin's, while time it spent in WASI (sleeping, say) is.
+/// of WASI calls is bounded like a loop of igloo's. Time a host call spent
+/// waiting on Meta is not the plugin's (see [`on_deadline`]); time it spent
+/// in WASI (sleeping, say) is.
 pub fn on_call(
     mut store: StoreContextMut<'_, InstanceState>,
     hook: CallHook,
