@@ -9,7 +9,7 @@ use hdrhistogram::Histogram;
 use igloo::capabilities::HostServices;
 use igloo::config::{Config, PluginConfig, PluginSource};
 use igloo::events::{Event, EventKind, Message};
-use igloo::graph::GraphId;
+use igloo::graph::{GraphId, SendRequest};
 use igloo::runtime::{RunOutcome, Runtime};
 
 use crate::payload::account;
@@ -75,9 +75,12 @@ async fn native_reply(services: &HostServices, reply: &str, event: &Event) {
     let recipient = GraphId::parse("IGSID", &message.sender_id).expect("a numeric IGSID");
     services
         .graph
-        .send_text(&event.account_id, &recipient, &reply)
+        .send_message(
+            &event.account_id,
+            &SendRequest::text(recipient.as_str(), &reply),
+        )
         .await
-        .expect("sandbox send");
+        .expect("dry-run send");
 }
 
 /// Run `events` events each way.
@@ -95,8 +98,8 @@ pub async fn run(events: usize) -> anyhow::Result<DispatchResult> {
         ..Config::default()
     };
     config.storage.data_dir = data_dir.path().to_owned();
-    let services = Arc::new(HostServices::open(&config)?);
-    let runtime = Runtime::new(&config, Arc::clone(&services)).map_err(anyhow::Error::from)?;
+    let runtime = Runtime::new(&config)?;
+    let services = Arc::clone(runtime.services());
     let plugin = runtime
         .plugins()
         .first()

@@ -91,7 +91,7 @@ async fn start(mut command: Command, port: u16) -> anyhow::Result<ServerProcess>
 pub struct IglooSetup<'a> {
     /// Where its database lives.
     pub data_dir: &'a Path,
-    /// The fake Graph API for live mode; the sandbox when `None`.
+    /// The fake Graph API for live mode; a dry run when `None`.
     pub graph: Option<&'a str>,
     /// Run the auto-reply example, or no plugin at all.
     pub auto_reply: bool,

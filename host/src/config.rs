@@ -11,12 +11,14 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
-/// The app secret used when none is configured and igloo runs against the
-/// sandbox, so that anyone can sign test webhooks. Never valid in live mode.
-pub const SANDBOX_APP_SECRET: &str = "igloo-sandbox-secret";
-/// The verify token used for the handshake when none is configured, in
-/// sandbox mode only.
-pub const SANDBOX_VERIFY_TOKEN: &str = "igloo-sandbox-verify-token";
+use crate::capabilities::{KvConfig, ProfilesConfig, PublicProfilesConfig};
+
+/// The app secret used when none is configured and igloo runs as a dry run,
+/// so that anyone can sign test webhooks. Never valid in live mode.
+pub const DRY_RUN_APP_SECRET: &str = "igloo-dry-run-secret";
+/// The verify token used for the handshake when none is configured, in a
+/// dry run only.
+pub const DRY_RUN_VERIFY_TOKEN: &str = "igloo-dry-run-verify-token";
 
 /// The whole configuration.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -28,12 +30,12 @@ pub struct Config {
     pub webhook: WebhookConfig,
     /// Where igloo keeps its data.
     pub storage: StorageConfig,
-    /// Meta's Graph API, or the sandbox that stands in for it.
+    /// Meta's Graph API, or the dry run that stands in for it.
     pub graph: GraphConfig,
     /// The Instagram business accounts igloo acts for, keyed by account id
     /// (the `entry.id` of their webhooks).
     pub accounts: BTreeMap<String, AccountConfig>,
-    /// Sandbox limits for every plugin run.
+    /// Limits of every plugin run.
     pub runtime: RuntimeConfig,
     /// The User Profile API's cache.
     pub profiles: ProfilesConfig,
@@ -129,11 +131,13 @@ impl Default for StorageConfig {
 
 /// Whether outbound calls reach Meta or are only recorded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "kebab-case")]
 pub enum GraphMode {
     /// Record and print every outbound call instead of sending it.
+    /// `sandbox`, its name before 0.2, is still read (with a warning).
     #[default]
-    Sandbox,
+    #[serde(alias = "sandbox")]
+    DryRun,
     /// Send outbound calls to the Graph API.
     Live,
 }
@@ -142,7 +146,7 @@ pub enum GraphMode {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct GraphConfig {
-    /// `sandbox` (the default) or `live`.
+    /// `dry-run` (the default) or `live`.
     pub mode: GraphMode,
     /// Base URL for accounts using Instagram Login.
     pub instagram_base_url: String,
@@ -157,7 +161,7 @@ pub struct GraphConfig {
 impl Default for GraphConfig {
     fn default() -> Self {
         Self {
-            mode: GraphMode::Sandbox,
+            mode: GraphMode::DryRun,
             instagram_base_url: "https://graph.instagram.com".into(),
             facebook_base_url: "https://graph.facebook.com".into(),
             api_version: "v24.0".into(),
@@ -187,7 +191,7 @@ pub struct AccountConfig {
     pub login: LoginKind,
 }
 
-/// Sandbox limits: each is the default for every plugin and the ceiling a
+/// Limits of plugin runs: each is the default for every plugin and the ceiling a
 /// plugin's manifest may lower but not raise.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -243,72 +247,6 @@ impl Default for RuntimeConfig {
             breaker_cooldown_secs: 60,
             plugin_threads: 0,
             max_upstream_wait_ms: 30_000,
-        }
-    }
-}
-
-/// The User Profile API's cache.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct ProfilesConfig {
-    /// How long a fetched profile is reused, in seconds.
-    pub cache_ttl_secs: u64,
-}
-
-impl Default for ProfilesConfig {
-    fn default() -> Self {
-        Self {
-            cache_ttl_secs: 3600,
-        }
-    }
-}
-
-/// The third-party (HikerAPI-compatible) profile provider.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct PublicProfilesConfig {
-    /// The provider's base URL.
-    pub base_url: String,
-    /// The provider's access key (`x-access-key`); lookups fail without one.
-    pub access_key: Option<String>,
-    /// Lookups each plugin may make per hour.
-    pub requests_per_hour: u32,
-    /// Timeout of one lookup, in milliseconds.
-    pub timeout_ms: u64,
-}
-
-impl Default for PublicProfilesConfig {
-    fn default() -> Self {
-        Self {
-            base_url: "https://api.hikerapi.com".into(),
-            access_key: None,
-            requests_per_hour: 100,
-            timeout_ms: 10_000,
-        }
-    }
-}
-
-/// Quotas on each plugin's state, per account.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct KvConfig {
-    /// Live keys.
-    pub max_keys: u64,
-    /// Bytes of keys and values together.
-    pub max_bytes: u64,
-    /// Bytes of one key.
-    pub max_key_bytes: usize,
-    /// Bytes of one value.
-    pub max_value_bytes: usize,
-}
-
-impl Default for KvConfig {
-    fn default() -> Self {
-        Self {
-            max_keys: 10_000,
-            max_bytes: 16 * 1024 * 1024,
-            max_key_bytes: 256,
-            max_value_bytes: 64 * 1024,
         }
     }
 }
@@ -370,15 +308,21 @@ impl Config {
         if let Some(file) = file {
             figment = figment.merge(Toml::file_exact(file));
         }
-        figment
-            // The CLI's own variables (IGLOO_CONFIG, …) are not config keys.
-            .merge(Env::prefixed("IGLOO_").ignore(CLI_VARIABLES).split("__"))
-            .extract()
-            .map_err(Box::new)
+        // The CLI's own variables (IGLOO_CONFIG, …) are not config keys.
+        let figment = figment.merge(Env::prefixed("IGLOO_").ignore(CLI_VARIABLES).split("__"));
+        if figment
+            .find_value("graph.mode")
+            .ok()
+            .and_then(|mode| mode.into_string())
+            == Some("sandbox".into())
+        {
+            tracing::warn!("graph.mode = \"sandbox\" is deprecated; it is now called \"dry-run\"");
+        }
+        figment.extract().map_err(Box::new)
     }
 
     /// The configuration with no file at all: the example plugins, each
-    /// granted what its manifest declares, against the sandbox.
+    /// granted what its manifest declares, as a dry run.
     pub fn embedded_defaults() -> Self {
         Config {
             plugins: vec![PluginConfig::new(
@@ -390,22 +334,22 @@ impl Config {
         }
     }
 
-    /// The app secrets to verify with: the configured ones, or the sandbox
-    /// secret when none is configured in sandbox mode.
+    /// The app secrets to verify with: the configured ones, or the dry-run
+    /// secret when none is configured in a dry run.
     pub fn effective_app_secrets(&self) -> Vec<String> {
-        if self.webhook.app_secrets.is_empty() && self.graph.mode == GraphMode::Sandbox {
-            vec![SANDBOX_APP_SECRET.to_owned()]
+        if self.webhook.app_secrets.is_empty() && self.graph.mode == GraphMode::DryRun {
+            vec![DRY_RUN_APP_SECRET.to_owned()]
         } else {
             self.webhook.app_secrets.clone()
         }
     }
 
-    /// The handshake token: the configured one, or the sandbox token in
-    /// sandbox mode.
+    /// The handshake token: the configured one, or the dry-run token in a
+    /// dry run.
     pub fn effective_verify_token(&self) -> Option<String> {
         match (&self.webhook.verify_token, self.graph.mode) {
             (Some(token), _) => Some(token.clone()),
-            (None, GraphMode::Sandbox) => Some(SANDBOX_VERIFY_TOKEN.to_owned()),
+            (None, GraphMode::DryRun) => Some(DRY_RUN_VERIFY_TOKEN.to_owned()),
             (None, GraphMode::Live) => None,
         }
     }
@@ -629,10 +573,10 @@ mod tests {
     }
 
     #[test]
-    fn no_file_means_sandbox_defaults_with_the_example_plugin() {
+    fn no_file_means_dry_run_defaults_with_the_example_plugin() {
         let config = Config::embedded_defaults();
-        assert_eq!(config.graph.mode, GraphMode::Sandbox);
-        assert_eq!(config.effective_app_secrets(), vec![SANDBOX_APP_SECRET]);
+        assert_eq!(config.graph.mode, GraphMode::DryRun);
+        assert_eq!(config.effective_app_secrets(), vec![DRY_RUN_APP_SECRET]);
         assert_eq!(config.plugins[0].id, "auto-reply");
         assert_eq!(
             config.plugins[0].source,

@@ -1,25 +1,41 @@
 //! igloo: a host for Instagram automations written as sandboxed WebAssembly
 //! plugins.
 //!
-//! Meta's webhooks come in through [`server`], are verified
-//! ([`signature`]), split into [`events`] and committed to the [`inbox`]
-//! before Meta gets its 200. The [`runtime`] dispatches each event to the
-//! plugins that subscribed to it; plugins act only through
-//! [`capabilities`], which call Meta through [`graph`].
+//! Data flows one way, and so do the modules' dependencies:
 //!
-//! [`Igloo::start`] builds all of it from a [`Config`];
-//! [`Igloo::serve`] runs it on a listener, so tests run the real server on
-//! port 0.
+//! ```text
+//! server ─▶ events ─▶ inbox ─▶ dispatch ─▶ runtime ─▶ capabilities ─▶ graph, state
+//!                                             └──────────┴─▶ plugin_api
+//! ```
+//!
+//! - [`server`] takes Meta's webhooks, checks them ([`signature`]), splits
+//!   them into [`events`] and commits them to the [`inbox`] before Meta gets
+//!   its 200. It knows which events anyone subscribes to, not who runs them.
+//! - [`dispatch`] takes events from the inbox, one ordered lane per
+//!   conversation, and asks the [`runtime`] to run each subscribed plugin.
+//! - [`runtime`] is the sandbox: compiled plugins, fresh instances, limits,
+//!   breakers and receipts. It links [`capabilities`] in, and knows nothing
+//!   of what they do.
+//! - [`capabilities`] answer plugins' host calls, one module per
+//!   capability; they call Meta through [`graph`] and remember through
+//!   [`state`].
+//! - [`plugin_api`] is what both sides of the sandbox share: the WIT
+//!   bindings, capabilities' names, host errors and the run's context.
+//!
+//! [`Igloo::start`] builds all of it from a [`Config`]; [`Igloo::serve`]
+//! runs it on a listener, so tests run the real server on port 0.
 
 pub mod capabilities;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod dispatch;
 pub mod error;
 pub mod events;
 pub mod graph;
 pub mod inbox;
 pub mod metrics;
+pub mod plugin_api;
 pub mod runtime;
 pub mod server;
 pub mod signature;
@@ -35,10 +51,10 @@ use tokio::task::JoinHandle;
 
 pub use config::Config;
 
-use capabilities::HostServices;
+use dispatch::Dispatcher;
 use inbox::{Inbox, SqliteInbox};
 use metrics::Metrics;
-use runtime::{Dispatcher, Runtime};
+use runtime::Runtime;
 use server::listener::ConnectionLimits;
 use server::{AppState, BodyLimits};
 use signature::SignatureVerifier;
@@ -67,12 +83,8 @@ impl Igloo {
         let inbox: Arc<dyn Inbox> = Arc::new(
             SqliteInbox::open(&data_dir.join("inbox.sqlite3")).context("opening the inbox")?,
         );
-        let services = Arc::new(HostServices::open(&config)?);
-        let runtime = Arc::new(
-            Runtime::new(&config, Arc::clone(&services))
-                .map_err(anyhow::Error::from)
-                .context("starting the wasm runtime")?,
-        );
+        let runtime = Arc::new(Runtime::new(&config).context("starting the wasm runtime")?);
+        let services = Arc::clone(runtime.services());
         let plugin_threads = plugin_thread_pool(config.runtime.plugin_threads)?;
         let metrics = Arc::new(Metrics::new());
         let retention = Duration::from_secs(config.storage.dedupe_retention_hours * 3600);
@@ -95,8 +107,9 @@ impl Igloo {
             verify_token: config.effective_verify_token(),
             admin_token: config.server.admin_token.clone(),
             inbox,
+            subscriptions: runtime.subscriptions(),
+            dry_run: services.graph.dry_run(),
             runtime,
-            services,
             metrics,
             body_limits: BodyLimits {
                 max_bytes: config.server.max_body_bytes,

@@ -1,12 +1,12 @@
 //! igloo's integration suite: one binary, a module per area.
 
 mod capabilities;
+mod dry_run;
 mod end_to_end;
 mod escapes;
 mod events;
 mod examples;
 mod ingress;
 mod restart;
-mod sandbox;
 mod sandbox_limits;
 mod stops;

@@ -1,109 +1,104 @@
 //! `igloo:plugin/kv`: small state per plugin and account, kept by the host
-//! ([`crate::state`]), under quotas on keys and bytes. The scope is the
-//! operator's id for the plugin, never the name its manifest claims, so a
-//! plugin cannot read another's state by calling itself the same.
+//! ([`crate::state`]), under quotas on keys and bytes (`[kv]`). The scope
+//! is the operator's id for the plugin, never the name its manifest claims,
+//! so a plugin cannot read another's state by calling itself the same.
 
-use super::{Capability, now_ms};
-use crate::config::KvConfig;
+use std::sync::Arc;
 
-use crate::runtime::kv_api::Host;
-use crate::runtime::{HostError, InstanceState};
-use crate::state::{KvQuota, KvScope, KvWrite};
+use serde::{Deserialize, Serialize};
+use wasmtime::component::Linker;
 
-impl InstanceState {
-    fn kv_scope(&self) -> Result<KvScope, HostError> {
-        if !self.call.granted(Capability::Kv) {
-            return Err(HostError::Denied("state needs the kv capability".into()));
+use super::ServesHostCalls;
+use crate::clock::now_ms;
+use crate::plugin_api::kv::{self as api, Host};
+use crate::plugin_api::{Capability, HostError, HostResult, HostView, ViewOf};
+use crate::state::{HostState, KvQuota, KvScope, KvWrite};
+
+/// Quotas on each plugin's state, per account.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KvConfig {
+    /// Live keys.
+    pub max_keys: u64,
+    /// Bytes of keys and values together.
+    pub max_bytes: u64,
+    /// Bytes of one key.
+    pub max_key_bytes: usize,
+    /// Bytes of one value.
+    pub max_value_bytes: usize,
+}
+
+impl Default for KvConfig {
+    fn default() -> Self {
+        Self {
+            max_keys: 10_000,
+            max_bytes: 16 * 1024 * 1024,
+            max_key_bytes: 256,
+            max_value_bytes: 64 * 1024,
+        }
+    }
+}
+
+/// The interface, and the capability importing it needs.
+pub(super) const IMPORT: super::Import = ("igloo:plugin/kv", &[Capability::Kv]);
+
+/// Plugins' state, within the configured quotas.
+pub struct Kv {
+    state: Arc<dyn HostState>,
+    limits: KvConfig,
+}
+
+impl Kv {
+    /// State kept in `state`, within `limits`.
+    pub fn new(state: Arc<dyn HostState>, limits: KvConfig) -> Self {
+        Self { state, limits }
+    }
+}
+
+pub(super) fn link<T: ServesHostCalls>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+    api::add_to_linker::<T, ViewOf<Kv>>(linker, |host| host.view(|services| &services.kv))
+}
+
+impl HostView<'_, Kv> {
+    /// The plugin's state for the event's account; checks the grant.
+    fn scope(&self) -> HostResult<KvScope> {
+        if !self.run.granted(Capability::Kv) {
+            return Err(HostError::Denied("state needs the kv capability".into()).into());
         }
         Ok(KvScope {
-            plugin: self.call.plugin.id.clone(),
-            account_id: self.call.event.account_id.clone(),
+            plugin: self.run.plugin.id.clone(),
+            account_id: self.run.account_id().to_owned(),
         })
     }
-}
 
-/// Check the quotas and store.
-async fn set_within_quota(
-    services: &super::HostServices,
-    scope: &KvScope,
-    key: &str,
-    value: &[u8],
-    ttl_seconds: Option<u64>,
-) -> Result<(), HostError> {
-    let limits = &services.kv_limits;
-    check_key(key, limits)?;
-    if value.len() > limits.max_value_bytes {
-        return Err(HostError::QuotaExceeded(format!(
-            "a value is {} bytes; the limit is {}",
-            value.len(),
-            limits.max_value_bytes
-        )));
-    }
-    let now = now_ms();
-    let expires_at = ttl_seconds.map(|ttl| now.saturating_add(ttl.saturating_mul(1000)));
-    let quota = KvQuota {
-        max_keys: limits.max_keys,
-        max_bytes: limits.max_bytes,
-    };
-    let written = services
-        .state
-        .kv_set(scope, key, value, expires_at, now, quota)
-        .await
-        .map_err(storage)?;
-    match written {
-        KvWrite::Stored => Ok(()),
-        KvWrite::TooManyKeys => Err(HostError::QuotaExceeded(format!(
-            "{} keys is the most a plugin keeps per account",
-            limits.max_keys
-        ))),
-        KvWrite::TooManyBytes => Err(HostError::QuotaExceeded(format!(
-            "{} bytes is the most a plugin keeps per account",
-            limits.max_bytes
-        ))),
-    }
-}
-
-fn storage(error: crate::state::StateError) -> HostError {
-    HostError::Transient(error.to_string())
-}
-
-fn check_key(key: &str, limits: &KvConfig) -> Result<(), HostError> {
-    if key.is_empty() || key.len() > limits.max_key_bytes {
-        return Err(HostError::Invalid(format!(
-            "keys are 1 to {} bytes",
-            limits.max_key_bytes
-        )));
-    }
-    Ok(())
-}
-
-/// A prefix is at most as long as a key.
-fn check_prefix(prefix: &str, limits: &KvConfig) -> Result<(), HostError> {
-    if prefix.len() > limits.max_key_bytes {
-        return Err(HostError::Invalid(format!(
-            "a prefix is at most {} bytes",
-            limits.max_key_bytes
-        )));
-    }
-    Ok(())
-}
-
-impl Host for InstanceState {
-    async fn get(&mut self, key: String) -> wasmtime::Result<Result<Option<Vec<u8>>, HostError>> {
-        let scope = match self.kv_scope() {
-            Ok(scope) => scope,
-            Err(error) => return Ok(Err(error)),
-        };
-        if let Err(error) = check_key(&key, &self.call.services.kv_limits) {
-            return Ok(Err(error));
+    /// The scope, once `key` is checked to be 1 to `max_key_bytes` long.
+    fn keyed(&self, key: &str) -> HostResult<KvScope> {
+        let scope = self.scope()?;
+        let max = self.service.limits.max_key_bytes;
+        if key.is_empty() || key.len() > max {
+            return Err(HostError::Invalid(format!("keys are 1 to {max} bytes")).into());
         }
-        Ok(self
-            .call
-            .services
-            .state
-            .kv_get(&scope, &key, now_ms())
-            .await
-            .map_err(storage))
+        Ok(scope)
+    }
+
+    fn quota_exceeded(&self, written: KvWrite) -> HostResult<()> {
+        let limits = &self.service.limits;
+        let why = match written {
+            KvWrite::Stored => return Ok(()),
+            KvWrite::TooManyKeys => format!("{} keys", limits.max_keys),
+            KvWrite::TooManyBytes => format!("{} bytes", limits.max_bytes),
+        };
+        Err(
+            HostError::QuotaExceeded(format!("{why} is the most a plugin keeps per account"))
+                .into(),
+        )
+    }
+}
+
+impl Host for HostView<'_, Kv> {
+    async fn get(&mut self, key: String) -> HostResult<Option<Vec<u8>>> {
+        let scope = self.keyed(&key)?;
+        Ok(self.service.state.kv_get(&scope, &key, now_ms()).await?)
     }
 
     async fn set(
@@ -111,48 +106,47 @@ impl Host for InstanceState {
         key: String,
         value: Vec<u8>,
         ttl_seconds: Option<u64>,
-    ) -> wasmtime::Result<Result<(), HostError>> {
-        let scope = match self.kv_scope() {
-            Ok(scope) => scope,
-            Err(error) => return Ok(Err(error)),
-        };
-        Ok(set_within_quota(&self.call.services, &scope, &key, &value, ttl_seconds).await)
-    }
-
-    async fn delete(&mut self, key: String) -> wasmtime::Result<Result<(), HostError>> {
-        let scope = match self.kv_scope() {
-            Ok(scope) => scope,
-            Err(error) => return Ok(Err(error)),
-        };
-        if let Err(error) = check_key(&key, &self.call.services.kv_limits) {
-            return Ok(Err(error));
+    ) -> HostResult<()> {
+        let scope = self.keyed(&key)?;
+        let limits = &self.service.limits;
+        if value.len() > limits.max_value_bytes {
+            return Err(HostError::QuotaExceeded(format!(
+                "a value is {} bytes; the limit is {}",
+                value.len(),
+                limits.max_value_bytes
+            ))
+            .into());
         }
-        Ok(self
-            .call
-            .services
+        let now = now_ms();
+        let expires_at = ttl_seconds.map(|ttl| now.saturating_add(ttl.saturating_mul(1000)));
+        let quota = KvQuota {
+            max_keys: limits.max_keys,
+            max_bytes: limits.max_bytes,
+        };
+        let written = self
+            .service
             .state
-            .kv_delete(&scope, &key)
-            .await
-            .map_err(storage))
+            .kv_set(&scope, &key, &value, expires_at, now, quota)
+            .await?;
+        self.quota_exceeded(written)
     }
 
-    async fn list_keys(
-        &mut self,
-        prefix: String,
-    ) -> wasmtime::Result<Result<Vec<String>, HostError>> {
-        let scope = match self.kv_scope() {
-            Ok(scope) => scope,
-            Err(error) => return Ok(Err(error)),
-        };
-        if let Err(error) = check_prefix(&prefix, &self.call.services.kv_limits) {
-            return Ok(Err(error));
+    async fn delete(&mut self, key: String) -> HostResult<()> {
+        let scope = self.keyed(&key)?;
+        Ok(self.service.state.kv_delete(&scope, &key).await?)
+    }
+
+    async fn list_keys(&mut self, prefix: String) -> HostResult<Vec<String>> {
+        let scope = self.scope()?;
+        // A prefix is at most as long as a key.
+        let max = self.service.limits.max_key_bytes;
+        if prefix.len() > max {
+            return Err(HostError::Invalid(format!("a prefix is at most {max} bytes")).into());
         }
         Ok(self
-            .call
-            .services
+            .service
             .state
             .kv_list(&scope, &prefix, now_ms())
-            .await
-            .map_err(storage))
+            .await?)
     }
 }

@@ -2,18 +2,28 @@
 //! tagged with the plugin and the event. Every plugin may log; each line is
 //! cut and stripped of control characters so it cannot forge another.
 
-use crate::runtime::InstanceState;
-use crate::runtime::log_api::{Host, Level};
+use wasmtime::component::Linker;
+
+use super::ServesHostCalls;
+use crate::plugin_api::log::{self as api, Host, Level};
+use crate::plugin_api::{HostView, ViewOf};
 use crate::untrusted;
 
 /// Longest line kept; the rest is cut so a plugin cannot flood the log.
 const MAX_LINE_BYTES: usize = 4096;
 
-impl Host for InstanceState {
-    fn write(&mut self, level: Level, message: String) -> wasmtime::Result<()> {
+/// Writes plugins' lines to the host's log.
+pub struct Log;
+
+pub(super) fn link<T: ServesHostCalls>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+    api::add_to_linker::<T, ViewOf<Log>>(linker, |host| host.view(|_| &Log))
+}
+
+impl Host for HostView<'_, Log> {
+    fn write(&mut self, level: Level, message: String) {
         let line = untrusted::sanitize(&message, MAX_LINE_BYTES);
-        let plugin = &self.call.plugin.id;
-        let event = &self.call.event.key;
+        let plugin = &self.run.plugin.id;
+        let event = &self.run.event.key;
         // A quoted field, never the message: text like `plugin=x outcome=ok`
         // cannot pose as igloo's own fields.
         match level {
@@ -22,6 +32,5 @@ impl Host for InstanceState {
             Level::Warn => tracing::warn!(target: "igloo::plugin", %plugin, %event, text = ?line),
             Level::Error => tracing::error!(target: "igloo::plugin", %plugin, %event, text = ?line),
         }
-        Ok(())
     }
 }

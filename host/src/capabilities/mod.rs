@@ -1,217 +1,125 @@
-//! What plugins may do. Each capability is its own module: its host
-//! functions, the policy they enforce and their tests. A capability must be
-//! declared in the plugin's manifest and granted by the operator; a plugin
-//! that imports an interface it was not granted does not load.
+//! What plugins may do. Each capability is one module with everything that
+//! is its own: its service (the clients, stores and limits it acts
+//! through), its config section, its host functions and their linking, the
+//! interface it answers and the capability importing that needs, its
+//! policy and its tests.
+//!
+//! A capability must be declared in the plugin's manifest and granted by
+//! the operator; a plugin that imports an interface it was not granted does
+//! not load. Host functions see only the run they serve and their own
+//! service ([`HostView`]); what a plugin is and may do comes from
+//! [`crate::plugin_api`], never from the runtime that runs it.
 
 mod comments;
-mod config;
 mod kv;
 mod log;
 mod messaging;
 mod profiles;
 mod public_profiles;
+mod settings;
 
-use std::fmt;
-use std::str::FromStr;
 use std::sync::Arc;
+use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
+use wasmtime::component::Linker;
 
-pub(crate) use crate::clock::now_ms;
-use crate::config::KvConfig;
-use crate::events::{Event, EventKind};
-use crate::graph::{GraphClient, GraphError, InvalidId};
-use crate::runtime::HostError;
-use crate::state::HostState;
+use crate::events::{Event, Subscription};
+use crate::graph::{GraphClient, GraphError};
+use crate::plugin_api::{Capability, HostError, HostFailure, HostView, RunContext};
+use crate::state::{HostState, StateError};
 
-pub use messaging::policy as messaging_policy;
-pub use profiles::ProfileCache;
-pub use public_profiles::PublicProfiles;
+pub use comments::Comments;
+pub use kv::{Kv, KvConfig};
+pub use messaging::{Messaging, policy as messaging_policy};
+pub use profiles::{Profiles, ProfilesConfig};
+pub use public_profiles::{PublicProfiles, PublicProfilesConfig};
 
-/// A permission the operator grants a plugin.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub enum Capability {
-    /// Message the person whose event is being handled, or privately
-    /// answer the comment being handled.
-    MessagesReply,
-    /// Message anyone whose window is open; privately answer any comment.
-    MessagesSend,
-    /// Send with the `HUMAN_AGENT` tag (7-day window).
-    MessagesHumanAgent,
-    /// Reply publicly to the comment being handled.
-    CommentsReply,
-    /// Hide, unhide and delete comments.
-    CommentsModerate,
-    /// Read consenting people's profiles (User Profile API).
-    ProfilesRead,
-    /// Look profiles up through the third-party provider.
-    ProfilesPublicLookup,
-    /// Keep state in the host.
-    Kv,
-}
+/// A host interface, and the capabilities of which a plugin importing it
+/// must hold one.
+type Import = (&'static str, &'static [Capability]);
 
-impl Capability {
-    /// Every capability, for error messages.
-    pub const ALL: &[Capability] = &[
-        Capability::MessagesReply,
-        Capability::MessagesSend,
-        Capability::MessagesHumanAgent,
-        Capability::CommentsReply,
-        Capability::CommentsModerate,
-        Capability::ProfilesRead,
-        Capability::ProfilesPublicLookup,
-        Capability::Kv,
-    ];
-
-    /// The name used in manifests and config.
-    pub fn name(self) -> &'static str {
-        match self {
-            Capability::MessagesReply => "messages:reply",
-            Capability::MessagesSend => "messages:send",
-            Capability::MessagesHumanAgent => "messages:human-agent",
-            Capability::CommentsReply => "comments:reply",
-            Capability::CommentsModerate => "comments:moderate",
-            Capability::ProfilesRead => "profiles:read",
-            Capability::ProfilesPublicLookup => "profiles:public-lookup",
-            Capability::Kv => "kv",
-        }
-    }
-}
-
-impl fmt::Display for Capability {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl FromStr for Capability {
-    type Err = String;
-
-    fn from_str(name: &str) -> Result<Self, Self::Err> {
-        Capability::ALL
-            .iter()
-            .copied()
-            .find(|capability| capability.name() == name)
-            .ok_or_else(|| {
-                let known: Vec<_> = Capability::ALL.iter().map(|c| c.name()).collect();
-                format!("unknown capability `{name}` (known: {})", known.join(", "))
-            })
-    }
-}
-
-impl TryFrom<String> for Capability {
-    type Error = String;
-
-    fn try_from(name: String) -> Result<Self, Self::Error> {
-        name.parse()
-    }
-}
-
-impl From<Capability> for String {
-    fn from(capability: Capability) -> Self {
-        capability.name().to_owned()
-    }
-}
+/// Every interface that needs a capability. `log` and `config` need none.
+const IMPORTS: &[Import] = &[
+    messaging::IMPORT,
+    comments::IMPORT,
+    profiles::IMPORT,
+    public_profiles::IMPORT,
+    kv::IMPORT,
+];
 
 /// What importing a host interface requires: any one of these capabilities.
 /// `None` for interfaces every plugin may import.
 pub fn required_for_import(import: &str) -> Option<&'static [Capability]> {
     let interface = import.split('@').next().unwrap_or(import);
-    match interface {
-        "igloo:plugin/messaging" => Some(&[Capability::MessagesReply, Capability::MessagesSend]),
-        "igloo:plugin/comments" => Some(&[Capability::CommentsReply, Capability::CommentsModerate]),
-        "igloo:plugin/profiles" => Some(&[Capability::ProfilesRead]),
-        "igloo:plugin/public-profiles" => Some(&[Capability::ProfilesPublicLookup]),
-        "igloo:plugin/kv" => Some(&[Capability::Kv]),
-        _ => None,
-    }
+    IMPORTS
+        .iter()
+        .find(|(name, _)| *name == interface)
+        .map(|(_, needs)| *needs)
 }
 
-/// The services host functions act through; one struct lists them all.
+/// The services host functions act through, one per capability.
 pub struct HostServices {
-    /// Meta's Graph API (or the sandbox).
-    pub graph: GraphClient,
-    /// What the host remembers: windows, private replies, plugins' state.
-    pub state: Arc<dyn HostState>,
-    /// Recently fetched profiles.
-    pub profiles: ProfileCache,
+    /// Meta's Graph API (or the dry run standing in for it), shared by the
+    /// capabilities that call Meta.
+    pub graph: Arc<GraphClient>,
+    /// What the host remembers: windows, comments, plugins' state.
+    state: Arc<dyn HostState>,
+    /// Direct messages.
+    pub messaging: Messaging,
+    /// Comment replies and moderation.
+    pub comments: Comments,
+    /// The User Profile API.
+    pub profiles: Profiles,
     /// The third-party profile provider.
     pub public_profiles: PublicProfiles,
-    /// Quotas of plugins' state.
-    pub kv_limits: KvConfig,
+    /// Plugins' state.
+    pub kv: Kv,
+}
+
+/// Each capability's config section.
+pub struct CapabilityConfigs<'a> {
+    /// `[profiles]`.
+    pub profiles: &'a ProfilesConfig,
+    /// `[public_profiles]`.
+    pub public_profiles: &'a PublicProfilesConfig,
+    /// `[kv]`.
+    pub kv: &'a KvConfig,
 }
 
 impl HostServices {
-    /// Build every service `config` describes, keeping state under its data
-    /// directory.
-    pub fn open(config: &crate::config::Config) -> anyhow::Result<Self> {
-        use anyhow::Context as _;
-        let state_path = config.storage.data_dir.join("state.sqlite3");
+    /// Every capability's service, calling Meta through `graph` and
+    /// remembering in `state`.
+    pub fn new(
+        graph: Arc<GraphClient>,
+        state: Arc<dyn HostState>,
+        configs: CapabilityConfigs<'_>,
+    ) -> Result<Self, reqwest::Error> {
         Ok(Self {
-            graph: GraphClient::new(config).context("building the Graph API client")?,
-            state: Arc::new(
-                crate::state::SqliteState::open(&state_path).context("opening the state store")?,
-            ),
-            profiles: ProfileCache::new(std::time::Duration::from_secs(
-                config.profiles.cache_ttl_secs,
-            )),
-            public_profiles: PublicProfiles::new(&config.public_profiles)
-                .context("building the public-profiles client")?,
-            kv_limits: config.kv.clone(),
+            messaging: Messaging::new(Arc::clone(&graph), Arc::clone(&state)),
+            comments: Comments::new(Arc::clone(&graph), Arc::clone(&state)),
+            profiles: Profiles::new(Arc::clone(&graph), configs.profiles),
+            public_profiles: PublicProfiles::new(configs.public_profiles)?,
+            kv: Kv::new(Arc::clone(&state), configs.kv.clone()),
+            graph,
+            state,
         })
+    }
+
+    /// The events the host itself must see (see [`Self::observe`]).
+    pub fn observed_events() -> Subscription {
+        messaging::window::observed_events()
     }
 
     /// Note what an event means for later host calls, before any plugin
     /// runs on it: a person writing opens their messaging window; a
     /// comment becomes answerable by one private reply.
-    ///
-    /// Windows count from when the person acted: Meta's timestamp, or the
-    /// time igloo received the event if that is earlier (a clock running
-    /// ahead cannot stretch a window). Never from when igloo got round to
-    /// the event, so a delivery hours late or a backlog handled after
-    /// downtime does not reopen a window Meta has closed.
-    pub async fn observe(
-        &self,
-        event: &Event,
-        received_at_ms: u64,
-    ) -> Result<(), crate::state::StateError> {
-        let account = &event.account_id;
-        let acted_at = event.timestamp_ms.min(received_at_ms);
-        match &event.kind {
-            EventKind::Message(_)
-            | EventKind::Postback(_)
-            | EventKind::Referral(_)
-            | EventKind::Optin(_)
-                if !event.is_echo =>
-            {
-                if let Some(person) = event.counterpart_id() {
-                    self.state.record_inbound(account, person, acted_at).await?;
-                }
-            }
-            EventKind::Comment(comment) | EventKind::LiveComment(comment) if !event.is_echo => {
-                self.state
-                    .record_comment(account, &comment.id, comment.from_id.as_deref(), acted_at)
-                    .await?;
-            }
-            _ => {}
-        }
-        Ok(())
+    pub async fn observe(&self, event: &Event, received_at_ms: u64) -> Result<(), StateError> {
+        self.messaging.observe(event, received_at_ms).await
     }
-}
 
-/// How often the host's memory (windows, comments, expired state, rate
-/// budgets of idle accounts) is pruned.
-const PRUNE_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
-
-/// Windows and comments are kept this long: the longest rule that reads
-/// them (the `HUMAN_AGENT` tag and private replies) spans 7 days.
-const REMEMBER_MS: u64 = messaging_policy::SEVEN_DAYS_MS + 24 * 3600 * 1000;
-
-impl HostServices {
     /// Forget what no rule can read any more, so the host's tables and
     /// maps grow with recent activity, not with every person ever seen.
-    pub async fn prune(&self, now_ms: u64) -> Result<u64, crate::state::StateError> {
+    pub async fn prune(&self, now_ms: u64) -> Result<u64, StateError> {
         self.graph.prune();
         self.state
             .prune(now_ms, now_ms.saturating_sub(REMEMBER_MS))
@@ -219,12 +127,20 @@ impl HostServices {
     }
 }
 
+/// How often the host's memory (windows, comments, expired state, rate
+/// budgets of idle accounts) is pruned.
+const PRUNE_EVERY: Duration = Duration::from_secs(600);
+
+/// Windows and comments are kept this long: the longest rule that reads
+/// them (the `HUMAN_AGENT` tag and private replies) spans 7 days.
+const REMEMBER_MS: u64 = messaging_policy::SEVEN_DAYS_MS + 24 * 3600 * 1000;
+
 /// Prune now and every ten minutes, for as long as the task runs.
 pub async fn prune_forever(services: Arc<HostServices>) {
     let mut ticks = tokio::time::interval(PRUNE_EVERY);
     loop {
         ticks.tick().await;
-        match services.prune(now_ms()).await {
+        match services.prune(crate::clock::now_ms()).await {
             Ok(0) => {}
             Ok(rows) => tracing::info!(rows, "forgot expired windows, comments and state"),
             Err(error) => tracing::warn!(%error, "pruning the host's state failed; will retry"),
@@ -232,64 +148,60 @@ pub async fn prune_forever(services: Arc<HostServices>) {
     }
 }
 
-/// Whether [`HostServices::observe`] learns anything from `event`, so the
-/// dispatcher must see it even when no plugin subscribes to its kind.
-pub fn is_observed(event: &Event) -> bool {
-    !event.is_echo
-        && matches!(
-            event.kind,
-            EventKind::Message(_)
-                | EventKind::Postback(_)
-                | EventKind::Referral(_)
-                | EventKind::Optin(_)
-                | EventKind::Comment(_)
-                | EventKind::LiveComment(_)
-        )
-}
+/// A store's data that can serve host calls: the run's context and the
+/// services. The runtime implements it for its instances' data.
+pub trait ServesHostCalls: Send + 'static {
+    /// The run being served.
+    fn run(&self) -> &RunContext;
+    /// The services host functions act through.
+    fn services(&self) -> &HostServices;
 
-/// A plugin handed the host something that is not a valid id or URL.
-impl From<InvalidId> for HostError {
-    fn from(error: InvalidId) -> Self {
-        HostError::Invalid(error.to_string())
+    /// The view one capability's host functions get.
+    fn view<S>(&mut self, service: fn(&HostServices) -> &S) -> HostView<'_, S> {
+        let data: &Self = self;
+        HostView {
+            run: data.run(),
+            service: service(data.services()),
+        }
     }
 }
 
+/// Link every host interface into `linker`.
+pub fn add_to_linker<T: ServesHostCalls>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+    messaging::link(linker)?;
+    comments::link(linker)?;
+    profiles::link(linker)?;
+    public_profiles::link(linker)?;
+    kv::link(linker)?;
+    settings::link(linker)?;
+    log::link(linker)
+}
+
 /// The error a plugin sees for a failed Graph call.
-pub(crate) fn guest_error(error: GraphError) -> HostError {
-    match error {
-        GraphError::RateLimited { retry_after_ms } => HostError::RateLimited(retry_after_ms),
-        GraphError::WindowClosed(_) => HostError::WindowClosed,
-        GraphError::ConsentRequired(_) => HostError::ConsentRequired,
-        GraphError::NotFound(_) => HostError::NotFound,
-        GraphError::Transient(message) => HostError::Transient(message),
-        GraphError::Invalid(message) => HostError::Invalid(message),
-        GraphError::RecipientUnavailable(message) | GraphError::PermissionDenied(message) => {
-            HostError::Rejected(message)
-        }
-        // Token trouble is the operator's to fix; the plugin learns only
-        // that the call was refused, never anything about the token.
-        GraphError::TokenInvalid(_) | GraphError::NoToken(_) => {
-            HostError::Rejected("the account's access token is missing or invalid".into())
-        }
+impl From<GraphError> for HostFailure {
+    fn from(error: GraphError) -> Self {
+        HostFailure::Refused(match error {
+            GraphError::RateLimited { retry_after_ms } => HostError::RateLimited(retry_after_ms),
+            GraphError::WindowClosed(_) => HostError::WindowClosed,
+            GraphError::ConsentRequired(_) => HostError::ConsentRequired,
+            GraphError::NotFound(_) => HostError::NotFound,
+            GraphError::Transient(message) => HostError::Transient(message),
+            GraphError::Invalid(message) => HostError::Invalid(message),
+            GraphError::RecipientUnavailable(message) | GraphError::PermissionDenied(message) => {
+                HostError::Rejected(message)
+            }
+            // Token trouble is the operator's to fix; the plugin learns only
+            // that the call was refused, never anything about the token.
+            GraphError::TokenInvalid(_) | GraphError::NoToken(_) => {
+                HostError::Rejected("the account's access token is missing or invalid".into())
+            }
+        })
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn names_round_trip() {
-        for capability in Capability::ALL {
-            assert_eq!(capability.name().parse::<Capability>(), Ok(*capability));
-        }
-        assert!(
-            "kv:everything"
-                .parse::<Capability>()
-                .unwrap_err()
-                .contains("kv:everything")
-        );
-    }
 
     #[test]
     fn each_interface_needs_its_capability_and_log_needs_none() {
@@ -302,5 +214,6 @@ mod tests {
             Some(&[Capability::Kv][..])
         );
         assert_eq!(required_for_import("igloo:plugin/log@0.1.0"), None);
+        assert_eq!(required_for_import("igloo:plugin/config@0.1.0"), None);
     }
 }

@@ -8,13 +8,44 @@ use std::num::NonZeroU32;
 use std::time::Duration;
 
 use governor::{DefaultKeyedRateLimiter, Quota};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use wasmtime::component::Linker;
 
-use super::Capability;
-use crate::config::PublicProfilesConfig;
+use super::ServesHostCalls;
 use crate::graph::{GraphId, Username};
-use crate::runtime::public_profiles_api::{Host, PublicProfile};
-use crate::runtime::{HostError, InstanceState};
+use crate::plugin_api::public_profiles::{self as api, Host, PublicProfile};
+use crate::plugin_api::{Capability, HostError, HostResult, HostView, ViewOf};
+
+/// The interface, and the capability importing it needs.
+pub(super) const IMPORT: super::Import = (
+    "igloo:plugin/public-profiles",
+    &[Capability::ProfilesPublicLookup],
+);
+
+/// The third-party (HikerAPI-compatible) profile provider.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PublicProfilesConfig {
+    /// The provider's base URL.
+    pub base_url: String,
+    /// The provider's access key (`x-access-key`); lookups fail without one.
+    pub access_key: Option<String>,
+    /// Lookups each plugin may make per hour.
+    pub requests_per_hour: u32,
+    /// Timeout of one lookup, in milliseconds.
+    pub timeout_ms: u64,
+}
+
+impl Default for PublicProfilesConfig {
+    fn default() -> Self {
+        Self {
+            base_url: "https://api.hikerapi.com".into(),
+            access_key: None,
+            requests_per_hour: 100,
+            timeout_ms: 10_000,
+        }
+    }
+}
 
 /// The provider's client, with each plugin's budget.
 pub struct PublicProfiles {
@@ -133,36 +164,34 @@ impl PublicProfiles {
     }
 }
 
-impl InstanceState {
-    async fn public_lookup(
-        &mut self,
-        by: &'static str,
-        value: Result<String, crate::graph::InvalidId>,
-    ) -> Result<PublicProfile, HostError> {
-        if !self.call.granted(Capability::ProfilesPublicLookup) {
+pub(super) fn link<T: ServesHostCalls>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+    api::add_to_linker::<T, ViewOf<PublicProfiles>>(linker, |host| {
+        host.view(|services| &services.public_profiles)
+    })
+}
+
+impl HostView<'_, PublicProfiles> {
+    /// Check the grant, then look `value` up by `by`.
+    async fn lookup(&self, by: &'static str, value: &str) -> HostResult<PublicProfile> {
+        if !self.run.granted(Capability::ProfilesPublicLookup) {
             return Err(HostError::Denied(
                 "third-party lookups need profiles:public-lookup".into(),
-            ));
+            )
+            .into());
         }
-        let value = value?;
-        let call = &self.call;
-        let provider = &call.services.public_profiles;
-        call.upstream(provider.lookup(&call.plugin.id, by, &value))
-            .await
+        let lookup = self.service.lookup(&self.run.plugin.id, by, value);
+        Ok(self.run.upstream(lookup).await?)
     }
 }
 
-impl Host for InstanceState {
-    async fn by_username(
-        &mut self,
-        username: String,
-    ) -> wasmtime::Result<Result<PublicProfile, HostError>> {
-        let checked = Username::parse(&username).map(|name| name.as_str().to_owned());
-        Ok(self.public_lookup("username", checked).await)
+impl Host for HostView<'_, PublicProfiles> {
+    async fn by_username(&mut self, username: String) -> HostResult<PublicProfile> {
+        let username = Username::parse(&username);
+        self.lookup("username", username?.as_str()).await
     }
 
-    async fn by_id(&mut self, id: String) -> wasmtime::Result<Result<PublicProfile, HostError>> {
-        let checked = GraphId::parse("Instagram user id", &id).map(|id| id.as_str().to_owned());
-        Ok(self.public_lookup("id", checked).await)
+    async fn by_id(&mut self, id: String) -> HostResult<PublicProfile> {
+        let id = GraphId::parse("Instagram user id", &id);
+        self.lookup("id", id?.as_str()).await
     }
 }

@@ -26,7 +26,7 @@ pub struct Cli {
 pub enum Command {
     /// Receive webhooks and run plugins. With no config file, runs on the
     /// embedded defaults: SQLite under ./igloo-data, the example plugins,
-    /// and a sandbox that records outbound calls instead of sending them.
+    /// and a dry run that records outbound calls instead of sending them.
     Serve {
         /// The TOML config file (see examples/igloo.toml).
         #[arg(long, short, env = "IGLOO_CONFIG")]
@@ -75,20 +75,20 @@ async fn serve(
         config.storage.data_dir = data_dir;
     }
     let listen = config.server.listen;
-    let sandboxed = config.graph.mode == GraphMode::Sandbox;
+    let dry_run = config.graph.mode == GraphMode::DryRun;
     let secret_hint = config.webhook.app_secrets.is_empty();
     let igloo = Igloo::start(config).await?;
     let listener = TcpListener::bind(listen)
         .await
         .with_context(|| format!("listening on {listen}"))?;
     tracing::info!(address = %listener.local_addr()?, "igloo is listening: POST /webhooks/instagram");
-    if sandboxed {
+    if dry_run {
         tracing::info!(
-            "sandbox mode: outbound calls are recorded, not sent (GET /sandbox/calls){}",
+            "dry run: outbound calls are recorded, not sent (GET /dry-run/calls){}",
             if secret_hint {
                 format!(
                     "; webhooks are verified with the app secret `{}`",
-                    crate::config::SANDBOX_APP_SECRET
+                    crate::config::DRY_RUN_APP_SECRET
                 )
             } else {
                 String::new()

@@ -35,7 +35,7 @@ pub struct SimulateArgs {
     #[arg(long)]
     pub url: Option<String>,
     /// The app secret to sign with; defaults to the config's first one (the
-    /// sandbox secret on embedded defaults).
+    /// dry-run secret on embedded defaults).
     #[arg(long, env = "IGLOO_SIMULATE_SECRET")]
     pub secret: Option<String>,
     /// The config file to take the address and secret from.

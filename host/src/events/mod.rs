@@ -4,11 +4,13 @@
 
 pub mod meta;
 mod normalise;
+mod subscription;
 mod timestamp;
 
 use serde::{Deserialize, Serialize};
 
 pub use normalise::{PayloadError, normalise};
+pub use subscription::{AccountScope, Subscription, Subscriptions};
 pub use timestamp::normalise_timestamp_ms;
 
 /// One normalised Instagram event.

@@ -1,24 +1,28 @@
 //! The outbound side: every call igloo makes to Meta's Graph API goes
 //! through [`GraphClient`], the one place where tokens are attached, rate
-//! limits are applied, the sandbox intercepts, and where a journal of
-//! effects can sit.
+//! limits are applied, a dry run intercepts, and where a journal of effects
+//! can sit. Requests and responses are typed ([`send`], [`UserProfile`]):
+//! callers deal in typed calls, never in JSON.
 
+mod dry_run;
 mod error;
 mod ids;
-mod sandbox;
+pub mod send;
 mod throttle;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use crate::config::{AccountConfig, Config, GraphMode, LoginKind};
 
+pub use dry_run::{DryRun, RecordedCall};
 pub use error::GraphError;
 pub use ids::{GraphId, InvalidId, MAX_URL_BYTES, MessageId, Username, WebUrl};
-pub use sandbox::{RecordedCall, Sandbox};
+pub use send::{MediaKind, SendRequest};
 pub use throttle::{SendClass, Throttle, throttled_for};
 
 /// An HTTP request to the Graph API, before the token is attached.
@@ -32,10 +36,10 @@ pub struct GraphRequest {
     pub body: Option<Value>,
 }
 
-/// Where requests go: Meta, or the sandbox that records them.
+/// Where requests go: Meta, or the dry run that records them.
 enum Transport {
     Live(reqwest::Client),
-    Sandbox(Sandbox),
+    DryRun(Arc<DryRun>),
 }
 
 /// Whether repeating a request after a transient failure is safe.
@@ -90,10 +94,32 @@ pub struct SentMessage {
 }
 
 /// The fields the User Profile API is asked for.
-pub const PROFILE_FIELDS: &str = "name,username,profile_pic,follower_count,is_user_follow_business,is_business_follow_user,is_verified_user";
+const PROFILE_FIELDS: &str = "name,username,profile_pic,follower_count,is_user_follow_business,is_business_follow_user,is_verified_user";
+
+/// The User Profile API's answer (`GET /{igsid}?fields=…`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct UserProfile {
+    /// The person's IGSID (Meta may leave it out; empty then).
+    #[serde(default, deserialize_with = "crate::events::meta::id_text")]
+    pub id: String,
+    /// Their name.
+    pub name: Option<String>,
+    /// Their username.
+    pub username: Option<String>,
+    /// Their profile picture's URL; expires.
+    pub profile_pic: Option<String>,
+    /// Their follower count.
+    pub follower_count: Option<u64>,
+    /// Whether they follow the business.
+    pub is_user_follow_business: Option<bool>,
+    /// Whether the business follows them.
+    pub is_business_follow_user: Option<bool>,
+    /// Whether their account is verified.
+    pub is_verified_user: Option<bool>,
+}
 
 impl GraphClient {
-    /// A client for `config`'s accounts, live or sandboxed as configured.
+    /// A client for `config`'s accounts, live or a dry run as configured.
     pub fn new(config: &Config) -> Result<Self, GraphSetupError> {
         let transport = match config.graph.mode {
             GraphMode::Live => Transport::Live(
@@ -101,7 +127,7 @@ impl GraphClient {
                     .timeout(Duration::from_millis(config.graph.timeout_ms))
                     .build()?,
             ),
-            GraphMode::Sandbox => Transport::Sandbox(Sandbox::default()),
+            GraphMode::DryRun => Transport::DryRun(Arc::default()),
         };
         Ok(Self {
             transport,
@@ -118,44 +144,32 @@ impl GraphClient {
         self.throttle.prune();
     }
 
-    /// The sandbox's record of calls, when running sandboxed.
-    pub fn sandbox(&self) -> Option<&Sandbox> {
+    /// The dry run's record of calls, when this is a dry run.
+    pub fn dry_run(&self) -> Option<Arc<DryRun>> {
         match &self.transport {
-            Transport::Sandbox(sandbox) => Some(sandbox),
+            Transport::DryRun(dry_run) => Some(Arc::clone(dry_run)),
             Transport::Live(_) => None,
         }
     }
 
-    /// `POST /{account}/messages` with a Send API body (recipient, message
-    /// or sender action, tag), drawing on `class`'s budget. Never retried.
+    /// `POST /{account}/messages`: a message or a sender action, drawing on
+    /// the budget of its class. Never retried.
     pub async fn send_message(
         &self,
         account_id: &str,
-        body: Value,
-        class: SendClass,
+        send: &SendRequest,
     ) -> Result<SentMessage, GraphError> {
         let request = self.request(
             account_id,
             reqwest::Method::POST,
             &[account_id, "messages"],
             &[],
-            Some(body),
+            Some(json_body(send)),
         );
-        let response = self.call(account_id, request, class, Repeat::Once).await?;
+        let response = self
+            .call(account_id, request, send.class(), Repeat::Once)
+            .await?;
         parse(response, "Send API")
-    }
-
-    /// A text message to a person: [`GraphClient::send_message`] with
-    /// `{"recipient":{"id"},"message":{"text"}}`.
-    pub async fn send_text(
-        &self,
-        account_id: &str,
-        recipient_id: &GraphId,
-        text: &str,
-    ) -> Result<SentMessage, GraphError> {
-        let body =
-            json!({ "recipient": { "id": recipient_id.as_str() }, "message": { "text": text } });
-        self.send_message(account_id, body, SendClass::Text).await
     }
 
     /// `POST /{account}/message_attachments`: upload reusable media; returns
@@ -163,7 +177,7 @@ impl GraphClient {
     pub async fn upload_attachment(
         &self,
         account_id: &str,
-        kind: &str,
+        kind: MediaKind,
         url: &WebUrl,
     ) -> Result<String, GraphError> {
         #[derive(Deserialize)]
@@ -171,13 +185,13 @@ impl GraphClient {
             #[serde(deserialize_with = "crate::events::meta::id_text")]
             attachment_id: String,
         }
-        let body = json!({"message": {"attachment": {"type": kind, "payload": {"url": url.as_str(), "is_reusable": true}}}});
+        let body = send::UploadRequest::new(kind, url.as_str());
         let request = self.request(
             account_id,
             reqwest::Method::POST,
             &[account_id, "message_attachments"],
             &[],
-            Some(body),
+            Some(json_body(&body)),
         );
         let response = self
             .call(account_id, request, SendClass::Media, Repeat::Once)
@@ -198,7 +212,7 @@ impl GraphClient {
             reqwest::Method::POST,
             &[comment_id.as_str(), "replies"],
             &[],
-            Some(json!({ "message": text })),
+            Some(json_body(&CommentReply { message: text })),
         );
         let response = self
             .call(account_id, request, SendClass::Other, Repeat::Once)
@@ -245,7 +259,11 @@ impl GraphClient {
     }
 
     /// `GET /{igsid}?fields=…`: the User Profile API.
-    pub async fn profile(&self, account_id: &str, igsid: &GraphId) -> Result<Value, GraphError> {
+    pub async fn profile(
+        &self,
+        account_id: &str,
+        igsid: &GraphId,
+    ) -> Result<UserProfile, GraphError> {
         let request = self.request(
             account_id,
             reqwest::Method::GET,
@@ -253,8 +271,10 @@ impl GraphClient {
             &[("fields", PROFILE_FIELDS)],
             None,
         );
-        self.call(account_id, request, SendClass::Other, Repeat::Idempotent)
-            .await
+        let response = self
+            .call(account_id, request, SendClass::Other, Repeat::Idempotent)
+            .await?;
+        parse(response, "User Profile API")
     }
 
     /// A request to `base/version/segments…?query`. Each segment is
@@ -299,7 +319,7 @@ impl GraphClient {
     ) -> Result<Value, GraphError> {
         self.wait_for_budget(account_id, class).await?;
         let client = match &self.transport {
-            Transport::Sandbox(sandbox) => return Ok(sandbox.record(account_id, request)),
+            Transport::DryRun(dry_run) => return Ok(dry_run.record(account_id, request)),
             Transport::Live(client) => client,
         };
         let token = self
@@ -411,6 +431,17 @@ fn base_url(key: &'static str, text: &str) -> Result<reqwest::Url, GraphSetupErr
 
 fn null_as_empty<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
     Option::<String>::deserialize(deserializer).map(Option::unwrap_or_default)
+}
+
+/// `POST /{comment-id}/replies`'s body.
+#[derive(Serialize)]
+struct CommentReply<'a> {
+    message: &'a str,
+}
+
+/// A typed body as the JSON sent (and recorded by a dry run).
+fn json_body(body: &impl Serialize) -> Value {
+    serde_json::to_value(body).expect("request bodies are plain data")
 }
 
 /// `{"id": …}`, Meta's answer to creating an object.

@@ -16,8 +16,8 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 /// wasip2 component from Rust has a handful of each (the module, the WASI
 /// adapter and shims).
 pub(super) const CORE_INSTANCES_PER_COMPONENT: u32 = 8;
-const MEMORIES_PER_COMPONENT: u32 = 2;
-const TABLES_PER_COMPONENT: u32 = 4;
+pub(super) const MEMORIES_PER_COMPONENT: u32 = 2;
+pub(super) const TABLES_PER_COMPONENT: u32 = 4;
 
 /// Pages left mapped between instances so reuse skips page faults; 64 KiB
 /// measured fastest on this machine (DESIGN.md).

@@ -1,9 +1,9 @@
 //! What one plugin instance holds while it handles one event: a WASI
 //! context that reaches nothing on the host, the limiter that caps its
-//! memory, the clocks that tell its own time from time spent waiting on
-//! Meta, and the call context host functions check capabilities against.
+//! memory, the run's limits and clocks, and the run context and services
+//! its host calls are served with.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use wasmtime::component::ResourceTable;
@@ -12,9 +12,8 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::engine;
 use super::limits::{Limits, SandboxLimiter, Violation};
-use super::plugin::PluginInfo;
-use crate::capabilities::{Capability, HostServices};
-use crate::events::Event;
+use crate::capabilities::{HostServices, ServesHostCalls};
+use crate::plugin_api::RunContext;
 
 /// WASI resources (streams, pollables, …) one instance may hold at once.
 const MAX_WASI_RESOURCES: usize = 256;
@@ -27,86 +26,15 @@ pub struct InstanceState {
     table: ResourceTable,
     /// Caps and measures the instance's memory, tables and instances.
     pub limiter: SandboxLimiter,
-    /// The event, the plugin and the services host functions act through.
-    pub call: CallContext,
+    /// The run host calls serve: the plugin, the event, the upstream clock.
+    pub run: RunContext,
+    services: Arc<HostServices>,
+    /// The run's limits.
+    pub limits: Limits,
     /// Host calls (igloo's and WASI's) made so far in this run.
     pub host_calls: u32,
     /// When the run started.
     started: Instant,
-}
-
-/// Host functions' view of the run they serve.
-pub struct CallContext {
-    /// The plugin making the calls.
-    pub plugin: Arc<PluginInfo>,
-    /// The event being handled.
-    pub event: Arc<Event>,
-    /// When igloo received the event, in milliseconds since the epoch.
-    pub received_at_ms: u64,
-    /// Where effects go.
-    pub services: Arc<HostServices>,
-    /// The run's limits.
-    pub limits: Limits,
-    /// Time spent waiting on Meta, which is not the plugin's to pay for.
-    pub upstream: Arc<UpstreamClock>,
-}
-
-impl CallContext {
-    /// Whether the plugin holds `capability`.
-    pub fn granted(&self, capability: Capability) -> bool {
-        self.plugin.capabilities.contains(&capability)
-    }
-
-    /// Await `call` to Meta (or the third-party provider), counting the
-    /// wait as upstream time rather than the plugin's own.
-    pub async fn upstream<F: Future>(&self, call: F) -> F::Output {
-        let _waiting = self.upstream.start();
-        call.await
-    }
-}
-
-/// Time a run spent waiting on Meta: finished waits plus the one under way.
-#[derive(Debug, Default)]
-pub struct UpstreamClock {
-    state: Mutex<UpstreamState>,
-}
-
-#[derive(Debug, Default)]
-struct UpstreamState {
-    finished: Duration,
-    since: Option<Instant>,
-}
-
-/// A wait under way; it ends when dropped.
-pub struct UpstreamWait<'a>(&'a UpstreamClock);
-
-impl UpstreamClock {
-    fn state(&self) -> std::sync::MutexGuard<'_, UpstreamState> {
-        self.state
-            .lock()
-            .unwrap_or_else(|poison| poison.into_inner())
-    }
-
-    /// Start a wait.
-    pub fn start(&self) -> UpstreamWait<'_> {
-        self.state().since.get_or_insert_with(Instant::now);
-        UpstreamWait(self)
-    }
-
-    /// Upstream time so far, including a wait under way.
-    pub fn elapsed(&self) -> Duration {
-        let state = self.state();
-        state.finished + state.since.map_or(Duration::ZERO, |since| since.elapsed())
-    }
-}
-
-impl Drop for UpstreamWait<'_> {
-    fn drop(&mut self) {
-        let mut state = self.0.state();
-        if let Some(since) = state.since.take() {
-            state.finished += since.elapsed();
-        }
-    }
 }
 
 impl InstanceState {
@@ -114,7 +42,7 @@ impl InstanceState {
     /// no socket of any kind (not even creation), no name lookup, no
     /// preopened directory, no environment or arguments, stdin closed and
     /// stdout and stderr discarded.
-    pub fn new(call: CallContext) -> Self {
+    pub fn new(run: RunContext, services: Arc<HostServices>, limits: Limits) -> Self {
         let wasi = WasiCtx::builder()
             .allow_tcp(false)
             .allow_udp(false)
@@ -127,8 +55,10 @@ impl InstanceState {
         Self {
             wasi,
             table,
-            limiter: SandboxLimiter::new(call.limits),
-            call,
+            limiter: SandboxLimiter::new(limits),
+            run,
+            services,
+            limits,
             host_calls: 0,
             started: Instant::now(),
         }
@@ -138,15 +68,12 @@ impl InstanceState {
     pub fn guest_elapsed(&self) -> Duration {
         self.started
             .elapsed()
-            .saturating_sub(self.call.upstream.elapsed())
+            .saturating_sub(self.run.upstream.elapsed())
     }
 
     /// What left of its deadline the plugin has.
     pub fn deadline_left(&self) -> Duration {
-        self.call
-            .limits
-            .deadline
-            .saturating_sub(self.guest_elapsed())
+        self.limits.deadline.saturating_sub(self.guest_elapsed())
     }
 }
 
@@ -163,8 +90,8 @@ pub fn on_call(
         CallHook::CallingHost => {
             let state = store.data_mut();
             state.host_calls += 1;
-            if state.host_calls > state.call.limits.max_host_calls {
-                return Err(Violation::HostCalls(state.call.limits.max_host_calls).into());
+            if state.host_calls > state.limits.max_host_calls {
+                return Err(Violation::HostCalls(state.limits.max_host_calls).into());
             }
         }
         CallHook::ReturningFromHost => {
@@ -198,31 +125,21 @@ pub fn on_deadline(
     )))
 }
 
+impl ServesHostCalls for InstanceState {
+    fn run(&self) -> &RunContext {
+        &self.run
+    }
+
+    fn services(&self) -> &HostServices {
+        &self.services
+    }
+}
+
 impl WasiView for InstanceState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView {
             ctx: &mut self.wasi,
             table: &mut self.table,
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn upstream_time_counts_finished_waits_and_the_one_under_way() {
-        let clock = UpstreamClock::default();
-        assert_eq!(clock.elapsed(), Duration::ZERO);
-        {
-            let _wait = clock.start();
-            std::thread::sleep(Duration::from_millis(20));
-            assert!(clock.elapsed() >= Duration::from_millis(20), "under way");
-        }
-        let after_one = clock.elapsed();
-        assert!(after_one >= Duration::from_millis(20));
-        std::thread::sleep(Duration::from_millis(20));
-        assert_eq!(clock.elapsed(), after_one, "no wait, no upstream time");
     }
 }

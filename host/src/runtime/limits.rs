@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use wasmtime::ResourceLimiter;
 
+use super::engine;
 use crate::config::RuntimeConfig;
 
 /// Limits a manifest may ask for (each capped by the operator's maximum).
@@ -41,8 +42,12 @@ pub struct Limits {
     pub max_memory_bytes: usize,
     /// Table elements cap.
     pub max_table_elements: usize,
-    /// Core instances, tables and memories per component instance.
-    pub max_instances: usize,
+    /// Core instances one run may create.
+    pub max_core_instances: usize,
+    /// Tables one run may create.
+    pub max_tables: usize,
+    /// Linear memories one run may create.
+    pub max_memories: usize,
     /// Host-call budget.
     pub max_host_calls: u32,
     /// Most bytes one host call may copy from the plugin.
@@ -62,7 +67,9 @@ impl Limits {
             fuel: capped(requested.fuel, operator.fuel),
             max_memory_bytes: capped(requested.max_memory_bytes, operator.max_memory_bytes),
             max_table_elements: operator.max_table_elements,
-            max_instances: super::engine::CORE_INSTANCES_PER_COMPONENT as usize,
+            max_core_instances: engine::CORE_INSTANCES_PER_COMPONENT as usize,
+            max_tables: engine::TABLES_PER_COMPONENT as usize,
+            max_memories: engine::MEMORIES_PER_COMPONENT as usize,
             max_host_calls: capped(requested.max_host_calls, operator.max_host_calls),
             max_string_bytes: capped(requested.max_string_bytes, operator.max_string_bytes),
             max_concurrency: capped(
@@ -134,15 +141,15 @@ impl ResourceLimiter for SandboxLimiter {
     }
 
     fn instances(&self) -> usize {
-        self.limits.max_instances
+        self.limits.max_core_instances
     }
 
     fn tables(&self) -> usize {
-        self.limits.max_instances
+        self.limits.max_tables
     }
 
     fn memories(&self) -> usize {
-        self.limits.max_instances
+        self.limits.max_memories
     }
 }
 

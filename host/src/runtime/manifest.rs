@@ -4,8 +4,26 @@
 use serde::Deserialize;
 
 use super::limits::RequestedLimits;
-use crate::capabilities::Capability;
 use crate::events::KIND_NAMES;
+use crate::plugin_api::Capability;
+
+/// Why a manifest is refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    /// Not TOML, or not the manifest's shape (unknown keys or capabilities
+    /// are named).
+    #[error("{0}")]
+    Toml(#[from] toml::de::Error),
+    /// A label shown in logs and status pages is not short and plain.
+    #[error("{0} must be 1 to 64 letters, digits, `-`, `_`, `.` or `+`")]
+    Label(&'static str),
+    /// An event kind igloo does not know.
+    #[error("unknown event kind `{kind}` (known: {known})", known = KIND_NAMES.join(", "))]
+    UnknownEvent {
+        /// The kind given.
+        kind: String,
+    },
+}
 
 /// The parsed manifest.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -38,18 +56,15 @@ pub struct PluginManifest {
 
 impl PluginManifest {
     /// Parse and check a manifest.
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let manifest: PluginManifest =
-            toml::from_str(text).map_err(|error| format!("invalid plugin.toml: {error}"))?;
+    pub fn parse(text: &str) -> Result<Self, ManifestError> {
+        let manifest: PluginManifest = toml::from_str(text)?;
         // Shown in logs and status pages: a short, plain label.
         for (field, value) in [("name", &manifest.name), ("version", &manifest.version)] {
             let plain = value
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '+'));
             if value.is_empty() || value.len() > 64 || !plain {
-                return Err(format!(
-                    "invalid plugin.toml: {field} must be 1 to 64 letters, digits, `-`, `_`, `.` or `+`"
-                ));
+                return Err(ManifestError::Label(field));
             }
         }
         if let Some(unknown) = manifest
@@ -57,10 +72,9 @@ impl PluginManifest {
             .iter()
             .find(|kind| !KIND_NAMES.contains(&kind.as_str()))
         {
-            return Err(format!(
-                "invalid plugin.toml: unknown event kind `{unknown}` (known: {})",
-                KIND_NAMES.join(", ")
-            ));
+            return Err(ManifestError::UnknownEvent {
+                kind: unknown.clone(),
+            });
         }
         Ok(manifest)
     }
@@ -84,12 +98,13 @@ mod tests {
             "name='x'\nversion='1'\nevents=['message']\ncapabilities=['messages:everything']",
         )
         .unwrap_err();
-        assert!(error.contains("messages:everything"), "{error}");
+        assert!(matches!(error, ManifestError::Toml(_)), "{error}");
+        assert!(error.to_string().contains("messages:everything"), "{error}");
         let error =
             PluginManifest::parse("name='x'\nversion='1'\nevents=['telepathy']").unwrap_err();
-        assert!(error.contains("telepathy"), "{error}");
+        assert!(matches!(&error, ManifestError::UnknownEvent { kind } if kind == "telepathy"));
         let error =
             PluginManifest::parse("name='x\\nINFO forged'\nversion='1'\nevents=[]").unwrap_err();
-        assert!(error.contains("name must be"), "{error}");
+        assert!(matches!(error, ManifestError::Label("name")), "{error}");
     }
 }

@@ -1,10 +1,9 @@
 //! The sandbox: plugins compiled once, instantiated fresh for every event
 //! under a deadline, a fuel budget, memory, table and host-call limits, with
-//! a circuit breaker per plugin and a receipt for every run.
+//! a circuit breaker per plugin and a receipt for every run. Host calls are
+//! answered by [`crate::capabilities`], linked in once for every plugin.
 
-mod bindings;
 mod breaker;
-mod dispatch;
 mod engine;
 mod instance;
 mod limits;
@@ -14,25 +13,22 @@ mod plugin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use anyhow::Context as _;
 use tokio::sync::{Notify, Semaphore};
-use wasmtime::component::{HasSelf, Linker};
+use wasmtime::component::Linker;
 use wasmtime::{Engine, Store, Trap};
 
-pub use bindings::{
-    HostError, comments as comments_api, config as config_api, kv as kv_api, log as log_api,
-    messaging as messaging_api, profiles as profiles_api, public_profiles as public_profiles_api,
-    types,
-};
 pub use breaker::BreakerStatus;
-pub use dispatch::Dispatcher;
-pub use instance::{CallContext, InstanceState, UpstreamClock};
+pub use instance::InstanceState;
 pub use limits::{Limits, RequestedLimits, Violation};
-pub use manifest::PluginManifest;
-pub use plugin::{AccountScope, LoadError, LoadedPlugin, PluginInfo};
+pub use manifest::{ManifestError, PluginManifest};
+pub use plugin::{LoadError, LoadedPlugin};
 
-use crate::capabilities::HostServices;
+use crate::capabilities::{CapabilityConfigs, HostServices};
 use crate::config::Config;
-use crate::events::Event;
+use crate::events::{Event, Subscriptions};
+use crate::graph::GraphClient;
+use crate::plugin_api::{GuestEvent, RunContext, UpstreamClock};
 use crate::untrusted;
 
 /// How a run ended.
@@ -49,7 +45,7 @@ pub enum RunOutcome {
     /// The plugin asked for more memory than it may have, and died of it.
     MemoryExhausted,
     /// The plugin broke a limit at the host boundary (host calls, bytes).
-    HostLimit(String),
+    HostLimit(Violation),
     /// The plugin trapped (panic, unreachable, stack overflow, …).
     Trap(String),
     /// The plugin could not be instantiated.
@@ -83,8 +79,8 @@ impl RunOutcome {
     pub fn detail(&self) -> String {
         match self {
             RunOutcome::Ok => String::new(),
+            RunOutcome::HostLimit(violation) => violation.to_string(),
             RunOutcome::PluginError(detail)
-            | RunOutcome::HostLimit(detail)
             | RunOutcome::Trap(detail)
             | RunOutcome::Instantiate(detail) => detail.clone(),
             RunOutcome::Deadline => "wall-clock deadline exceeded".into(),
@@ -165,12 +161,17 @@ pub struct Runtime {
 }
 
 impl Runtime {
-    /// Build the engine and load every configured plugin. A plugin that
-    /// does not load is logged and listed in [`Runtime::failed`]; the
-    /// others run.
-    pub fn new(config: &Config, services: Arc<HostServices>) -> wasmtime::Result<Self> {
-        let engine = engine::new_engine(&config.runtime)?;
-        let linker = host_linker(&engine)?;
+    /// Open the host's services, build the engine and load every
+    /// configured plugin. A plugin that does not load is logged and listed
+    /// in [`Runtime::failed`]; the others run.
+    pub fn new(config: &Config) -> anyhow::Result<Self> {
+        let services = Arc::new(open_services(config)?);
+        let engine = engine::new_engine(&config.runtime)
+            .map_err(anyhow::Error::from)
+            .context("building the wasm engine")?;
+        let linker = host_linker(&engine)
+            .map_err(anyhow::Error::from)
+            .context("linking the host interfaces")?;
         let mut plugins = Vec::new();
         let mut failed = Vec::new();
         for plugin_config in &config.plugins {
@@ -198,8 +199,27 @@ impl Runtime {
     }
 
     /// The services host functions act through.
-    pub fn services(&self) -> &HostServices {
+    pub fn services(&self) -> &Arc<HostServices> {
         &self.services
+    }
+
+    /// Every subscription: each loaded plugin's, and the host's own.
+    pub fn subscriptions(&self) -> Subscriptions {
+        let plugins = self
+            .plugins
+            .iter()
+            .map(|plugin| plugin.info.subscription.clone());
+        Subscriptions::new(plugins.chain([HostServices::observed_events()]))
+    }
+
+    /// Note what `event` means for later host calls (windows, answerable
+    /// comments), before any plugin runs on it.
+    pub async fn observe(
+        &self,
+        event: &Event,
+        received_at_ms: u64,
+    ) -> Result<(), crate::state::StateError> {
+        self.services.observe(event, received_at_ms).await
     }
 
     /// The loaded plugins, in configured order.
@@ -265,15 +285,14 @@ impl Runtime {
         };
         let limits = plugin.limits;
         let upstream = Arc::new(UpstreamClock::default());
-        let call = CallContext {
+        let run = RunContext {
             plugin: Arc::clone(&plugin.info),
             event: Arc::clone(&event),
             received_at_ms,
-            services: Arc::clone(&self.services),
-            limits,
             upstream: Arc::clone(&upstream),
         };
-        let mut store = Store::new(&self.engine, InstanceState::new(call));
+        let state = InstanceState::new(run, Arc::clone(&self.services), limits);
+        let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limiter);
         store.call_hook(instance::on_call);
         // No single host call copies more from the guest than this.
@@ -283,7 +302,7 @@ impl Runtime {
         store.epoch_deadline_callback(instance::on_deadline);
 
         let started = Instant::now();
-        let guest_event = bindings::GuestEvent::from(event.as_ref());
+        let guest_event = GuestEvent::from(event.as_ref());
         let mut instantiate = Duration::ZERO;
         let run = async {
             let instance = plugin
@@ -362,14 +381,12 @@ fn classify_failure(
     limits: &Limits,
 ) -> RunOutcome {
     if let Some(violation) = error.downcast_ref::<Violation>() {
-        return RunOutcome::HostLimit(violation.to_string());
+        return RunOutcome::HostLimit(*violation);
     }
     // Wasmtime's type for an exhausted host-call fuel is private: its
     // message is what identifies it.
     if format!("{error:#}").contains("fuel allocated for hostcalls has been exhausted") {
-        return RunOutcome::HostLimit(
-            Violation::CopiedTooMuch(limits.max_string_bytes).to_string(),
-        );
+        return RunOutcome::HostLimit(Violation::CopiedTooMuch(limits.max_string_bytes));
     }
     // The wasm backtrace goes to the debug log; the record keeps the cause.
     tracing::debug!(error = format!("{error:?}"), "plugin run failed");
@@ -395,6 +412,21 @@ fn classify_failure(
 fn host_linker(engine: &Engine) -> wasmtime::Result<Linker<InstanceState>> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
-    bindings::Automation::add_to_linker::<_, HasSelf<_>>(&mut linker, |state| state)?;
+    crate::capabilities::add_to_linker(&mut linker)?;
     Ok(linker)
+}
+
+/// The services `config` describes: the Graph API client (or a dry run),
+/// the host's state under the data directory, and each capability's.
+fn open_services(config: &Config) -> anyhow::Result<HostServices> {
+    let graph = Arc::new(GraphClient::new(config).context("building the Graph API client")?);
+    let state_path = config.storage.data_dir.join("state.sqlite3");
+    let state =
+        Arc::new(crate::state::SqliteState::open(&state_path).context("opening the state store")?);
+    let configs = CapabilityConfigs {
+        profiles: &config.profiles,
+        public_profiles: &config.public_profiles,
+        kv: &config.kv,
+    };
+    HostServices::new(graph, state, configs).context("building the public-profiles client")
 }

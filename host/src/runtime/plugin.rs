@@ -2,7 +2,7 @@
 //! operator's grants and its imports, compile it, and pre-link it once so
 //! each event only instantiates.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,14 +10,14 @@ use tokio::sync::Semaphore;
 use wasmtime::Engine;
 use wasmtime::component::{Component, Linker};
 
-use super::bindings::AutomationPre;
 use super::breaker::CircuitBreaker;
 use super::instance::InstanceState;
 use super::limits::Limits;
-use super::manifest::PluginManifest;
-use crate::capabilities::{Capability, required_for_import};
+use super::manifest::{ManifestError, PluginManifest};
+use crate::capabilities::required_for_import;
 use crate::config::{PluginConfig, PluginSource, RuntimeConfig};
-use crate::events::Event;
+use crate::events::{AccountScope, Subscription};
+use crate::plugin_api::{AutomationPre, Capability, PluginInfo, UnknownCapability};
 
 /// Why a plugin did not load. igloo starts without it, and `/healthz`
 /// shows it as failed with this error.
@@ -36,12 +36,20 @@ pub enum LoadError {
         error: std::io::Error,
     },
     /// The manifest is invalid.
-    #[error("plugin {plugin}: {message}")]
+    #[error("plugin `{plugin}`: invalid plugin.toml: {error}")]
     Manifest {
-        /// Where the plugin came from.
+        /// The plugin.
         plugin: String,
         /// What is wrong.
-        message: String,
+        error: ManifestError,
+    },
+    /// The operator's grants name a capability igloo does not know.
+    #[error("plugin `{plugin}`: in grants: {error}")]
+    UnknownGrant {
+        /// The plugin.
+        plugin: String,
+        /// The unknown name.
+        error: UnknownCapability,
     },
     /// The manifest declares a capability the operator did not grant.
     #[error(
@@ -74,70 +82,6 @@ pub enum LoadError {
         /// What wasmtime said.
         error: wasmtime::Error,
     },
-}
-
-/// Which accounts' events a plugin gets.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AccountScope {
-    /// Every account's.
-    All,
-    /// Only these accounts' (none, if the manifest's and the operator's
-    /// lists have no account in common).
-    Only(BTreeSet<String>),
-}
-
-impl AccountScope {
-    /// The scope both the manifest and the operator allow; an empty list
-    /// means every account.
-    pub fn intersect(manifest: &[String], operator: &[String]) -> Self {
-        let set = |list: &[String]| list.iter().cloned().collect::<BTreeSet<_>>();
-        match (manifest.is_empty(), operator.is_empty()) {
-            (true, true) => AccountScope::All,
-            (false, true) => AccountScope::Only(set(manifest)),
-            (true, false) => AccountScope::Only(set(operator)),
-            (false, false) => AccountScope::Only(&set(manifest) & &set(operator)),
-        }
-    }
-
-    /// Whether `account_id` is in scope.
-    pub fn contains(&self, account_id: &str) -> bool {
-        match self {
-            AccountScope::All => true,
-            AccountScope::Only(accounts) => accounts.contains(account_id),
-        }
-    }
-}
-
-/// What host functions and the dispatcher need to know about a plugin.
-#[derive(Debug)]
-pub struct PluginInfo {
-    /// The operator's id for it: what its state, runs, budgets, breaker
-    /// and admin route are keyed by.
-    pub id: String,
-    /// The name its manifest gives itself, for display only.
-    pub name: String,
-    /// Its version.
-    pub version: String,
-    /// Event kinds it subscribed to.
-    pub events: BTreeSet<String>,
-    /// Accounts it gets events of.
-    pub accounts: AccountScope,
-    /// Whether it receives the business's own activity.
-    pub echoes: bool,
-    /// Capabilities it declared and was granted.
-    pub capabilities: BTreeSet<Capability>,
-    /// Its settings from the operator.
-    pub settings: BTreeMap<String, String>,
-}
-
-impl PluginInfo {
-    /// Whether the plugin wants `event`: its kind, its account, and echoes
-    /// only if asked for.
-    pub fn subscribes_to(&self, event: &Event) -> bool {
-        self.events.contains(event.kind_name())
-            && self.accounts.contains(&event.account_id)
-            && (self.echoes || !event.is_echo)
-    }
 }
 
 /// A plugin ready to run: compiled and pre-linked.
@@ -189,17 +133,16 @@ pub fn load(
 ) -> Result<LoadedPlugin, LoadError> {
     let (manifest_text, bytes) = read_source(&config.source)?;
     let plugin = config.id.clone();
-    let manifest =
-        PluginManifest::parse(&manifest_text).map_err(|message| LoadError::Manifest {
-            plugin: plugin.clone(),
-            message,
-        })?;
+    let manifest = PluginManifest::parse(&manifest_text).map_err(|error| LoadError::Manifest {
+        plugin: plugin.clone(),
+        error,
+    })?;
 
     let mut granted = BTreeSet::new();
     for name in &config.grants {
-        let capability: Capability = name.parse().map_err(|message| LoadError::Manifest {
+        let capability: Capability = name.parse().map_err(|error| LoadError::UnknownGrant {
             plugin: plugin.clone(),
-            message: format!("in grants: {message}"),
+            error,
         })?;
         granted.insert(capability);
     }
@@ -256,75 +199,14 @@ pub fn load(
             id: plugin,
             name: manifest.name,
             version: manifest.version,
-            events: manifest.events.into_iter().collect(),
-            accounts,
-            echoes: manifest.echoes,
+            subscription: Subscription {
+                kinds: manifest.events.into_iter().collect(),
+                accounts,
+                echoes: manifest.echoes,
+            },
             capabilities,
             settings: config.settings.clone(),
         }),
         pre,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::events::normalise;
-
-    fn info(events: &[&str], accounts: &[&str], echoes: bool) -> PluginInfo {
-        let accounts: Vec<String> = accounts.iter().map(|a| a.to_string()).collect();
-        PluginInfo {
-            id: "p".into(),
-            name: "p".into(),
-            version: "1".into(),
-            events: events.iter().map(|kind| kind.to_string()).collect(),
-            accounts: AccountScope::intersect(&accounts, &[]),
-            echoes,
-            capabilities: BTreeSet::new(),
-            settings: BTreeMap::new(),
-        }
-    }
-
-    fn fixture_event(name: &str) -> Event {
-        let path = format!(
-            "{}/../tests/fixtures/webhooks/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        );
-        normalise(&std::fs::read(path).unwrap()).unwrap().remove(0)
-    }
-
-    #[test]
-    fn subscriptions_filter_by_kind_account_and_echo() {
-        let message = fixture_event("message_text.json");
-        let echo = fixture_event("message_echo.json");
-        let comment = fixture_event("comment_changes.json");
-
-        assert!(info(&["message"], &[], false).subscribes_to(&message));
-        assert!(!info(&["message"], &[], false).subscribes_to(&comment));
-        assert!(
-            !info(&["message"], &[], false).subscribes_to(&echo),
-            "echoes only on request"
-        );
-        assert!(info(&["message"], &[], true).subscribes_to(&echo));
-        assert!(info(&["message"], &["17841400000000001"], false).subscribes_to(&message));
-        assert!(!info(&["message"], &["17841400000000999"], false).subscribes_to(&message));
-    }
-
-    #[test]
-    fn the_operator_can_only_narrow_a_plugins_accounts() {
-        let list = |ids: &[&str]| ids.iter().map(|id| id.to_string()).collect::<Vec<_>>();
-        let only = |ids: &[&str]| AccountScope::Only(ids.iter().map(|id| id.to_string()).collect());
-        assert_eq!(AccountScope::intersect(&[], &[]), AccountScope::All);
-        assert_eq!(AccountScope::intersect(&list(&["a"]), &[]), only(&["a"]));
-        assert_eq!(AccountScope::intersect(&[], &list(&["b"])), only(&["b"]));
-        assert_eq!(
-            AccountScope::intersect(&list(&["a", "b"]), &list(&["b", "c"])),
-            only(&["b"])
-        );
-        let disjoint = AccountScope::intersect(&list(&["a"]), &list(&["c"]));
-        assert!(
-            !disjoint.contains("a") && !disjoint.contains("c"),
-            "nothing in common, nothing"
-        );
-    }
 }

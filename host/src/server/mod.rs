@@ -1,12 +1,15 @@
 //! The HTTP side: Meta's webhook routes, health, metrics, the operator's
-//! routes and the sandbox's record, served by [`listener`] with the limits
+//! routes and a dry run's record, served by [`listener`] with the limits
 //! an endpoint facing the internet needs.
+//!
+//! The webhook route only verifies, splits and stores: it knows which
+//! events anyone subscribes to ([`Subscriptions`]), not who runs them.
 
 mod admin;
+mod dry_run;
 mod health;
 pub mod listener;
 mod metrics;
-mod sandbox;
 mod webhook;
 
 use std::sync::Arc;
@@ -15,7 +18,8 @@ use std::time::Duration;
 use axum::Router;
 use axum::routing::{get, post};
 
-use crate::capabilities::HostServices;
+use crate::events::Subscriptions;
+use crate::graph::DryRun;
 use crate::inbox::{Inbox, InboxStats};
 use crate::metrics::Metrics;
 use crate::runtime::Runtime;
@@ -29,10 +33,12 @@ pub struct AppState {
     pub verify_token: Option<String>,
     /// Where accepted events go.
     pub inbox: Arc<dyn Inbox>,
-    /// The loaded plugins, for health.
+    /// Which events someone wants dispatched.
+    pub subscriptions: Subscriptions,
+    /// The loaded plugins, for health and the operator's routes.
     pub runtime: Arc<Runtime>,
-    /// Host services, for the sandbox's record.
-    pub services: Arc<HostServices>,
+    /// The record of calls not sent, in a dry run.
+    pub dry_run: Option<Arc<DryRun>>,
     /// Counters and histograms for `/metrics`.
     pub metrics: Arc<Metrics>,
     /// Bearer token for `/admin`; admin routes are refused without one.
@@ -89,7 +95,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/metrics", get(metrics::metrics))
         .route("/admin/plugins/{id}/resume", post(admin::resume_plugin))
-        .route("/sandbox/calls", get(sandbox::calls))
+        .route("/dry-run/calls", get(dry_run::calls))
         .with_state(state)
 }
 

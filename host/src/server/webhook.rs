@@ -11,7 +11,6 @@ use bytes::Bytes;
 use http_body_util::{BodyExt as _, LengthLimitError, Limited};
 
 use super::{AppState, BodyLimits};
-use crate::capabilities::is_observed;
 use crate::error::ApiError;
 use crate::events;
 use crate::inbox::{Delivery, Incoming};
@@ -98,14 +97,9 @@ async fn verify_and_store(
     let kinds: Vec<&'static str> = events.iter().map(|event| event.kind_name()).collect();
     let events = events
         .into_iter()
-        .map(|event| {
-            let dispatch = is_observed(&event)
-                || app
-                    .runtime
-                    .plugins()
-                    .iter()
-                    .any(|plugin| plugin.info.subscribes_to(&event));
-            Incoming { event, dispatch }
+        .map(|event| Incoming {
+            dispatch: app.subscriptions.wanted(&event),
+            event,
         })
         .collect();
     let appended = app.inbox.append(Delivery { body, events }).await?;

@@ -1,140 +1,155 @@
 //! `igloo:plugin/messaging`: direct messages through the Send API. The
-//! rules live in [`policy`], the request bodies in [`wire`].
+//! rules live in [`policy`], the step to Meta's request in [`outgoing`],
+//! and what events mean for later sends (windows, answerable comments) in
+//! [`window`].
 
+mod outgoing;
 pub mod policy;
-mod wire;
+pub mod window;
 
-use super::{guest_error, now_ms};
-use crate::graph::{GraphId, MessageId, SendClass, WebUrl};
-use crate::runtime::messaging_api::{Content, Host, MediaKind, Outgoing, Recipient, Sent};
-use crate::runtime::{CallContext, HostError, InstanceState};
+use std::sync::Arc;
 
-fn storage(error: crate::state::StateError) -> HostError {
-    HostError::Transient(error.to_string())
+use wasmtime::component::Linker;
+
+use super::ServesHostCalls;
+use crate::clock::now_ms;
+use crate::graph::{GraphClient, GraphError, GraphId, MessageId, SendRequest, WebUrl};
+use crate::plugin_api::messaging::{
+    self as api, Content, Host, MediaKind, Outgoing, Recipient, Sent,
+};
+use crate::plugin_api::{Capability, HostError, HostResult, HostView, ViewOf};
+use crate::state::HostState;
+
+/// The interface, and the capabilities importing it needs (either).
+pub(super) const IMPORT: super::Import = (
+    "igloo:plugin/messaging",
+    &[Capability::MessagesReply, Capability::MessagesSend],
+);
+
+/// Messages through the Send API, within the windows `state` remembers.
+pub struct Messaging {
+    graph: Arc<GraphClient>,
+    state: Arc<dyn HostState>,
 }
 
-/// Self-messaging (no window) covers only the account talking to itself
-/// in the event being handled, never a third person.
-fn is_self_messaging(call: &CallContext, person_id: &str) -> bool {
-    call.event.is_self && call.event.counterpart_id() == Some(person_id)
-}
-
-/// Check everything about sending `outgoing` to `to`, claim the private
-/// reply if it is one, and send.
-async fn send_checked(
-    call: &CallContext,
-    to: Recipient,
-    outgoing: Outgoing,
-) -> Result<Sent, HostError> {
-    policy::check_outgoing(&outgoing)?;
-    policy::check_human_agent(call, outgoing.human_agent)?;
-    let account_id = &call.event.account_id;
-    let state = &call.services.state;
-    let private_reply = match &to {
-        Recipient::Person(person_id) => {
-            GraphId::parse("recipient IGSID", person_id)?;
-            policy::check_person(call, person_id)?;
-            let last = state
-                .last_inbound(account_id, person_id)
-                .await
-                .map_err(storage)?;
-            let self_messaging =
-                call.event.is_self && call.event.counterpart_id() == Some(person_id);
-            policy::check_window(last, now_ms(), outgoing.human_agent, self_messaging)?;
-            None
-        }
-        Recipient::Comment(comment_id) => {
-            GraphId::parse("comment id", comment_id)?;
-            policy::check_private_reply_scope(call, comment_id)?;
-            let made_at = state
-                .comment_time(account_id, comment_id)
-                .await
-                .map_err(storage)?;
-            policy::check_comment_age(made_at, now_ms())?;
-            if !state
-                .claim_private_reply(account_id, comment_id, &call.plugin.id)
-                .await
-                .map_err(storage)?
-            {
-                return Err(HostError::Invalid(format!(
-                    "comment {comment_id} already had its one private reply"
-                )));
-            }
-            Some(comment_id.clone())
-        }
-    };
-    let class = wire::send_class(&to, &outgoing.content);
-    let body = wire::send_body(&to, &outgoing);
-    let graph = &call.services.graph;
-    let result = call
-        .upstream(graph.send_message(account_id, body, class))
-        .await;
-    if let (Err(error), Some(comment_id)) = (&result, &private_reply) {
-        // Only when Meta surely did not send may the reply be tried again.
-        if matches!(
-            error,
-            crate::graph::GraphError::RateLimited { .. } | crate::graph::GraphError::NoToken(_)
-        ) {
-            state
-                .release_private_reply(account_id, comment_id)
-                .await
-                .map_err(storage)?;
-        }
+impl Messaging {
+    /// Messages sent through `graph`, checked against `state`.
+    pub fn new(graph: Arc<GraphClient>, state: Arc<dyn HostState>) -> Self {
+        Self { graph, state }
     }
-    result
-        .map(|sent| Sent {
+
+    /// Note what `event` means for later sends (see [`window::observe`]).
+    pub async fn observe(
+        &self,
+        event: &crate::events::Event,
+        received_at_ms: u64,
+    ) -> Result<(), crate::state::StateError> {
+        window::observe(self.state.as_ref(), event, received_at_ms).await
+    }
+}
+
+pub(super) fn link<T: ServesHostCalls>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+    api::add_to_linker::<T, ViewOf<Messaging>>(linker, |host| {
+        host.view(|services| &services.messaging)
+    })
+}
+
+impl HostView<'_, Messaging> {
+    /// Whether `person_id`'s window is open for this send. Self-messaging
+    /// (no window) covers only the account talking to itself in the event
+    /// being handled, never a third person.
+    async fn check_window(&self, person_id: &str, human_agent: bool) -> HostResult<()> {
+        let event = &self.run.event;
+        let self_messaging = event.is_self && event.counterpart_id() == Some(person_id);
+        let last = self
+            .service
+            .state
+            .last_inbound(self.run.account_id(), person_id)
+            .await?;
+        Ok(policy::check_window(
+            last,
+            now_ms(),
+            human_agent,
+            self_messaging,
+        )?)
+    }
+
+    /// Claim the one private reply `comment_id` may get.
+    async fn claim_private_reply(&self, comment_id: &str) -> HostResult<()> {
+        policy::check_private_reply_scope(self.run, comment_id)?;
+        let state = &self.service.state;
+        let account_id = self.run.account_id();
+        let made_at = state.comment_time(account_id, comment_id).await?;
+        policy::check_comment_age(made_at, now_ms())?;
+        if !state
+            .claim_private_reply(account_id, comment_id, &self.run.plugin.id)
+            .await?
+        {
+            return Err(HostError::Invalid(format!(
+                "comment {comment_id} already had its one private reply"
+            ))
+            .into());
+        }
+        Ok(())
+    }
+
+    /// Check everything about sending `outgoing` to `to`, claim the private
+    /// reply if it is one, and send.
+    async fn send_checked(&self, to: Recipient, outgoing: Outgoing) -> HostResult<Sent> {
+        policy::check_outgoing(&outgoing)?;
+        policy::check_human_agent(self.run, outgoing.human_agent)?;
+        let private_reply = match &to {
+            Recipient::Person(person_id) => {
+                GraphId::parse("recipient IGSID", person_id)?;
+                policy::check_person(self.run, person_id)?;
+                self.check_window(person_id, outgoing.human_agent).await?;
+                None
+            }
+            Recipient::Comment(comment_id) => {
+                GraphId::parse("comment id", comment_id)?;
+                self.claim_private_reply(comment_id).await?;
+                Some(comment_id.clone())
+            }
+        };
+        let account_id = self.run.account_id();
+        let request = outgoing::request(to, outgoing);
+        let result = self
+            .run
+            .upstream(self.service.graph.send_message(account_id, &request))
+            .await;
+        if let (Err(error), Some(comment_id)) = (&result, &private_reply) {
+            // Only when Meta surely did not send may the reply be tried again.
+            if matches!(
+                error,
+                GraphError::RateLimited { .. } | GraphError::NoToken(_)
+            ) {
+                self.service
+                    .state
+                    .release_private_reply(account_id, comment_id)
+                    .await?;
+            }
+        }
+        let sent = result?;
+        Ok(Sent {
             recipient_id: sent.recipient_id,
             message_id: sent.message_id,
         })
-        .map_err(guest_error)
+    }
 }
 
-async fn react_checked(
-    call: &CallContext,
-    recipient_id: &str,
-    message_id: &str,
-    reaction: Option<&str>,
-) -> Result<(), HostError> {
-    GraphId::parse("recipient IGSID", recipient_id)?;
-    let message_id = MessageId::parse(message_id)?;
-    policy::check_reaction(reaction)?;
-    policy::check_person(call, recipient_id)?;
-    let account_id = &call.event.account_id;
-    let last = call
-        .services
-        .state
-        .last_inbound(account_id, recipient_id)
-        .await
-        .map_err(storage)?;
-    policy::check_window(last, now_ms(), false, is_self_messaging(call, recipient_id))?;
-    let body = wire::reaction_body(recipient_id, message_id.as_str(), reaction);
-    let graph = &call.services.graph;
-    call.upstream(graph.send_message(account_id, body, SendClass::Text))
-        .await
-        .map(drop)
-        .map_err(guest_error)
-}
-
-impl Host for InstanceState {
-    async fn send(
-        &mut self,
-        to: Recipient,
-        message: Outgoing,
-    ) -> wasmtime::Result<Result<Sent, HostError>> {
-        Ok(send_checked(&self.call, to, message).await)
+impl Host for HostView<'_, Messaging> {
+    async fn send(&mut self, to: Recipient, message: Outgoing) -> HostResult<Sent> {
+        self.send_checked(to, message).await
     }
 
-    async fn send_text(
-        &mut self,
-        recipient_id: String,
-        text: String,
-    ) -> wasmtime::Result<Result<Sent, HostError>> {
+    async fn send_text(&mut self, recipient_id: String, text: String) -> HostResult<Sent> {
         let outgoing = Outgoing {
             content: Content::Text(text),
             quick_replies: Vec::new(),
             human_agent: false,
         };
-        Ok(send_checked(&self.call, Recipient::Person(recipient_id), outgoing).await)
+        self.send_checked(Recipient::Person(recipient_id), outgoing)
+            .await
     }
 
     async fn react(
@@ -142,24 +157,26 @@ impl Host for InstanceState {
         recipient_id: String,
         message_id: String,
         reaction: Option<String>,
-    ) -> wasmtime::Result<Result<(), HostError>> {
-        Ok(react_checked(&self.call, &recipient_id, &message_id, reaction.as_deref()).await)
+    ) -> HostResult<()> {
+        GraphId::parse("recipient IGSID", &recipient_id)?;
+        let message_id = MessageId::parse(&message_id)?;
+        policy::check_reaction(reaction.as_deref())?;
+        policy::check_person(self.run, &recipient_id)?;
+        self.check_window(&recipient_id, false).await?;
+        let request =
+            SendRequest::reaction(&recipient_id, message_id.as_str(), reaction.as_deref());
+        let graph = &self.service.graph;
+        self.run
+            .upstream(graph.send_message(self.run.account_id(), &request))
+            .await?;
+        Ok(())
     }
 
-    async fn upload_attachment(
-        &mut self,
-        kind: MediaKind,
-        url: String,
-    ) -> wasmtime::Result<Result<String, HostError>> {
-        let call = &self.call;
-        let result = async {
-            let url = WebUrl::parse(&url)?;
-            let graph = &call.services.graph;
-            let account_id = &call.event.account_id;
-            call.upstream(graph.upload_attachment(account_id, wire::media_type(kind), &url))
-                .await
-                .map_err(guest_error)
-        };
-        Ok(result.await)
+    async fn upload_attachment(&mut self, kind: MediaKind, url: String) -> HostResult<String> {
+        let url = WebUrl::parse(&url)?;
+        let graph = &self.service.graph;
+        let upload =
+            graph.upload_attachment(self.run.account_id(), outgoing::media_kind(kind), &url);
+        Ok(self.run.upstream(upload).await?)
     }
 }

@@ -5,13 +5,13 @@
 //! URLs. Each broken rule is a typed error; every string and list a plugin
 //! hands over is bounded here before anything is built from it.
 
-use crate::capabilities::Capability;
 use crate::events::EventKind;
 use crate::graph::{GraphId, WebUrl};
-use crate::runtime::messaging_api::{
+use crate::plugin_api::Capability;
+use crate::plugin_api::messaging::{
     Button, Content, GenericElement, MediaSource, Outgoing, QuickReply,
 };
-use crate::runtime::{CallContext, HostError};
+use crate::plugin_api::{HostError, RunContext};
 
 /// Meta's limit on a text message, in UTF-8 bytes.
 pub const MAX_TEXT_BYTES: usize = 1000;
@@ -38,12 +38,12 @@ pub const WINDOW_MS: u64 = 24 * 3600 * 1000;
 pub const SEVEN_DAYS_MS: u64 = 7 * 24 * 3600 * 1000;
 
 /// May the plugin message this person from this event?
-pub fn check_person(call: &CallContext, person_id: &str) -> Result<(), HostError> {
-    if call.granted(Capability::MessagesSend) {
+pub fn check_person(run: &RunContext, person_id: &str) -> Result<(), HostError> {
+    if run.granted(Capability::MessagesSend) {
         return Ok(());
     }
-    if call.granted(Capability::MessagesReply) {
-        if call.event.counterpart_id() == Some(person_id) {
+    if run.granted(Capability::MessagesReply) {
+        if run.event.counterpart_id() == Some(person_id) {
             return Ok(());
         }
         return Err(HostError::Denied(format!(
@@ -57,15 +57,15 @@ pub fn check_person(call: &CallContext, person_id: &str) -> Result<(), HostError
 }
 
 /// May the plugin send a private reply to this comment from this event?
-pub fn check_private_reply_scope(call: &CallContext, comment_id: &str) -> Result<(), HostError> {
-    if call.granted(Capability::MessagesSend) {
+pub fn check_private_reply_scope(run: &RunContext, comment_id: &str) -> Result<(), HostError> {
+    if run.granted(Capability::MessagesSend) {
         return Ok(());
     }
-    let handled = match &call.event.kind {
+    let handled = match &run.event.kind {
         EventKind::Comment(comment) | EventKind::LiveComment(comment) => Some(comment.id.as_str()),
         _ => None,
     };
-    if call.granted(Capability::MessagesReply) && handled == Some(comment_id) {
+    if run.granted(Capability::MessagesReply) && handled == Some(comment_id) {
         return Ok(());
     }
     Err(HostError::Denied(format!(
@@ -75,8 +75,8 @@ pub fn check_private_reply_scope(call: &CallContext, comment_id: &str) -> Result
 }
 
 /// The `HUMAN_AGENT` tag needs its own capability.
-pub fn check_human_agent(call: &CallContext, human_agent: bool) -> Result<(), HostError> {
-    if human_agent && !call.granted(Capability::MessagesHumanAgent) {
+pub fn check_human_agent(run: &RunContext, human_agent: bool) -> Result<(), HostError> {
+    if human_agent && !run.granted(Capability::MessagesHumanAgent) {
         return Err(HostError::Denied(
             "the HUMAN_AGENT tag needs messages:human-agent".into(),
         ));
@@ -311,7 +311,7 @@ mod tests {
 
     #[test]
     fn every_string_and_list_in_a_message_is_bounded() {
-        use crate::runtime::messaging_api::{ButtonTemplate, Media, MediaKind, UrlButton};
+        use crate::plugin_api::messaging::{ButtonTemplate, Media, MediaKind, UrlButton};
         let text = || Content::Text("hi".into());
         let quick = |payload: String| QuickReply {
             title: "Yes".into(),

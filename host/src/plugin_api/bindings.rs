@@ -1,6 +1,6 @@
-//! The generated bindings of `wit/igloo.wit`, kept private to the runtime
-//! and re-exported under short names, with the conversion from igloo's
-//! event model to the guest's.
+//! The generated bindings of `wit/igloo.wit`, private to this module and
+//! re-exported under short names, with the conversion from igloo's event
+//! model to the guest's.
 
 #[expect(
     missing_docs,
@@ -16,15 +16,17 @@ mod generated {
             "igloo:plugin/profiles": async | trappable,
             "igloo:plugin/public-profiles": async | trappable,
             "igloo:plugin/kv": async | trappable,
-            default: trappable,
         },
         exports: { default: async },
+        // Host functions return `HostResult`: checks compose with `?`, and
+        // a trap stays distinct from a refusal the plugin sees.
+        trappable_error_type: { "igloo:plugin/types.error" => crate::plugin_api::HostFailure },
     });
 }
 
 pub use generated::igloo::plugin::types::{Error as HostError, Event as GuestEvent};
 pub use generated::igloo::plugin::{
-    comments, config, kv, log, messaging, profiles, public_profiles, types,
+    comments, config as settings, kv, log, messaging, profiles, public_profiles, types,
 };
 pub use generated::{Automation, AutomationPre};
 
@@ -192,6 +194,3 @@ fn comment(c: Comment) -> types::Comment {
         }),
     }
 }
-
-/// `types` declares no functions; the host has nothing to provide.
-impl types::Host for super::InstanceState {}

@@ -19,10 +19,10 @@ use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use super::{RunOutcome, RunReceipt, Runtime};
 use crate::config::RuntimeConfig;
 use crate::inbox::{Inbox, InboxError, PendingEvent, RunRecord, Seq};
 use crate::metrics::Metrics;
+use crate::runtime::{RunOutcome, RunReceipt, Runtime};
 
 /// Events read from the inbox per query.
 const READ_BATCH: usize = 256;
@@ -174,7 +174,7 @@ impl Dispatcher {
             return false;
         }
         let mut waiting_for = self.runtime.plugins().iter().filter(|plugin| {
-            plugin.info.subscribes_to(&pending.event)
+            plugin.info.subscription.matches(&pending.event)
                 && !pending.done_plugins.contains(&plugin.info.id)
         });
         let runnable = waiting_for
@@ -312,12 +312,7 @@ impl Dispatcher {
         let received_at_ms = pending.received_at_ms;
         // Windows and comments are noted before any plugin runs, so a reply
         // to this very message finds its window open.
-        while let Err(error) = self
-            .runtime
-            .services()
-            .observe(&event, received_at_ms)
-            .await
-        {
+        while let Err(error) = self.runtime.observe(&event, received_at_ms).await {
             tracing::error!(%error, "noting the event's window failed; retrying");
             tokio::time::sleep(STORAGE_RETRY).await;
         }
@@ -326,7 +321,8 @@ impl Dispatcher {
             .plugins()
             .iter()
             .filter(|plugin| {
-                plugin.info.subscribes_to(&event) && !pending.done_plugins.contains(&plugin.info.id)
+                plugin.info.subscription.matches(&event)
+                    && !pending.done_plugins.contains(&plugin.info.id)
             })
             .map(|plugin| async {
                 let receipt = self

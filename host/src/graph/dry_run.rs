@@ -1,4 +1,4 @@
-//! The sandbox that stands in for Meta on embedded defaults: every outbound
+//! The dry run that stands in for Meta on embedded defaults: every outbound
 //! call is recorded and logged instead of sent, and answered as Meta would
 //! answer a success.
 
@@ -11,10 +11,10 @@ use serde_json::{Value, json};
 
 use super::GraphRequest;
 
-/// Calls kept for `GET /sandbox/calls`; older ones are dropped.
+/// Calls kept for `GET /dry-run/calls`; older ones are dropped.
 const KEPT_CALLS: usize = 1000;
 
-/// One call the sandbox received.
+/// One call the dry run received.
 #[derive(Debug, Clone, Serialize)]
 pub struct RecordedCall {
     /// Order of arrival, from 1.
@@ -29,14 +29,14 @@ pub struct RecordedCall {
     pub body: Option<Value>,
 }
 
-/// The record of sandboxed calls.
+/// The record of calls a dry run did not send.
 #[derive(Default)]
-pub struct Sandbox {
+pub struct DryRun {
     calls: Mutex<VecDeque<RecordedCall>>,
     count: AtomicU64,
 }
 
-impl Sandbox {
+impl DryRun {
     /// Record and log `request`, and answer it as a success.
     pub(super) fn record(&self, account_id: &str, request: GraphRequest) -> Value {
         let number = self.count.fetch_add(1, Ordering::Relaxed) + 1;
@@ -46,8 +46,8 @@ impl Sandbox {
             .map(Value::to_string)
             .unwrap_or_default();
         tracing::info!(
-            target: "igloo::sandbox",
-            "sandbox (not sent): {} {} {body_text}",
+            target: "igloo::dry_run",
+            "dry run (not sent): {} {} {body_text}",
             request.method,
             request.url
         );
@@ -74,10 +74,10 @@ impl Sandbox {
         calls.push_back(call);
         // A superset of the success shapes of the calls igloo makes.
         json!({
-            "id": format!("sandbox-{number}"),
-            "message_id": format!("sandbox-mid-{number}"),
+            "id": format!("dry-run-{number}"),
+            "message_id": format!("dry-run-mid-{number}"),
             "recipient_id": recipient_id,
-            "attachment_id": format!("sandbox-attachment-{number}"),
+            "attachment_id": format!("dry-run-attachment-{number}"),
             "success": true,
         })
     }

@@ -1,5 +1,5 @@
-//! `GET /sandbox/calls`: what igloo would have sent to Meta, when running
-//! against the sandbox (404 in live mode).
+//! `GET /dry-run/calls`: what igloo would have sent to Meta, when running
+//! as a dry run (404 in live mode).
 
 use std::sync::Arc;
 
@@ -11,9 +11,9 @@ use super::AppState;
 use crate::graph::RecordedCall;
 
 /// The recorded outbound calls, oldest first.
-pub async fn calls(
+pub(super) async fn calls(
     State(app): State<Arc<AppState>>,
 ) -> Result<Json<Vec<RecordedCall>>, StatusCode> {
-    let sandbox = app.services.graph.sandbox().ok_or(StatusCode::NOT_FOUND)?;
-    Ok(Json(sandbox.calls()))
+    let dry_run = app.dry_run.as_ref().ok_or(StatusCode::NOT_FOUND)?;
+    Ok(Json(dry_run.calls()))
 }

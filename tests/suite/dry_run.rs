@@ -1,7 +1,7 @@
 //! Embedded defaults: no config, no Meta credentials; the example plugin's
-//! reply is recorded by the sandbox instead of sent.
+//! reply is recorded by the dry run instead of sent.
 
-use igloo::config::{Config, SANDBOX_APP_SECRET, SANDBOX_VERIFY_TOKEN};
+use igloo::config::{Config, DRY_RUN_APP_SECRET, DRY_RUN_VERIFY_TOKEN};
 use igloo::signature;
 use igloo_tests::{TestIgloo, eventually, fixture};
 
@@ -9,14 +9,14 @@ use igloo_tests::{TestIgloo, eventually, fixture};
 async fn on_embedded_defaults_the_reply_is_recorded_not_sent() {
     let igloo = TestIgloo::start(Config::embedded_defaults()).await;
     let body = fixture("message_text.json");
-    let signed = signature::sign(SANDBOX_APP_SECRET.as_bytes(), &body);
+    let signed = signature::sign(DRY_RUN_APP_SECRET.as_bytes(), &body);
     let response = igloo.post_webhook_with(&body, Some(&signed)).await;
     assert_eq!(response.status().as_u16(), 200);
 
-    let calls = eventually("the sandbox to record the reply", || async {
+    let calls = eventually("the dry run to record the reply", || async {
         let calls: serde_json::Value = igloo
             .client
-            .get(format!("{}/sandbox/calls", igloo.url))
+            .get(format!("{}/dry-run/calls", igloo.url))
             .send()
             .await
             .unwrap()
@@ -41,7 +41,7 @@ async fn on_embedded_defaults_the_reply_is_recorded_not_sent() {
     let handshake = igloo
         .client
         .get(format!(
-            "{}/webhooks/instagram?hub.mode=subscribe&hub.verify_token={SANDBOX_VERIFY_TOKEN}&hub.challenge=42",
+            "{}/webhooks/instagram?hub.mode=subscribe&hub.verify_token={DRY_RUN_VERIFY_TOKEN}&hub.challenge=42",
             igloo.url
         ))
         .send()

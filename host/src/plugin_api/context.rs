@@ -1,0 +1,142 @@
+//! The run a host call serves: which plugin, which event, and the clock
+//! that tells the plugin's own time from time spent waiting on Meta.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::marker::PhantomData;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use wasmtime::component::HasData;
+
+use super::Capability;
+use crate::events::{Event, Subscription};
+
+/// What host functions and the dispatcher know about a loaded plugin.
+#[derive(Debug)]
+pub struct PluginInfo {
+    /// The operator's id for it: what its state, runs, budgets, breaker
+    /// and admin route are keyed by.
+    pub id: String,
+    /// The name its manifest gives itself, for display only.
+    pub name: String,
+    /// Its version.
+    pub version: String,
+    /// The events it gets.
+    pub subscription: Subscription,
+    /// Capabilities it declared and was granted.
+    pub capabilities: BTreeSet<Capability>,
+    /// Its settings from the operator.
+    pub settings: BTreeMap<String, String>,
+}
+
+/// One run of one plugin on one event, as host functions see it.
+pub struct RunContext {
+    /// The plugin making the calls.
+    pub plugin: Arc<PluginInfo>,
+    /// The event being handled.
+    pub event: Arc<Event>,
+    /// When igloo received the event, in milliseconds since the epoch.
+    pub received_at_ms: u64,
+    /// Time spent waiting on Meta, which is not the plugin's to pay for.
+    pub upstream: Arc<UpstreamClock>,
+}
+
+impl RunContext {
+    /// Whether the plugin holds `capability`.
+    pub fn granted(&self, capability: Capability) -> bool {
+        self.plugin.capabilities.contains(&capability)
+    }
+
+    /// The account whose event is being handled: the only one whose token
+    /// the plugin's calls may use.
+    pub fn account_id(&self) -> &str {
+        &self.event.account_id
+    }
+
+    /// Await `call` to Meta (or the third-party provider), counting the
+    /// wait as upstream time rather than the plugin's own.
+    pub async fn upstream<F: Future>(&self, call: F) -> F::Output {
+        let _waiting = self.upstream.start();
+        call.await
+    }
+}
+
+/// What one capability's host functions act on: the run they serve and the
+/// capability's own service (its clients, stores and limits).
+pub struct HostView<'a, S> {
+    /// The run.
+    pub run: &'a RunContext,
+    /// The capability's service.
+    pub service: &'a S,
+}
+
+/// Names [`HostView`] for wasmtime's linker (`HasData`).
+pub struct ViewOf<S>(PhantomData<S>);
+
+impl<S: 'static> HasData for ViewOf<S> {
+    type Data<'a> = HostView<'a, S>;
+}
+
+/// Time a run spent waiting on Meta: finished waits plus the one under way.
+#[derive(Debug, Default)]
+pub struct UpstreamClock {
+    state: Mutex<UpstreamState>,
+}
+
+#[derive(Debug, Default)]
+struct UpstreamState {
+    finished: Duration,
+    since: Option<Instant>,
+}
+
+/// A wait under way; it ends when dropped.
+pub struct UpstreamWait<'a>(&'a UpstreamClock);
+
+impl UpstreamClock {
+    fn state(&self) -> std::sync::MutexGuard<'_, UpstreamState> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+    }
+
+    /// Start a wait.
+    pub fn start(&self) -> UpstreamWait<'_> {
+        self.state().since.get_or_insert_with(Instant::now);
+        UpstreamWait(self)
+    }
+
+    /// Upstream time so far, including a wait under way.
+    pub fn elapsed(&self) -> Duration {
+        let state = self.state();
+        state.finished + state.since.map_or(Duration::ZERO, |since| since.elapsed())
+    }
+}
+
+impl Drop for UpstreamWait<'_> {
+    fn drop(&mut self) {
+        let mut state = self.0.state();
+        if let Some(since) = state.since.take() {
+            state.finished += since.elapsed();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn upstream_time_counts_finished_waits_and_the_one_under_way() {
+        let clock = UpstreamClock::default();
+        assert_eq!(clock.elapsed(), Duration::ZERO);
+        {
+            let _wait = clock.start();
+            std::thread::sleep(Duration::from_millis(20));
+            assert!(clock.elapsed() >= Duration::from_millis(20), "under way");
+        }
+        let after_one = clock.elapsed();
+        assert!(after_one >= Duration::from_millis(20));
+        std::thread::sleep(Duration::from_millis(20));
+        assert_eq!(clock.elapsed(), after_one, "no wait, no upstream time");
+    }
+}
