@@ -32,7 +32,7 @@ const STORAGE_RETRY: Duration = Duration::from_secs(1);
 const DEFERRED_RESCAN: Duration = Duration::from_secs(1);
 
 /// Reads pending events and runs the plugins on them.
-pub struct Dispatcher {
+pub(crate) struct Dispatcher {
     inbox: Arc<dyn Inbox>,
     runtime: Arc<Runtime>,
     metrics: Arc<Metrics>,
@@ -91,7 +91,7 @@ impl Ord for Queued {
 
 impl Dispatcher {
     /// A dispatcher for `inbox` running `runtime`'s plugins within `limits`.
-    pub fn new(
+    pub(crate) fn new(
         inbox: Arc<dyn Inbox>,
         runtime: Arc<Runtime>,
         metrics: Arc<Metrics>,
@@ -114,7 +114,7 @@ impl Dispatcher {
     /// Dispatch until drained: first whatever a previous run left pending,
     /// then each new event as it is appended, and deferred events again
     /// once their plugin may run.
-    pub async fn run(self: Arc<Self>) {
+    pub(crate) async fn run(self: Arc<Self>) {
         let mut after: Seq = 0;
         // Reading from the start again, past events taken before.
         let mut rescanning = false;
@@ -196,7 +196,7 @@ impl Dispatcher {
     /// Stop taking events, then wait up to `timeout` for the events under
     /// way to finish. Returns how many did not; they stay pending in the
     /// inbox and are handled after the next start.
-    pub async fn drain(&self, timeout: Duration) -> usize {
+    pub(crate) async fn drain(&self, timeout: Duration) -> usize {
         self.draining.store(true, Ordering::Release);
         let deadline = tokio::time::Instant::now() + timeout;
         loop {

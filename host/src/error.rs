@@ -12,7 +12,7 @@ use crate::signature::SignatureError;
 
 /// A request igloo refuses, or could not take in.
 #[derive(Debug, thiserror::Error)]
-pub enum ApiError {
+pub(crate) enum ApiError {
     /// The webhook signature is missing or wrong.
     #[error(transparent)]
     Signature(#[from] SignatureError),
@@ -50,7 +50,7 @@ impl ApiError {
     }
 
     /// The label `/metrics` counts it under.
-    pub fn label(&self) -> &'static str {
+    pub(crate) fn label(&self) -> &'static str {
         match self {
             ApiError::Signature(_) => "bad_signature",
             ApiError::Payload(_) => "malformed",

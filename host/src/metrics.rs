@@ -39,7 +39,7 @@ fn run_seconds_histogram() -> Histogram {
 }
 
 /// igloo's metrics.
-pub struct Metrics {
+pub(crate) struct Metrics {
     registry: Registry,
     webhooks: Family<StatusLabel, Counter>,
     events_stored: Family<KindLabel, Counter>,
@@ -62,7 +62,7 @@ impl Default for Metrics {
 
 impl Metrics {
     /// Register every metric.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let mut registry = Registry::with_prefix("igloo");
         let metrics = Self {
             webhooks: Family::default(),
@@ -140,12 +140,12 @@ impl Metrics {
     }
 
     /// Count a webhook response, by status (`accepted`, `bad_signature`, …).
-    pub fn webhook(&self, status: &'static str) {
+    pub(crate) fn webhook(&self, status: &'static str) {
         self.webhooks.get_or_create(&StatusLabel { status }).inc();
     }
 
     /// Count stored events by kind, and recognised duplicates.
-    pub fn stored(&self, new_kinds: impl Iterator<Item = &'static str>, duplicates: usize) {
+    pub(crate) fn stored(&self, new_kinds: impl Iterator<Item = &'static str>, duplicates: usize) {
         for kind in new_kinds {
             self.events_stored.get_or_create(&KindLabel { kind }).inc();
         }
@@ -153,7 +153,7 @@ impl Metrics {
     }
 
     /// Add a run's receipt.
-    pub fn receipt(&self, receipt: &RunReceipt) {
+    pub(crate) fn receipt(&self, receipt: &RunReceipt) {
         let plugin = PluginLabel {
             plugin: receipt.plugin.clone(),
         };
@@ -178,7 +178,7 @@ impl Metrics {
     }
 
     /// Set whether `plugin` is quarantined.
-    pub fn set_quarantined(&self, plugin: &str, quarantined: bool) {
+    pub(crate) fn set_quarantined(&self, plugin: &str, quarantined: bool) {
         self.quarantined
             .get_or_create(&PluginLabel {
                 plugin: plugin.to_owned(),
@@ -188,7 +188,7 @@ impl Metrics {
 
     /// Render everything in the Prometheus text format, with the inbox's
     /// current counts.
-    pub fn render(&self, inbox: InboxStats) -> String {
+    pub(crate) fn render(&self, inbox: InboxStats) -> String {
         self.inbox_pending.set(inbox.pending as i64);
         self.inbox_events.set(inbox.events as i64);
         let mut text = String::new();

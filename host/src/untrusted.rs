@@ -4,12 +4,12 @@
 //! the database nor forge a line of igloo's log.
 
 /// Most bytes of plugin text kept in a run record or a log field.
-pub const MAX_RECORDED_BYTES: usize = 1024;
+pub(crate) const MAX_RECORDED_BYTES: usize = 1024;
 
 /// `text` with control and display-reordering characters replaced by
 /// U+FFFD, cut to at most `max_bytes` bytes (on a character boundary) with
 /// a note of how much was cut.
-pub fn sanitize(text: &str, max_bytes: usize) -> String {
+pub(crate) fn sanitize(text: &str, max_bytes: usize) -> String {
     let mut end = text.len().min(max_bytes);
     while !text.is_char_boundary(end) {
         end -= 1;

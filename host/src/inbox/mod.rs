@@ -113,9 +113,23 @@ pub struct InboxStats {
 }
 
 /// Storage failed; the caller should answer 503 so Meta retries.
-#[derive(Debug, thiserror::Error)]
-#[error("inbox storage failed: {0}")]
-pub struct InboxError(pub String);
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum InboxError {
+    /// The backend refused or failed an operation (shared by every write
+    /// of a group that failed together).
+    #[error("inbox storage failed: {0}")]
+    Backend(#[source] Arc<dyn std::error::Error + Send + Sync>),
+    /// The task that serialises writes, or a reader, is gone.
+    #[error("the inbox's {0} stopped")]
+    Stopped(&'static str),
+}
+
+impl InboxError {
+    /// A backend's error.
+    pub fn backend(error: impl std::error::Error + Send + Sync + 'static) -> Self {
+        InboxError::Backend(Arc::new(error))
+    }
+}
 
 /// A durable, deduplicating event store.
 #[async_trait]

@@ -84,7 +84,7 @@ impl SqliteInbox {
         std::thread::Builder::new()
             .name("igloo-inbox-checkpoint".into())
             .spawn(move || checkpoint_loop(&checkpointer))
-            .map_err(|error| InboxError(format!("start checkpoint thread: {error}")))?;
+            .map_err(InboxError::backend)?;
         let reader = open_connection(path)?;
         let appended = Arc::new(Notify::new());
         let (writes, queue) = mpsc::unbounded_channel();
@@ -92,7 +92,7 @@ impl SqliteInbox {
         std::thread::Builder::new()
             .name("igloo-inbox-writer".into())
             .spawn(move || write_loop(writer, queue, &notify))
-            .map_err(|error| InboxError(format!("start writer thread: {error}")))?;
+            .map_err(InboxError::backend)?;
         Ok(Self {
             writes,
             reader: Arc::new(Mutex::new(reader)),
@@ -107,10 +107,10 @@ impl SqliteInbox {
         let (reply, answer) = oneshot::channel();
         self.writes
             .send(make(reply))
-            .map_err(|_| InboxError("writer thread stopped".into()))?;
+            .map_err(|_| InboxError::Stopped("writer thread"))?;
         answer
             .await
-            .map_err(|_| InboxError("writer thread stopped".into()))?
+            .map_err(|_| InboxError::Stopped("writer thread"))?
     }
 
     async fn read<T: Send + 'static>(
@@ -123,7 +123,7 @@ impl SqliteInbox {
             query(&connection).map_err(storage_error)
         })
         .await
-        .map_err(|error| InboxError(format!("read task failed: {error}")))?
+        .map_err(InboxError::backend)?
     }
 }
 
@@ -229,8 +229,8 @@ fn migrate_to_autoincrement(connection: &Connection) -> rusqlite::Result<()> {
     )
 }
 
-fn storage_error(error: impl std::fmt::Display) -> InboxError {
-    InboxError(error.to_string())
+fn storage_error(error: rusqlite::Error) -> InboxError {
+    InboxError::backend(error)
 }
 
 /// The writer thread: take every write that is waiting, apply them all in
@@ -326,7 +326,8 @@ fn apply_group(connection: &mut Connection, group: &[Write]) -> Vec<Result<Appli
         Ok(results) => results.into_iter().map(Ok).collect(),
         Err(error) => {
             tracing::error!(%error, writes = group.len(), "inbox commit failed");
-            group.iter().map(|_| Err(storage_error(&error))).collect()
+            let error = storage_error(error);
+            group.iter().map(|_| Err(error.clone())).collect()
         }
     }
 }

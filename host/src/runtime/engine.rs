@@ -10,7 +10,7 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 use crate::config::RuntimeConfig;
 
 /// How often the epoch advances; deadlines are counted in these ticks.
-pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+pub(super) const EPOCH_TICK: Duration = Duration::from_millis(10);
 
 /// Core instances, memories and tables a plugin component may hold: a
 /// wasip2 component from Rust has a handful of each (the module, the WASI
@@ -24,7 +24,7 @@ pub(super) const TABLES_PER_COMPONENT: u32 = 4;
 const KEEP_RESIDENT: usize = 64 * 1024;
 
 /// Build the engine for `limits`.
-pub fn new_engine(limits: &RuntimeConfig) -> wasmtime::Result<Engine> {
+pub(super) fn new_engine(limits: &RuntimeConfig) -> wasmtime::Result<Engine> {
     let mut pool = PoolingAllocationConfig::default();
     let instances = limits.max_instances;
     pool.total_component_instances(instances)
@@ -50,13 +50,13 @@ pub fn new_engine(limits: &RuntimeConfig) -> wasmtime::Result<Engine> {
 
 /// Advances the engine's epoch every [`EPOCH_TICK`] on its own thread, so
 /// that a plugin stuck in a loop hits its deadline. Stops when dropped.
-pub struct EpochTicker {
+pub(super) struct EpochTicker {
     stop: Arc<AtomicBool>,
 }
 
 impl EpochTicker {
     /// Start ticking `engine`.
-    pub fn start(engine: &Engine) -> Self {
+    pub(super) fn start(engine: &Engine) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let engine = engine.clone();
         let stopped = Arc::clone(&stop);
@@ -80,6 +80,6 @@ impl Drop for EpochTicker {
 }
 
 /// Epoch ticks in a deadline, at least one.
-pub fn deadline_ticks(deadline: Duration) -> u64 {
+pub(super) fn deadline_ticks(deadline: Duration) -> u64 {
     (deadline.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64
 }

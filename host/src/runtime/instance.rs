@@ -82,7 +82,7 @@ impl InstanceState {
 /// of WASI calls is bounded like a loop of igloo's. Time a host call spent
 /// waiting on Meta is not the plugin's (see [`on_deadline`]); time it spent
 /// in WASI (sleeping, say) is.
-pub fn on_call(
+pub(super) fn on_call(
     mut store: StoreContextMut<'_, InstanceState>,
     hook: CallHook,
 ) -> wasmtime::Result<()> {
@@ -108,12 +108,12 @@ pub fn on_call(
 
 /// Guest code runs in slices of this long, then lets the other runs on
 /// its thread go, so one busy plugin cannot hold a plugin thread.
-pub const SLICE: Duration = engine::EPOCH_TICK;
+pub(super) const SLICE: Duration = engine::EPOCH_TICK;
 
 /// Wasmtime calls this when the run's epoch deadline passes, at the end of
 /// each slice. While the plugin's own time (not counting waits on Meta) is
 /// not used up, it yields and runs another slice; otherwise the run ends.
-pub fn on_deadline(
+pub(super) fn on_deadline(
     store: StoreContextMut<'_, InstanceState>,
 ) -> wasmtime::Result<wasmtime::UpdateDeadline> {
     let left = store.data().deadline_left();

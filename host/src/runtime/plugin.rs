@@ -125,7 +125,7 @@ fn read_source(source: &PluginSource) -> Result<(String, Vec<u8>), LoadError> {
 }
 
 /// Load the plugin `config` names, with the operator's `runtime` limits.
-pub fn load(
+pub(super) fn load(
     engine: &Engine,
     linker: &Linker<InstanceState>,
     config: &PluginConfig,

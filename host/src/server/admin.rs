@@ -33,7 +33,7 @@ fn authorise(app: &AppState, headers: &HeaderMap) -> Result<(), (StatusCode, Jso
 
 /// `POST /admin/plugins/{id}/resume`: lift a plugin's quarantine now; the
 /// events it missed run next.
-pub async fn resume_plugin(
+pub(super) async fn resume_plugin(
     State(app): State<Arc<AppState>>,
     Path(id): Path<String>,
     headers: HeaderMap,

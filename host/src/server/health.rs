@@ -12,7 +12,7 @@ use super::AppState;
 use crate::error::ApiError;
 
 /// Report health.
-pub async fn healthz(State(app): State<Arc<AppState>>) -> Result<Json<Value>, ApiError> {
+pub(super) async fn healthz(State(app): State<Arc<AppState>>) -> Result<Json<Value>, ApiError> {
     let stats = app.stats.get(app.inbox.as_ref()).await?;
     let mut degraded = !app.runtime.failed().is_empty();
     let mut plugins: Vec<Value> = app

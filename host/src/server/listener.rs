@@ -16,7 +16,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 
 /// How the listener treats clients.
 #[derive(Debug, Clone, Copy)]
-pub struct ConnectionLimits {
+pub(crate) struct ConnectionLimits {
     /// Connections served at once; others wait in the backlog.
     pub max_connections: usize,
     /// Time to send a request's headers; also the idle limit between
@@ -35,7 +35,7 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
 /// Serve `router` on `listener` until `shutdown` resolves; then stop
 /// accepting and let requests under way finish, up to `finish_timeout`.
-pub async fn serve(
+pub(crate) async fn serve(
     listener: TcpListener,
     router: axum::Router,
     limits: ConnectionLimits,

@@ -11,7 +11,9 @@ use crate::error::ApiError;
 
 /// Render the metrics, with each plugin's quarantine state and the inbox's
 /// counts as of now.
-pub async fn metrics(State(app): State<Arc<AppState>>) -> Result<impl IntoResponse, ApiError> {
+pub(super) async fn metrics(
+    State(app): State<Arc<AppState>>,
+) -> Result<impl IntoResponse, ApiError> {
     let stats = app.stats.get(app.inbox.as_ref()).await?;
     for plugin in app.runtime.plugins() {
         app.metrics

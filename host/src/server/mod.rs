@@ -8,7 +8,7 @@
 mod admin;
 mod dry_run;
 mod health;
-pub mod listener;
+pub(crate) mod listener;
 mod metrics;
 mod webhook;
 
@@ -26,7 +26,7 @@ use crate::runtime::Runtime;
 use crate::signature::SignatureVerifier;
 
 /// What route handlers share.
-pub struct AppState {
+pub(crate) struct AppState {
     /// Checks webhook signatures.
     pub verifier: SignatureVerifier,
     /// The handshake token, if configured.
@@ -53,7 +53,7 @@ pub struct AppState {
 
 /// The inbox's counts, read at most once per [`STATS_FRESH_FOR`].
 #[derive(Default)]
-pub struct StatsCache {
+pub(crate) struct StatsCache {
     last: tokio::sync::Mutex<Option<(std::time::Instant, InboxStats)>>,
 }
 
@@ -62,7 +62,10 @@ const STATS_FRESH_FOR: Duration = Duration::from_secs(1);
 
 impl StatsCache {
     /// Fresh enough counts; concurrent callers wait for one read.
-    pub async fn get(&self, inbox: &dyn Inbox) -> Result<InboxStats, crate::inbox::InboxError> {
+    pub(crate) async fn get(
+        &self,
+        inbox: &dyn Inbox,
+    ) -> Result<InboxStats, crate::inbox::InboxError> {
         let mut last = self.last.lock().await;
         if let Some((at, stats)) = *last
             && at.elapsed() < STATS_FRESH_FOR
@@ -77,7 +80,7 @@ impl StatsCache {
 
 /// How much of a body, and how slowly, the webhook route accepts.
 #[derive(Debug, Clone, Copy)]
-pub struct BodyLimits {
+pub(crate) struct BodyLimits {
     /// Largest body, in bytes; more is 413, refused before reading when
     /// the client declares it.
     pub max_bytes: usize,
@@ -86,7 +89,7 @@ pub struct BodyLimits {
 }
 
 /// All of igloo's routes.
-pub fn router(state: Arc<AppState>) -> Router {
+pub(crate) fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route(
             "/webhooks/instagram",

@@ -18,7 +18,7 @@ use crate::signature::{LEGACY_SIGNATURE_HEADER, SIGNATURE_HEADER, SignatureHeade
 
 /// Meta's handshake: echo `hub.challenge` when the mode is `subscribe` and
 /// the token matches; 403 otherwise.
-pub async fn handshake(
+pub(super) async fn handshake(
     State(app): State<Arc<AppState>>,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<String, ApiError> {
@@ -65,7 +65,7 @@ async fn read_body(headers: &HeaderMap, body: Body, limits: BodyLimits) -> Resul
 
 /// Accept a delivery: nothing is stored unless the signature holds, and
 /// Meta gets its 200 only once the events are committed.
-pub async fn receive(
+pub(super) async fn receive(
     State(app): State<Arc<AppState>>,
     headers: HeaderMap,
     body: Body,

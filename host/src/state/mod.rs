@@ -12,7 +12,14 @@ pub use sqlite::SqliteState;
 /// Storage failed.
 #[derive(Debug, thiserror::Error)]
 #[error("state storage failed: {0}")]
-pub struct StateError(pub String);
+pub struct StateError(#[source] Box<dyn std::error::Error + Send + Sync>);
+
+impl StateError {
+    /// A backend's error.
+    pub fn backend(error: impl std::error::Error + Send + Sync + 'static) -> Self {
+        StateError(Box::new(error))
+    }
+}
 
 /// Whose keys: one plugin's, within one account.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

@@ -97,8 +97,8 @@ impl SqliteState {
     }
 }
 
-fn error(error: impl std::fmt::Display) -> StateError {
-    StateError(error.to_string())
+fn error(error: impl std::error::Error + Send + Sync + 'static) -> StateError {
+    StateError::backend(error)
 }
 
 #[async_trait]

@@ -5,7 +5,7 @@
 
 mod outgoing;
 pub mod policy;
-pub mod window;
+pub(super) mod window;
 
 use std::sync::Arc;
 

@@ -19,7 +19,7 @@ const OBSERVED_KINDS: &[&str] = &[
 
 /// The host's own subscription: events it must see even when no plugin
 /// subscribes to them, or windows would never open.
-pub fn observed_events() -> Subscription {
+pub(crate) fn observed_events() -> Subscription {
     Subscription {
         kinds: OBSERVED_KINDS
             .iter()
@@ -37,7 +37,7 @@ pub fn observed_events() -> Subscription {
 /// ahead cannot stretch a window). Never from when igloo got round to
 /// the event, so a delivery hours late or a backlog handled after
 /// downtime does not reopen a window Meta has closed.
-pub async fn observe(
+pub(crate) async fn observe(
     state: &dyn HostState,
     event: &Event,
     received_at_ms: u64,
