@@ -8,18 +8,8 @@ use std::time::Duration;
 use igloo::config::Config;
 use igloo_plugin_artifacts as built;
 use igloo_tests::{
-    ACCOUNT_ID, FakeGraph, TestIgloo, eventually, get_json, install_plugin, live_config,
+    FakeGraph, TestIgloo, beside_auto_reply, eventually, install_plugin, live_config, webhook,
 };
-use serde_json::json;
-
-fn message_from(sender: &str, mid: &str) -> Vec<u8> {
-    let now = igloo_tests::now_ms();
-    json!({"object": "instagram", "entry": [{"id": ACCOUNT_ID, "time": now, "messaging": [{
-        "sender": {"id": sender}, "recipient": {"id": ACCOUNT_ID}, "timestamp": now,
-        "message": {"mid": mid, "text": "hello"}}]}]})
-    .to_string()
-    .into_bytes()
-}
 
 /// auto-reply beside every hostile plugin, each installed from a folder.
 fn hostile_config(graph: &FakeGraph, plugins_dir: &std::path::Path) -> Config {
@@ -53,7 +43,7 @@ async fn every_hostile_plugin_fails_alone_with_its_reason_while_the_good_one_ans
     let plugins_dir = tempfile::tempdir().unwrap();
     let igloo = TestIgloo::start(hostile_config(&graph, plugins_dir.path())).await;
 
-    let health = get_json(&igloo.client, &igloo.url, "/healthz").await;
+    let health = igloo.get_json("/healthz").await;
     assert_eq!(health["status"], "degraded");
     let failed = health["plugins"]
         .as_array()
@@ -70,9 +60,9 @@ async fn every_hostile_plugin_fails_alone_with_its_reason_while_the_good_one_ans
     );
 
     let senders = ["111", "222", "333"];
-    for (n, sender) in senders.iter().enumerate() {
+    for sender in senders {
         let response = igloo
-            .post_webhook(&message_from(sender, &format!("mid-{n}")))
+            .post_webhook(&webhook::message(sender, "hello").body())
             .await;
         assert_eq!(response.status().as_u16(), 200);
     }
@@ -135,7 +125,9 @@ async fn a_loop_with_fuel_to_spare_is_stopped_by_the_wall_clock_deadline() {
     config.runtime.fuel = u64::MAX / 2;
     config.runtime.deadline_ms = 200;
     let igloo = TestIgloo::start(config).await;
-    igloo.post_webhook(&message_from("111", "mid-1")).await;
+    igloo
+        .post_webhook(&webhook::message("111", "hello").body())
+        .await;
     igloo.wait_until_idle().await;
     let runs = igloo.inbox.runs(1).await.unwrap();
     assert_eq!(runs[0].outcome, "deadline");
@@ -143,20 +135,16 @@ async fn a_loop_with_fuel_to_spare_is_stopped_by_the_wall_clock_deadline() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plugin_that_keeps_crashing_is_quarantined_and_its_events_wait_until_it_is_resumed() {
-    let graph = FakeGraph::start().await;
-    let plugins_dir = tempfile::tempdir().unwrap();
-    let mut config = live_config(&graph);
-    config
-        .plugins
-        .push(install_plugin(plugins_dir.path(), &built::PANIC, &[]));
-    config.runtime.breaker_threshold = 2;
-    config.runtime.breaker_cooldown_secs = 3600;
-    config.server.admin_token = Some("operator-token-of-at-least-32-chars".into());
-    let igloo = TestIgloo::start(config).await;
+    let (graph, igloo, _plugins) = beside_auto_reply(&built::PANIC, &[], |config| {
+        config.runtime.breaker_threshold = 2;
+        config.runtime.breaker_cooldown_secs = 3600;
+        config.server.admin_token = Some("operator-token-of-at-least-32-chars".into());
+    })
+    .await;
 
     for n in 1..=2 {
         igloo
-            .post_webhook(&message_from(&format!("7000{n}"), &format!("mid-{n}")))
+            .post_webhook(&webhook::message(&format!("7000{n}"), "hello").body())
             .await;
         igloo.wait_until_idle().await;
     }
@@ -166,7 +154,9 @@ async fn a_plugin_that_keeps_crashing_is_quarantined_and_its_events_wait_until_i
     );
     // Quarantined now: the third event is handled by auto-reply, and waits
     // for the panic plugin instead of being completed without it.
-    igloo.post_webhook(&message_from("70003", "mid-3")).await;
+    igloo
+        .post_webhook(&webhook::message("70003", "hello").body())
+        .await;
     graph.wait_for(3).await;
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     assert_eq!(
@@ -184,7 +174,7 @@ async fn a_plugin_that_keeps_crashing_is_quarantined_and_its_events_wait_until_i
     );
     assert_eq!(graph.requests().len(), 3, "auto-reply was never held up");
 
-    let health = get_json(&igloo.client, &igloo.url, "/healthz").await;
+    let health = igloo.get_json("/healthz").await;
     let panic = health["plugins"]
         .as_array()
         .unwrap()
@@ -196,15 +186,7 @@ async fn a_plugin_that_keeps_crashing_is_quarantined_and_its_events_wait_until_i
         (health["status"].as_str(), panic["state"].as_str()),
         (Some("degraded"), Some("quarantined"))
     );
-    let metrics = igloo
-        .client
-        .get(format!("{}/metrics", igloo.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = igloo.get_text("/metrics").await;
     assert!(
         metrics.contains(r#"igloo_plugin_quarantined{plugin="panic"} 1"#),
         "{metrics}"
@@ -281,7 +263,7 @@ async fn a_saturated_plugin_makes_hundreds_of_events_wait_in_the_inbox_none_lost
     let igloo = TestIgloo::start(config).await;
 
     let posts = (0..EVENTS).map(|n| {
-        let body = message_from(&format!("7000{n}"), &format!("mid-{n}"));
+        let body = webhook::message(&format!("7000{n}"), "hello").body();
         let igloo = &igloo;
         async move { igloo.post_webhook(&body).await.status().as_u16() }
     });
@@ -315,31 +297,17 @@ async fn a_saturated_plugin_makes_hundreds_of_events_wait_in_the_inbox_none_lost
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_expose_the_receipts() {
-    let graph = FakeGraph::start().await;
-    let plugins_dir = tempfile::tempdir().unwrap();
-    let mut config = live_config(&graph);
-    config
-        .plugins
-        .push(install_plugin(plugins_dir.path(), &built::PANIC, &[]));
-    let igloo = TestIgloo::start(config).await;
-    for n in 0..3 {
+    let (_graph, igloo, _plugins) = beside_auto_reply(&built::PANIC, &[], |_| {}).await;
+    for _ in 0..3 {
         igloo
-            .post_webhook(&message_from("111", &format!("mid-{n}")))
+            .post_webhook(&webhook::message("111", "hello").body())
             .await;
     }
     igloo.post_webhook(b"{not json").await;
     igloo.wait_until_idle().await;
 
     let metrics = eventually("the receipts in /metrics", || async {
-        let text = igloo
-            .client
-            .get(format!("{}/metrics", igloo.url))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let text = igloo.get_text("/metrics").await;
         text.contains(r#"igloo_plugin_runs_total{plugin="panic",outcome="trap"} 3"#)
             .then_some(text)
     })
