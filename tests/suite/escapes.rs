@@ -21,7 +21,7 @@ fn replied_to(graph: &FakeGraph) -> Vec<String> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn forged_ids_never_become_graph_paths_or_queries() {
+pub(crate) async fn forged_ids_never_become_graph_paths_or_queries() {
     let (graph, igloo, _plugins) = beside_auto_reply(
         &built::GRAPH_PATH_INJECTION,
         &["messages:reply", "comments:moderate", "profiles:read"],
@@ -53,7 +53,7 @@ async fn forged_ids_never_become_graph_paths_or_queries() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_plugin_posing_under_another_plugins_name_gets_none_of_its_state() {
+pub(crate) async fn a_plugin_posing_under_another_plugins_name_gets_none_of_its_state() {
     let graph = FakeGraph::start().await;
     let plugins = tempfile::tempdir().unwrap();
     let mut config = live_config(&graph);
@@ -87,7 +87,7 @@ async fn a_plugin_posing_under_another_plugins_name_gets_none_of_its_state() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn wasi_reaches_nothing_on_the_host_and_a_loop_of_wasi_calls_is_bounded() {
+pub(crate) async fn wasi_reaches_nothing_on_the_host_and_a_loop_of_wasi_calls_is_bounded() {
     let (graph, igloo, _plugins) = beside_auto_reply(&built::WASI_ESCAPE, &[], |_| {}).await;
     let sockets = igloo
         .run_and_report(&webhook::message("7001", "sockets").body(), "wasi-escape")
@@ -112,7 +112,7 @@ async fn wasi_reaches_nothing_on_the_host_and_a_loop_of_wasi_calls_is_bounded() 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn nothing_a_plugin_hands_over_is_unbounded_or_reaches_a_record_unstripped() {
+pub(crate) async fn nothing_a_plugin_hands_over_is_unbounded_or_reaches_a_record_unstripped() {
     let (graph, igloo, _plugins) = beside_auto_reply(
         &built::OVERSIZED_DATA,
         &["messages:reply", "kv"],

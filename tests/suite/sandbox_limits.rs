@@ -6,32 +6,141 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use igloo::config::Config;
-use igloo_plugin_artifacts as built;
+use igloo_plugin_artifacts::{self as built, BuiltPlugin};
 use igloo_tests::{
     FakeGraph, TestIgloo, beside_auto_reply, eventually, install_plugin, live_config, webhook,
 };
 
-/// auto-reply beside every hostile plugin, each installed from a folder.
+/// How a hostile plugin is contained, and so tested.
+#[derive(Debug, Clone, Copy)]
+enum Contained {
+    /// Installed with `grants` beside auto-reply in
+    /// [`every_hostile_plugin_fails_alone_with_its_reason_while_the_good_one_answers`],
+    /// its run on every message ends in `outcome` with a detail that says
+    /// `detail`.
+    Run {
+        grants: &'static [&'static str],
+        outcome: &'static str,
+        detail: &'static str,
+    },
+    /// Installed there without grants, it is not loaded: its error on
+    /// /healthz says each of `error`, and it never runs.
+    NotLoaded { error: &'static [&'static str] },
+    /// By a test of its own: this one.
+    OwnTest(#[expect(dead_code, reason = "naming the test is what makes it exist")] fn()),
+}
+
+impl Contained {
+    /// [`Contained::Run`] with no grants.
+    const fn ungranted(outcome: &'static str, detail: &'static str) -> Self {
+        Self::Run {
+            grants: &[],
+            outcome,
+            detail,
+        }
+    }
+}
+
+/// How each plugin under `plugins/hostile/` is contained, under the
+/// plugin's name. `foreach_hostile!` names every one of them, so a hostile
+/// plugin added without an entry here does not compile.
+mod hostile {
+    use super::Contained::{self, NotLoaded, OwnTest, Run};
+    use crate::{escapes, stops};
+
+    pub fn deep_recursion() -> Contained {
+        Contained::ungranted("trap", "call stack exhausted")
+    }
+
+    pub fn giant_strings() -> Contained {
+        Contained::ungranted("host-limit", "copy more than 262144 bytes")
+    }
+
+    pub fn graph_path_injection() -> Contained {
+        OwnTest(escapes::forged_ids_never_become_graph_paths_or_queries)
+    }
+
+    pub fn host_call_flood() -> Contained {
+        Contained::ungranted("host-limit", "host-call budget of 1000")
+    }
+
+    pub fn identity_thief() -> Contained {
+        OwnTest(escapes::a_plugin_posing_under_another_plugins_name_gets_none_of_its_state)
+    }
+
+    pub fn infinite_loop() -> Contained {
+        Contained::ungranted("fuel", "")
+    }
+
+    pub fn memory_bomb() -> Contained {
+        Contained::ungranted("memory", "")
+    }
+
+    pub fn message_stranger() -> Contained {
+        Run {
+            grants: &["messages:reply"],
+            outcome: "plugin-error",
+            detail: "denied: messages:reply only reaches",
+        }
+    }
+
+    pub fn oversized_data() -> Contained {
+        OwnTest(escapes::nothing_a_plugin_hands_over_is_unbounded_or_reaches_a_record_unstripped)
+    }
+
+    pub fn panic() -> Contained {
+        Contained::ungranted("trap", "unreachable")
+    }
+
+    /// The load error names the plugin, the import and the capability.
+    pub fn undeclared_import() -> Contained {
+        NotLoaded {
+            error: &[
+                "undeclared-import",
+                "igloo:plugin/messaging",
+                "messages:reply",
+            ],
+        }
+    }
+
+    pub fn wasi_escape() -> Contained {
+        OwnTest(escapes::wasi_reaches_nothing_on_the_host_and_a_loop_of_wasi_calls_is_bounded)
+    }
+
+    pub fn wasi_sleeper() -> Contained {
+        OwnTest(
+            stops::a_quarantine_stops_runs_waiting_for_a_slot_and_their_events_wait_for_the_plugin,
+        )
+    }
+}
+
+/// Every hostile plugin, with how it is contained.
+fn every_hostile_plugin() -> Vec<(BuiltPlugin, Contained)> {
+    let mut all = Vec::new();
+    macro_rules! with_containment {
+        ($name:ident, $plugin:expr) => {
+            all.push(($plugin, hostile::$name()));
+        };
+    }
+    // A hostile plugin missing from `mod hostile` fails to compile here.
+    built::foreach_hostile!(with_containment);
+    all
+}
+
+/// auto-reply beside every hostile plugin that has no test of its own, each
+/// installed from a folder.
 fn hostile_config(graph: &FakeGraph, plugins_dir: &std::path::Path) -> Config {
     let mut config = live_config(graph);
-    for hostile in [
-        built::INFINITE_LOOP,
-        built::MEMORY_BOMB,
-        built::DEEP_RECURSION,
-        built::PANIC,
-        built::HOST_CALL_FLOOD,
-        built::GIANT_STRINGS,
-        built::UNDECLARED_IMPORT,
-    ] {
+    for (plugin, contained) in every_hostile_plugin() {
+        let grants = match contained {
+            Contained::Run { grants, .. } => grants,
+            Contained::NotLoaded { .. } => &[],
+            Contained::OwnTest(_) => continue,
+        };
         config
             .plugins
-            .push(install_plugin(plugins_dir, &hostile, &[]));
+            .push(install_plugin(plugins_dir, &plugin, grants));
     }
-    config.plugins.push(install_plugin(
-        plugins_dir,
-        &built::MESSAGE_STRANGER,
-        &["messages:reply"],
-    ));
     // Keep every hostile plugin running for this test.
     config.runtime.breaker_threshold = 1000;
     config
@@ -45,19 +154,31 @@ async fn every_hostile_plugin_fails_alone_with_its_reason_while_the_good_one_ans
 
     let health = igloo.get_json("/healthz").await;
     assert_eq!(health["status"], "degraded");
-    let failed = health["plugins"]
+    let failed: BTreeMap<&str, &str> = health["plugins"]
         .as_array()
         .unwrap()
         .iter()
-        .find(|p| p["state"] == "failed")
-        .unwrap();
-    let error = failed["error"].as_str().unwrap();
-    assert!(
-        error.contains("undeclared-import")
-            && error.contains("igloo:plugin/messaging")
-            && error.contains("messages:reply"),
-        "the load error names the plugin, the import and the capability: {error}"
+        .filter(|p| p["state"] == "failed")
+        .map(|p| (p["id"].as_str().unwrap(), p["error"].as_str().unwrap()))
+        .collect();
+    let not_loaded: BTreeMap<&str, &[&str]> = every_hostile_plugin()
+        .into_iter()
+        .filter_map(|(plugin, contained)| match contained {
+            Contained::NotLoaded { error } => Some((plugin.name, error)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        failed.keys().collect::<Vec<_>>(),
+        not_loaded.keys().collect::<Vec<_>>(),
+        "{failed:?}"
     );
+    for (plugin, says) in not_loaded {
+        let error = failed[plugin];
+        for part in says {
+            assert!(error.contains(part), "{plugin}: `{part}` in {error}");
+        }
+    }
 
     let senders = ["111", "222", "333"];
     for sender in senders {
@@ -88,27 +209,22 @@ async fn every_hostile_plugin_fails_alone_with_its_reason_while_the_good_one_ans
             .into_iter()
             .map(|run| (run.plugin, (run.outcome, run.detail)))
             .collect();
-        // Each plugin's outcome, and what its detail must say.
-        let expected = [
-            ("auto-reply", "ok", ""),
-            ("infinite-loop", "fuel", ""),
-            ("memory-bomb", "memory", ""),
-            ("deep-recursion", "trap", "call stack exhausted"),
-            ("panic", "trap", "unreachable"),
-            ("host-call-flood", "host-limit", "host-call budget of 1000"),
-            ("giant-strings", "host-limit", "copy more than 262144 bytes"),
-            (
-                "message-stranger",
-                "plugin-error",
-                "denied: messages:reply only reaches",
-            ),
-        ];
-        for (plugin, outcome, detail) in expected {
-            let (actual_outcome, actual_detail) = &runs[plugin];
-            assert_eq!(actual_outcome, outcome, "{plugin}: {actual_detail}");
-            assert!(actual_detail.contains(detail), "{plugin}: {actual_detail}");
+        let (outcome, detail) = &runs["auto-reply"];
+        assert_eq!((outcome.as_str(), detail.as_str()), ("ok", ""));
+        for (plugin, contained) in every_hostile_plugin() {
+            let name = plugin.name;
+            match contained {
+                Contained::Run {
+                    outcome, detail, ..
+                } => {
+                    let (actual_outcome, actual_detail) = &runs[name];
+                    assert_eq!(actual_outcome, outcome, "{name}: {actual_detail}");
+                    assert!(actual_detail.contains(detail), "{name}: {actual_detail}");
+                }
+                Contained::NotLoaded { .. } => assert!(!runs.contains_key(name), "{name}"),
+                Contained::OwnTest(_) => {}
+            }
         }
-        assert!(!runs.contains_key("undeclared-import"));
     }
 }
 

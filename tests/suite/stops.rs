@@ -39,7 +39,8 @@ async fn a_slow_meta_neither_fails_nor_quarantines_a_healthy_plugin() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_quarantine_stops_runs_waiting_for_a_slot_and_their_events_wait_for_the_plugin() {
+pub(crate) async fn a_quarantine_stops_runs_waiting_for_a_slot_and_their_events_wait_for_the_plugin()
+ {
     let (graph, igloo, _plugins) = beside_auto_reply(&built::WASI_SLEEPER, &[], |config| {
         config.runtime.deadline_ms = 200;
         config.runtime.max_concurrency_per_plugin = 1;
