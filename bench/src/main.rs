@@ -26,8 +26,12 @@ use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
 
+use tempfile::TempDir;
+
 use crate::fake_graph::CountingGraph;
-use crate::servers::IglooSetup;
+use crate::load::LoadResult;
+use crate::payload::Signed;
+use crate::servers::{IglooSetup, ServerProcess};
 
 #[derive(Parser)]
 #[command(about = "igloo's benchmarks")]
@@ -127,17 +131,36 @@ fn machine() -> String {
     format!("{model}, {cores} cores")
 }
 
-fn check(smoke: bool, ok: bool, what: &str) -> anyhow::Result<()> {
-    if !ok {
-        if smoke {
-            anyhow::bail!("smoke check failed: {what}");
+impl Scale {
+    /// A failed check fails a smoke run, and is a warning in a full one.
+    fn check(&self, ok: bool, what: &str) -> anyhow::Result<()> {
+        if !ok {
+            if self.smoke {
+                anyhow::bail!("smoke check failed: {what}");
+            }
+            eprintln!("warning: {what}");
         }
-        eprintln!("warning: {what}");
+        Ok(())
     }
-    Ok(())
 }
 
 async fn run(scale: &Scale) -> anyhow::Result<()> {
+    print_header(scale);
+    ingress(scale).await?;
+    dispatch(scale)?;
+    end_to_end(scale).await?;
+    memory(scale).await?;
+    print_goals();
+    Ok(())
+}
+
+fn print_goals() {
+    println!(
+        "\nGoals: ingress ≥ 20,000/s per core and ≥ 3x Express, p99 < 5 ms at 70%; dispatch ≥ 25,000/s per core; tax ≤ 3x; instantiate ≤ 10 µs p50."
+    );
+}
+
+fn print_header(scale: &Scale) {
     println!(
         "igloo benchmarks ({}) on {}",
         if scale.smoke { "smoke" } else { "full" },
@@ -151,118 +174,122 @@ async fn run(scale: &Scale) -> anyhow::Result<()> {
             "release"
         }
     );
+}
 
-    // ---- Ingress -------------------------------------------------------
-    let secs = scale.load_time.as_secs_f64();
+// ---- Ingress -----------------------------------------------------------
+
+/// Signed webhooks per second through igloo, the bare receiver (the
+/// ceiling) and Express; igloo's latency at 70% of its maximum rate.
+async fn ingress(scale: &Scale) -> anyhow::Result<()> {
     let capacity = if scale.smoke {
         5_000
     } else {
-        (secs as usize + 1) * 60_000
+        (scale.load_time.as_secs_f64() as usize + 1) * 60_000
     };
     let bodies = Arc::new(payload::single_events(capacity, "max"));
-    let size = bodies[0].body.len();
     println!(
-        "== Ingress: signed {:.1} KB webhooks (one event each), {CONNECTIONS} connections, {secs} s each",
-        size as f64 / 1024.0
+        "== Ingress: signed {:.1} KB webhooks (one event each), {CONNECTIONS} connections, {} s each",
+        bodies[0].body.len() as f64 / 1024.0,
+        scale.load_time.as_secs_f64()
     );
+    let igloo = igloo_ingress(scale, &bodies).await?;
+    let bare = bare_ingress(scale, &bodies, igloo.fixed_rate).await?;
+    let express = express_ingress(scale, &bodies).await?;
+    print_ingress(&igloo, &bare, express.as_ref());
+    Ok(())
+}
+
+/// igloo's ingress figures.
+struct IglooIngress {
+    /// Single events, as fast as it answers.
+    max: LoadResult,
+    /// 70% of `max`'s rate.
+    fixed_rate: f64,
+    /// Single events at `fixed_rate`.
+    fixed: LoadResult,
+    /// Batches of 8 events, as fast as it answers.
+    batched: LoadResult,
+}
+
+async fn igloo_ingress(scale: &Scale, bodies: &Arc<Vec<Signed>>) -> anyhow::Result<IglooIngress> {
     let data = tempfile::tempdir()?;
-    let igloo_server = servers::start_igloo(IglooSetup {
+    let server = servers::start_igloo(IglooSetup {
         data_dir: data.path(),
         graph: None,
         auto_reply: false,
         concurrency: 32,
     })
     .await?;
-    let igloo_max = load::closed_loop(
-        &igloo_server.url,
-        Arc::clone(&bodies),
-        CONNECTIONS,
-        scale.load_time,
-    )
-    .await;
-    check(
-        scale.smoke,
-        igloo_max.errors == 0 && igloo_max.rate > 0.0,
+    let max = saturate(scale, &server.url, Arc::clone(bodies)).await;
+    scale.check(
+        max.errors == 0 && max.rate > 0.0,
         "igloo ingress answered errors",
     )?;
-    let fixed_rate = (igloo_max.rate * 0.7).max(10.0);
-    let latency_bodies = Arc::new(payload::single_events(
-        (fixed_rate * secs) as usize + 10,
-        "latency",
-    ));
-    let igloo_fixed = load::open_loop(
-        &igloo_server.url,
-        latency_bodies,
+    let fixed_rate = (max.rate * 0.7).max(10.0);
+    let fixed = at_fixed_rate(scale, &server.url, fixed_rate, "latency").await;
+    scale.check(fixed.errors == 0, "igloo answered errors at a fixed rate")?;
+    let batches = payload::batches(if scale.smoke { 1_000 } else { 40_000 }, "batch");
+    let batched = saturate(scale, &server.url, Arc::new(batches)).await;
+    scale.check(batched.errors == 0, "igloo answered errors to batches")?;
+    Ok(IglooIngress {
+        max,
         fixed_rate,
-        scale.load_time,
-    )
-    .await;
-    check(
-        scale.smoke,
-        igloo_fixed.errors == 0,
-        "igloo answered errors at a fixed rate",
-    )?;
-    let batches = Arc::new(payload::batches(
-        if scale.smoke { 1_000 } else { 40_000 },
-        "batch",
-    ));
-    let igloo_batched =
-        load::closed_loop(&igloo_server.url, batches, CONNECTIONS, scale.load_time).await;
-    check(
-        scale.smoke,
-        igloo_batched.errors == 0,
-        "igloo answered errors to batches",
-    )?;
-    drop(igloo_server);
+        fixed,
+        batched,
+    })
+}
 
-    let bare_server = servers::start_bare().await?;
-    let bare = load::closed_loop(
-        &bare_server.url,
-        Arc::clone(&bodies),
-        CONNECTIONS,
-        scale.load_time,
-    )
-    .await;
-    check(
-        scale.smoke,
-        bare.errors == 0,
-        "the bare receiver answered errors",
-    )?;
-    // The same fixed rate against the ceiling: what the load generator and
-    // loopback alone add to the tail.
-    let control_bodies = Arc::new(payload::single_events(
-        (fixed_rate * secs) as usize + 10,
-        "control",
-    ));
-    let bare_fixed = load::open_loop(
-        &bare_server.url,
-        control_bodies,
-        fixed_rate,
-        scale.load_time,
-    )
-    .await;
-    drop(bare_server);
+/// The bare receiver's ingress figures.
+struct BareIngress {
+    /// As fast as it answers: the ceiling.
+    max: LoadResult,
+    /// At igloo's fixed rate: what the load generator and loopback alone
+    /// add to the tail.
+    fixed: LoadResult,
+}
 
-    let express = if scale.smoke {
-        None
-    } else {
-        match servers::start_express(&servers::target_dir()).await? {
-            Some(server) => Some(
-                load::closed_loop(
-                    &server.url,
-                    Arc::clone(&bodies),
-                    CONNECTIONS,
-                    scale.load_time,
-                )
-                .await,
-            ),
-            None => None,
-        }
+async fn bare_ingress(
+    scale: &Scale,
+    bodies: &Arc<Vec<Signed>>,
+    fixed_rate: f64,
+) -> anyhow::Result<BareIngress> {
+    let server = servers::start_bare().await?;
+    let max = saturate(scale, &server.url, Arc::clone(bodies)).await;
+    scale.check(max.errors == 0, "the bare receiver answered errors")?;
+    let fixed = at_fixed_rate(scale, &server.url, fixed_rate, "control").await;
+    Ok(BareIngress { max, fixed })
+}
+
+/// Express's maximum rate, in a full run where node is at hand.
+async fn express_ingress(
+    scale: &Scale,
+    bodies: &Arc<Vec<Signed>>,
+) -> anyhow::Result<Option<LoadResult>> {
+    if scale.smoke {
+        return Ok(None);
+    }
+    let Some(server) = servers::start_express(&servers::target_dir()).await? else {
+        return Ok(None);
     };
+    Ok(Some(saturate(scale, &server.url, Arc::clone(bodies)).await))
+}
 
+/// `bodies` to `url` from [`CONNECTIONS`] connections, as fast as it answers.
+async fn saturate(scale: &Scale, url: &str, bodies: Arc<Vec<Signed>>) -> LoadResult {
+    load::closed_loop(url, bodies, CONNECTIONS, scale.load_time).await
+}
+
+/// Single events to `url` at `rate` per second (the run named `run`).
+async fn at_fixed_rate(scale: &Scale, url: &str, rate: f64, run: &str) -> LoadResult {
+    let count = (rate * scale.load_time.as_secs_f64()) as usize + 10;
+    let bodies = Arc::new(payload::single_events(count, run));
+    load::open_loop(url, bodies, rate, scale.load_time).await
+}
+
+fn print_ingress(igloo: &IglooIngress, bare: &BareIngress, express: Option<&LoadResult>) {
     let per_core =
         |rate: f64| rate / std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
-    let row = |name: &str, result: &load::LoadResult| {
+    let row = |name: &str, result: &LoadResult| {
         println!(
             "  {name:<44} {:>9.0} req/s  ({:>6.0}/core)  p50 {:>6} µs  p99 {:>6} µs",
             result.rate,
@@ -271,36 +298,41 @@ async fn run(scale: &Scale) -> anyhow::Result<()> {
             result.p99_us
         );
     };
-    row("igloo: verify + parse + durable commit", &igloo_max);
-    row("bare axum: verify + parse (ceiling)", &bare);
-    if let Some(express) = &express {
+    row("igloo: verify + parse + durable commit", &igloo.max);
+    row("bare axum: verify + parse (ceiling)", &bare.max);
+    if let Some(express) = express {
         row("Express: verify + parse", express);
     }
     println!(
         "  igloo at a fixed {:.0} req/s (70% of its max): p50 {} µs, p99 {} µs",
-        fixed_rate, igloo_fixed.p50_us, igloo_fixed.p99_us
+        igloo.fixed_rate, igloo.fixed.p50_us, igloo.fixed.p99_us
     );
     println!(
         "  bare axum at the same rate (control):      p50 {} µs, p99 {} µs",
-        bare_fixed.p50_us, bare_fixed.p99_us
+        bare.fixed.p50_us, bare.fixed.p99_us
     );
     println!(
         "  igloo with batches of 8 events per POST: {:.0} req/s = {:.0} events/s",
-        igloo_batched.rate,
-        igloo_batched.rate * 8.0
+        igloo.batched.rate,
+        igloo.batched.rate * 8.0
     );
     println!(
         "  ratio igloo / bare axum: {:.2}",
-        igloo_max.rate / bare.rate
+        igloo.max.rate / bare.max.rate
     );
-    if let Some(express) = &express {
+    if let Some(express) = express {
         println!(
             "  ratio igloo / Express:   {:.2}",
-            igloo_max.rate / express.rate
+            igloo.max.rate / express.rate
         );
     }
+}
 
-    // ---- Dispatch ------------------------------------------------------
+// ---- Dispatch and instantiation ------------------------------------------
+
+/// auto-reply in a fresh instance per event against the same logic
+/// natively (the sandbox tax), with instantiation times, on one core.
+fn dispatch(scale: &Scale) -> anyhow::Result<()> {
     let events = scale.dispatch_events;
     println!("\n== Dispatch: auto-reply on {events} events, fresh instance per event, one core");
     let dispatch = std::thread::spawn(move || {
@@ -323,78 +355,108 @@ async fn run(scale: &Scale) -> anyhow::Result<()> {
         "  sandbox tax (native / sandboxed): {:.2}x",
         dispatch.native_rate / dispatch.sandboxed_rate
     );
+    Ok(())
+}
 
-    // ---- End to end ----------------------------------------------------
+// ---- End to end and memory ---------------------------------------------
+
+/// igloo running auto-reply, whose replies go to a Graph API stand-in.
+struct Replying {
+    server: ServerProcess,
+    graph: CountingGraph,
+    _data: TempDir,
+}
+
+impl Replying {
+    /// Start the stand-in, answering after `graph_delay`, and igloo with
+    /// `concurrency` runs at a time.
+    async fn start(graph_delay: Duration, concurrency: u32) -> anyhow::Result<Self> {
+        let graph = CountingGraph::start(graph_delay).await?;
+        let data = tempfile::tempdir()?;
+        let server = servers::start_igloo(IglooSetup {
+            data_dir: data.path(),
+            graph: Some(&graph.base_url),
+            auto_reply: true,
+            concurrency,
+        })
+        .await?;
+        Ok(Self {
+            server,
+            graph,
+            _data: data,
+        })
+    }
+
+    /// Post `count` single messages (the run named `run`) from 32
+    /// connections; `what` failed if any was not accepted.
+    async fn post_messages(
+        &self,
+        scale: &Scale,
+        count: usize,
+        run: &str,
+        what: &str,
+    ) -> anyhow::Result<()> {
+        let singles = Arc::new(payload::single_messages(count, run));
+        let posted =
+            load::closed_loop(&self.server.url, singles, 32, Duration::from_secs(600)).await;
+        scale.check(posted.errors == 0, what)
+    }
+}
+
+/// Webhook in, reply received by the Graph API stand-in.
+async fn end_to_end(scale: &Scale) -> anyhow::Result<()> {
     let count = scale.end_to_end_events;
     println!(
         "\n== End to end: {count} webhooks in, {count} replies received by a Graph API stand-in"
     );
-    let graph = CountingGraph::start(Duration::ZERO).await?;
-    let data = tempfile::tempdir()?;
-    let server = servers::start_igloo(IglooSetup {
-        data_dir: data.path(),
-        graph: Some(&graph.base_url),
-        auto_reply: true,
-        concurrency: 64,
-    })
-    .await?;
+    let igloo = Replying::start(Duration::ZERO, 64).await?;
     let started = Instant::now();
-    let singles = Arc::new(payload::single_messages(count, "e2e"));
-    let posted = load::closed_loop(&server.url, singles, 32, Duration::from_secs(600)).await;
-    check(
-        scale.smoke,
-        posted.errors == 0,
-        "end-to-end webhooks answered errors",
-    )?;
-    let all_answered = wait_for(|| graph.answered() >= count, Duration::from_secs(120)).await;
+    igloo
+        .post_messages(scale, count, "e2e", "end-to-end webhooks answered errors")
+        .await?;
+    let all_answered = wait_for(|| igloo.graph.answered() >= count, Duration::from_secs(120)).await;
     let elapsed = started.elapsed();
-    check(
-        scale.smoke,
+    scale.check(
         all_answered,
         "not every reply reached the Graph API stand-in",
     )?;
     println!(
         "  {:.0} events/s from webhook to reply ({} replies in {:.2} s)",
-        graph.answered() as f64 / elapsed.as_secs_f64(),
-        graph.answered(),
+        igloo.graph.answered() as f64 / elapsed.as_secs_f64(),
+        igloo.graph.answered(),
         elapsed.as_secs_f64()
     );
-    drop(server);
+    Ok(())
+}
 
-    // ---- Memory --------------------------------------------------------
+/// igloo's resident memory with events in flight: the stand-in holds every
+/// reply.
+async fn memory(scale: &Scale) -> anyhow::Result<()> {
     let in_flight = scale.in_flight_events;
     println!(
         "\n== Memory: igloo with {in_flight} events in flight (the Graph API stand-in holds every reply)"
     );
-    let graph = CountingGraph::start(Duration::from_secs(600)).await?;
-    let data = tempfile::tempdir()?;
-    let server = servers::start_igloo(IglooSetup {
-        data_dir: data.path(),
-        graph: Some(&graph.base_url),
-        auto_reply: true,
-        concurrency: in_flight as u32,
-    })
-    .await?;
-    let idle = server.rss_bytes();
-    let singles = Arc::new(payload::single_messages(in_flight, "memory"));
-    let posted = load::closed_loop(&server.url, singles, 32, Duration::from_secs(600)).await;
-    check(
-        scale.smoke,
-        posted.errors == 0,
-        "memory-run webhooks answered errors",
-    )?;
-    let all_in_flight = wait_for(|| graph.arrived() >= in_flight, Duration::from_secs(60)).await;
-    check(
-        scale.smoke,
+    let igloo = Replying::start(Duration::from_secs(600), in_flight as u32).await?;
+    let idle = igloo.server.rss_bytes();
+    igloo
+        .post_messages(
+            scale,
+            in_flight,
+            "memory",
+            "memory-run webhooks answered errors",
+        )
+        .await?;
+    let all_in_flight = wait_for(
+        || igloo.graph.arrived() >= in_flight,
+        Duration::from_secs(60),
+    )
+    .await;
+    scale.check(
         all_in_flight,
         "not every event reached the Graph API stand-in",
     )?;
-    let loaded = server.rss_bytes();
-    print_memory(idle, loaded, graph.arrived());
-
-    println!(
-        "\nGoals: ingress ≥ 20,000/s per core and ≥ 3x Express, p99 < 5 ms at 70%; dispatch ≥ 25,000/s per core; tax ≤ 3x; instantiate ≤ 10 µs p50."
-    );
+    let loaded = igloo.server.rss_bytes();
+    print_memory(idle, loaded, igloo.graph.arrived());
     Ok(())
 }
 

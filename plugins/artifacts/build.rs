@@ -1,6 +1,7 @@
 //! Builds every plugin under `plugins/` for `wasm32-wasip2` and generates a
-//! constant per plugin (manifest text and component bytes), as wasmtime's
-//! `test-programs-artifacts` does for its test programs.
+//! constant per plugin (manifest text and component bytes), and a
+//! `foreach_hostile!` macro naming every plugin under `plugins/hostile/`, as
+//! wasmtime's `test-programs-artifacts` does for its test programs.
 
 use std::env;
 use std::fmt::Write as _;
@@ -41,6 +42,7 @@ fn main() {
     let release_dir = target_dir.join(WASM_TARGET).join("release");
     let mut generated = String::new();
     let mut examples = Vec::new();
+    let mut hostile = Vec::new();
     for (group, is_example) in GROUPS {
         for crate_dir in plugin_crates(&plugins_dir.join(group)) {
             let name = crate_dir.file_name().unwrap().to_str().unwrap().to_owned();
@@ -58,7 +60,10 @@ fn main() {
             )
             .unwrap();
             if *is_example {
-                examples.push(constant);
+                examples.push(constant.clone());
+            }
+            if *group == "hostile" {
+                hostile.push((name.replace('-', "_"), constant));
             }
         }
     }
@@ -69,7 +74,28 @@ fn main() {
         examples.join(", ")
     )
     .unwrap();
+    generated.push_str(&foreach_macro("hostile", &hostile));
     fs::write(out_dir.join("plugins.rs"), generated).unwrap();
+}
+
+/// A `foreach_<group>!` macro: `foreach_<group>!(mac)` expands to
+/// `mac!(snake_name, $crate::CONSTANT);` for each plugin of the group, so a
+/// test module can insist on an item per plugin (wasmtime's `foreach_*!`).
+fn foreach_macro(group: &str, plugins: &[(String, String)]) -> String {
+    let mut calls = String::new();
+    for (snake_name, constant) in plugins {
+        writeln!(calls, "        $mac!({snake_name}, $crate::{constant});").unwrap();
+    }
+    format!(
+        "/// Expands `$mac!(name, plugin)` for every plugin under `plugins/{group}/`:\n\
+         /// `name` is its folder name in snake case (`infinite_loop`), `plugin`\n\
+         /// its [`BuiltPlugin`] constant. A test that defines an item per name\n\
+         /// fails to compile when a plugin is added without one.\n\
+         #[macro_export]\n\
+         macro_rules! foreach_{group} {{\n    \
+             ($mac:ident) => {{\n{calls}    }};\n\
+         }}\n"
+    )
 }
 
 /// Plugin crates in `dir`, sorted so the generated file is stable.

@@ -4,9 +4,10 @@
 mod fake_graph;
 mod probe;
 mod server;
+pub mod webhook;
 
 pub use fake_graph::{FakeGraph, RecordedRequest};
-pub use probe::{comment_body, install_probe, message_body};
+pub use probe::install_probe;
 pub use server::{ACCESS_TOKEN, ACCOUNT_ID, APP_SECRET, TestIgloo, VERIFY_TOKEN, live_config};
 
 use std::collections::HashMap;
@@ -112,6 +113,26 @@ pub fn install_plugin(
     install_plugin_as(root, plugin.name, plugin, grants)
 }
 
+/// igloo on [`live_config`], whose auto-reply answers every message, with
+/// `plugin` installed beside it with `grants`, once `adjust` has changed the
+/// config. Returns the fake Graph API, igloo, and the folder the plugin is
+/// installed in (keep it while igloo runs).
+pub async fn beside_auto_reply(
+    plugin: &igloo_plugin_artifacts::BuiltPlugin,
+    grants: &[&str],
+    adjust: impl FnOnce(&mut igloo::config::Config),
+) -> (FakeGraph, TestIgloo, tempfile::TempDir) {
+    let graph = FakeGraph::start().await;
+    let plugins = tempfile::tempdir().unwrap();
+    let mut config = live_config(&graph);
+    config
+        .plugins
+        .push(install_plugin(plugins.path(), plugin, grants));
+    adjust(&mut config);
+    let igloo = TestIgloo::start(config).await;
+    (graph, igloo, plugins)
+}
+
 /// [`install_plugin`] with the operator's id `id`.
 pub fn install_plugin_as(
     root: &std::path::Path,
@@ -124,18 +145,6 @@ pub fn install_plugin_as(
     std::fs::write(dir.join("plugin.toml"), plugin.manifest).unwrap();
     std::fs::write(dir.join("plugin.wasm"), plugin.component).unwrap();
     PluginConfig::new(id, PluginSource::Path(dir), grants)
-}
-
-/// GET `path` on `base` and parse the JSON answer.
-pub async fn get_json(client: &reqwest::Client, base: &str, path: &str) -> serde_json::Value {
-    client
-        .get(format!("{base}{path}"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
 }
 
 /// Poll `check` until it returns `Some`, or panic after [`PATIENCE`].

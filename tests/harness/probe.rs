@@ -2,14 +2,10 @@
 //! is a JSON command naming one host call; the probe makes it and reports
 //! the result as its run's detail.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-
 use igloo::config::{PluginConfig, PluginSource};
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use crate::{ACCOUNT_ID, TestIgloo};
-
-static NEXT: AtomicU64 = AtomicU64::new(1);
+use crate::{TestIgloo, webhook};
 
 /// Install the probe as `name`, declaring and granted `capabilities`.
 pub fn install_probe(root: &std::path::Path, name: &str, capabilities: &[&str]) -> PluginConfig {
@@ -27,26 +23,6 @@ pub fn install_probe(root: &std::path::Path, name: &str, capabilities: &[&str]) 
     )
     .unwrap();
     PluginConfig::new(name, PluginSource::Path(dir), capabilities)
-}
-
-/// A message from `sender` whose text is `command`.
-pub fn message_body(sender: &str, text: &str) -> Vec<u8> {
-    let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    let now = crate::now_ms();
-    json!({"object": "instagram", "entry": [{"id": ACCOUNT_ID, "time": now, "messaging": [{
-        "sender": {"id": sender}, "recipient": {"id": ACCOUNT_ID}, "timestamp": now - 1000 + n % 1000,
-        "message": {"mid": format!("probe-mid-{n}"), "text": text}}]}]})
-    .to_string()
-    .into_bytes()
-}
-
-/// A comment `comment_id` by `author` whose text is `text`.
-pub fn comment_body(comment_id: &str, author: &str, text: &str) -> Vec<u8> {
-    json!({"object": "instagram", "entry": [{"id": ACCOUNT_ID, "time": crate::now_ms() / 1000, "changes": [{"field": "comments",
-        "value": {"id": comment_id, "from": {"id": author, "username": "someone"}, "text": text,
-            "media": {"id": "17950000000000001", "media_product_type": "FEED"}}}]}]})
-    .to_string()
-    .into_bytes()
 }
 
 impl TestIgloo {
@@ -67,8 +43,8 @@ impl TestIgloo {
 
     /// Have the probe `plugin` run `command` on a message from `sender`.
     pub async fn probe(&self, plugin: &str, sender: &str, command: Value) -> String {
-        self.run_and_report(&message_body(sender, &command.to_string()), plugin)
-            .await
+        let body = webhook::message(sender, &command.to_string()).body();
+        self.run_and_report(&body, plugin).await
     }
 
     /// Have the probe `plugin` run `command` on comment `comment_id` by `author`.
@@ -79,10 +55,7 @@ impl TestIgloo {
         author: &str,
         command: Value,
     ) -> String {
-        self.run_and_report(
-            &comment_body(comment_id, author, &command.to_string()),
-            plugin,
-        )
-        .await
+        let body = webhook::comment(comment_id, author, &command.to_string()).body();
+        self.run_and_report(&body, plugin).await
     }
 }

@@ -113,6 +113,24 @@ impl TestIgloo {
         self.post_webhook_with(body, Some(&signature)).await
     }
 
+    /// GET `path` and return the answer's text.
+    pub async fn get_text(&self, path: &str) -> String {
+        self.get(path).await.text().await.unwrap()
+    }
+
+    /// GET `path` and parse the JSON answer.
+    pub async fn get_json(&self, path: &str) -> serde_json::Value {
+        self.get(path).await.json().await.unwrap()
+    }
+
+    async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(format!("{}{path}", self.url))
+            .send()
+            .await
+            .unwrap()
+    }
+
     /// The inbox's counts.
     pub async fn stats(&self) -> InboxStats {
         self.inbox.stats().await.unwrap()

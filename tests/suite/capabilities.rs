@@ -5,6 +5,7 @@
 use igloo::config::Config;
 use igloo_tests::{
     ACCESS_TOKEN, ACCOUNT_ID, FakeGraph, RecordedRequest, TestIgloo, install_probe, live_config,
+    webhook,
 };
 use serde_json::{Value, json};
 
@@ -213,40 +214,26 @@ async fn comments_are_replied_to_hidden_and_deleted() {
         json!({"message": "Thanks!"}),
     );
 
-    let hide = s
-        .igloo
-        .probe_on_comment(
-            "probe",
-            "9002",
-            "1002",
-            json!({"op": "hide", "id": "9001", "hidden": true}),
-        )
-        .await;
-    assert_eq!(hide, "Ok(())");
-    assert_meta(
-        &s.graph.requests()[1],
-        "POST",
-        "/v24.0/9001",
-        Some("hide=true"),
-        Value::Null,
-    );
-    let unhide = s
-        .igloo
-        .probe_on_comment(
-            "probe",
-            "9003",
-            "1002",
-            json!({"op": "hide", "id": "9001", "hidden": false}),
-        )
-        .await;
-    assert_eq!(unhide, "Ok(())");
-    assert_meta(
-        &s.graph.requests()[2],
-        "POST",
-        "/v24.0/9001",
-        Some("hide=false"),
-        Value::Null,
-    );
+    // Hidden, then shown again.
+    for (n, (comment, hidden)) in [("9002", true), ("9003", false)].into_iter().enumerate() {
+        let report = s
+            .igloo
+            .probe_on_comment(
+                "probe",
+                comment,
+                "1002",
+                json!({"op": "hide", "id": "9001", "hidden": hidden}),
+            )
+            .await;
+        assert_eq!(report, "Ok(())", "hidden: {hidden}");
+        assert_meta(
+            &s.graph.requests()[1 + n],
+            "POST",
+            "/v24.0/9001",
+            Some(&format!("hide={hidden}")),
+            Value::Null,
+        );
+    }
     let delete = s
         .igloo
         .probe_on_comment(
@@ -289,7 +276,7 @@ async fn a_comment_gets_one_private_reply_across_every_plugin() {
     let s = setup(&[("probe-a", REPLIER), ("probe-b", REPLIER)], |_, _| {}).await;
     let command =
         json!({"op": "send", "to": {"comment": "9005"}, "content": {"text": "Sent you the price"}});
-    let body = igloo_tests::comment_body("9005", "1005", &command.to_string());
+    let body = webhook::comment("9005", "1005", &command.to_string()).body();
     let a = s.igloo.run_and_report(&body, "probe-a").await;
     let runs = s.igloo.inbox.runs(1).await.unwrap();
     let b = runs
@@ -417,7 +404,7 @@ async fn a_capability_declared_but_not_granted_stops_the_plugin_loading_by_name(
     probe.grants.retain(|grant| grant != "kv");
     config.plugins = vec![probe];
     let igloo = TestIgloo::start(config).await;
-    let health = igloo_tests::get_json(&igloo.client, &igloo.url, "/healthz").await;
+    let health = igloo.get_json("/healthz").await;
     let error = health["plugins"][0]["error"].as_str().unwrap();
     assert!(
         error.contains("declares capability `kv` but the config does not grant it"),

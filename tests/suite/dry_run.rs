@@ -14,15 +14,7 @@ async fn on_embedded_defaults_the_reply_is_recorded_not_sent() {
     assert_eq!(response.status().as_u16(), 200);
 
     let calls = eventually("the dry run to record the reply", || async {
-        let calls: serde_json::Value = igloo
-            .client
-            .get(format!("{}/dry-run/calls", igloo.url))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let calls = igloo.get_json("/dry-run/calls").await;
         (calls.as_array().unwrap().len() == 1).then_some(calls)
     })
     .await;
@@ -39,25 +31,13 @@ async fn on_embedded_defaults_the_reply_is_recorded_not_sent() {
     );
 
     let handshake = igloo
-        .client
-        .get(format!(
-            "{}/webhooks/instagram?hub.mode=subscribe&hub.verify_token={DRY_RUN_VERIFY_TOKEN}&hub.challenge=42",
-            igloo.url
+        .get_text(&format!(
+            "/webhooks/instagram?hub.mode=subscribe&hub.verify_token={DRY_RUN_VERIFY_TOKEN}&hub.challenge=42"
         ))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(handshake.text().await.unwrap(), "42");
+        .await;
+    assert_eq!(handshake, "42");
 
-    let health: serde_json::Value = igloo
-        .client
-        .get(format!("{}/healthz", igloo.url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let health = igloo.get_json("/healthz").await;
     assert_eq!(health["status"], "ok");
     assert_eq!(health["plugins"][0]["name"], "auto-reply");
 }

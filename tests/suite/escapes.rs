@@ -4,28 +4,11 @@
 
 use std::time::{Duration, Instant};
 
-use igloo::config::{Config, PluginConfig, PluginSource};
+use igloo::config::{PluginConfig, PluginSource};
 use igloo_plugin_artifacts as built;
 use igloo_tests::{
-    ACCOUNT_ID, FakeGraph, TestIgloo, install_plugin, install_plugin_as, live_config, message_body,
+    ACCOUNT_ID, FakeGraph, TestIgloo, beside_auto_reply, install_plugin_as, live_config, webhook,
 };
-
-/// igloo with auto-reply and `hostile`, installed with `grants`.
-async fn beside_auto_reply(
-    hostile: &igloo_plugin_artifacts::BuiltPlugin,
-    grants: &[&str],
-    adjust: impl FnOnce(&mut Config),
-) -> (FakeGraph, TestIgloo, tempfile::TempDir) {
-    let graph = FakeGraph::start().await;
-    let plugins = tempfile::tempdir().unwrap();
-    let mut config = live_config(&graph);
-    config
-        .plugins
-        .push(install_plugin(plugins.path(), hostile, grants));
-    adjust(&mut config);
-    let igloo = TestIgloo::start(config).await;
-    (graph, igloo, plugins)
-}
 
 /// The replies auto-reply sent, by recipient.
 fn replied_to(graph: &FakeGraph) -> Vec<String> {
@@ -38,7 +21,7 @@ fn replied_to(graph: &FakeGraph) -> Vec<String> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn forged_ids_never_become_graph_paths_or_queries() {
+pub(crate) async fn forged_ids_never_become_graph_paths_or_queries() {
     let (graph, igloo, _plugins) = beside_auto_reply(
         &built::GRAPH_PATH_INJECTION,
         &["messages:reply", "comments:moderate", "profiles:read"],
@@ -46,7 +29,10 @@ async fn forged_ids_never_become_graph_paths_or_queries() {
     )
     .await;
     let report = igloo
-        .run_and_report(&message_body("7001", "go"), "graph-path-injection")
+        .run_and_report(
+            &webhook::message("7001", "go").body(),
+            "graph-path-injection",
+        )
         .await;
     let invalid: usize = report
         .strip_prefix("invalid=")
@@ -67,7 +53,7 @@ async fn forged_ids_never_become_graph_paths_or_queries() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_plugin_posing_under_another_plugins_name_gets_none_of_its_state() {
+pub(crate) async fn a_plugin_posing_under_another_plugins_name_gets_none_of_its_state() {
     let graph = FakeGraph::start().await;
     let plugins = tempfile::tempdir().unwrap();
     let mut config = live_config(&graph);
@@ -82,10 +68,10 @@ async fn a_plugin_posing_under_another_plugins_name_gets_none_of_its_state() {
     ];
     let igloo = TestIgloo::start(config).await;
     igloo
-        .run_and_report(&message_body("4242", "hello"), "thief")
+        .run_and_report(&webhook::message("4242", "hello").body(), "thief")
         .await;
     let report = igloo
-        .run_and_report(&message_body("4242", "ana@example.com"), "thief")
+        .run_and_report(&webhook::message("4242", "ana@example.com").body(), "thief")
         .await;
     assert_eq!(report, "keys=0 values=0");
     let texts: Vec<String> = graph
@@ -101,32 +87,32 @@ async fn a_plugin_posing_under_another_plugins_name_gets_none_of_its_state() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn wasi_reaches_nothing_on_the_host_and_a_loop_of_wasi_calls_is_bounded() {
+pub(crate) async fn wasi_reaches_nothing_on_the_host_and_a_loop_of_wasi_calls_is_bounded() {
     let (graph, igloo, _plugins) = beside_auto_reply(&built::WASI_ESCAPE, &[], |_| {}).await;
     let sockets = igloo
-        .run_and_report(&message_body("7001", "sockets"), "wasi-escape")
+        .run_and_report(&webhook::message("7001", "sockets").body(), "wasi-escape")
         .await;
     assert_eq!(sockets, "tcp=0 udp=0 connect=err lookup=err");
     let host = igloo
-        .run_and_report(&message_body("7002", "host"), "wasi-escape")
+        .run_and_report(&webhook::message("7002", "host").body(), "wasi-escape")
         .await;
     assert_eq!(host, "env=0 args=0 root=err cwd=err read=err write=err");
     let flood = igloo
-        .run_and_report(&message_body("7003", "flood"), "wasi-escape")
+        .run_and_report(&webhook::message("7003", "flood").body(), "wasi-escape")
         .await;
     assert!(flood.contains("host-call budget"), "{flood}");
     let runs = igloo.inbox.runs(3).await.unwrap();
     let flood_run = runs.iter().find(|run| run.plugin == "wasi-escape").unwrap();
     assert_eq!(flood_run.outcome, "host-limit");
     let random = igloo
-        .run_and_report(&message_body("7004", "random"), "wasi-escape")
+        .run_and_report(&webhook::message("7004", "random").body(), "wasi-escape")
         .await;
     assert_ne!(random, "random=done", "64 MiB of randomness was refused");
     assert_eq!(replied_to(&graph), ["7001", "7002", "7003", "7004"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn nothing_a_plugin_hands_over_is_unbounded_or_reaches_a_record_unstripped() {
+pub(crate) async fn nothing_a_plugin_hands_over_is_unbounded_or_reaches_a_record_unstripped() {
     let (graph, igloo, _plugins) = beside_auto_reply(
         &built::OVERSIZED_DATA,
         &["messages:reply", "kv"],
@@ -137,7 +123,7 @@ async fn nothing_a_plugin_hands_over_is_unbounded_or_reaches_a_record_unstripped
     )
     .await;
     let error = igloo
-        .run_and_report(&message_body("7001", "error"), "oversized-data")
+        .run_and_report(&webhook::message("7001", "error").body(), "oversized-data")
         .await;
     assert!(
         error.len() <= 1100,
@@ -152,7 +138,7 @@ async fn nothing_a_plugin_hands_over_is_unbounded_or_reaches_a_record_unstripped
         .iter()
         .enumerate()
     {
-        let body = message_body(&format!("720{n}"), mode);
+        let body = webhook::message(&format!("720{n}"), mode).body();
         let before = igloo.stats().await.events;
         igloo.run_and_report(&body, "oversized-data").await;
         let runs = igloo.inbox.runs((before + 1) as i64).await.unwrap();
@@ -170,7 +156,7 @@ async fn nothing_a_plugin_hands_over_is_unbounded_or_reaches_a_record_unstripped
         assert!(!run.detail.contains("Ok("), "{mode}: {run:?}");
     }
     let logged = igloo
-        .run_and_report(&message_body("7300", "log"), "oversized-data")
+        .run_and_report(&webhook::message("7300", "log").body(), "oversized-data")
         .await;
     assert_eq!(
         logged, "",
@@ -200,7 +186,7 @@ async fn plugins_spinning_to_their_deadline_do_not_slow_webhook_acknowledgements
     // Keep the plugin threads busy spinning, then measure acknowledgements.
     for n in 0..4 {
         igloo
-            .post_webhook(&message_body(&format!("800{n}"), "spin"))
+            .post_webhook(&webhook::message(&format!("800{n}"), "spin").body())
             .await;
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -208,7 +194,7 @@ async fn plugins_spinning_to_their_deadline_do_not_slow_webhook_acknowledgements
     for n in 0..10 {
         let started = Instant::now();
         let status = igloo
-            .post_webhook(&message_body(&format!("810{n}"), "ping"))
+            .post_webhook(&webhook::message(&format!("810{n}"), "ping").body())
             .await
             .status();
         slowest = slowest.max(started.elapsed());

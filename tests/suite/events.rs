@@ -5,8 +5,8 @@
 use std::collections::BTreeMap;
 
 use igloo::cli::simulate::{SimulateArgs, SimulatedKind, run as simulate};
-use igloo_tests::{ACCOUNT_ID, APP_SECRET, FakeGraph, TestIgloo, fixture, live_config};
-use serde_json::{Value, json};
+use igloo_tests::{ACCOUNT_ID, APP_SECRET, FakeGraph, TestIgloo, fixture, live_config, webhook};
+use serde_json::Value;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redelivered_batch_is_dispatched_once() {
@@ -46,16 +46,9 @@ async fn each_conversation_is_answered_once_in_order_across_deliveries_and_a_res
         .insert("reply".into(), "re: {text}".into());
     let start = igloo_tests::now_ms() - 60_000;
     let message = |conversation: u64, message: u64| {
-        json!({
-            "sender": {"id": format!("5000{conversation}")}, "recipient": {"id": ACCOUNT_ID},
-            "timestamp": start + message * 1000 + conversation,
-            "message": {"mid": format!("m-{conversation}-{message}"), "text": format!("{message}")},
-        })
-    };
-    let deliver = |items: Vec<serde_json::Value>| {
-        json!({"object": "instagram", "entry": [{"id": ACCOUNT_ID, "time": start + 9_999, "messaging": items}]})
-            .to_string()
-            .into_bytes()
+        webhook::message(&format!("5000{conversation}"), &format!("{message}"))
+            .mid(&format!("m-{conversation}-{message}"))
+            .at(start + message * 1000 + conversation)
     };
 
     // The first half: one delivery per message, conversations interleaved,
@@ -63,22 +56,20 @@ async fn each_conversation_is_answered_once_in_order_across_deliveries_and_a_res
     let mut igloo = TestIgloo::start(config.clone()).await;
     for n in 0..MESSAGES / 2 - 1 {
         for conversation in 0..CONVERSATIONS {
-            let body = deliver(vec![message(conversation, n)]);
+            let body = message(conversation, n).body();
             assert_eq!(igloo.post_webhook(&body).await.status().as_u16(), 200);
         }
     }
     let batch: Vec<_> = (0..CONVERSATIONS)
         .map(|conversation| message(conversation, MESSAGES / 2 - 1))
         .collect();
-    igloo.post_webhook(&deliver(batch)).await;
+    igloo.post_webhook(&webhook::delivery(batch)).await;
     // Shut down mid-stream, then start again on the same data.
     let data = igloo.stop().await;
     igloo = TestIgloo::start_in(config, data).await;
     for n in MESSAGES / 2..MESSAGES {
         for conversation in 0..CONVERSATIONS {
-            igloo
-                .post_webhook(&deliver(vec![message(conversation, n)]))
-                .await;
+            igloo.post_webhook(&message(conversation, n).body()).await;
         }
     }
     // A redelivery of everything changes nothing.
@@ -86,7 +77,7 @@ async fn each_conversation_is_answered_once_in_order_across_deliveries_and_a_res
         .flat_map(|n| (0..CONVERSATIONS).map(move |conversation| (conversation, n)))
         .map(|(conversation, n)| message(conversation, n))
         .collect();
-    igloo.post_webhook(&deliver(all)).await;
+    igloo.post_webhook(&webhook::delivery(all)).await;
     igloo.wait_until_idle().await;
 
     let requests = graph.wait_for((CONVERSATIONS * MESSAGES) as usize).await;

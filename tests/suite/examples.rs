@@ -1,24 +1,31 @@
 //! The example plugins, end to end from signed fixtures.
 
 use igloo::config::{PluginConfig, PluginSource};
-use igloo_tests::{ACCOUNT_ID, FakeGraph, TestIgloo, fixture, live_config, message_body};
+use igloo_tests::{ACCOUNT_ID, FakeGraph, TestIgloo, fixture, live_config, webhook};
 use serde_json::json;
 
-fn builtin(name: &str, grants: &[&str], settings: &[(&str, &str)]) -> PluginConfig {
-    PluginConfig {
+/// igloo running only the example `name`, with `grants` and `settings`.
+async fn start_example(
+    name: &str,
+    grants: &[&str],
+    settings: &[(&str, &str)],
+) -> (FakeGraph, TestIgloo) {
+    let graph = FakeGraph::start().await;
+    let mut config = live_config(&graph);
+    config.plugins = vec![PluginConfig {
         settings: settings
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
         ..PluginConfig::new(name, PluginSource::Builtin(name.into()), grants)
-    }
+    }];
+    let igloo = TestIgloo::start(config).await;
+    (graph, igloo)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn comment_to_dm_answers_a_keyword_comment_privately_and_publicly() {
-    let graph = FakeGraph::start().await;
-    let mut config = live_config(&graph);
-    config.plugins = vec![builtin(
+    let (graph, igloo) = start_example(
         "comment-to-dm",
         &["messages:reply", "comments:reply"],
         &[
@@ -26,8 +33,8 @@ async fn comment_to_dm_answers_a_keyword_comment_privately_and_publicly() {
             ("dm", "It is 39 €, here is the link."),
             ("public_reply", "Sent you a DM!"),
         ],
-    )];
-    let igloo = TestIgloo::start(config).await;
+    )
+    .await;
     igloo.post_webhook(&fixture("comment_changes.json")).await;
     igloo
         .post_webhook(&fixture("comment_reply_in_thread.json"))
@@ -51,9 +58,7 @@ async fn comment_to_dm_answers_a_keyword_comment_privately_and_publicly() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn faq_bot_answers_ice_breakers_and_offers_its_questions() {
-    let graph = FakeGraph::start().await;
-    let mut config = live_config(&graph);
-    config.plugins = vec![builtin(
+    let (graph, igloo) = start_example(
         "faq-bot",
         &["messages:reply"],
         &[
@@ -61,8 +66,8 @@ async fn faq_bot_answers_ice_breakers_and_offers_its_questions() {
             ("answer.FAQ_HOURS", "We are open 9:00–18:00."),
             ("intro", "What would you like to know?"),
         ],
-    )];
-    let igloo = TestIgloo::start(config).await;
+    )
+    .await;
     igloo
         .post_webhook(&fixture("postback_icebreaker.json"))
         .await;
@@ -92,14 +97,12 @@ async fn faq_bot_answers_ice_breakers_and_offers_its_questions() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lead_capture_greets_by_name_and_keeps_its_progress_in_kv() {
-    let graph = FakeGraph::start().await;
-    let mut config = live_config(&graph);
-    config.plugins = vec![builtin(
+    let (graph, igloo) = start_example(
         "lead-capture",
         &["messages:reply", "profiles:read", "kv"],
         &[],
-    )];
-    let igloo = TestIgloo::start(config).await;
+    )
+    .await;
     for text in [
         "hello",
         "not an email",
@@ -107,7 +110,9 @@ async fn lead_capture_greets_by_name_and_keeps_its_progress_in_kv() {
         "+351 912 345 678",
         "thanks",
     ] {
-        igloo.post_webhook(&message_body("4242", text)).await;
+        igloo
+            .post_webhook(&webhook::message("4242", text).body())
+            .await;
         igloo.wait_until_idle().await;
     }
     let requests = graph.requests();

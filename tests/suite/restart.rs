@@ -6,16 +6,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use igloo::events;
 use igloo::inbox::{Delivery, Inbox, RunRecord, SqliteInbox};
-use igloo_tests::{FakeGraph, TestIgloo, live_config};
-
-fn message(mid: &str, sender: &str) -> Vec<u8> {
-    let now = igloo_tests::now_ms();
-    serde_json::json!({"object": "instagram", "entry": [{"id": igloo_tests::ACCOUNT_ID, "time": now,
-        "messaging": [{"sender": {"id": sender}, "recipient": {"id": igloo_tests::ACCOUNT_ID},
-            "timestamp": now, "message": {"mid": mid, "text": "hello"}}]}]})
-    .to_string()
-    .into_bytes()
-}
+use igloo_tests::{FakeGraph, TestIgloo, live_config, webhook};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_resumes_what_was_not_done() {
@@ -25,7 +16,7 @@ async fn a_restart_resumes_what_was_not_done() {
     {
         let inbox = SqliteInbox::open(&data_dir.path().join("inbox.sqlite3")).unwrap();
         for (mid, sender) in [("mid-1", "111"), ("mid-2", "222")] {
-            let body = message(mid, sender);
+            let body = webhook::message(sender, "hello").mid(mid).body();
             let events = events::normalise(&body).unwrap();
             inbox
                 .append(Delivery::new(Bytes::from(body), events))

@@ -6,42 +6,141 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use igloo::config::Config;
-use igloo_plugin_artifacts as built;
+use igloo_plugin_artifacts::{self as built, BuiltPlugin};
 use igloo_tests::{
-    ACCOUNT_ID, FakeGraph, TestIgloo, eventually, get_json, install_plugin, live_config,
+    FakeGraph, TestIgloo, beside_auto_reply, eventually, install_plugin, live_config, webhook,
 };
-use serde_json::json;
 
-fn message_from(sender: &str, mid: &str) -> Vec<u8> {
-    let now = igloo_tests::now_ms();
-    json!({"object": "instagram", "entry": [{"id": ACCOUNT_ID, "time": now, "messaging": [{
-        "sender": {"id": sender}, "recipient": {"id": ACCOUNT_ID}, "timestamp": now,
-        "message": {"mid": mid, "text": "hello"}}]}]})
-    .to_string()
-    .into_bytes()
+/// How a hostile plugin is contained, and so tested.
+#[derive(Debug, Clone, Copy)]
+enum Contained {
+    /// Installed with `grants` beside auto-reply in
+    /// [`every_hostile_plugin_fails_alone_with_its_reason_while_the_good_one_answers`],
+    /// its run on every message ends in `outcome` with a detail that says
+    /// `detail`.
+    Run {
+        grants: &'static [&'static str],
+        outcome: &'static str,
+        detail: &'static str,
+    },
+    /// Installed there without grants, it is not loaded: its error on
+    /// /healthz says each of `error`, and it never runs.
+    NotLoaded { error: &'static [&'static str] },
+    /// By a test of its own: this one.
+    OwnTest(#[expect(dead_code, reason = "naming the test is what makes it exist")] fn()),
 }
 
-/// auto-reply beside every hostile plugin, each installed from a folder.
+impl Contained {
+    /// [`Contained::Run`] with no grants.
+    const fn ungranted(outcome: &'static str, detail: &'static str) -> Self {
+        Self::Run {
+            grants: &[],
+            outcome,
+            detail,
+        }
+    }
+}
+
+/// How each plugin under `plugins/hostile/` is contained, under the
+/// plugin's name. `foreach_hostile!` names every one of them, so a hostile
+/// plugin added without an entry here does not compile.
+mod hostile {
+    use super::Contained::{self, NotLoaded, OwnTest, Run};
+    use crate::{escapes, stops};
+
+    pub fn deep_recursion() -> Contained {
+        Contained::ungranted("trap", "call stack exhausted")
+    }
+
+    pub fn giant_strings() -> Contained {
+        Contained::ungranted("host-limit", "copy more than 262144 bytes")
+    }
+
+    pub fn graph_path_injection() -> Contained {
+        OwnTest(escapes::forged_ids_never_become_graph_paths_or_queries)
+    }
+
+    pub fn host_call_flood() -> Contained {
+        Contained::ungranted("host-limit", "host-call budget of 1000")
+    }
+
+    pub fn identity_thief() -> Contained {
+        OwnTest(escapes::a_plugin_posing_under_another_plugins_name_gets_none_of_its_state)
+    }
+
+    pub fn infinite_loop() -> Contained {
+        Contained::ungranted("fuel", "")
+    }
+
+    pub fn memory_bomb() -> Contained {
+        Contained::ungranted("memory", "")
+    }
+
+    pub fn message_stranger() -> Contained {
+        Run {
+            grants: &["messages:reply"],
+            outcome: "plugin-error",
+            detail: "denied: messages:reply only reaches",
+        }
+    }
+
+    pub fn oversized_data() -> Contained {
+        OwnTest(escapes::nothing_a_plugin_hands_over_is_unbounded_or_reaches_a_record_unstripped)
+    }
+
+    pub fn panic() -> Contained {
+        Contained::ungranted("trap", "unreachable")
+    }
+
+    /// The load error names the plugin, the import and the capability.
+    pub fn undeclared_import() -> Contained {
+        NotLoaded {
+            error: &[
+                "undeclared-import",
+                "igloo:plugin/messaging",
+                "messages:reply",
+            ],
+        }
+    }
+
+    pub fn wasi_escape() -> Contained {
+        OwnTest(escapes::wasi_reaches_nothing_on_the_host_and_a_loop_of_wasi_calls_is_bounded)
+    }
+
+    pub fn wasi_sleeper() -> Contained {
+        OwnTest(
+            stops::a_quarantine_stops_runs_waiting_for_a_slot_and_their_events_wait_for_the_plugin,
+        )
+    }
+}
+
+/// Every hostile plugin, with how it is contained.
+fn every_hostile_plugin() -> Vec<(BuiltPlugin, Contained)> {
+    let mut all = Vec::new();
+    macro_rules! with_containment {
+        ($name:ident, $plugin:expr) => {
+            all.push(($plugin, hostile::$name()));
+        };
+    }
+    // A hostile plugin missing from `mod hostile` fails to compile here.
+    built::foreach_hostile!(with_containment);
+    all
+}
+
+/// auto-reply beside every hostile plugin that has no test of its own, each
+/// installed from a folder.
 fn hostile_config(graph: &FakeGraph, plugins_dir: &std::path::Path) -> Config {
     let mut config = live_config(graph);
-    for hostile in [
-        built::INFINITE_LOOP,
-        built::MEMORY_BOMB,
-        built::DEEP_RECURSION,
-        built::PANIC,
-        built::HOST_CALL_FLOOD,
-        built::GIANT_STRINGS,
-        built::UNDECLARED_IMPORT,
-    ] {
+    for (plugin, contained) in every_hostile_plugin() {
+        let grants = match contained {
+            Contained::Run { grants, .. } => grants,
+            Contained::NotLoaded { .. } => &[],
+            Contained::OwnTest(_) => continue,
+        };
         config
             .plugins
-            .push(install_plugin(plugins_dir, &hostile, &[]));
+            .push(install_plugin(plugins_dir, &plugin, grants));
     }
-    config.plugins.push(install_plugin(
-        plugins_dir,
-        &built::MESSAGE_STRANGER,
-        &["messages:reply"],
-    ));
     // Keep every hostile plugin running for this test.
     config.runtime.breaker_threshold = 1000;
     config
@@ -53,26 +152,38 @@ async fn every_hostile_plugin_fails_alone_with_its_reason_while_the_good_one_ans
     let plugins_dir = tempfile::tempdir().unwrap();
     let igloo = TestIgloo::start(hostile_config(&graph, plugins_dir.path())).await;
 
-    let health = get_json(&igloo.client, &igloo.url, "/healthz").await;
+    let health = igloo.get_json("/healthz").await;
     assert_eq!(health["status"], "degraded");
-    let failed = health["plugins"]
+    let failed: BTreeMap<&str, &str> = health["plugins"]
         .as_array()
         .unwrap()
         .iter()
-        .find(|p| p["state"] == "failed")
-        .unwrap();
-    let error = failed["error"].as_str().unwrap();
-    assert!(
-        error.contains("undeclared-import")
-            && error.contains("igloo:plugin/messaging")
-            && error.contains("messages:reply"),
-        "the load error names the plugin, the import and the capability: {error}"
+        .filter(|p| p["state"] == "failed")
+        .map(|p| (p["id"].as_str().unwrap(), p["error"].as_str().unwrap()))
+        .collect();
+    let not_loaded: BTreeMap<&str, &[&str]> = every_hostile_plugin()
+        .into_iter()
+        .filter_map(|(plugin, contained)| match contained {
+            Contained::NotLoaded { error } => Some((plugin.name, error)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        failed.keys().collect::<Vec<_>>(),
+        not_loaded.keys().collect::<Vec<_>>(),
+        "{failed:?}"
     );
+    for (plugin, says) in not_loaded {
+        let error = failed[plugin];
+        for part in says {
+            assert!(error.contains(part), "{plugin}: `{part}` in {error}");
+        }
+    }
 
     let senders = ["111", "222", "333"];
-    for (n, sender) in senders.iter().enumerate() {
+    for sender in senders {
         let response = igloo
-            .post_webhook(&message_from(sender, &format!("mid-{n}")))
+            .post_webhook(&webhook::message(sender, "hello").body())
             .await;
         assert_eq!(response.status().as_u16(), 200);
     }
@@ -98,27 +209,22 @@ async fn every_hostile_plugin_fails_alone_with_its_reason_while_the_good_one_ans
             .into_iter()
             .map(|run| (run.plugin, (run.outcome, run.detail)))
             .collect();
-        // Each plugin's outcome, and what its detail must say.
-        let expected = [
-            ("auto-reply", "ok", ""),
-            ("infinite-loop", "fuel", ""),
-            ("memory-bomb", "memory", ""),
-            ("deep-recursion", "trap", "call stack exhausted"),
-            ("panic", "trap", "unreachable"),
-            ("host-call-flood", "host-limit", "host-call budget of 1000"),
-            ("giant-strings", "host-limit", "copy more than 262144 bytes"),
-            (
-                "message-stranger",
-                "plugin-error",
-                "denied: messages:reply only reaches",
-            ),
-        ];
-        for (plugin, outcome, detail) in expected {
-            let (actual_outcome, actual_detail) = &runs[plugin];
-            assert_eq!(actual_outcome, outcome, "{plugin}: {actual_detail}");
-            assert!(actual_detail.contains(detail), "{plugin}: {actual_detail}");
+        let (outcome, detail) = &runs["auto-reply"];
+        assert_eq!((outcome.as_str(), detail.as_str()), ("ok", ""));
+        for (plugin, contained) in every_hostile_plugin() {
+            let name = plugin.name;
+            match contained {
+                Contained::Run {
+                    outcome, detail, ..
+                } => {
+                    let (actual_outcome, actual_detail) = &runs[name];
+                    assert_eq!(actual_outcome, outcome, "{name}: {actual_detail}");
+                    assert!(actual_detail.contains(detail), "{name}: {actual_detail}");
+                }
+                Contained::NotLoaded { .. } => assert!(!runs.contains_key(name), "{name}"),
+                Contained::OwnTest(_) => {}
+            }
         }
-        assert!(!runs.contains_key("undeclared-import"));
     }
 }
 
@@ -135,7 +241,9 @@ async fn a_loop_with_fuel_to_spare_is_stopped_by_the_wall_clock_deadline() {
     config.runtime.fuel = u64::MAX / 2;
     config.runtime.deadline_ms = 200;
     let igloo = TestIgloo::start(config).await;
-    igloo.post_webhook(&message_from("111", "mid-1")).await;
+    igloo
+        .post_webhook(&webhook::message("111", "hello").body())
+        .await;
     igloo.wait_until_idle().await;
     let runs = igloo.inbox.runs(1).await.unwrap();
     assert_eq!(runs[0].outcome, "deadline");
@@ -143,20 +251,16 @@ async fn a_loop_with_fuel_to_spare_is_stopped_by_the_wall_clock_deadline() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plugin_that_keeps_crashing_is_quarantined_and_its_events_wait_until_it_is_resumed() {
-    let graph = FakeGraph::start().await;
-    let plugins_dir = tempfile::tempdir().unwrap();
-    let mut config = live_config(&graph);
-    config
-        .plugins
-        .push(install_plugin(plugins_dir.path(), &built::PANIC, &[]));
-    config.runtime.breaker_threshold = 2;
-    config.runtime.breaker_cooldown_secs = 3600;
-    config.server.admin_token = Some("operator-token-of-at-least-32-chars".into());
-    let igloo = TestIgloo::start(config).await;
+    let (graph, igloo, _plugins) = beside_auto_reply(&built::PANIC, &[], |config| {
+        config.runtime.breaker_threshold = 2;
+        config.runtime.breaker_cooldown_secs = 3600;
+        config.server.admin_token = Some("operator-token-of-at-least-32-chars".into());
+    })
+    .await;
 
     for n in 1..=2 {
         igloo
-            .post_webhook(&message_from(&format!("7000{n}"), &format!("mid-{n}")))
+            .post_webhook(&webhook::message(&format!("7000{n}"), "hello").body())
             .await;
         igloo.wait_until_idle().await;
     }
@@ -166,7 +270,9 @@ async fn a_plugin_that_keeps_crashing_is_quarantined_and_its_events_wait_until_i
     );
     // Quarantined now: the third event is handled by auto-reply, and waits
     // for the panic plugin instead of being completed without it.
-    igloo.post_webhook(&message_from("70003", "mid-3")).await;
+    igloo
+        .post_webhook(&webhook::message("70003", "hello").body())
+        .await;
     graph.wait_for(3).await;
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     assert_eq!(
@@ -184,7 +290,7 @@ async fn a_plugin_that_keeps_crashing_is_quarantined_and_its_events_wait_until_i
     );
     assert_eq!(graph.requests().len(), 3, "auto-reply was never held up");
 
-    let health = get_json(&igloo.client, &igloo.url, "/healthz").await;
+    let health = igloo.get_json("/healthz").await;
     let panic = health["plugins"]
         .as_array()
         .unwrap()
@@ -196,15 +302,7 @@ async fn a_plugin_that_keeps_crashing_is_quarantined_and_its_events_wait_until_i
         (health["status"].as_str(), panic["state"].as_str()),
         (Some("degraded"), Some("quarantined"))
     );
-    let metrics = igloo
-        .client
-        .get(format!("{}/metrics", igloo.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = igloo.get_text("/metrics").await;
     assert!(
         metrics.contains(r#"igloo_plugin_quarantined{plugin="panic"} 1"#),
         "{metrics}"
@@ -281,7 +379,7 @@ async fn a_saturated_plugin_makes_hundreds_of_events_wait_in_the_inbox_none_lost
     let igloo = TestIgloo::start(config).await;
 
     let posts = (0..EVENTS).map(|n| {
-        let body = message_from(&format!("7000{n}"), &format!("mid-{n}"));
+        let body = webhook::message(&format!("7000{n}"), "hello").body();
         let igloo = &igloo;
         async move { igloo.post_webhook(&body).await.status().as_u16() }
     });
@@ -315,31 +413,17 @@ async fn a_saturated_plugin_makes_hundreds_of_events_wait_in_the_inbox_none_lost
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_expose_the_receipts() {
-    let graph = FakeGraph::start().await;
-    let plugins_dir = tempfile::tempdir().unwrap();
-    let mut config = live_config(&graph);
-    config
-        .plugins
-        .push(install_plugin(plugins_dir.path(), &built::PANIC, &[]));
-    let igloo = TestIgloo::start(config).await;
-    for n in 0..3 {
+    let (_graph, igloo, _plugins) = beside_auto_reply(&built::PANIC, &[], |_| {}).await;
+    for _ in 0..3 {
         igloo
-            .post_webhook(&message_from("111", &format!("mid-{n}")))
+            .post_webhook(&webhook::message("111", "hello").body())
             .await;
     }
     igloo.post_webhook(b"{not json").await;
     igloo.wait_until_idle().await;
 
     let metrics = eventually("the receipts in /metrics", || async {
-        let text = igloo
-            .client
-            .get(format!("{}/metrics", igloo.url))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let text = igloo.get_text("/metrics").await;
         text.contains(r#"igloo_plugin_runs_total{plugin="panic",outcome="trap"} 3"#)
             .then_some(text)
     })

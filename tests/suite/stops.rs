@@ -7,8 +7,7 @@ use std::time::Duration;
 
 use igloo_plugin_artifacts as built;
 use igloo_tests::{
-    ACCOUNT_ID, FakeGraph, TestIgloo, comment_body, install_plugin, install_probe, live_config,
-    message_body, now_ms,
+    FakeGraph, TestIgloo, beside_auto_reply, install_probe, live_config, now_ms, webhook,
 };
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -25,7 +24,7 @@ async fn a_slow_meta_neither_fails_nor_quarantines_a_healthy_plugin() {
     let igloo = TestIgloo::start(config).await;
     for n in 1..=3 {
         igloo
-            .post_webhook(&message_body(&format!("700{n}"), "hi"))
+            .post_webhook(&webhook::message(&format!("700{n}"), "hi").body())
             .await;
     }
     igloo.wait_until_idle().await;
@@ -40,22 +39,19 @@ async fn a_slow_meta_neither_fails_nor_quarantines_a_healthy_plugin() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_quarantine_stops_runs_waiting_for_a_slot_and_their_events_wait_for_the_plugin() {
-    let graph = FakeGraph::start().await;
-    let plugins = tempfile::tempdir().unwrap();
-    let mut config = live_config(&graph);
-    config
-        .plugins
-        .push(install_plugin(plugins.path(), &built::WASI_SLEEPER, &[]));
-    config.runtime.deadline_ms = 200;
-    config.runtime.max_concurrency_per_plugin = 1;
-    config.runtime.breaker_threshold = 2;
-    config.runtime.breaker_cooldown_secs = 3600;
-    config.server.admin_token = Some(ADMIN_TOKEN.into());
-    let igloo = TestIgloo::start(config).await;
+pub(crate) async fn a_quarantine_stops_runs_waiting_for_a_slot_and_their_events_wait_for_the_plugin()
+ {
+    let (graph, igloo, _plugins) = beside_auto_reply(&built::WASI_SLEEPER, &[], |config| {
+        config.runtime.deadline_ms = 200;
+        config.runtime.max_concurrency_per_plugin = 1;
+        config.runtime.breaker_threshold = 2;
+        config.runtime.breaker_cooldown_secs = 3600;
+        config.server.admin_token = Some(ADMIN_TOKEN.into());
+    })
+    .await;
     for n in 1..=6 {
         igloo
-            .post_webhook(&message_body(&format!("700{n}"), "hi"))
+            .post_webhook(&webhook::message(&format!("700{n}"), "hi").body())
             .await;
     }
     graph.wait_for(6).await;
@@ -153,7 +149,9 @@ async fn slow_idle_and_lying_clients_are_cut_off_and_answered_at_once() {
         idle.push(TcpStream::connect(&address).await.unwrap());
     }
     let started = std::time::Instant::now();
-    let response = igloo.post_webhook(&message_body("7001", "hi")).await;
+    let response = igloo
+        .post_webhook(&webhook::message("7001", "hi").body())
+        .await;
     assert_eq!(response.status().as_u16(), 200);
     assert!(
         started.elapsed() < patience,
@@ -193,7 +191,9 @@ async fn shutdown_lets_runs_under_way_finish_and_leaves_nothing_half_done() {
     let graph = FakeGraph::start_with_delay(Duration::from_millis(600)).await;
     let config = live_config(&graph);
     let igloo = TestIgloo::start(config.clone()).await;
-    igloo.post_webhook(&message_body("7001", "hi")).await;
+    igloo
+        .post_webhook(&webhook::message("7001", "hi").body())
+        .await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     let data = igloo.stop().await;
     assert_eq!(graph.requests().len(), 1, "the run under way finished");
@@ -208,21 +208,17 @@ async fn shutdown_lets_runs_under_way_finish_and_leaves_nothing_half_done() {
     );
 }
 
-fn message_at(sender: &str, mid: &str, timestamp_ms: u64) -> Vec<u8> {
-    json!({"object": "instagram", "entry": [{"id": ACCOUNT_ID, "time": timestamp_ms, "messaging": [{
-        "sender": {"id": sender}, "recipient": {"id": ACCOUNT_ID}, "timestamp": timestamp_ms,
-        "message": {"mid": mid, "text": "hello"}}]}]})
-    .to_string()
-    .into_bytes()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_late_delivery_does_not_reopen_a_window_meta_has_closed() {
     let graph = FakeGraph::start().await;
     let igloo = TestIgloo::start(live_config(&graph)).await;
     let thirty_hours_ago = now_ms() - 30 * 3600 * 1000;
     igloo
-        .post_webhook(&message_at("7001", "late-1", thirty_hours_ago))
+        .post_webhook(
+            &webhook::message("7001", "hello")
+                .at(thirty_hours_ago)
+                .body(),
+        )
         .await;
     igloo.wait_until_idle().await;
     let runs = igloo.inbox.runs(1).await.unwrap();
@@ -251,14 +247,14 @@ async fn windows_open_for_events_no_plugin_subscribes_to() {
         ],
     )];
     let igloo = TestIgloo::start(config).await;
-    let now = now_ms();
-    let postback = json!({"object": "instagram", "entry": [{"id": ACCOUNT_ID, "time": now, "messaging": [{
-        "sender": {"id": "7005"}, "recipient": {"id": ACCOUNT_ID}, "timestamp": now,
-        "postback": {"mid": "pb-1", "title": "Talk to us", "payload": "TALK"}}]}]});
-    igloo.post_webhook(postback.to_string().as_bytes()).await;
+    let postback = webhook::postback("7005", "Talk to us", "TALK").mid("pb-1");
+    igloo.post_webhook(&postback.body()).await;
     let command = json!({"op": "send_text", "to": "7005", "text": "Happy to help"});
     let report = igloo
-        .run_and_report(&comment_body("9001", "7006", &command.to_string()), "probe")
+        .run_and_report(
+            &webhook::comment("9001", "7006", &command.to_string()).body(),
+            "probe",
+        )
         .await;
     assert!(
         report.starts_with("Ok("),

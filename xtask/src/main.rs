@@ -2,7 +2,8 @@
 //!
 //! - `serve [ARGS…]`: install what is missing, build igloo and its plugins,
 //!   and run `igloo serve ARGS…` (embedded defaults unless ARGS say otherwise).
-//! - `test`: install what is missing, then check formatting, run clippy,
+//! - `test`: install what is missing, then check formatting and run clippy
+//!   on both workspaces (the host's, and the plugins' for wasm32-wasip2),
 //!   run the whole test suite and a smoke run of the benchmarks.
 //! - `bench`: the full benchmark comparison, in release (see BENCHMARKS.md).
 //!
@@ -12,6 +13,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 const WASM_TARGET: &str = "wasm32-wasip2";
+/// The plugins' own workspace, built for [`WASM_TARGET`].
+const PLUGINS_MANIFEST: &str = "plugins/Cargo.toml";
 
 fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);
@@ -98,6 +101,16 @@ fn test() -> Result<(), String> {
         cargo().args(["fmt", "--all", "--check"]),
     )?;
     run(
+        "checking the plugins' formatting",
+        cargo().args([
+            "fmt",
+            "--manifest-path",
+            PLUGINS_MANIFEST,
+            "--all",
+            "--check",
+        ]),
+    )?;
+    run(
         "running clippy",
         cargo().args([
             "clippy",
@@ -107,6 +120,22 @@ fn test() -> Result<(), String> {
             "-D",
             "warnings",
         ]),
+    )?;
+    run(
+        "running clippy on the plugins",
+        cargo()
+            .args([
+                "clippy",
+                "--manifest-path",
+                PLUGINS_MANIFEST,
+                "--workspace",
+                "--all-targets",
+                "--target",
+                WASM_TARGET,
+                "--target-dir",
+            ])
+            .arg(plugins_target_dir()?)
+            .args(["--", "-D", "warnings"]),
     )?;
     run(
         "running the test suite",
@@ -124,6 +153,28 @@ fn test() -> Result<(), String> {
             "--smoke",
         ]),
     )
+}
+
+/// Where `plugins/artifacts/build.rs` builds the plugins: `wasm-plugins`
+/// under the workspace's target directory, so clippy shares that cache.
+fn plugins_target_dir() -> Result<PathBuf, String> {
+    let output = cargo()
+        .args(["metadata", "--format-version", "1", "--no-deps"])
+        .output()
+        .map_err(|error| format!("running cargo metadata: {error}"))?;
+    if !output.status.success() {
+        return Err(format!(
+            "cargo metadata failed ({}): {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        ));
+    }
+    let metadata: serde_json::Value = serde_json::from_slice(&output.stdout)
+        .map_err(|error| format!("reading cargo metadata: {error}"))?;
+    let target_dir = metadata["target_directory"]
+        .as_str()
+        .ok_or("cargo metadata names no target directory")?;
+    Ok(Path::new(target_dir).join("wasm-plugins"))
 }
 
 fn run_benchmarks() -> Result<(), String> {

@@ -2,6 +2,7 @@
 
 pub mod simulate;
 
+use std::io::IsTerminal as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -46,7 +47,12 @@ pub enum Command {
 
 /// Parse the command line and run it.
 pub async fn main() -> anyhow::Result<()> {
+    // Colours only where a person reads the logs: not in a file, a pipe or
+    // a journal. NO_COLOR (https://no-color.org) still turns them off.
+    let colour = std::io::stdout().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|value| value.is_empty());
     tracing_subscriber::fmt()
+        .with_ansi(colour)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),

@@ -1,5 +1,6 @@
 //! The plugins under `plugins/`, built to `wasm32-wasip2` components by this
-//! crate's build script. The host embeds [`EXAMPLES`]; tests use the rest.
+//! crate's build script. The host embeds [`EXAMPLES`]; tests use the rest,
+//! and [`foreach_hostile!`] to test every hostile plugin.
 
 /// A plugin built from this repository.
 #[derive(Debug, Clone, Copy)]

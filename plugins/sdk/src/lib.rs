@@ -36,11 +36,14 @@ pub mod bindings {
 }
 
 pub use bindings::igloo::plugin::types::{
-    Attachment, AttachmentType, Comment, Envelope, Error, Event, EventKind, Handover, HandoverAction, Media,
-    Mention, Message, MessageDeleted, MessageEdit, Optin, Postback, PluginError, Reaction, ReactionAction,
-    Referral, ReferralEvent, ReplyTo, Seen, StoryInsights, StoryRef, UnknownEvent,
+    Attachment, AttachmentType, Comment, Envelope, Error, Event, EventKind, Handover,
+    HandoverAction, Media, Mention, Message, MessageDeleted, MessageEdit, Optin, PluginError,
+    Postback, Reaction, ReactionAction, Referral, ReferralEvent, ReplyTo, Seen, StoryInsights,
+    StoryRef, UnknownEvent,
 };
-pub use bindings::igloo::plugin::{comments, config, kv, log, messaging, profiles, public_profiles};
+pub use bindings::igloo::plugin::{
+    comments, config, kv, log, messaging, profiles, public_profiles,
+};
 
 /// An automation. igloo calls [`Plugin::handle`] once per subscribed event,
 /// each time in a fresh instance, so keep state in the host, not in statics.
@@ -54,7 +57,10 @@ pub trait Plugin {
         Ok(())
     }
     /// A message was unsent.
-    fn on_message_deleted(envelope: &Envelope, deleted: &MessageDeleted) -> Result<(), PluginError> {
+    fn on_message_deleted(
+        envelope: &Envelope,
+        deleted: &MessageDeleted,
+    ) -> Result<(), PluginError> {
         Ok(())
     }
     /// A message was edited.

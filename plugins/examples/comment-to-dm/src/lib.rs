@@ -20,11 +20,21 @@ impl Plugin for CommentToDm {
             return Ok(());
         }
         let dm = setting("dm", "Thanks for asking! Here are the details.");
-        let private = Outgoing { content: Content::Text(dm), quick_replies: Vec::new(), human_agent: false };
+        let private = Outgoing {
+            content: Content::Text(dm),
+            quick_replies: Vec::new(),
+            human_agent: false,
+        };
         match messaging::send(&Recipient::Comment(comment.id.clone()), &private) {
-            Ok(_) => log::write(log::Level::Info, &format!("sent the private reply to comment {}", comment.id)),
+            Ok(_) => log::write(
+                log::Level::Info,
+                &format!("sent the private reply to comment {}", comment.id),
+            ),
             // Already answered (by us or another automation): not an error.
-            Err(error) => log::write(log::Level::Warn, &format!("no private reply to {}: {error:?}", comment.id)),
+            Err(error) => log::write(
+                log::Level::Warn,
+                &format!("no private reply to {}: {error:?}", comment.id),
+            ),
         }
         let public = setting("public_reply", "Sent you a DM!");
         if !public.is_empty() {

@@ -12,7 +12,11 @@ use igloo_plugin_sdk::{Envelope, Message, Plugin, PluginError, Postback, config,
 struct FaqBot;
 
 fn send(to: &str, text: String, quick_replies: Vec<QuickReply>) -> Result<(), PluginError> {
-    let outgoing = Outgoing { content: Content::Text(text), quick_replies, human_agent: false };
+    let outgoing = Outgoing {
+        content: Content::Text(text),
+        quick_replies,
+        human_agent: false,
+    };
     messaging::send(&Recipient::Person(to.to_owned()), &outgoing)?;
     Ok(())
 }
@@ -22,7 +26,10 @@ fn questions() -> Vec<QuickReply> {
         .unwrap_or_default()
         .split(';')
         .filter_map(|pair| pair.split_once('|'))
-        .map(|(title, payload)| QuickReply { title: title.trim().to_owned(), payload: payload.trim().to_owned() })
+        .map(|(title, payload)| QuickReply {
+            title: title.trim().to_owned(),
+            payload: payload.trim().to_owned(),
+        })
         .collect()
 }
 
@@ -34,7 +41,8 @@ fn answer(to: &str, payload: &str) -> Result<(), PluginError> {
 }
 
 fn offer_questions(to: &str) -> Result<(), PluginError> {
-    let intro = config::get("intro").unwrap_or_else(|| "Hi! What would you like to know?".to_owned());
+    let intro =
+        config::get("intro").unwrap_or_else(|| "Hi! What would you like to know?".to_owned());
     send(to, intro, questions())
 }
 

@@ -29,7 +29,9 @@ impl Plugin for LeadCapture {
         let text = message.text.as_deref().unwrap_or_default().trim();
         let reply = match get(person, "step")?.as_deref() {
             None => {
-                let name = profiles::get(person).ok().and_then(|profile| profile.name.or(profile.username));
+                let name = profiles::get(person)
+                    .ok()
+                    .and_then(|profile| profile.name.or(profile.username));
                 set(person, "step", "email")?;
                 match name {
                     Some(name) => format!("Hi {name}! What's your email address?"),
@@ -41,7 +43,9 @@ impl Plugin for LeadCapture {
                 set(person, "step", "phone")?;
                 "Thanks! And your phone number?".to_owned()
             }
-            Some("email") => "That doesn't look like an email address. Could you check it?".to_owned(),
+            Some("email") => {
+                "That doesn't look like an email address. Could you check it?".to_owned()
+            }
             Some("phone") if text.chars().filter(char::is_ascii_digit).count() >= 6 => {
                 set(person, "phone", text)?;
                 set(person, "step", "done")?;

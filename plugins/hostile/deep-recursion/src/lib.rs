@@ -5,7 +5,10 @@ use igloo_plugin_sdk::{Envelope, Message, Plugin, PluginError};
 struct DeepRecursion;
 
 #[inline(never)]
-#[expect(unconditional_recursion, reason = "recursing until the stack overflows is the point")]
+#[expect(
+    unconditional_recursion,
+    reason = "recursing until the stack overflows is the point"
+)]
 fn descend(depth: u64, trail: &mut [u64; 16]) -> u64 {
     trail[(depth % 16) as usize] = depth;
     let below = descend(std::hint::black_box(depth + 1), trail);

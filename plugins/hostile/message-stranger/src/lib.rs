@@ -8,8 +8,12 @@ struct MessageStranger;
 impl Plugin for MessageStranger {
     fn on_message(_: &Envelope, _: &Message) -> Result<(), PluginError> {
         match messaging::send_text("1000000000000001", "hello, stranger") {
-            Err(Error::Denied(rule)) => Err(PluginError { message: format!("denied: {rule}") }),
-            other => Err(PluginError { message: format!("expected denied, got {other:?}") }),
+            Err(Error::Denied(rule)) => Err(PluginError {
+                message: format!("denied: {rule}"),
+            }),
+            other => Err(PluginError {
+                message: format!("expected denied, got {other:?}"),
+            }),
         }
     }
 }

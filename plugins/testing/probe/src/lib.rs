@@ -7,7 +7,10 @@ use igloo_plugin_sdk::messaging::{
     Button, ButtonTemplate, Content, GenericElement, Media, MediaKind, MediaSource, Outgoing,
     PostbackButton, QuickReply, Recipient, UrlButton,
 };
-use igloo_plugin_sdk::{Comment, Envelope, Message, Plugin, PluginError, comments, kv, messaging, profiles, public_profiles};
+use igloo_plugin_sdk::{
+    Comment, Envelope, Message, Plugin, PluginError, comments, kv, messaging, profiles,
+    public_profiles,
+};
 use serde_json::Value;
 
 struct Probe;
@@ -31,7 +34,10 @@ fn buttons(value: &Value) -> Vec<Button> {
         .into_iter()
         .flatten()
         .map(|button| match button.get("url") {
-            Some(pair) => Button::WebUrl(UrlButton { title: pair[0].as_str().unwrap_or_default().into(), url: pair[1].as_str().unwrap_or_default().into() }),
+            Some(pair) => Button::WebUrl(UrlButton {
+                title: pair[0].as_str().unwrap_or_default().into(),
+                url: pair[1].as_str().unwrap_or_default().into(),
+            }),
             None => Button::Postback(PostbackButton {
                 title: button["postback"][0].as_str().unwrap_or_default().into(),
                 payload: button["postback"][1].as_str().unwrap_or_default().into(),
@@ -52,10 +58,16 @@ fn content(value: &Value) -> Content {
             Some(url) => MediaSource::Url(url.as_str().unwrap_or_default().into()),
             None => MediaSource::AttachmentId(text(media, "attachment_id")),
         };
-        return Content::Media(Media { kind: kind(&media["kind"]), source });
+        return Content::Media(Media {
+            kind: kind(&media["kind"]),
+            source,
+        });
     }
     if let Some(template) = value.get("button_template") {
-        return Content::ButtonTemplate(ButtonTemplate { text: text(template, "text"), buttons: buttons(&template["buttons"]) });
+        return Content::ButtonTemplate(ButtonTemplate {
+            text: text(template, "text"),
+            buttons: buttons(&template["buttons"]),
+        });
     }
     if let Some(elements) = value.get("generic").and_then(Value::as_array) {
         return Content::GenericTemplate(
@@ -85,32 +97,85 @@ fn run(command: &Value) -> String {
                 .as_array()
                 .into_iter()
                 .flatten()
-                .map(|pair| QuickReply { title: pair[0].as_str().unwrap_or_default().into(), payload: pair[1].as_str().unwrap_or_default().into() })
+                .map(|pair| QuickReply {
+                    title: pair[0].as_str().unwrap_or_default().into(),
+                    payload: pair[1].as_str().unwrap_or_default().into(),
+                })
                 .collect();
-            let outgoing = Outgoing { content: content(&command["content"]), quick_replies, human_agent: command["human_agent"].as_bool().unwrap_or(false) };
+            let outgoing = Outgoing {
+                content: content(&command["content"]),
+                quick_replies,
+                human_agent: command["human_agent"].as_bool().unwrap_or(false),
+            };
             format!("{:?}", messaging::send(&to, &outgoing))
         }
-        "send_text" => format!("{:?}", messaging::send_text(&text(command, "to"), &text(command, "text"))),
-        "react" => format!("{:?}", messaging::react(&text(command, "to"), &text(command, "mid"), command["reaction"].as_str())),
-        "upload" => format!("{:?}", messaging::upload_attachment(kind(&command["kind"]), &text(command, "url"))),
-        "comment_reply" => format!("{:?}", comments::reply(&text(command, "id"), &text(command, "text"))),
-        "hide" => format!("{:?}", comments::set_hidden(&text(command, "id"), command["hidden"].as_bool().unwrap_or(true))),
+        "send_text" => format!(
+            "{:?}",
+            messaging::send_text(&text(command, "to"), &text(command, "text"))
+        ),
+        "react" => format!(
+            "{:?}",
+            messaging::react(
+                &text(command, "to"),
+                &text(command, "mid"),
+                command["reaction"].as_str()
+            )
+        ),
+        "upload" => format!(
+            "{:?}",
+            messaging::upload_attachment(kind(&command["kind"]), &text(command, "url"))
+        ),
+        "comment_reply" => format!(
+            "{:?}",
+            comments::reply(&text(command, "id"), &text(command, "text"))
+        ),
+        "hide" => format!(
+            "{:?}",
+            comments::set_hidden(
+                &text(command, "id"),
+                command["hidden"].as_bool().unwrap_or(true)
+            )
+        ),
         "delete" => format!("{:?}", comments::delete(&text(command, "id"))),
         "profile" => format!("{:?}", profiles::get(&text(command, "id"))),
-        "public_by_username" => format!("{:?}", public_profiles::by_username(&text(command, "value"))),
+        "public_by_username" => format!(
+            "{:?}",
+            public_profiles::by_username(&text(command, "value"))
+        ),
         "public_by_id" => format!("{:?}", public_profiles::by_id(&text(command, "value"))),
-        "kv_set" => format!("{:?}", kv::set(&text(command, "key"), text(command, "value").as_bytes(), command["ttl"].as_u64())),
-        "kv_get" => format!("{:?}", kv::get(&text(command, "key")).map(|value| value.map(|bytes| String::from_utf8_lossy(&bytes).into_owned()))),
+        "kv_set" => format!(
+            "{:?}",
+            kv::set(
+                &text(command, "key"),
+                text(command, "value").as_bytes(),
+                command["ttl"].as_u64()
+            )
+        ),
+        "kv_get" => format!(
+            "{:?}",
+            kv::get(&text(command, "key"))
+                .map(|value| value.map(|bytes| String::from_utf8_lossy(&bytes).into_owned()))
+        ),
         "kv_delete" => format!("{:?}", kv::delete(&text(command, "key"))),
         "kv_list" => format!("{:?}", kv::list_keys(&text(command, "prefix"))),
-        "all" => command["commands"].as_array().into_iter().flatten().map(run).collect::<Vec<_>>().join(" | "),
+        "all" => command["commands"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(run)
+            .collect::<Vec<_>>()
+            .join(" | "),
         other => format!("unknown op {other:?}"),
     }
 }
 
 fn report(text: &str) -> Result<(), PluginError> {
-    let command: Value = serde_json::from_str(text).map_err(|error| PluginError { message: format!("bad command: {error}") })?;
-    Err(PluginError { message: run(&command) })
+    let command: Value = serde_json::from_str(text).map_err(|error| PluginError {
+        message: format!("bad command: {error}"),
+    })?;
+    Err(PluginError {
+        message: run(&command),
+    })
 }
 
 impl Plugin for Probe {
