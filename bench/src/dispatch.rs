@@ -15,7 +15,7 @@ use igloo::runtime::{RunOutcome, Runtime};
 use crate::payload::account;
 
 /// What the dispatch benchmark measured.
-pub struct DispatchResult {
+pub(crate) struct DispatchResult {
     /// Sandboxed events per second, one core.
     pub sandboxed_rate: f64,
     /// Native events per second, one core.
@@ -84,7 +84,7 @@ async fn native_reply(services: &HostServices, reply: &str, event: &Event) {
 }
 
 /// Run `events` events each way.
-pub async fn run(events: usize) -> anyhow::Result<DispatchResult> {
+pub(crate) async fn run(events: usize) -> anyhow::Result<DispatchResult> {
     let data_dir = tempfile::tempdir()?;
     let mut config = Config {
         plugins: vec![PluginConfig {

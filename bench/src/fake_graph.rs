@@ -12,7 +12,7 @@ use serde_json::json;
 use tokio::net::TcpListener;
 
 /// The running fake.
-pub struct CountingGraph {
+pub(crate) struct CountingGraph {
     /// Its base URL.
     pub base_url: String,
     arrived: Arc<AtomicUsize>,
@@ -21,7 +21,7 @@ pub struct CountingGraph {
 
 impl CountingGraph {
     /// Start it; each answer waits `delay`.
-    pub async fn start(delay: Duration) -> anyhow::Result<Self> {
+    pub(crate) async fn start(delay: Duration) -> anyhow::Result<Self> {
         let arrived = Arc::new(AtomicUsize::new(0));
         let answered = Arc::new(AtomicUsize::new(0));
         let (arrivals, answers) = (Arc::clone(&arrived), Arc::clone(&answered));
@@ -48,12 +48,12 @@ impl CountingGraph {
     }
 
     /// Requests received so far (answered or not).
-    pub fn arrived(&self) -> usize {
+    pub(crate) fn arrived(&self) -> usize {
         self.arrived.load(Ordering::Relaxed)
     }
 
     /// Requests answered so far.
-    pub fn answered(&self) -> usize {
+    pub(crate) fn answered(&self) -> usize {
         self.answered.load(Ordering::Relaxed)
     }
 }

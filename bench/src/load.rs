@@ -11,7 +11,7 @@ use hdrhistogram::Histogram;
 use crate::payload::Signed;
 
 /// What one load run measured.
-pub struct LoadResult {
+pub(crate) struct LoadResult {
     /// Completed requests per second.
     pub rate: f64,
     /// Latency percentiles, microseconds.
@@ -43,7 +43,7 @@ async fn post(client: &reqwest::Client, url: &str, signed: &Signed) -> bool {
 
 /// As many requests as `connections` concurrent senders manage in
 /// `duration`, each body sent once.
-pub async fn closed_loop(
+pub(crate) async fn closed_loop(
     url: &str,
     bodies: Arc<Vec<Signed>>,
     connections: usize,
@@ -92,7 +92,7 @@ pub async fn closed_loop(
 
 /// Send at `rate` requests per second for `duration`, whatever the
 /// server's pace; latency counts from when each request was due.
-pub async fn open_loop(
+pub(crate) async fn open_loop(
     url: &str,
     bodies: Arc<Vec<Signed>>,
     rate: f64,

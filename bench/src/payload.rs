@@ -7,18 +7,18 @@ use serde_json::json;
 /// Business accounts the events are spread over. igloo holds each account
 /// to Meta's send rate (100 text messages a second), so a benchmark of one
 /// account would measure that limit, not igloo.
-pub const ACCOUNTS: usize = 1_000;
+pub(crate) const ACCOUNTS: usize = 1_000;
 
 /// The `n`th benchmark account.
-pub fn account(n: usize) -> String {
+pub(crate) fn account(n: usize) -> String {
     format!("178414{:011}", n % ACCOUNTS)
 }
 /// The app secret the servers verify with.
-pub const SECRET: &str = "bench-app-secret";
+pub(crate) const SECRET: &str = "bench-app-secret";
 
 /// A body and its `X-Hub-Signature-256`.
 #[derive(Clone)]
-pub struct Signed {
+pub(crate) struct Signed {
     /// The raw body.
     pub body: Bytes,
     /// The header value.
@@ -27,7 +27,7 @@ pub struct Signed {
 
 /// `count` distinct ~2 KB bodies: a batch of eight text messages each,
 /// from different people.
-pub fn batches(count: usize, run: &str) -> Vec<Signed> {
+pub(crate) fn batches(count: usize, run: &str) -> Vec<Signed> {
     let now = igloo::clock::now_ms();
     (0..count)
         .map(|n| {
@@ -53,7 +53,7 @@ pub fn batches(count: usize, run: &str) -> Vec<Signed> {
 /// `count` distinct ~2 KB bodies of one event each, as Meta sends them
 /// when not under load: a message sharing a reel, with the long signed CDN
 /// URL and title real traffic carries.
-pub fn single_events(count: usize, run: &str) -> Vec<Signed> {
+pub(crate) fn single_events(count: usize, run: &str) -> Vec<Signed> {
     let url = format!("https://lookaside.fbsbx.com/ig_messaging_cdn/?asset_id=18087782618022081&signature={}", "AbyoRMtwJfAwfS_JCQkUSk4cdnDbIxMpTQXNWXt1D5Y9DEBSrgaz6PUk279coBxpvYHihuOmA1dxxabr6j0XitFYd21z2".repeat(6));
     let title =
         "Summer collection drop: linen shirts, wide-leg trousers and the new sandals. ".repeat(13);
@@ -71,7 +71,7 @@ pub fn single_events(count: usize, run: &str) -> Vec<Signed> {
 }
 
 /// `count` bodies of one text message each, from distinct people.
-pub fn single_messages(count: usize, run: &str) -> Vec<Signed> {
+pub(crate) fn single_messages(count: usize, run: &str) -> Vec<Signed> {
     let now = igloo::clock::now_ms();
     (0..count)
         .map(|n| {

@@ -19,7 +19,7 @@ use tokio::net::TcpListener;
 use crate::payload::{ACCOUNTS, SECRET, account};
 
 /// A server running in a child process; killed when dropped.
-pub struct ServerProcess {
+pub(crate) struct ServerProcess {
     child: Child,
     /// Its webhook URL.
     pub url: String,
@@ -34,7 +34,7 @@ impl Drop for ServerProcess {
 
 impl ServerProcess {
     /// Resident memory of the process, in bytes.
-    pub fn rss_bytes(&self) -> u64 {
+    pub(crate) fn rss_bytes(&self) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
             .unwrap_or_default();
         status
@@ -88,7 +88,7 @@ async fn start(mut command: Command, port: u16) -> anyhow::Result<ServerProcess>
 }
 
 /// How the igloo child should be set up.
-pub struct IglooSetup<'a> {
+pub(crate) struct IglooSetup<'a> {
     /// Where its database lives.
     pub data_dir: &'a Path,
     /// The fake Graph API for live mode; a dry run when `None`.
@@ -100,7 +100,7 @@ pub struct IglooSetup<'a> {
 }
 
 /// Start igloo in a child process (this binary, `serve-igloo` mode).
-pub async fn start_igloo(setup: IglooSetup<'_>) -> anyhow::Result<ServerProcess> {
+pub(crate) async fn start_igloo(setup: IglooSetup<'_>) -> anyhow::Result<ServerProcess> {
     let port = free_port();
     let mut command = Command::new(std::env::current_exe()?);
     command
@@ -117,7 +117,7 @@ pub async fn start_igloo(setup: IglooSetup<'_>) -> anyhow::Result<ServerProcess>
 }
 
 /// Start the bare axum receiver in a child process.
-pub async fn start_bare() -> anyhow::Result<ServerProcess> {
+pub(crate) async fn start_bare() -> anyhow::Result<ServerProcess> {
     let port = free_port();
     let mut command = Command::new(std::env::current_exe()?);
     command.args(["serve-bare", "--port", &port.to_string()]);
@@ -126,7 +126,7 @@ pub async fn start_bare() -> anyhow::Result<ServerProcess> {
 
 /// Install Express (once) and start the Node receiver; `None` if Node or
 /// npm is not available.
-pub async fn start_express(target_dir: &Path) -> anyhow::Result<Option<ServerProcess>> {
+pub(crate) async fn start_express(target_dir: &Path) -> anyhow::Result<Option<ServerProcess>> {
     let node_dir = target_dir.join("bench-node");
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("node/express-receiver.js");
     if !node_dir.join("node_modules/express").exists() {
@@ -154,7 +154,7 @@ pub async fn start_express(target_dir: &Path) -> anyhow::Result<Option<ServerPro
 }
 
 /// The target directory holding this binary, for caches.
-pub fn target_dir() -> PathBuf {
+pub(crate) fn target_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("current exe");
     exe.ancestors()
         .nth(2)
@@ -163,7 +163,7 @@ pub fn target_dir() -> PathBuf {
 }
 
 /// `serve-igloo`: run igloo as the benchmarks configure it.
-pub async fn serve_igloo(
+pub(crate) async fn serve_igloo(
     port: u16,
     data_dir: PathBuf,
     graph: Option<String>,
@@ -207,7 +207,7 @@ pub async fn serve_igloo(
 
 /// `serve-bare`: the ceiling, an axum handler that only verifies the
 /// signature (precomputed HMAC key) and parses the JSON.
-pub async fn serve_bare(port: u16) -> anyhow::Result<()> {
+pub(crate) async fn serve_bare(port: u16) -> anyhow::Result<()> {
     let verifier = Arc::new(SignatureVerifier::new(&[SECRET], false));
     let app = Router::new().route(
         "/webhooks/instagram",

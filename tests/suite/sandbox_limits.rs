@@ -48,35 +48,35 @@ mod hostile {
     use super::Contained::{self, NotLoaded, OwnTest, Run};
     use crate::{escapes, stops};
 
-    pub fn deep_recursion() -> Contained {
+    pub(super) fn deep_recursion() -> Contained {
         Contained::ungranted("trap", "call stack exhausted")
     }
 
-    pub fn giant_strings() -> Contained {
+    pub(super) fn giant_strings() -> Contained {
         Contained::ungranted("host-limit", "copy more than 262144 bytes")
     }
 
-    pub fn graph_path_injection() -> Contained {
+    pub(super) fn graph_path_injection() -> Contained {
         OwnTest(escapes::forged_ids_never_become_graph_paths_or_queries)
     }
 
-    pub fn host_call_flood() -> Contained {
+    pub(super) fn host_call_flood() -> Contained {
         Contained::ungranted("host-limit", "host-call budget of 1000")
     }
 
-    pub fn identity_thief() -> Contained {
+    pub(super) fn identity_thief() -> Contained {
         OwnTest(escapes::a_plugin_posing_under_another_plugins_name_gets_none_of_its_state)
     }
 
-    pub fn infinite_loop() -> Contained {
+    pub(super) fn infinite_loop() -> Contained {
         Contained::ungranted("fuel", "")
     }
 
-    pub fn memory_bomb() -> Contained {
+    pub(super) fn memory_bomb() -> Contained {
         Contained::ungranted("memory", "")
     }
 
-    pub fn message_stranger() -> Contained {
+    pub(super) fn message_stranger() -> Contained {
         Run {
             grants: &["messages:reply"],
             outcome: "plugin-error",
@@ -84,16 +84,16 @@ mod hostile {
         }
     }
 
-    pub fn oversized_data() -> Contained {
+    pub(super) fn oversized_data() -> Contained {
         OwnTest(escapes::nothing_a_plugin_hands_over_is_unbounded_or_reaches_a_record_unstripped)
     }
 
-    pub fn panic() -> Contained {
+    pub(super) fn panic() -> Contained {
         Contained::ungranted("trap", "unreachable")
     }
 
     /// The load error names the plugin, the import and the capability.
-    pub fn undeclared_import() -> Contained {
+    pub(super) fn undeclared_import() -> Contained {
         NotLoaded {
             error: &[
                 "undeclared-import",
@@ -103,11 +103,11 @@ mod hostile {
         }
     }
 
-    pub fn wasi_escape() -> Contained {
+    pub(super) fn wasi_escape() -> Contained {
         OwnTest(escapes::wasi_reaches_nothing_on_the_host_and_a_loop_of_wasi_calls_is_bounded)
     }
 
-    pub fn wasi_sleeper() -> Contained {
+    pub(super) fn wasi_sleeper() -> Contained {
         OwnTest(
             stops::a_quarantine_stops_runs_waiting_for_a_slot_and_their_events_wait_for_the_plugin,
         )
