@@ -527,6 +527,39 @@ mod tests {
         });
     }
 
+    /// Every key of the documented example, as igloo reads it: a change in
+    /// how any key parses (a renamed field, a new default) shows here.
+    #[test]
+    #[expect(
+        clippy::result_large_err,
+        reason = "figment's Jail fixes the closure's error type"
+    )]
+    fn the_example_and_the_embedded_defaults_parse_as_recorded() {
+        figment::Jail::expect_with(|_| {
+            let example = Config::load(Some(&example_path())).expect("examples/igloo.toml parses");
+            insta::assert_debug_snapshot!("example_config", example);
+            insta::assert_debug_snapshot!("embedded_defaults", Config::load(None).unwrap());
+            Ok(())
+        });
+    }
+
+    #[test]
+    #[expect(
+        clippy::result_large_err,
+        reason = "figment's Jail fixes the closure's error type"
+    )]
+    fn the_old_name_of_the_dry_run_is_still_read() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("old.toml", "[graph]\nmode = \"sandbox\"\n")?;
+            let config = Config::load(Some(Path::new("old.toml"))).expect("sandbox still parses");
+            assert_eq!(config.graph.mode, GraphMode::DryRun);
+            jail.create_file("new.toml", "[graph]\nmode = \"dry-run\"\n")?;
+            let config = Config::load(Some(Path::new("new.toml"))).unwrap();
+            assert_eq!(config.graph.mode, GraphMode::DryRun);
+            Ok(())
+        });
+    }
+
     #[test]
     #[expect(
         clippy::result_large_err,

@@ -12,7 +12,7 @@ use super::ServesHostCalls;
 use crate::clock::now_ms;
 use crate::plugin_api::kv::{self as api, Host};
 use crate::plugin_api::{Capability, HostError, HostResult, HostView, ViewOf};
-use crate::state::{HostState, KvQuota, KvScope, KvWrite};
+use crate::state::{HostState, KvQuota, KvScope, KvSet, KvWrite};
 
 /// Quotas on each plugin's state, per account.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -126,7 +126,16 @@ impl Host for HostView<'_, Kv> {
         let written = self
             .service
             .state
-            .kv_set(&scope, &key, &value, expires_at, now, quota)
+            .kv_set(
+                &scope,
+                KvSet {
+                    key: &key,
+                    value: &value,
+                    expires_at_ms: expires_at,
+                    now_ms: now,
+                    quota,
+                },
+            )
             .await?;
         self.quota_exceeded(written)
     }

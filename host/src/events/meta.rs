@@ -437,26 +437,6 @@ pub struct MentionValue {
     pub comment_id: Option<String>,
 }
 
-/// `story_insights` value.
-#[derive(Debug, Deserialize)]
-pub struct StoryInsightsValue {
-    /// Story id.
-    #[serde(deserialize_with = "id_text")]
-    pub media_id: String,
-    /// Exits.
-    pub exits: Option<u64>,
-    /// Replies.
-    pub replies: Option<u64>,
-    /// Reach.
-    pub reach: Option<u64>,
-    /// Taps forward.
-    pub taps_forward: Option<u64>,
-    /// Taps back.
-    pub taps_back: Option<u64>,
-    /// Impressions.
-    pub impressions: Option<u64>,
-}
-
 #[derive(Deserialize)]
 #[serde(untagged)]
 enum Id {

@@ -374,7 +374,9 @@ pub struct Mention {
 /// Story metrics.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoryInsights {
-    /// The story.
+    /// The story. Meta's `story_insights` value parses straight into this
+    /// type: its id may come as a number.
+    #[serde(deserialize_with = "meta::id_text")]
     pub media_id: String,
     /// Exits.
     pub exits: Option<u64>,

@@ -11,7 +11,7 @@ use crate::clock::now_ms;
 
 use super::meta::{
     self, AttachmentBody, CommentValue, Entry, HandoverBody, Members, MentionValue, MessageBody,
-    MessagingItem, ReferralBody, StoryInsightsValue, WebhookPayload,
+    MessagingItem, ReferralBody, WebhookPayload,
 };
 use super::{
     Attachment, AttachmentType, Comment, Event, EventKind, Handover, HandoverAction, Media,
@@ -129,13 +129,13 @@ impl<'a> EntryContext<'a> {
                 };
                 self.event(key, None, EventKind::Mention(mention))
             }),
-            "story_insights" => parse::<StoryInsightsValue>(raw).map(|value| {
+            "story_insights" => parse::<StoryInsights>(raw).map(|value| {
                 // Metrics are re-sent as they change, so their values tell
                 // the events apart; `entry.time` does not, as a retry gets
                 // a new one. The whole value is digested so that metrics
                 // igloo does not model count too.
                 let key = format!("{}:{}", value.media_id, digest_of(raw));
-                self.event(key, None, EventKind::StoryInsights(story_insights(value)))
+                self.event(key, None, EventKind::StoryInsights(value))
             }),
             _ if MESSAGING_FIELDS.contains(&field) => self.messaging(raw, false),
             _ => None,
@@ -475,18 +475,6 @@ fn comment(value: CommentValue) -> Comment {
             ad_title: media.ad_title,
             original_media_id: media.original_media_id,
         }),
-    }
-}
-
-fn story_insights(value: StoryInsightsValue) -> StoryInsights {
-    StoryInsights {
-        media_id: value.media_id,
-        exits: value.exits,
-        replies: value.replies,
-        reach: value.reach,
-        taps_forward: value.taps_forward,
-        taps_back: value.taps_back,
-        impressions: value.impressions,
     }
 }
 

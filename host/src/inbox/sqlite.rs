@@ -14,16 +14,11 @@ use crate::events::Event;
 /// Most writes folded into one transaction.
 const MAX_GROUP: usize = 512;
 
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS deliveries (
-    id             INTEGER PRIMARY KEY,
-    received_at_ms INTEGER NOT NULL,
-    body           BLOB NOT NULL
-);
--- AUTOINCREMENT: a sequence number is never handed out twice, even after
--- the newest rows are pruned, so the dispatcher's read position (which only
--- goes up) never skips a new event.
-CREATE TABLE IF NOT EXISTS events (
+/// The `events` table's columns: one definition for the schema and for the
+/// migration that rebuilds the table.
+macro_rules! events_columns {
+    () => {
+        "
     seq            INTEGER PRIMARY KEY AUTOINCREMENT,
     event_key      TEXT NOT NULL UNIQUE,
     delivery_id    INTEGER NOT NULL REFERENCES deliveries(id),
@@ -33,7 +28,23 @@ CREATE TABLE IF NOT EXISTS events (
     received_at_ms INTEGER NOT NULL,
     body           TEXT NOT NULL,
     done_at_ms     INTEGER
+"
+    };
+}
+
+const SCHEMA: &str = concat!(
+    "
+CREATE TABLE IF NOT EXISTS deliveries (
+    id             INTEGER PRIMARY KEY,
+    received_at_ms INTEGER NOT NULL,
+    body           BLOB NOT NULL
 );
+-- AUTOINCREMENT: a sequence number is never handed out twice, even after
+-- the newest rows are pruned, so the dispatcher's read position (which only
+-- goes up) never skips a new event.
+CREATE TABLE IF NOT EXISTS events (",
+    events_columns!(),
+    ");
 CREATE INDEX IF NOT EXISTS events_pending ON events(seq) WHERE done_at_ms IS NULL;
 CREATE TABLE IF NOT EXISTS runs (
     seq            INTEGER NOT NULL REFERENCES events(seq),
@@ -43,7 +54,8 @@ CREATE TABLE IF NOT EXISTS runs (
     finished_at_ms INTEGER NOT NULL,
     PRIMARY KEY (seq, plugin)
 );
-";
+"
+);
 
 /// A delivery with its events already serialised, so that the single
 /// writer thread spends its time on SQLite alone.
@@ -207,26 +219,18 @@ fn migrate_to_autoincrement(connection: &Connection) -> rusqlite::Result<()> {
         return Ok(());
     }
     tracing::info!("upgrading the inbox: sequence numbers are never reused from now on");
-    connection.execute_batch(
+    connection.execute_batch(concat!(
         "PRAGMA foreign_keys = OFF;
-         BEGIN;
-         CREATE TABLE events_autoincrement (
-             seq            INTEGER PRIMARY KEY AUTOINCREMENT,
-             event_key      TEXT NOT NULL UNIQUE,
-             delivery_id    INTEGER NOT NULL REFERENCES deliveries(id),
-             account_id     TEXT NOT NULL,
-             kind           TEXT NOT NULL,
-             timestamp_ms   INTEGER NOT NULL,
-             received_at_ms INTEGER NOT NULL,
-             body           TEXT NOT NULL,
-             done_at_ms     INTEGER
-         );
+             BEGIN;
+             CREATE TABLE events_autoincrement (",
+        events_columns!(),
+        ");
          INSERT INTO events_autoincrement SELECT * FROM events;
          DROP TABLE events;
          ALTER TABLE events_autoincrement RENAME TO events;
          COMMIT;
-         PRAGMA foreign_keys = ON;",
-    )
+         PRAGMA foreign_keys = ON;"
+    ))
 }
 
 fn storage_error(error: rusqlite::Error) -> InboxError {
@@ -482,6 +486,14 @@ impl Inbox for SqliteInbox {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn ok_run() -> RunRecord {
+        RunRecord {
+            plugin: "p".into(),
+            outcome: "ok".into(),
+            detail: String::new(),
+        }
+    }
     use crate::events::{EventKind, Message};
 
     fn event(key: &str) -> Event {
@@ -519,29 +531,9 @@ mod tests {
             assert_eq!(appended.is_new, vec![true, true]);
             let pending = inbox.pending(0, 10).await.unwrap();
             assert_eq!(pending.len(), 2);
-            inbox
-                .record_run(
-                    pending[0].seq,
-                    RunRecord {
-                        plugin: "p".into(),
-                        outcome: "ok".into(),
-                        detail: String::new(),
-                    },
-                )
-                .await
-                .unwrap();
+            inbox.record_run(pending[0].seq, ok_run()).await.unwrap();
             inbox.complete(pending[0].seq).await.unwrap();
-            inbox
-                .record_run(
-                    pending[1].seq,
-                    RunRecord {
-                        plugin: "p".into(),
-                        outcome: "ok".into(),
-                        detail: String::new(),
-                    },
-                )
-                .await
-                .unwrap();
+            inbox.record_run(pending[1].seq, ok_run()).await.unwrap();
         }
         let inbox = SqliteInbox::open(&path).unwrap();
         let pending = inbox.pending(0, 10).await.unwrap();

@@ -92,6 +92,16 @@ mod tests {
         assert_eq!(manifest.capabilities, vec![Capability::MessagesReply]);
     }
 
+    /// Every example's manifest, as igloo reads it (as Spin's manifest
+    /// tests record theirs).
+    #[test]
+    fn the_example_manifests_parse_as_recorded() {
+        for example in igloo_plugin_artifacts::EXAMPLES {
+            let manifest = PluginManifest::parse(example.manifest).unwrap();
+            insta::assert_debug_snapshot!(format!("manifest_{}", example.name), manifest);
+        }
+    }
+
     #[test]
     fn unknown_capabilities_and_events_are_named() {
         let error = PluginManifest::parse(

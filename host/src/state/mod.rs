@@ -39,6 +39,21 @@ pub struct KvQuota {
     pub max_bytes: u64,
 }
 
+/// One quota-checked write.
+#[derive(Debug, Clone, Copy)]
+pub struct KvSet<'a> {
+    /// The key.
+    pub key: &'a str,
+    /// Its new value.
+    pub value: &'a [u8],
+    /// When it expires, if ever.
+    pub expires_at_ms: Option<u64>,
+    /// Now, for telling live keys from expired ones.
+    pub now_ms: u64,
+    /// The scope's quota.
+    pub quota: KvQuota,
+}
+
 /// How a quota-checked write ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KvWrite {
@@ -64,15 +79,7 @@ pub trait HostState: Send + Sync + 'static {
     /// scope's live keys and bytes at `now_ms` (not counting `key`'s old
     /// value) would then exceed `quota`. Checked and written as one step, so
     /// concurrent runs cannot overshoot the quota together.
-    async fn kv_set(
-        &self,
-        scope: &KvScope,
-        key: &str,
-        value: &[u8],
-        expires_at_ms: Option<u64>,
-        now_ms: u64,
-        quota: KvQuota,
-    ) -> Result<KvWrite, StateError>;
+    async fn kv_set(&self, scope: &KvScope, set: KvSet<'_>) -> Result<KvWrite, StateError>;
     /// Forget a key.
     async fn kv_delete(&self, scope: &KvScope, key: &str) -> Result<(), StateError>;
     /// Live keys starting with `prefix`, sorted.

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{HostState, KvQuota, KvScope, KvWrite, StateError};
+use super::{HostState, KvScope, KvSet, KvWrite, StateError};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS kv (
@@ -122,16 +122,14 @@ impl HostState for SqliteState {
         .await
     }
 
-    async fn kv_set(
-        &self,
-        scope: &KvScope,
-        key: &str,
-        value: &[u8],
-        expires_at_ms: Option<u64>,
-        now_ms: u64,
-        quota: KvQuota,
-    ) -> Result<KvWrite, StateError> {
-        let (scope, key, value) = (scope.clone(), key.to_owned(), value.to_vec());
+    async fn kv_set(&self, scope: &KvScope, set: KvSet<'_>) -> Result<KvWrite, StateError> {
+        let KvSet {
+            expires_at_ms,
+            now_ms,
+            quota,
+            ..
+        } = set;
+        let (scope, key, value) = (scope.clone(), set.key.to_owned(), set.value.to_vec());
         // One closure under the connection's lock: the usage read and the
         // write cannot interleave with another run's.
         self.with(move |db| {
@@ -341,6 +339,7 @@ impl HostState for SqliteState {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::state::KvQuota;
 
     #[tokio::test]
     async fn pruning_forgets_expired_state_and_old_windows_and_comments() {
@@ -350,11 +349,29 @@ mod tests {
             account_id: "a".into(),
         };
         state
-            .kv_set(&scope, "gone", b"x", Some(1_000), 0, ROOMY)
+            .kv_set(
+                &scope,
+                KvSet {
+                    key: "gone",
+                    value: b"x",
+                    expires_at_ms: Some(1_000),
+                    now_ms: 0,
+                    quota: ROOMY,
+                },
+            )
             .await
             .unwrap();
         state
-            .kv_set(&scope, "kept", b"x", None, 0, ROOMY)
+            .kv_set(
+                &scope,
+                KvSet {
+                    key: "kept",
+                    value: b"x",
+                    expires_at_ms: None,
+                    now_ms: 0,
+                    quota: ROOMY,
+                },
+            )
             .await
             .unwrap();
         state.record_inbound("a", "old", 1_000).await.unwrap();
@@ -408,19 +425,55 @@ mod tests {
             account_id: "a".into(),
         };
         state
-            .kv_set(&mine, "lead:1", b"one", None, 0, ROOMY)
+            .kv_set(
+                &mine,
+                KvSet {
+                    key: "lead:1",
+                    value: b"one",
+                    expires_at_ms: None,
+                    now_ms: 0,
+                    quota: ROOMY,
+                },
+            )
             .await
             .unwrap();
         state
-            .kv_set(&mine, "lead:2", b"two", Some(1_000), 0, ROOMY)
+            .kv_set(
+                &mine,
+                KvSet {
+                    key: "lead:2",
+                    value: b"two",
+                    expires_at_ms: Some(1_000),
+                    now_ms: 0,
+                    quota: ROOMY,
+                },
+            )
             .await
             .unwrap();
         state
-            .kv_set(&mine, "other", b"x", None, 0, ROOMY)
+            .kv_set(
+                &mine,
+                KvSet {
+                    key: "other",
+                    value: b"x",
+                    expires_at_ms: None,
+                    now_ms: 0,
+                    quota: ROOMY,
+                },
+            )
             .await
             .unwrap();
         state
-            .kv_set(&theirs, "lead:9", b"nine", None, 0, ROOMY)
+            .kv_set(
+                &theirs,
+                KvSet {
+                    key: "lead:9",
+                    value: b"nine",
+                    expires_at_ms: None,
+                    now_ms: 0,
+                    quota: ROOMY,
+                },
+            )
             .await
             .unwrap();
 
@@ -453,7 +506,16 @@ mod tests {
             max_bytes: 9 + 7,
         };
         let set = |key: &'static str, value: &'static [u8]| {
-            state.kv_set(&mine, key, value, None, 2_000, tight)
+            state.kv_set(
+                &mine,
+                KvSet {
+                    key,
+                    value,
+                    expires_at_ms: None,
+                    now_ms: 2_000,
+                    quota: tight,
+                },
+            )
         };
         assert_eq!(set("other", b"xx").await.unwrap(), KvWrite::Stored);
         assert_eq!(set("other", b"xxx").await.unwrap(), KvWrite::TooManyBytes);
