@@ -171,14 +171,19 @@ pub(super) fn link<T: ServesHostCalls>(linker: &mut Linker<T>) -> wasmtime::Resu
 }
 
 impl HostView<'_, PublicProfiles> {
-    /// Check the grant, then look `value` up by `by`.
-    async fn lookup(&self, by: &'static str, value: &str) -> HostResult<PublicProfile> {
+    /// The grant comes first: a plugin without it learns nothing else.
+    fn check_grant(&self) -> HostResult<()> {
         if !self.run.granted(Capability::ProfilesPublicLookup) {
             return Err(HostError::Denied(
                 "third-party lookups need profiles:public-lookup".into(),
             )
             .into());
         }
+        Ok(())
+    }
+
+    /// Look `value` (checked against its alphabet) up by `by`.
+    async fn lookup(&self, by: &'static str, value: &str) -> HostResult<PublicProfile> {
         let lookup = self.service.lookup(&self.run.plugin.id, by, value);
         Ok(self.run.upstream(lookup).await?)
     }
@@ -186,12 +191,14 @@ impl HostView<'_, PublicProfiles> {
 
 impl Host for HostView<'_, PublicProfiles> {
     async fn by_username(&mut self, username: String) -> HostResult<PublicProfile> {
-        let username = Username::parse(&username);
-        self.lookup("username", username?.as_str()).await
+        self.check_grant()?;
+        let username = Username::parse(&username)?;
+        self.lookup("username", username.as_str()).await
     }
 
     async fn by_id(&mut self, id: String) -> HostResult<PublicProfile> {
-        let id = GraphId::parse("Instagram user id", &id);
-        self.lookup("id", id?.as_str()).await
+        self.check_grant()?;
+        let id = GraphId::parse("Instagram user id", &id)?;
+        self.lookup("id", id.as_str()).await
     }
 }

@@ -97,6 +97,11 @@ impl SqliteState {
     }
 }
 
+/// A time in milliseconds as SQLite stores it, saturating at its largest.
+fn sql_ms(ms: u64) -> i64 {
+    i64::try_from(ms).unwrap_or(i64::MAX)
+}
+
 fn error(error: impl std::error::Error + Send + Sync + 'static) -> StateError {
     StateError::backend(error)
 }
@@ -148,7 +153,9 @@ impl HostState for SqliteState {
             }
             db.execute(
                 "INSERT OR REPLACE INTO kv (plugin, account_id, key, value, expires_at_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![scope.plugin, scope.account_id, key, value, expires_at_ms.map(|at| at as i64)],
+                // A plugin's far-future TTL saturates; stored as i64 it must
+                // not wrap into the past.
+                params![scope.plugin, scope.account_id, key, value, expires_at_ms.map(sql_ms)],
             )?;
             Ok(KvWrite::Stored)
         })
@@ -340,6 +347,25 @@ impl HostState for SqliteState {
 mod tests {
     use super::*;
     use crate::state::KvQuota;
+
+    #[tokio::test]
+    async fn a_far_future_expiry_keeps_the_value_instead_of_wrapping_into_the_past() {
+        let (_dir, state) = store();
+        let scope = KvScope {
+            plugin: "p".into(),
+            account_id: "a".into(),
+        };
+        let set = KvSet {
+            key: "forever",
+            value: b"x",
+            expires_at_ms: Some(u64::MAX),
+            now_ms: 0,
+            quota: ROOMY,
+        };
+        assert_eq!(state.kv_set(&scope, set).await.unwrap(), KvWrite::Stored);
+        let read = state.kv_get(&scope, "forever", 1_000).await.unwrap();
+        assert_eq!(read.as_deref(), Some(&b"x"[..]));
+    }
 
     #[tokio::test]
     async fn pruning_forgets_expired_state_and_old_windows_and_comments() {
