@@ -114,7 +114,7 @@ impl HostServices {
     /// runs on it: a person writing opens their messaging window; a
     /// comment becomes answerable by one private reply.
     pub async fn observe(&self, event: &Event, received_at_ms: u64) -> Result<(), StateError> {
-        self.messaging.observe(event, received_at_ms).await
+        messaging::window::observe(self.state.as_ref(), event, received_at_ms).await
     }
 
     /// Forget what no rule can read any more, so the host's tables and

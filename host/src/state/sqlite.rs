@@ -355,13 +355,7 @@ mod tests {
             plugin: "p".into(),
             account_id: "a".into(),
         };
-        let set = KvSet {
-            key: "forever",
-            value: b"x",
-            expires_at_ms: Some(u64::MAX),
-            now_ms: 0,
-            quota: ROOMY,
-        };
+        let set = roomy("forever", b"x", Some(u64::MAX));
         assert_eq!(state.kv_set(&scope, set).await.unwrap(), KvWrite::Stored);
         let read = state.kv_get(&scope, "forever", 1_000).await.unwrap();
         assert_eq!(read.as_deref(), Some(&b"x"[..]));
@@ -375,29 +369,11 @@ mod tests {
             account_id: "a".into(),
         };
         state
-            .kv_set(
-                &scope,
-                KvSet {
-                    key: "gone",
-                    value: b"x",
-                    expires_at_ms: Some(1_000),
-                    now_ms: 0,
-                    quota: ROOMY,
-                },
-            )
+            .kv_set(&scope, roomy("gone", b"x", Some(1_000)))
             .await
             .unwrap();
         state
-            .kv_set(
-                &scope,
-                KvSet {
-                    key: "kept",
-                    value: b"x",
-                    expires_at_ms: None,
-                    now_ms: 0,
-                    quota: ROOMY,
-                },
-            )
+            .kv_set(&scope, roomy("kept", b"x", None))
             .await
             .unwrap();
         state.record_inbound("a", "old", 1_000).await.unwrap();
@@ -433,6 +409,17 @@ mod tests {
         max_bytes: 1 << 20,
     };
 
+    /// A write at time 0 under a quota it never reaches.
+    fn roomy<'a>(key: &'a str, value: &'a [u8], expires_at_ms: Option<u64>) -> KvSet<'a> {
+        KvSet {
+            key,
+            value,
+            expires_at_ms,
+            now_ms: 0,
+            quota: ROOMY,
+        }
+    }
+
     fn store() -> (tempfile::TempDir, SqliteState) {
         let dir = tempfile::tempdir().unwrap();
         let state = SqliteState::open(&dir.path().join("state.db")).unwrap();
@@ -451,55 +438,19 @@ mod tests {
             account_id: "a".into(),
         };
         state
-            .kv_set(
-                &mine,
-                KvSet {
-                    key: "lead:1",
-                    value: b"one",
-                    expires_at_ms: None,
-                    now_ms: 0,
-                    quota: ROOMY,
-                },
-            )
+            .kv_set(&mine, roomy("lead:1", b"one", None))
             .await
             .unwrap();
         state
-            .kv_set(
-                &mine,
-                KvSet {
-                    key: "lead:2",
-                    value: b"two",
-                    expires_at_ms: Some(1_000),
-                    now_ms: 0,
-                    quota: ROOMY,
-                },
-            )
+            .kv_set(&mine, roomy("lead:2", b"two", Some(1_000)))
             .await
             .unwrap();
         state
-            .kv_set(
-                &mine,
-                KvSet {
-                    key: "other",
-                    value: b"x",
-                    expires_at_ms: None,
-                    now_ms: 0,
-                    quota: ROOMY,
-                },
-            )
+            .kv_set(&mine, roomy("other", b"x", None))
             .await
             .unwrap();
         state
-            .kv_set(
-                &theirs,
-                KvSet {
-                    key: "lead:9",
-                    value: b"nine",
-                    expires_at_ms: None,
-                    now_ms: 0,
-                    quota: ROOMY,
-                },
-            )
+            .kv_set(&theirs, roomy("lead:9", b"nine", None))
             .await
             .unwrap();
 

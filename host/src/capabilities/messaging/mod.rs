@@ -37,15 +37,6 @@ impl Messaging {
     pub fn new(graph: Arc<GraphClient>, state: Arc<dyn HostState>) -> Self {
         Self { graph, state }
     }
-
-    /// Note what `event` means for later sends (see [`window::observe`]).
-    pub async fn observe(
-        &self,
-        event: &crate::events::Event,
-        received_at_ms: u64,
-    ) -> Result<(), crate::state::StateError> {
-        window::observe(self.state.as_ref(), event, received_at_ms).await
-    }
 }
 
 pub(super) fn link<T: ServesHostCalls>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
