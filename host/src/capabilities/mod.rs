@@ -61,7 +61,7 @@ pub fn required_for_import(import: &str) -> Option<&'static [Capability]> {
 pub struct HostServices {
     /// Meta's Graph API (or the dry run standing in for it), shared by the
     /// capabilities that call Meta.
-    pub graph: Arc<GraphClient>,
+    pub(crate) graph: Arc<GraphClient>,
     /// What the host remembers: windows, comments, plugins' state.
     state: Arc<dyn HostState>,
     /// Direct messages.

@@ -151,26 +151,7 @@ mod tests {
     use super::*;
 
     /// Ids a hostile plugin tried; every one must be refused.
-    const FORGED: &[&str] = &[
-        "123/messages?recipient={\"id\":\"999\"}&message={\"text\":\"pwned\"}&x=",
-        "17841400000000001/subscribed_apps",
-        "../me/messages",
-        "123%2Fmessages",
-        "123?fields=access_token",
-        "123#fragment",
-        "123&hide=false",
-        " 123",
-        "123\n",
-        "",
-        "١٢٣",
-        "0x1F",
-        "123/",
-        "me",
-        ".",
-        "..",
-        "-1",
-        "1e9",
-    ];
+    const FORGED: &[&str] = include!("../../../tests/fixtures/forged_graph_ids.rs");
 
     #[test]
     fn numeric_ids_are_ascii_digits_and_nothing_else() {

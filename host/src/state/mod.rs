@@ -21,6 +21,19 @@ impl StateError {
     }
 }
 
+/// A comment the host saw, as private replies need it.
+#[derive(Debug, Clone, Copy)]
+pub struct CommentSeen<'a> {
+    /// The account commented on.
+    pub account_id: &'a str,
+    /// The comment.
+    pub comment_id: &'a str,
+    /// Who wrote it, when Meta said.
+    pub author_id: Option<&'a str>,
+    /// When it was made.
+    pub at_ms: u64,
+}
+
 /// Whose keys: one plugin's, within one account.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct KvScope {
@@ -105,13 +118,7 @@ pub trait HostState: Send + Sync + 'static {
     ) -> Result<Option<u64>, StateError>;
 
     /// A comment was made at `at_ms` by `author_id` (for private replies).
-    async fn record_comment(
-        &self,
-        account_id: &str,
-        comment_id: &str,
-        author_id: Option<&str>,
-        at_ms: u64,
-    ) -> Result<(), StateError>;
+    async fn record_comment(&self, comment: &CommentSeen<'_>) -> Result<(), StateError>;
     /// When a known comment was made.
     async fn comment_time(
         &self,

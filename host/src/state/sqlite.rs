@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{HostState, KvScope, KvSet, KvWrite, StateError};
+use super::{CommentSeen, HostState, KvScope, KvSet, KvWrite, StateError};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS kv (
@@ -246,17 +246,12 @@ impl HostState for SqliteState {
         Ok(stored)
     }
 
-    async fn record_comment(
-        &self,
-        account_id: &str,
-        comment_id: &str,
-        author_id: Option<&str>,
-        at_ms: u64,
-    ) -> Result<(), StateError> {
-        let (account_id, comment_id, author_id) = (
-            account_id.to_owned(),
-            comment_id.to_owned(),
-            author_id.map(str::to_owned),
+    async fn record_comment(&self, comment: &CommentSeen<'_>) -> Result<(), StateError> {
+        let (account_id, comment_id, author_id, at_ms) = (
+            comment.account_id.to_owned(),
+            comment.comment_id.to_owned(),
+            comment.author_id.map(str::to_owned),
+            comment.at_ms,
         );
         self.with(move |db| {
             db.execute(
@@ -379,11 +374,11 @@ mod tests {
         state.record_inbound("a", "old", 1_000).await.unwrap();
         state.record_inbound("a", "new", 9_000).await.unwrap();
         state
-            .record_comment("a", "c-old", None, 1_000)
+            .record_comment(&comment("c-old", None, 1_000))
             .await
             .unwrap();
         state
-            .record_comment("a", "c-new", None, 9_000)
+            .record_comment(&comment("c-new", None, 9_000))
             .await
             .unwrap();
 
@@ -410,6 +405,19 @@ mod tests {
     };
 
     /// A write at time 0 under a quota it never reaches.
+    fn comment(
+        comment_id: &'static str,
+        author_id: Option<&'static str>,
+        at_ms: u64,
+    ) -> CommentSeen<'static> {
+        CommentSeen {
+            account_id: "a",
+            comment_id,
+            author_id,
+            at_ms,
+        }
+    }
+
     fn roomy<'a>(key: &'a str, value: &'a [u8], expires_at_ms: Option<u64>) -> KvSet<'a> {
         KvSet {
             key,
@@ -523,7 +531,7 @@ mod tests {
         assert_eq!(state.last_inbound("a", "v").await.unwrap(), None);
 
         state
-            .record_comment("a", "c1", Some("u"), 5_000)
+            .record_comment(&comment("c1", Some("u"), 5_000))
             .await
             .unwrap();
         assert_eq!(state.comment_time("a", "c1").await.unwrap(), Some(5_000));

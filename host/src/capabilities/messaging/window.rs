@@ -4,8 +4,8 @@
 
 use std::collections::BTreeSet;
 
-use crate::events::{AccountScope, Event, EventKind, Subscription};
-use crate::state::{HostState, StateError};
+use crate::events::{AccountScope, Comment, Event, EventKind, Subscription};
+use crate::state::{CommentSeen, HostState, StateError};
 
 /// The kinds that open a window or make a comment answerable.
 const OBSERVED_KINDS: &[&str] = &[
@@ -47,34 +47,79 @@ pub(crate) async fn observe(
     }
     let account = &event.account_id;
     let acted_at = event.timestamp_ms.min(received_at_ms);
-    match &event.kind {
-        EventKind::Message(_)
-        | EventKind::Postback(_)
-        | EventKind::Referral(_)
-        | EventKind::Optin(_) => {
+    match noted(&event.kind) {
+        Noted::Inbound => {
             if let Some(person) = event.counterpart_id() {
                 state.record_inbound(account, person, acted_at).await?;
             }
         }
-        EventKind::Comment(comment) | EventKind::LiveComment(comment) => {
-            state
-                .record_comment(account, &comment.id, comment.from_id.as_deref(), acted_at)
-                .await?;
+        Noted::Comment(comment) => {
+            let seen = CommentSeen {
+                account_id: account,
+                comment_id: &comment.id,
+                author_id: comment.from_id.as_deref(),
+                at_ms: acted_at,
+            };
+            state.record_comment(&seen).await?;
         }
-        _ => {}
+        Noted::Nothing => {}
     }
     Ok(())
+}
+
+/// What the host notes of an event of one kind.
+enum Noted<'a> {
+    /// The person wrote: their messaging window opens.
+    Inbound,
+    /// A comment that can get one private reply.
+    Comment(&'a Comment),
+    /// Nothing later sends depend on.
+    Nothing,
+}
+
+/// The rule itself; `OBSERVED_KINDS` must name exactly the kinds it notes
+/// (a test checks both against every fixture).
+fn noted(kind: &EventKind) -> Noted<'_> {
+    match kind {
+        EventKind::Message(_)
+        | EventKind::Postback(_)
+        | EventKind::Referral(_)
+        | EventKind::Optin(_) => Noted::Inbound,
+        EventKind::Comment(comment) | EventKind::LiveComment(comment) => Noted::Comment(comment),
+        _ => Noted::Nothing,
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::events::KIND_NAMES;
+    use crate::events::{KIND_NAMES, normalise};
 
     #[test]
     fn the_observed_kinds_are_event_kinds() {
         for kind in OBSERVED_KINDS {
             assert!(KIND_NAMES.contains(kind), "{kind}");
+        }
+    }
+
+    /// The subscription and the rule must agree, or windows stay closed
+    /// for a kind only the rule knows (no plugin subscribes, the host never
+    /// sees it) or the host stores events it then ignores.
+    #[test]
+    fn the_host_subscribes_to_exactly_the_kinds_the_rule_notes() {
+        let dir = format!("{}/../tests/fixtures/webhooks", env!("CARGO_MANIFEST_DIR"));
+        let mut seen = BTreeSet::new();
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let body = std::fs::read(entry.unwrap().path()).unwrap();
+            for event in normalise(&body).unwrap_or_default() {
+                let name = event.kind.name();
+                let notes = !matches!(noted(&event.kind), Noted::Nothing);
+                assert_eq!(notes, OBSERVED_KINDS.contains(&name), "{name}");
+                seen.insert(name);
+            }
+        }
+        for kind in ["message", "postback", "referral", "comment", "live-comment"] {
+            assert!(seen.contains(kind), "no fixture of kind {kind}");
         }
     }
 }

@@ -17,32 +17,9 @@ use igloo_plugin_sdk::{
 struct GraphPathInjection;
 
 /// Ids that are not plain numeric ids, each trying another way to change the
-/// request the host makes to the Graph API.
-fn forged_ids() -> Vec<String> {
-    let mut ids: Vec<String> = [
-        "123/messages?recipient={\"id\":\"999\"}&message={\"text\":\"pwned\"}&x=",
-        "17841400000000001/subscribed_apps",
-        "../me/messages",
-        "123%2Fmessages",
-        "123?fields=access_token",
-        "123#fragment",
-        "123&hide=false",
-        " 123",
-        "123\n",
-        "",
-        "١٢٣",
-        "0x1F",
-        "123/",
-        "me",
-        ".",
-        "..",
-    ]
-    .into_iter()
-    .map(str::to_owned)
-    .collect();
-    ids.push("1".repeat(40));
-    ids
-}
+/// request the host makes to the Graph API (the list the host's own id tests
+/// use).
+const FORGED_IDS: &[&str] = include!("../../../../tests/fixtures/forged_graph_ids.rs");
 
 /// A message id that closes the JSON string it is put in and names another
 /// recipient.
@@ -91,16 +68,16 @@ impl Plugin for GraphPathInjection {
     fn on_message(_: &Envelope, message: &Message) -> Result<(), PluginError> {
         let sender = &message.sender_id;
         let mut tally = Tally::default();
-        for id in forged_ids() {
-            tally.record("comments::set_hidden", &id, comments::set_hidden(&id, true));
-            tally.record("comments::delete", &id, comments::delete(&id));
-            tally.record("profiles::get", &id, profiles::get(&id));
+        for &id in FORGED_IDS {
+            tally.record("comments::set_hidden", id, comments::set_hidden(id, true));
+            tally.record("comments::delete", id, comments::delete(id));
+            tally.record("profiles::get", id, profiles::get(id));
             tally.record(
                 "messaging::react",
-                &id,
-                messaging::react(sender, &id, Some("love")),
+                id,
+                messaging::react(sender, id, Some("love")),
             );
-            tally.record("messaging::send_text", &id, messaging::send_text(&id, "hi"));
+            tally.record("messaging::send_text", id, messaging::send_text(id, "hi"));
         }
         tally.record(
             "messaging::react",
