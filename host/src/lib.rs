@@ -35,6 +35,7 @@ pub mod events;
 pub mod graph;
 pub mod inbox;
 pub(crate) mod metrics;
+pub mod migrate;
 pub mod plugin_api;
 pub mod runtime;
 pub(crate) mod server;

@@ -6,7 +6,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 use igloo::events;
 use igloo::inbox::{Delivery, Inbox, RunRecord, SqliteInbox};
-use igloo_tests::{FakeGraph, TestIgloo, live_config, webhook};
+use igloo::state::{HostState, KvScope, SqliteState};
+use igloo_tests::{ACCOUNT_ID, FakeGraph, TestIgloo, live_config, webhook};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_resumes_what_was_not_done() {
@@ -48,4 +49,53 @@ async fn a_restart_resumes_what_was_not_done() {
         "the finished run was not repeated: {requests:?}"
     );
     assert_eq!(requests[0].body["recipient"]["id"], "111");
+}
+
+/// A data directory written by igloo 0.1.0 (no schema versions yet): one
+/// event handled, one on which auto-reply had run but that was not marked
+/// complete, one not yet touched; auto-reply's key `greeted:111`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_data_directory_from_igloo_0_1_keeps_its_events_and_state_after_the_upgrade() {
+    let data_dir = Arc::new(tempfile::tempdir().unwrap());
+    let written_by_0_1 = format!("{}/fixtures/data-dir-0.1.0", env!("CARGO_MANIFEST_DIR"));
+    for file in ["inbox.sqlite3", "state.sqlite3"] {
+        std::fs::copy(
+            format!("{written_by_0_1}/{file}"),
+            data_dir.path().join(file),
+        )
+        .unwrap();
+    }
+
+    let graph = FakeGraph::start().await;
+    let igloo = TestIgloo::start_in(live_config(&graph), Arc::clone(&data_dir)).await;
+    let stats = igloo.wait_until_idle().await;
+    assert_eq!((stats.events, stats.pending), (3, 0), "{stats:?}");
+    let requests = graph.wait_for(1).await;
+    assert_eq!(requests.len(), 1, "only the untouched event: {requests:?}");
+    assert_eq!(requests[0].body["recipient"]["id"], "333");
+
+    let state = SqliteState::open(&data_dir.path().join("state.sqlite3")).unwrap();
+    let scope = KvScope {
+        plugin: "auto-reply".into(),
+        account_id: ACCOUNT_ID.into(),
+    };
+    assert_eq!(
+        state
+            .kv_get(&scope, "greeted:111", 2)
+            .await
+            .unwrap()
+            .as_deref(),
+        Some(&b"yes"[..])
+    );
+    let version = |file: &str| -> i64 {
+        rusqlite::Connection::open(data_dir.path().join(file))
+            .unwrap()
+            .pragma_query_value(None, "user_version", |row| row.get(0))
+            .unwrap()
+    };
+    assert!(version("inbox.sqlite3") >= 2, "the inbox was migrated");
+    assert!(
+        version("state.sqlite3") >= 1,
+        "the state store was migrated"
+    );
 }

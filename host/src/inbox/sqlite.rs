@@ -5,7 +5,8 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, params};
+use rusqlite_migration::{HookResult, M};
 use tokio::sync::{Notify, mpsc, oneshot};
 
 use super::{Appended, Delivery, Inbox, InboxError, InboxStats, PendingEvent, RunRecord, Seq};
@@ -32,7 +33,8 @@ macro_rules! events_columns {
     };
 }
 
-const SCHEMA: &str = concat!(
+/// Version 1: igloo 0.1's schema.
+const SCHEMA_V1: &str = concat!(
     "
 CREATE TABLE IF NOT EXISTS deliveries (
     id             INTEGER PRIMARY KEY,
@@ -56,6 +58,32 @@ CREATE TABLE IF NOT EXISTS runs (
 );
 "
 );
+
+/// The schema, version by version; a list that only grows at its end.
+/// Version 1 is the schema of igloo 0.1, which kept no version: `IF NOT
+/// EXISTS` adopts a database it wrote, and the hook rebuilds an older one
+/// whose sequence numbers were not yet AUTOINCREMENT.
+fn migrations() -> Vec<M<'static>> {
+    vec![
+        M::up_with_hook(SCHEMA_V1, migrate_to_autoincrement),
+        // Version 2: the journal of host calls with effects (see `journal`).
+        M::up(
+            "
+CREATE TABLE journal (
+    seq           INTEGER NOT NULL REFERENCES events(seq),
+    plugin        TEXT NOT NULL,
+    call          INTEGER NOT NULL,
+    operation     TEXT NOT NULL,
+    request       TEXT NOT NULL,
+    status        TEXT NOT NULL,
+    result        TEXT,
+    started_at_ms INTEGER NOT NULL,
+    PRIMARY KEY (seq, plugin, call)
+) WITHOUT ROWID;
+",
+        ),
+    ]
+}
 
 /// A delivery with its events already serialised, so that the single
 /// writer thread spends its time on SQLite alone.
@@ -84,9 +112,14 @@ pub struct SqliteInbox {
 impl SqliteInbox {
     /// Open (or create) the inbox database at `path`.
     pub fn open(path: &Path) -> Result<Self, InboxError> {
-        let writer = open_connection(path)?;
-        migrate_to_autoincrement(&writer).map_err(storage_error)?;
-        writer.execute_batch(SCHEMA).map_err(storage_error)?;
+        let mut writer = open_connection(path)?;
+        writer
+            .execute_batch("PRAGMA foreign_keys = OFF;")
+            .map_err(storage_error)?;
+        crate::migrate::to_latest(&mut writer, migrations(), path).map_err(InboxError::backend)?;
+        writer
+            .execute_batch("PRAGMA foreign_keys = ON;")
+            .map_err(storage_error)?;
         // Checkpoints run on their own thread (below), so a commit never
         // waits for one: they were the long tail of webhook latency.
         writer
@@ -206,31 +239,28 @@ fn read_pending(
 }
 
 /// Inboxes created before sequence numbers were AUTOINCREMENT reused the
-/// numbers of pruned events: rebuild their `events` table once.
-fn migrate_to_autoincrement(connection: &Connection) -> rusqlite::Result<()> {
-    let sql: Option<String> = connection
-        .query_row(
-            "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'events'",
-            [],
-            |row| row.get(0),
-        )
-        .optional()?;
-    if sql.is_none_or(|sql| sql.contains("AUTOINCREMENT")) {
+/// numbers of pruned events: rebuild their `events` table once. Runs with
+/// foreign keys off (see `SqliteInbox::open`), as a table rebuild must.
+fn migrate_to_autoincrement(transaction: &rusqlite::Transaction<'_>) -> HookResult {
+    let sql: String = transaction.query_row(
+        "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'events'",
+        [],
+        |row| row.get(0),
+    )?;
+    if sql.contains("AUTOINCREMENT") {
         return Ok(());
     }
     tracing::info!("upgrading the inbox: sequence numbers are never reused from now on");
-    connection.execute_batch(concat!(
-        "PRAGMA foreign_keys = OFF;
-             BEGIN;
-             CREATE TABLE events_autoincrement (",
+    transaction.execute_batch(concat!(
+        "CREATE TABLE events_autoincrement (",
         events_columns!(),
         ");
          INSERT INTO events_autoincrement SELECT * FROM events;
          DROP TABLE events;
          ALTER TABLE events_autoincrement RENAME TO events;
-         COMMIT;
-         PRAGMA foreign_keys = ON;"
-    ))
+         CREATE INDEX IF NOT EXISTS events_pending ON events(seq) WHERE done_at_ms IS NULL;"
+    ))?;
+    Ok(())
 }
 
 fn storage_error(error: rusqlite::Error) -> InboxError {
@@ -618,7 +648,7 @@ mod tests {
         {
             let old = Connection::open(&path).unwrap();
             old.execute_batch(
-                &SCHEMA.replace("INTEGER PRIMARY KEY AUTOINCREMENT", "INTEGER PRIMARY KEY"),
+                &SCHEMA_V1.replace("INTEGER PRIMARY KEY AUTOINCREMENT", "INTEGER PRIMARY KEY"),
             )
             .unwrap();
             old.execute_batch(

@@ -6,10 +6,16 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite_migration::M;
 
 use super::{CommentSeen, HostState, KvScope, KvSet, KvWrite, StateError};
 
-const SCHEMA: &str = "
+/// The schema, version by version; a list that only grows at its end.
+/// Version 1 is the schema of igloo 0.1, which kept no version: `IF NOT
+/// EXISTS` adopts a database it wrote.
+fn migrations() -> Vec<M<'static>> {
+    vec![M::up(
+        "
 CREATE TABLE IF NOT EXISTS kv (
     plugin        TEXT NOT NULL,
     account_id    TEXT NOT NULL,
@@ -35,7 +41,9 @@ CREATE TABLE IF NOT EXISTS comments (
 CREATE INDEX IF NOT EXISTS kv_expiry ON kv(expires_at_ms) WHERE expires_at_ms IS NOT NULL;
 CREATE INDEX IF NOT EXISTS windows_age ON windows(last_inbound_ms);
 CREATE INDEX IF NOT EXISTS comments_age ON comments(at_ms);
-";
+",
+    )]
+}
 
 /// Windows cached in memory at most; past it, the cache starts over (the
 /// database stays the truth).
@@ -68,13 +76,13 @@ impl SqliteState {
 impl SqliteState {
     /// Open (or create) the state database at `path`.
     pub fn open(path: &Path) -> Result<Self, StateError> {
-        let connection = Connection::open(path).map_err(error)?;
+        let mut connection = Connection::open(path).map_err(error)?;
         // NORMAL in WAL mode survives a crash of igloo; state is small and
         // written per host call, so it is not worth an fsync each.
         connection
             .execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;")
             .map_err(error)?;
-        connection.execute_batch(SCHEMA).map_err(error)?;
+        crate::migrate::to_latest(&mut connection, migrations(), path).map_err(error)?;
         Ok(Self {
             connection: Arc::new(Mutex::new(connection)),
             windows: Mutex::new(HashMap::new()),
