@@ -2,14 +2,17 @@
 //! instance per event, against the same logic as a native Rust function
 //! calling the same host services. The difference is the sandbox tax.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use igloo::config::{Config, PluginConfig, PluginSource};
 use igloo::events::{Event, EventKind, Message};
 use igloo::graph::{GraphClient, GraphId, SendRequest};
-use igloo::runtime::{RunOutcome, Runtime};
+use igloo::inbox::{Delivery, Inbox, InboxError, Seq, SqliteInbox};
+use igloo::journal::{JournalEntry, JournalStore, RunJournal, RunKey};
+use igloo::runtime::{LoadedPlugin, RunOutcome, Runtime};
 
 use crate::payload::account;
 
@@ -23,8 +26,93 @@ pub(crate) struct DispatchResult {
     pub instantiate_p50_us: u64,
     /// 99th percentile.
     pub instantiate_p99_us: u64,
-    /// Process CPU time per sandboxed event, microseconds.
+    /// Process CPU time per sandboxed event, microseconds, with every
+    /// send journaled durably in the inbox's SQLite.
     pub cpu_us_per_event: f64,
+    /// The same with the journal kept in memory: the sandbox and the
+    /// bookkeeping without its storage.
+    pub cpu_us_per_event_unjournaled: f64,
+    /// Sandboxed events per second with the durable journal, one at a time
+    /// (each send waits for its intent's commit).
+    pub journaled_rate: f64,
+}
+
+/// A journal kept in memory: the "before" of the durable one.
+#[derive(Default)]
+struct MemoryJournal(Mutex<HashMap<RunKey, Vec<JournalEntry>>>);
+
+#[async_trait::async_trait]
+impl JournalStore for MemoryJournal {
+    async fn journal(&self, run: &RunKey) -> Result<Vec<JournalEntry>, InboxError> {
+        Ok(self.0.lock().unwrap().get(run).cloned().unwrap_or_default())
+    }
+
+    async fn write_entry(&self, run: &RunKey, entry: JournalEntry) -> Result<(), InboxError> {
+        let mut runs = self.0.lock().unwrap();
+        let entries = runs.entry(run.clone()).or_default();
+        entries.retain(|old| old.call != entry.call);
+        entries.push(entry);
+        Ok(())
+    }
+
+    async fn accounts_for(&self, _: &str) -> Result<bool, InboxError> {
+        Ok(false)
+    }
+}
+
+/// One timed pass of sandboxed runs.
+struct Pass {
+    elapsed: Duration,
+    cpu: Duration,
+    instantiate: Histogram<u64>,
+}
+
+/// Run the plugin on events `first..first + count`, each with the journal
+/// `journal_for` gives it.
+async fn sandboxed_pass(
+    runtime: &Runtime,
+    plugin: &LoadedPlugin,
+    first: usize,
+    count: usize,
+    journal_for: impl Fn(usize) -> RunJournal,
+) -> anyhow::Result<Pass> {
+    let mut instantiate = Histogram::<u64>::new(3).unwrap();
+    let cpu_before = cpu_time();
+    let started = Instant::now();
+    for n in first..first + count {
+        let receipt = runtime
+            .run(plugin, event(n), igloo::clock::now_ms(), journal_for(n))
+            .await;
+        anyhow::ensure!(
+            receipt.outcome == RunOutcome::Ok,
+            "run failed: {:?}",
+            receipt.outcome
+        );
+        instantiate
+            .record(receipt.instantiate.as_micros() as u64)
+            .unwrap();
+    }
+    Ok(Pass {
+        elapsed: started.elapsed(),
+        cpu: cpu_time().saturating_sub(cpu_before),
+        instantiate,
+    })
+}
+
+/// Store events `0..count` in `inbox`, as ingress would; their positions.
+async fn store_events(inbox: &SqliteInbox, count: usize) -> anyhow::Result<Vec<Seq>> {
+    let events = (0..count).map(|n| event(n).as_ref().clone()).collect();
+    inbox
+        .append(Delivery::new(bytes::Bytes::from_static(b"{}"), events))
+        .await?;
+    let mut seqs = Vec::with_capacity(count);
+    while seqs.len() < count {
+        let after = seqs.last().copied().unwrap_or(0);
+        let batch = inbox.pending(after, 1024).await?;
+        anyhow::ensure!(!batch.is_empty(), "the inbox lost events");
+        seqs.extend(batch.iter().map(|pending| pending.seq));
+    }
+    Ok(seqs)
 }
 
 fn event(n: usize) -> Arc<Event> {
@@ -108,27 +196,41 @@ pub(crate) async fn run(events: usize) -> anyhow::Result<DispatchResult> {
     for n in 0..warmup + events {
         services.observe(&event(n), igloo::clock::now_ms()).await?;
     }
-    for n in 0..warmup {
-        runtime.run(plugin, event(n), igloo::clock::now_ms()).await;
+    let memory: Arc<dyn JournalStore> = Arc::new(MemoryJournal::default());
+    let in_memory = |n: usize| {
+        let key = RunKey {
+            seq: n as Seq,
+            plugin: plugin.info.id.clone(),
+        };
+        RunJournal::fresh(Arc::clone(&memory), key)
+    };
+    sandboxed_pass(&runtime, plugin, 0, warmup, in_memory).await?;
+    let unjournaled = sandboxed_pass(&runtime, plugin, warmup, events, in_memory).await?;
+
+    // The same runs again, journaled in a real inbox: new people, so the
+    // sends are new too.
+    let inbox: Arc<SqliteInbox> = Arc::new(SqliteInbox::open(
+        &data_dir.path().join("bench-inbox.sqlite3"),
+    )?);
+    let durable_first = warmup + events;
+    for n in durable_first..durable_first + events {
+        services.observe(&event(n), igloo::clock::now_ms()).await?;
     }
-    let mut instantiate = Histogram::<u64>::new(3).unwrap();
-    let cpu_before = cpu_time();
-    let started = Instant::now();
-    for n in 0..events {
-        let receipt = runtime
-            .run(plugin, event(warmup + n), igloo::clock::now_ms())
-            .await;
-        anyhow::ensure!(
-            receipt.outcome == RunOutcome::Ok,
-            "run failed: {:?}",
-            receipt.outcome
-        );
-        instantiate
-            .record(receipt.instantiate.as_micros() as u64)
-            .unwrap();
-    }
-    let sandboxed = started.elapsed();
-    let cpu = cpu_time().saturating_sub(cpu_before);
+    let seqs = store_events(&inbox, durable_first + events).await?;
+    let store: Arc<dyn JournalStore> = inbox.clone();
+    let durable = |n: usize| {
+        let key = RunKey {
+            seq: seqs[n],
+            plugin: plugin.info.id.clone(),
+        };
+        RunJournal::fresh(Arc::clone(&store), key)
+    };
+    let journaled = sandboxed_pass(&runtime, plugin, durable_first, events, durable).await?;
+    let (sandboxed, cpu, instantiate) = (
+        unjournaled.elapsed,
+        unjournaled.cpu,
+        unjournaled.instantiate,
+    );
 
     // The native baseline gets its own client, configured as the host's.
     let graph = GraphClient::new(&config)?;
@@ -147,6 +249,8 @@ pub(crate) async fn run(events: usize) -> anyhow::Result<DispatchResult> {
         native_rate: events as f64 / native.as_secs_f64(),
         instantiate_p50_us: instantiate.value_at_quantile(0.5),
         instantiate_p99_us: instantiate.value_at_quantile(0.99),
-        cpu_us_per_event: cpu.as_secs_f64() * 1e6 / events as f64,
+        cpu_us_per_event: journaled.cpu.as_secs_f64() * 1e6 / events as f64,
+        cpu_us_per_event_unjournaled: cpu.as_secs_f64() * 1e6 / events as f64,
+        journaled_rate: events as f64 / journaled.elapsed.as_secs_f64(),
     })
 }

@@ -21,6 +21,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::config::RuntimeConfig;
 use crate::inbox::{Inbox, InboxError, PendingEvent, RunRecord, Seq};
+use crate::journal::{JournalStore, RunJournal, RunKey};
 use crate::metrics::Metrics;
 use crate::runtime::{RunOutcome, RunReceipt, Runtime};
 
@@ -325,9 +326,12 @@ impl Dispatcher {
                     && !pending.done_plugins.contains(&plugin.info.id)
             })
             .map(|plugin| async {
+                let journal = self
+                    .journal(pending.seq, &pending.journaled_plugins, &plugin.info.id)
+                    .await;
                 let receipt = self
                     .runtime
-                    .run(plugin, Arc::clone(&event), received_at_ms)
+                    .run(plugin, Arc::clone(&event), received_at_ms, journal)
                     .await;
                 log_receipt(&receipt);
                 self.metrics.receipt(&receipt);
@@ -350,6 +354,29 @@ impl Dispatcher {
         } else {
             // Pending still, for the plugins that were quarantined.
             self.deferred.store(true, Ordering::Release);
+        }
+    }
+
+    /// The journal of `plugin`'s run on the event at `seq`: read back if an
+    /// earlier execution wrote to it (`journaled`), so what it did is not
+    /// done again.
+    async fn journal(&self, seq: Seq, journaled: &[String], plugin: &str) -> RunJournal {
+        let store: Arc<dyn JournalStore> = self.inbox.clone();
+        let key = RunKey {
+            seq,
+            plugin: plugin.to_owned(),
+        };
+        if !journaled.iter().any(|id| id == plugin) {
+            return RunJournal::fresh(store, key);
+        }
+        loop {
+            match RunJournal::open(Arc::clone(&store), key.clone()).await {
+                Ok(journal) => return journal,
+                Err(error) => {
+                    tracing::error!(%error, "reading a run's journal failed; retrying");
+                    tokio::time::sleep(STORAGE_RETRY).await;
+                }
+            }
         }
     }
 

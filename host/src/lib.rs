@@ -34,6 +34,7 @@ pub(crate) mod error;
 pub mod events;
 pub mod graph;
 pub mod inbox;
+pub mod journal;
 pub(crate) mod metrics;
 pub mod migrate;
 pub mod plugin_api;

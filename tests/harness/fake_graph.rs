@@ -28,13 +28,30 @@ pub struct RecordedRequest {
     pub body: Value,
 }
 
+/// A message the fake's Send API accepted, as the Conversations API shows it.
+#[derive(Debug, Clone)]
+pub struct SentMessage {
+    /// The message id the fake answered with.
+    pub id: String,
+    /// The sending account.
+    pub account_id: String,
+    /// The recipient's IGSID.
+    pub recipient_id: String,
+    /// The text, if it was one.
+    pub text: Option<String>,
+    /// When it was accepted, in seconds since the epoch.
+    pub created_s: u64,
+}
+
 #[derive(Default)]
 struct Recorded {
     requests: Mutex<Vec<RecordedRequest>>,
+    /// What the Send API accepted: the conversations read back.
+    sent: Mutex<Vec<SentMessage>>,
     /// Answers to give next, in order, before the default ones.
     scripted: Mutex<std::collections::VecDeque<Scripted>>,
     /// How long each answer takes, to play a slow Meta.
-    delay: Duration,
+    delay: Mutex<Duration>,
 }
 
 /// A scripted answer: status, body and headers.
@@ -59,7 +76,7 @@ impl FakeGraph {
     /// Start a fake that takes `delay` to answer each request.
     pub async fn start_with_delay(delay: Duration) -> Self {
         let recorded = Arc::new(Recorded {
-            delay,
+            delay: Mutex::new(delay),
             ..Recorded::default()
         });
         let app = Router::new()
@@ -74,6 +91,11 @@ impl FakeGraph {
     /// Its base URL, for `graph.instagram_base_url`.
     pub fn base_url(&self) -> &str {
         &self.base_url
+    }
+
+    /// Take `delay` to answer each request from now on.
+    pub fn set_delay(&self, delay: Duration) {
+        *self.recorded.delay.lock().unwrap() = delay;
     }
 
     /// Answer the next request with `status` and `body` (then the defaults).
@@ -93,6 +115,26 @@ impl FakeGraph {
             body,
             headers,
         });
+    }
+
+    /// Put a message in a conversation as if the Send API had accepted it
+    /// (from an igloo that crashed before it heard the answer).
+    pub fn add_sent_message(&self, account_id: &str, recipient_id: &str, text: &str) -> String {
+        let mut sent = self.recorded.sent.lock().unwrap();
+        let id = format!("earlier-mid-{}", sent.len() + 1);
+        sent.push(SentMessage {
+            id: id.clone(),
+            account_id: account_id.into(),
+            recipient_id: recipient_id.into(),
+            text: Some(text.into()),
+            created_s: now_s(),
+        });
+        id
+    }
+
+    /// The messages the Send API accepted (and any added), in order.
+    pub fn sent_messages(&self) -> Vec<SentMessage> {
+        self.recorded.sent.lock().unwrap().clone()
     }
 
     /// Every request received so far.
@@ -122,6 +164,54 @@ fn provider_user() -> Value {
             "following_count": 193, "media_count": 31529, "fbid_v2": 17841400573960012}, "status": "ok"}"#,
     )
     .unwrap()
+}
+
+fn now_s() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// The Conversations API over what the Send API accepted: a person's
+/// conversation is `conversation-{account}-{person}`, its messages those
+/// sent to them, newest first. `None` if `path` is not that API.
+fn conversations(sent: &[SentMessage], path: &str, query: Option<&str>) -> Option<Value> {
+    let query = query.unwrap_or_default();
+    let last = path.rsplit('/').next().unwrap_or_default();
+    if last == "conversations" {
+        let account = path.rsplit('/').nth(1).unwrap_or_default();
+        let person = query
+            .split('&')
+            .find_map(|pair| pair.strip_prefix("user_id="))
+            .unwrap_or_default();
+        let any = sent
+            .iter()
+            .any(|message| message.account_id == account && message.recipient_id == person);
+        let data = if any {
+            vec![json!({"id": format!("conversation-{account}-{person}")})]
+        } else {
+            Vec::new()
+        };
+        return Some(json!({ "data": data }));
+    }
+    let (account, person) = last.strip_prefix("conversation-")?.split_once('-')?;
+    let messages: Vec<Value> = sent
+        .iter()
+        .rev()
+        .filter(|message| message.account_id == account && message.recipient_id == person)
+        .map(|message| {
+            let created = chrono::DateTime::from_timestamp(message.created_s as i64, 0).unwrap();
+            json!({
+                "id": message.id,
+                "created_time": created.format("%Y-%m-%dT%H:%M:%S%z").to_string(),
+                "from": {"id": message.account_id, "username": "the_business"},
+                "to": {"data": [{"id": message.recipient_id, "username": "a_person"}]},
+                "message": message.text,
+            })
+        })
+        .collect();
+    Some(json!({"id": last, "messages": {"data": messages}}))
 }
 
 /// Meta's default answers: the Send API's, a profile for profile reads,
@@ -161,7 +251,6 @@ async fn record(
     State(recorded): State<Arc<Recorded>>,
     request: Request,
 ) -> axum::response::Response {
-    tokio::time::sleep(recorded.delay).await;
     let (parts, body) = request.into_parts();
     let bytes = axum::body::to_bytes(body, usize::MAX).await.unwrap();
     let body: Value = if bytes.is_empty() {
@@ -175,23 +264,54 @@ async fn record(
             .get(name)
             .map(|value| value.to_str().unwrap().to_owned())
     };
-    let mut requests = recorded.requests.lock().unwrap();
-    let number = requests.len() + 1;
-    let (method, path, query) = (
-        parts.method.to_string(),
-        parts.uri.path().to_owned(),
-        parts.uri.query().map(str::to_owned),
-    );
-    let scripted = recorded.scripted.lock().unwrap().pop_front();
-    let answer = default_answer(&method, &path, query.as_deref(), &body, number);
-    requests.push(RecordedRequest {
-        method,
-        path,
-        query,
-        authorization: header("authorization"),
-        access_key: header("x-access-key"),
-        body,
-    });
+    // Recorded, and acted on, before the (slow) answer; no lock is held
+    // across the wait.
+    let (scripted, answer) = {
+        let mut requests = recorded.requests.lock().unwrap();
+        let number = requests.len() + 1;
+        let (method, path, query) = (
+            parts.method.to_string(),
+            parts.uri.path().to_owned(),
+            parts.uri.query().map(str::to_owned),
+        );
+        let scripted = recorded.scripted.lock().unwrap().pop_front();
+        let mut sent = recorded.sent.lock().unwrap();
+        let answer = match conversations(&sent, &path, query.as_deref()) {
+            Some(answer) if method == "GET" => answer,
+            _ => default_answer(&method, &path, query.as_deref(), &body, number),
+        };
+        if scripted.is_none()
+            && method == "POST"
+            && path.ends_with("/messages")
+            && let Some(id) = answer["message_id"].as_str()
+        {
+            sent.push(SentMessage {
+                id: id.to_owned(),
+                account_id: path.rsplit('/').nth(1).unwrap_or_default().to_owned(),
+                recipient_id: answer["recipient_id"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+                text: body
+                    .pointer("/message/text")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned),
+                created_s: now_s(),
+            });
+        }
+        requests.push(RecordedRequest {
+            method,
+            path,
+            query,
+            authorization: header("authorization"),
+            access_key: header("x-access-key"),
+            body,
+        });
+        (scripted, answer)
+    };
+    // Meta acts at once; its answer is what is slow.
+    let delay = *recorded.delay.lock().unwrap();
+    tokio::time::sleep(delay).await;
     match scripted {
         Some(Scripted {
             status,

@@ -7,6 +7,7 @@ mod escapes;
 mod events;
 mod examples;
 mod ingress;
+mod journal;
 mod restart;
 mod sandbox_limits;
 mod stops;

@@ -10,6 +10,7 @@ use super::ServesHostCalls;
 use super::messaging::policy::check_chars;
 use crate::events::EventKind;
 use crate::graph::{GraphClient, GraphId};
+use crate::journal::{Call, Resolution};
 use crate::plugin_api::comments::{self as api, Host};
 use crate::plugin_api::{Capability, HostError, HostResult, HostView, RunContext, ViewOf};
 use crate::state::HostState;
@@ -93,25 +94,51 @@ impl HostView<'_, Comments> {
 
 impl Host for HostView<'_, Comments> {
     async fn reply(&mut self, comment_id: String, text: String) -> HostResult<String> {
-        let comment = GraphId::parse("comment id", &comment_id)?;
-        check_reply(self.run, &comment_id)?;
-        check_chars("a comment reply", &text, MAX_COMMENT_CHARS)?;
-        let graph = &self.service.graph;
-        let reply = graph.reply_to_comment(self.run.account_id(), &comment, &text);
-        Ok(self.run.upstream(reply).await?)
+        let call = Call {
+            operation: "comments.reply",
+            request: format!("{comment_id:?} {text:?}"),
+        };
+        let reply = async || {
+            let comment = GraphId::parse("comment id", &comment_id)?;
+            check_reply(self.run, &comment_id)?;
+            check_chars("a comment reply", &text, MAX_COMMENT_CHARS)?;
+            let graph = &self.service.graph;
+            let reply = graph.reply_to_comment(self.run.account_id(), &comment, &text);
+            Ok(self.run.upstream(reply).await?)
+        };
+        // A reply cut short is not looked for among the comment's replies
+        // (yet): it stays unknown rather than risk a second public reply.
+        let unresolved = async |_| {
+            Resolution::Unresolved("comment replies are not read back to find one cut short".into())
+        };
+        self.run.journal.effect(call, reply, unresolved).await
     }
 
     async fn set_hidden(&mut self, comment_id: String, hidden: bool) -> HostResult<()> {
-        let comment = self.moderated(&comment_id).await?;
-        let graph = &self.service.graph;
-        let hide = graph.set_comment_hidden(self.run.account_id(), &comment, hidden);
-        Ok(self.run.upstream(hide).await?)
+        let call = Call {
+            operation: "comments.set-hidden",
+            request: format!("{comment_id:?} {hidden}"),
+        };
+        let hide = async || {
+            let comment = self.moderated(&comment_id).await?;
+            let graph = &self.service.graph;
+            let hide = graph.set_comment_hidden(self.run.account_id(), &comment, hidden);
+            Ok(self.run.upstream(hide).await?)
+        };
+        self.run.journal.repeatable(call, hide).await
     }
 
     async fn delete(&mut self, comment_id: String) -> HostResult<()> {
-        let comment = self.moderated(&comment_id).await?;
-        let graph = &self.service.graph;
-        let delete = graph.delete_comment(self.run.account_id(), &comment);
-        Ok(self.run.upstream(delete).await?)
+        let call = Call {
+            operation: "comments.delete",
+            request: format!("{comment_id:?}"),
+        };
+        let delete = async || {
+            let comment = self.moderated(&comment_id).await?;
+            let graph = &self.service.graph;
+            let delete = graph.delete_comment(self.run.account_id(), &comment);
+            Ok(self.run.upstream(delete).await?)
+        };
+        self.run.journal.repeatable(call, delete).await
     }
 }

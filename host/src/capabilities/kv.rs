@@ -6,10 +6,12 @@
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use wasmtime::component::Linker;
 
 use super::ServesHostCalls;
 use crate::clock::now_ms;
+use crate::journal::Call;
 use crate::plugin_api::kv::{self as api, Host};
 use crate::plugin_api::{Capability, HostError, HostResult, HostView, ViewOf};
 use crate::state::{HostState, KvQuota, KvScope, KvSet, KvWrite};
@@ -93,16 +95,10 @@ impl HostView<'_, Kv> {
                 .into(),
         )
     }
-}
 
-impl Host for HostView<'_, Kv> {
-    async fn get(&mut self, key: String) -> HostResult<Option<Vec<u8>>> {
-        let scope = self.keyed(&key)?;
-        Ok(self.service.state.kv_get(&scope, &key, now_ms()).await?)
-    }
-
-    async fn set(
-        &mut self,
+    /// Store `value` at `key` within the value limit and the quota.
+    async fn set_checked(
+        &self,
         key: String,
         value: Vec<u8>,
         ttl_seconds: Option<u64>,
@@ -139,10 +135,45 @@ impl Host for HostView<'_, Kv> {
             .await?;
         self.quota_exceeded(written)
     }
+}
+
+impl Host for HostView<'_, Kv> {
+    async fn get(&mut self, key: String) -> HostResult<Option<Vec<u8>>> {
+        let scope = self.keyed(&key)?;
+        Ok(self.service.state.kv_get(&scope, &key, now_ms()).await?)
+    }
+
+    async fn set(
+        &mut self,
+        key: String,
+        value: Vec<u8>,
+        ttl_seconds: Option<u64>,
+    ) -> HostResult<()> {
+        let call = Call {
+            operation: "kv.set",
+            request: format!(
+                "{key:?} {} {ttl_seconds:?}",
+                hex::encode(Sha256::digest(&value))
+            ),
+        };
+        self.run
+            .journal
+            .repeatable(call, async || {
+                self.set_checked(key, value, ttl_seconds).await
+            })
+            .await
+    }
 
     async fn delete(&mut self, key: String) -> HostResult<()> {
-        let scope = self.keyed(&key)?;
-        Ok(self.service.state.kv_delete(&scope, &key).await?)
+        let call = Call {
+            operation: "kv.delete",
+            request: format!("{key:?}"),
+        };
+        let delete = async || {
+            let scope = self.keyed(&key)?;
+            Ok(self.service.state.kv_delete(&scope, &key).await?)
+        };
+        self.run.journal.repeatable(call, delete).await
     }
 
     async fn list_keys(&mut self, prefix: String) -> HostResult<Vec<String>> {

@@ -177,15 +177,21 @@ pub fn add_to_linker<T: ServesHostCalls>(linker: &mut Linker<T>) -> wasmtime::Re
     log::link(linker)
 }
 
-/// The error a plugin sees for a failed Graph call.
+/// The error a plugin sees for a failed Graph call. A call Meta may have
+/// acted on is marked so, for the journal.
 impl From<GraphError> for HostFailure {
     fn from(error: GraphError) -> Self {
+        if let GraphError::Unanswered(message) = error {
+            return HostFailure::Unanswered(HostError::Transient(message));
+        }
         HostFailure::Refused(match error {
             GraphError::RateLimited { retry_after_ms } => HostError::RateLimited(retry_after_ms),
             GraphError::WindowClosed(_) => HostError::WindowClosed,
             GraphError::ConsentRequired(_) => HostError::ConsentRequired,
             GraphError::NotFound(_) => HostError::NotFound,
-            GraphError::Transient(message) => HostError::Transient(message),
+            GraphError::Transient(message) | GraphError::Unanswered(message) => {
+                HostError::Transient(message)
+            }
             GraphError::Invalid(message) => HostError::Invalid(message),
             GraphError::RecipientUnavailable(message) | GraphError::PermissionDenied(message) => {
                 HostError::Rejected(message)

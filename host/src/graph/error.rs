@@ -30,9 +30,14 @@ pub enum GraphError {
     /// The object does not exist.
     #[error("not found: {0}")]
     NotFound(String),
-    /// A temporary failure (errors 1200 and 2, HTTP 5xx, network).
+    /// A temporary failure (errors 1200 and 2, HTTP 5xx, a connection
+    /// that could not be made): Meta did not act.
     #[error("transient failure: {0}")]
     Transient(String),
+    /// The request went out but no answer came back (a timeout, a dropped
+    /// connection): Meta may or may not have acted.
+    #[error("no answer from Meta: {0}")]
+    Unanswered(String),
     /// The request was refused as invalid.
     #[error("invalid request: {0}")]
     Invalid(String),
@@ -95,7 +100,7 @@ impl GraphError {
     pub fn is_transient(&self) -> bool {
         matches!(
             self,
-            GraphError::Transient(_) | GraphError::RateLimited { .. }
+            GraphError::Transient(_) | GraphError::Unanswered(_) | GraphError::RateLimited { .. }
         )
     }
 }

@@ -4,6 +4,7 @@
 //! can sit. Requests and responses are typed ([`send`], [`UserProfile`]):
 //! callers deal in typed calls, never in JSON.
 
+mod conversations;
 mod dry_run;
 mod error;
 mod ids;
@@ -19,6 +20,7 @@ use serde_json::Value;
 
 use crate::config::{AccountConfig, Config, GraphMode, LoginKind};
 
+pub use conversations::FoundMessage;
 pub use dry_run::{DryRun, RecordedCall};
 pub use error::GraphError;
 pub use ids::{GraphId, InvalidId, MAX_URL_BYTES, MessageId, Username, WebUrl};
@@ -331,7 +333,7 @@ impl GraphClient {
         loop {
             let result = self.attempt(client, token, account_id, &request).await;
             match (&result, repeat) {
-                (Err(GraphError::Transient(_)), Repeat::Idempotent)
+                (Err(GraphError::Transient(_) | GraphError::Unanswered(_)), Repeat::Idempotent)
                     if attempt < RETRY_BACKOFF.len() =>
                 {
                     tokio::time::sleep(RETRY_BACKOFF[attempt]).await;
@@ -383,14 +385,18 @@ impl GraphClient {
         if let Some(body) = &request.body {
             builder = builder.json(body);
         }
-        let response = builder
-            .send()
-            .await
-            .map_err(|error| GraphError::Transient(format!("request failed: {error}")))?;
+        let response = builder.send().await.map_err(|error| {
+            // Only a connection never made surely left Meta untouched.
+            if error.is_connect() {
+                GraphError::Transient(format!("request failed: {error}"))
+            } else {
+                GraphError::Unanswered(format!("request failed: {error}"))
+            }
+        })?;
         let status = response.status();
         let backed_off = self.throttle.observe_usage(account_id, response.headers());
         let body = response.bytes().await.map_err(|error| {
-            GraphError::Transient(format!("reading the response failed: {error}"))
+            GraphError::Unanswered(format!("reading the response failed: {error}"))
         })?;
         if !status.is_success() {
             let error = GraphError::classify(status.as_u16(), &body);

@@ -12,6 +12,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::events::Event;
+use crate::journal::JournalStore;
 
 pub use sqlite::SqliteInbox;
 
@@ -86,6 +87,9 @@ pub struct PendingEvent {
     pub received_at_ms: u64,
     /// Ids of the plugins that already ran on it (before a restart, say).
     pub done_plugins: Vec<String>,
+    /// Ids of the plugins with calls in its journal: an earlier execution
+    /// acted, or was about to.
+    pub journaled_plugins: Vec<String>,
 }
 
 /// How one plugin's run on one event ended, as recorded in the inbox.
@@ -131,9 +135,10 @@ impl InboxError {
     }
 }
 
-/// A durable, deduplicating event store.
+/// A durable, deduplicating event store, which also keeps the journal of
+/// the runs on its events.
 #[async_trait]
-pub trait Inbox: Send + Sync + 'static {
+pub trait Inbox: JournalStore {
     /// Durably store a delivery. Returns once committed. Events whose key is
     /// already stored are counted as duplicates and not stored again.
     async fn append(&self, delivery: Delivery) -> Result<Appended, InboxError>;

@@ -10,6 +10,7 @@ use wasmtime::component::HasData;
 
 use super::Capability;
 use crate::events::{Event, Subscription};
+use crate::journal::RunJournal;
 
 /// What host functions and the dispatcher know about a loaded plugin.
 #[derive(Debug)]
@@ -39,6 +40,9 @@ pub struct RunContext {
     pub received_at_ms: u64,
     /// Time spent waiting on Meta, which is not the plugin's to pay for.
     pub upstream: Arc<UpstreamClock>,
+    /// What earlier executions of this run did, and where its calls with
+    /// effects are written down before they act.
+    pub journal: RunJournal,
 }
 
 impl RunContext {

@@ -23,6 +23,10 @@ pub use context::{HostView, PluginInfo, RunContext, UpstreamClock, UpstreamWait,
 pub enum HostFailure {
     /// The plugin gets this error and runs on.
     Refused(HostError),
+    /// The plugin gets this error and runs on, but the call's request went
+    /// out and no answer came: Meta may have acted on it. The journal
+    /// records the call as `unknown`, never to be repeated blindly.
+    Unanswered(HostError),
     /// The run ends here.
     Trap(wasmtime::Error),
 }
@@ -63,7 +67,7 @@ impl From<crate::state::StateError> for HostFailure {
 impl<S> types::Host for HostView<'_, S> {
     fn convert_error(&mut self, failure: HostFailure) -> wasmtime::Result<HostError> {
         match failure {
-            HostFailure::Refused(error) => Ok(error),
+            HostFailure::Refused(error) | HostFailure::Unanswered(error) => Ok(error),
             HostFailure::Trap(trap) => Err(trap),
         }
     }

@@ -28,6 +28,7 @@ use crate::capabilities::{CapabilityConfigs, HostServices};
 use crate::config::Config;
 use crate::events::{Event, Subscriptions};
 use crate::graph::GraphClient;
+use crate::journal::{JournalStop, RunJournal};
 use crate::plugin_api::{GuestEvent, RunContext, UpstreamClock};
 use crate::untrusted;
 
@@ -56,6 +57,9 @@ pub enum RunOutcome {
     /// The plugin is quarantined; it was not run, and the event stays
     /// pending for it until it comes back.
     Quarantined,
+    /// The journal stopped the run: the plugin diverged from what it did
+    /// before, a call's effect is unknown, or the journal was unavailable.
+    Journal(JournalStop),
 }
 
 impl RunOutcome {
@@ -72,6 +76,9 @@ impl RunOutcome {
             RunOutcome::Instantiate(_) => "instantiate",
             RunOutcome::UpstreamTimeout => "upstream-timeout",
             RunOutcome::Quarantined => "quarantined",
+            RunOutcome::Journal(JournalStop::Diverged { .. }) => "diverged",
+            RunOutcome::Journal(JournalStop::Unknown { .. }) => "unknown-effect",
+            RunOutcome::Journal(JournalStop::Unavailable(_)) => "journal-unavailable",
         }
     }
 
@@ -88,12 +95,14 @@ impl RunOutcome {
             RunOutcome::MemoryExhausted => "memory limit reached".into(),
             RunOutcome::UpstreamTimeout => "waited on Meta longer than allowed".into(),
             RunOutcome::Quarantined => "deferred: the plugin is quarantined".into(),
+            RunOutcome::Journal(stop) => stop.to_string(),
         }
     }
 
     /// Whether the run crashed in the sandbox (what the circuit breaker
     /// counts). A plugin's own error is an answer, not a crash; a slow Meta
-    /// is nobody's crash.
+    /// or an effect nobody can see is nobody's crash. Diverging from its
+    /// own journal is the plugin's doing.
     pub fn is_crash(&self) -> bool {
         !matches!(
             self,
@@ -101,6 +110,7 @@ impl RunOutcome {
                 | RunOutcome::PluginError(_)
                 | RunOutcome::UpstreamTimeout
                 | RunOutcome::Quarantined
+                | RunOutcome::Journal(JournalStop::Unknown { .. } | JournalStop::Unavailable(_))
         )
     }
 
@@ -254,13 +264,14 @@ impl Runtime {
     }
 
     /// Run `plugin` on `event` in a fresh instance, once its concurrency
-    /// and the instance pool allow. Never fails: every way a run can end is
-    /// in the receipt.
+    /// and the instance pool allow, its calls with effects going through
+    /// `journal`. Never fails: every way a run can end is in the receipt.
     pub async fn run(
         &self,
         plugin: &LoadedPlugin,
         event: Arc<Event>,
         received_at_ms: u64,
+        journal: RunJournal,
     ) -> RunReceipt {
         let mut receipt = RunReceipt {
             plugin: plugin.info.id.clone(),
@@ -290,6 +301,7 @@ impl Runtime {
             event: Arc::clone(&event),
             received_at_ms,
             upstream: Arc::clone(&upstream),
+            journal,
         };
         let state = InstanceState::new(run, Arc::clone(&self.services), limits);
         let mut store = Store::new(&self.engine, state);
@@ -382,6 +394,9 @@ fn classify_failure(
 ) -> RunOutcome {
     if let Some(violation) = error.downcast_ref::<Violation>() {
         return RunOutcome::HostLimit(*violation);
+    }
+    if let Some(stop) = error.downcast_ref::<JournalStop>() {
+        return RunOutcome::Journal(stop.clone());
     }
     // Wasmtime's type for an exhausted host-call fuel is private: its
     // message is what identifies it.

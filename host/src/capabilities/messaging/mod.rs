@@ -3,6 +3,7 @@
 //! and what events mean for later sends (windows, answerable comments) in
 //! [`window`].
 
+mod journaled;
 mod outgoing;
 pub mod policy;
 pub(super) mod window;
@@ -14,6 +15,7 @@ use wasmtime::component::Linker;
 use super::ServesHostCalls;
 use crate::clock::now_ms;
 use crate::graph::{GraphClient, GraphError, GraphId, MessageId, SendRequest, WebUrl};
+use crate::journal::Call;
 use crate::plugin_api::messaging::{
     self as api, Content, Host, MediaKind, Outgoing, Recipient, Sent,
 };
@@ -84,6 +86,20 @@ impl HostView<'_, Messaging> {
         Ok(())
     }
 
+    /// Send `outgoing` to `to` at most once across executions of the run.
+    async fn send_journaled(&self, to: Recipient, outgoing: Outgoing) -> HostResult<Sent> {
+        let call = journaled::call(&to, &outgoing);
+        let findable = journaled::findable(&to, &outgoing);
+        self.run
+            .journal
+            .effect(
+                call,
+                async || self.send_checked(to, outgoing).await,
+                async |started_at_ms| self.resolve_send(findable, started_at_ms).await,
+            )
+            .await
+    }
+
     /// Check everything about sending `outgoing` to `to`, claim the private
     /// reply if it is one, and send.
     async fn send_checked(&self, to: Recipient, outgoing: Outgoing) -> HostResult<Sent> {
@@ -130,7 +146,7 @@ impl HostView<'_, Messaging> {
 
 impl Host for HostView<'_, Messaging> {
     async fn send(&mut self, to: Recipient, message: Outgoing) -> HostResult<Sent> {
-        self.send_checked(to, message).await
+        self.send_journaled(to, message).await
     }
 
     async fn send_text(&mut self, recipient_id: String, text: String) -> HostResult<Sent> {
@@ -139,7 +155,7 @@ impl Host for HostView<'_, Messaging> {
             quick_replies: Vec::new(),
             human_agent: false,
         };
-        self.send_checked(Recipient::Person(recipient_id), outgoing)
+        self.send_journaled(Recipient::Person(recipient_id), outgoing)
             .await
     }
 
@@ -149,25 +165,41 @@ impl Host for HostView<'_, Messaging> {
         message_id: String,
         reaction: Option<String>,
     ) -> HostResult<()> {
-        GraphId::parse("recipient IGSID", &recipient_id)?;
-        let message_id = MessageId::parse(&message_id)?;
-        policy::check_reaction(reaction.as_deref())?;
-        policy::check_person(self.run, &recipient_id)?;
-        self.check_window(&recipient_id, false).await?;
-        let request =
-            SendRequest::reaction(&recipient_id, message_id.as_str(), reaction.as_deref());
-        let graph = &self.service.graph;
-        self.run
-            .upstream(graph.send_message(self.run.account_id(), &request))
-            .await?;
-        Ok(())
+        let call = Call {
+            operation: "messaging.react",
+            request: format!("{recipient_id:?} {message_id:?} {reaction:?}"),
+        };
+        // Reacting again sets the same reaction: harmless to repeat.
+        let react = async || {
+            GraphId::parse("recipient IGSID", &recipient_id)?;
+            let message_id = MessageId::parse(&message_id)?;
+            policy::check_reaction(reaction.as_deref())?;
+            policy::check_person(self.run, &recipient_id)?;
+            self.check_window(&recipient_id, false).await?;
+            let request =
+                SendRequest::reaction(&recipient_id, message_id.as_str(), reaction.as_deref());
+            let graph = &self.service.graph;
+            self.run
+                .upstream(graph.send_message(self.run.account_id(), &request))
+                .await?;
+            Ok(())
+        };
+        self.run.journal.repeatable(call, react).await
     }
 
     async fn upload_attachment(&mut self, kind: MediaKind, url: String) -> HostResult<String> {
-        let url = WebUrl::parse(&url)?;
-        let graph = &self.service.graph;
-        let upload =
-            graph.upload_attachment(self.run.account_id(), outgoing::media_kind(kind), &url);
-        Ok(self.run.upstream(upload).await?)
+        let call = Call {
+            operation: "messaging.upload-attachment",
+            request: format!("{kind:?} {url:?}"),
+        };
+        // A second upload only makes a second, unused attachment id.
+        let upload = async || {
+            let url = WebUrl::parse(&url)?;
+            let graph = &self.service.graph;
+            let upload =
+                graph.upload_attachment(self.run.account_id(), outgoing::media_kind(kind), &url);
+            Ok(self.run.upstream(upload).await?)
+        };
+        self.run.journal.repeatable(call, upload).await
     }
 }

@@ -11,6 +11,9 @@ use tokio::sync::{Notify, mpsc, oneshot};
 
 use super::{Appended, Delivery, Inbox, InboxError, InboxStats, PendingEvent, RunRecord, Seq};
 use crate::events::Event;
+use crate::journal::{JournalEntry, RunKey};
+
+mod journal;
 
 /// Most writes folded into one transaction.
 const MAX_GROUP: usize = 512;
@@ -100,6 +103,11 @@ enum Write {
     RecordRun(Seq, RunRecord, oneshot::Sender<Result<(), InboxError>>),
     Complete(Seq, oneshot::Sender<Result<(), InboxError>>),
     Prune(i64, oneshot::Sender<Result<u64, InboxError>>),
+    Journal(
+        RunKey,
+        JournalEntry,
+        oneshot::Sender<Result<(), InboxError>>,
+    ),
 }
 
 /// The SQLite inbox. Cheap to share behind an `Arc`.
@@ -207,6 +215,8 @@ fn read_pending(
 ) -> rusqlite::Result<Vec<PendingEvent>> {
     let mut select = connection.prepare_cached(sql)?;
     let mut done = connection.prepare_cached("SELECT plugin FROM runs WHERE seq = ?1")?;
+    let mut journaled =
+        connection.prepare_cached("SELECT DISTINCT plugin FROM journal WHERE seq = ?1")?;
     let rows = select
         .query_map(parameters, |row| {
             Ok((
@@ -228,11 +238,15 @@ fn read_pending(
             let done_plugins = done
                 .query_map([seq], |row| row.get(0))?
                 .collect::<rusqlite::Result<Vec<String>>>()?;
+            let journaled_plugins = journaled
+                .query_map([seq], |row| row.get(0))?
+                .collect::<rusqlite::Result<Vec<String>>>()?;
             Ok(PendingEvent {
                 seq,
                 event,
                 received_at_ms: received_at_ms.max(0) as u64,
                 done_plugins,
+                journaled_plugins,
             })
         })
         .collect()
@@ -294,7 +308,9 @@ fn write_loop(
                     any_new |= matches!(&result, Ok(appended) if appended.new_events() > 0);
                     let _ = reply.send(result);
                 }
-                Write::RecordRun(_, _, reply) | Write::Complete(_, reply) => {
+                Write::RecordRun(_, _, reply)
+                | Write::Complete(_, reply)
+                | Write::Journal(_, _, reply) => {
                     let _ = reply.send(result.map(|_| ()));
                 }
                 Write::Prune(_, reply) => {
@@ -346,6 +362,9 @@ fn apply_group(connection: &mut Connection, group: &[Write]) -> Vec<Result<Appli
                         params![seq, now],
                     )
                     .map(|_| Applied::Done),
+                Write::Journal(run, entry, _) => {
+                    journal::write_entry(&transaction, run, entry).map(|()| Applied::Done)
+                }
                 Write::Prune(before_ms, _) => {
                     prune(&transaction, *before_ms).map(|pruned| Applied::Pruned(pruned as u64))
                 }
@@ -407,11 +426,15 @@ fn append(
 /// Forget completed events received before `before_ms`, with their runs
 /// and the deliveries left with no event. Pending events are never pruned.
 fn prune(transaction: &rusqlite::Transaction<'_>, before_ms: i64) -> rusqlite::Result<usize> {
-    transaction.execute(
-        "DELETE FROM runs WHERE seq IN
-           (SELECT seq FROM events WHERE done_at_ms IS NOT NULL AND received_at_ms < ?1)",
-        [before_ms],
-    )?;
+    for table in ["runs", "journal"] {
+        transaction.execute(
+            &format!(
+                "DELETE FROM {table} WHERE seq IN
+                   (SELECT seq FROM events WHERE done_at_ms IS NOT NULL AND received_at_ms < ?1)"
+            ),
+            [before_ms],
+        )?;
+    }
     let pruned = transaction.execute(
         "DELETE FROM events WHERE done_at_ms IS NOT NULL AND received_at_ms < ?1",
         [before_ms],
@@ -514,193 +537,4 @@ impl Inbox for SqliteInbox {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn ok_run() -> RunRecord {
-        RunRecord {
-            plugin: "p".into(),
-            outcome: "ok".into(),
-            detail: String::new(),
-        }
-    }
-    use crate::events::{EventKind, Message};
-
-    fn event(key: &str) -> Event {
-        Event {
-            key: key.into(),
-            account_id: "acct".into(),
-            timestamp_ms: 1,
-            is_echo: false,
-            is_self: false,
-            is_standby: false,
-            kind: EventKind::Message(Message {
-                mid: key.into(),
-                sender_id: "user".into(),
-                recipient_id: "acct".into(),
-                text: Some("hi".into()),
-                ..Message::default()
-            }),
-        }
-    }
-
-    fn delivery(keys: &[&str]) -> Delivery {
-        Delivery::new(
-            bytes::Bytes::from_static(b"{}"),
-            keys.iter().map(|k| event(k)).collect(),
-        )
-    }
-
-    #[tokio::test]
-    async fn appended_events_are_pending_until_completed_and_survive_reopening() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("inbox.db");
-        {
-            let inbox = SqliteInbox::open(&path).unwrap();
-            let appended = inbox.append(delivery(&["a", "b"])).await.unwrap();
-            assert_eq!(appended.is_new, vec![true, true]);
-            let pending = inbox.pending(0, 10).await.unwrap();
-            assert_eq!(pending.len(), 2);
-            inbox.record_run(pending[0].seq, ok_run()).await.unwrap();
-            inbox.complete(pending[0].seq).await.unwrap();
-            inbox.record_run(pending[1].seq, ok_run()).await.unwrap();
-        }
-        let inbox = SqliteInbox::open(&path).unwrap();
-        let pending = inbox.pending(0, 10).await.unwrap();
-        assert_eq!(pending.len(), 1, "completed events stay completed");
-        assert_eq!(pending[0].event, event("b"));
-        assert_eq!(
-            pending[0].done_plugins,
-            vec!["p".to_owned()],
-            "finished runs are remembered"
-        );
-    }
-
-    #[tokio::test]
-    async fn a_redelivered_event_is_stored_once() {
-        let dir = tempfile::tempdir().unwrap();
-        let inbox = SqliteInbox::open(&dir.path().join("inbox.db")).unwrap();
-        inbox.append(delivery(&["a"])).await.unwrap();
-        let again = inbox.append(delivery(&["a", "c"])).await.unwrap();
-        assert_eq!(again.is_new, vec![false, true]);
-        assert_eq!((again.new_events(), again.duplicates()), (1, 1));
-        let stats = inbox.stats().await.unwrap();
-        assert_eq!((stats.deliveries, stats.events, stats.pending), (2, 2, 2));
-    }
-
-    #[tokio::test]
-    async fn pruning_forgets_only_completed_events_past_retention() {
-        let dir = tempfile::tempdir().unwrap();
-        let inbox = SqliteInbox::open(&dir.path().join("inbox.db")).unwrap();
-        inbox.append(delivery(&["done", "pending"])).await.unwrap();
-        let pending = inbox.pending(0, 10).await.unwrap();
-        inbox.complete(pending[0].seq).await.unwrap();
-
-        assert_eq!(
-            inbox.prune(0).await.unwrap(),
-            0,
-            "nothing is older than the epoch"
-        );
-        assert_eq!(
-            inbox
-                .prune(crate::clock::now_ms() as i64 + 1)
-                .await
-                .unwrap(),
-            1
-        );
-        let stats = inbox.stats().await.unwrap();
-        assert_eq!((stats.events, stats.pending, stats.deliveries), (1, 1, 1));
-        // Once pruned, a redelivery is new again: retention bounds dedupe.
-        let done_again = inbox.append(delivery(&["done"])).await.unwrap();
-        assert_eq!(done_again.is_new, vec![true]);
-        let pending_again = inbox.append(delivery(&["pending"])).await.unwrap();
-        assert_eq!(pending_again.is_new, vec![false]);
-    }
-
-    #[tokio::test]
-    async fn sequence_numbers_never_go_back_after_the_newest_events_are_pruned() {
-        let dir = tempfile::tempdir().unwrap();
-        let inbox = SqliteInbox::open(&dir.path().join("inbox.db")).unwrap();
-        inbox.append(delivery(&["old", "newest"])).await.unwrap();
-        let pending = inbox.pending(0, 10).await.unwrap();
-        let newest = pending[1].seq;
-        inbox.complete(newest).await.unwrap();
-        let pruned = inbox
-            .prune(crate::clock::now_ms() as i64 + 1)
-            .await
-            .unwrap();
-        assert_eq!(pruned, 1, "the newest event was handled and pruned");
-        // The dispatcher has read up to `newest`; what comes next must be after it.
-        inbox.append(delivery(&["next"])).await.unwrap();
-        let next = inbox.pending(newest, 10).await.unwrap();
-        assert_eq!(
-            next.len(),
-            1,
-            "the new event is not hidden behind a reused number"
-        );
-        assert!(next[0].seq > newest);
-    }
-
-    #[tokio::test]
-    async fn an_inbox_from_before_autoincrement_is_upgraded_in_place() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("inbox.db");
-        {
-            let old = Connection::open(&path).unwrap();
-            old.execute_batch(
-                &SCHEMA_V1.replace("INTEGER PRIMARY KEY AUTOINCREMENT", "INTEGER PRIMARY KEY"),
-            )
-            .unwrap();
-            old.execute_batch(
-                "INSERT INTO deliveries (id, received_at_ms, body) VALUES (1, 0, x'7b7d');
-                 INSERT INTO events (seq, event_key, delivery_id, account_id, kind, timestamp_ms, received_at_ms, body)
-                   VALUES (7, 'k', 1, 'acct', 'message', 1, 0, '{}');",
-            )
-            .unwrap();
-        }
-        let inbox = SqliteInbox::open(&path).unwrap();
-        assert_eq!(inbox.stats().await.unwrap().events, 1, "rows kept");
-        inbox.append(delivery(&["after-upgrade"])).await.unwrap();
-        let pending = inbox.pending(7, 10).await.unwrap();
-        assert_eq!(pending.len(), 1);
-        assert!(pending[0].seq > 7);
-    }
-
-    #[tokio::test]
-    async fn an_event_read_again_shows_its_runs_so_far_and_nothing_once_complete() {
-        let dir = tempfile::tempdir().unwrap();
-        let inbox = SqliteInbox::open(&dir.path().join("inbox.db")).unwrap();
-        inbox.append(delivery(&["a"])).await.unwrap();
-        let seq = inbox.pending(0, 10).await.unwrap()[0].seq;
-        let run = RunRecord {
-            plugin: "p".into(),
-            outcome: "ok".into(),
-            detail: String::new(),
-        };
-        inbox.record_run(seq, run).await.unwrap();
-        let again = inbox
-            .pending_event(seq)
-            .await
-            .unwrap()
-            .expect("still pending");
-        assert_eq!(again.done_plugins, ["p"]);
-        inbox.complete(seq).await.unwrap();
-        assert!(inbox.pending_event(seq).await.unwrap().is_none());
-    }
-
-    #[tokio::test]
-    async fn concurrent_appends_are_all_committed() {
-        let dir = tempfile::tempdir().unwrap();
-        let inbox = Arc::new(SqliteInbox::open(&dir.path().join("inbox.db")).unwrap());
-        let tasks: Vec<_> = (0..200)
-            .map(|i| {
-                let inbox = Arc::clone(&inbox);
-                tokio::spawn(async move { inbox.append(delivery(&[&format!("e{i}")])).await })
-            })
-            .collect();
-        for task in tasks {
-            assert_eq!(task.await.unwrap().unwrap().is_new, vec![true]);
-        }
-        assert_eq!(inbox.stats().await.unwrap().events, 200);
-    }
-}
+mod tests;

@@ -1,0 +1,82 @@
+//! [`JournalStore`] on the inbox's database: journal writes go through the
+//! inbox's one writer, so an intent commits (fsynced) before its call acts,
+//! and in order with the run records after it.
+
+use async_trait::async_trait;
+use rusqlite::{Transaction, params};
+
+use super::{SqliteInbox, Write};
+use crate::inbox::InboxError;
+use crate::journal::{CallStatus, JournalEntry, JournalStore, RunKey};
+
+/// Write one entry inside the writer's transaction.
+pub(super) fn write_entry(
+    transaction: &Transaction<'_>,
+    run: &RunKey,
+    entry: &JournalEntry,
+) -> rusqlite::Result<()> {
+    transaction
+        .prepare_cached(
+            "INSERT OR REPLACE INTO journal
+               (seq, plugin, call, operation, request, status, result, started_at_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        )?
+        .execute(params![
+            run.seq,
+            run.plugin,
+            entry.call,
+            entry.operation,
+            entry.request,
+            entry.status.label(),
+            entry.result,
+            i64::try_from(entry.started_at_ms).unwrap_or(i64::MAX),
+        ])
+        .map(drop)
+}
+
+#[async_trait]
+impl JournalStore for SqliteInbox {
+    async fn journal(&self, run: &RunKey) -> Result<Vec<JournalEntry>, InboxError> {
+        let run = run.clone();
+        self.read(move |connection| {
+            let mut select = connection.prepare_cached(
+                "SELECT call, operation, request, status, result, started_at_ms FROM journal
+                 WHERE seq = ?1 AND plugin = ?2 ORDER BY call",
+            )?;
+            select
+                .query_map(params![run.seq, run.plugin], |row| {
+                    let status: String = row.get(3)?;
+                    Ok(JournalEntry {
+                        call: row.get(0)?,
+                        operation: row.get(1)?,
+                        request: row.get(2)?,
+                        // An unreadable status is treated as the unsafe one.
+                        status: CallStatus::from_label(&status).unwrap_or(CallStatus::Unknown),
+                        result: row.get(4)?,
+                        started_at_ms: row.get::<_, i64>(5)?.max(0) as u64,
+                    })
+                })?
+                .collect()
+        })
+        .await
+    }
+
+    async fn write_entry(&self, run: &RunKey, entry: JournalEntry) -> Result<(), InboxError> {
+        let run = run.clone();
+        self.write(|reply| Write::Journal(run, entry, reply)).await
+    }
+
+    async fn accounts_for(&self, message_id: &str) -> Result<bool, InboxError> {
+        let message_id = message_id.to_owned();
+        // Rare (only when resolving an unknown call): a scan is fine.
+        self.read(move |connection| {
+            connection.query_row(
+                "SELECT EXISTS (SELECT 1 FROM journal
+                   WHERE status = 'done' AND instr(result, ?1) > 0)",
+                [message_id],
+                |row| row.get(0),
+            )
+        })
+        .await
+    }
+}

@@ -1,0 +1,349 @@
+//! The journal of effects: every host call that acts outside the instance
+//! (a send, a reply, a hide, a kv write) is written down per (event,
+//! plugin, call number): its intent, durably, before it acts; its outcome
+//! after. When a run is executed again for the same event (after a crash,
+//! a drain, a retry), calls already done return their journaled result
+//! instead of acting twice, so a person never gets the same reply twice.
+//!
+//! - A call that asks for something else than the journal holds at its
+//!   position stops the run: the plugin is not deterministic, and nothing
+//!   further is done for it ([`JournalStop::Diverged`]).
+//! - A call whose intent was written but whose outcome was not (a crash or
+//!   a timeout while the request was in flight) is `unknown`. It is never
+//!   repeated blindly: the capability resolves it where Meta lets igloo
+//!   find out (a message is looked for in the conversation), or repeats it
+//!   if repeating is harmless. What cannot be resolved stops the run,
+//!   stays `unknown` and is counted ([`JournalStop::Unknown`]).
+//! - A call that failed surely (refused by a policy, by Meta) is done
+//!   again at the next attempt: policies such as the messaging window are
+//!   checked anew each time.
+//!
+//! Storage sits behind [`JournalStore`], kept in the inbox's database so a
+//! call's intent and its event's runs commit in one place.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use async_trait::async_trait;
+
+use crate::inbox::{InboxError, Seq};
+use crate::plugin_api::{HostFailure, HostResult};
+
+/// Where a journaled call stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallStatus {
+    /// Its intent is written; it is acting now, or a crash cut it short.
+    Started,
+    /// It acted; its result is journaled and is what a replay returns.
+    Done,
+    /// It surely did not act (a refusal): a later attempt does it again.
+    Failed,
+    /// It may have acted; nobody knows yet.
+    Unknown,
+}
+
+impl CallStatus {
+    /// The label stored and shown.
+    pub fn label(self) -> &'static str {
+        match self {
+            CallStatus::Started => "started",
+            CallStatus::Done => "done",
+            CallStatus::Failed => "failed",
+            CallStatus::Unknown => "unknown",
+        }
+    }
+
+    /// The status a stored label names.
+    pub fn from_label(label: &str) -> Option<Self> {
+        [
+            CallStatus::Started,
+            CallStatus::Done,
+            CallStatus::Failed,
+            CallStatus::Unknown,
+        ]
+        .into_iter()
+        .find(|status| status.label() == label)
+    }
+}
+
+/// One journaled host call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JournalEntry {
+    /// Its position among the run's journaled calls, from 0.
+    pub call: u32,
+    /// What it does, e.g. `messaging.send`.
+    pub operation: String,
+    /// Its arguments, as compared on replay.
+    pub request: String,
+    /// Where it stands.
+    pub status: CallStatus,
+    /// Its result once done (or the error it failed with).
+    pub result: Option<String>,
+    /// When its intent was written, in milliseconds since the epoch.
+    pub started_at_ms: u64,
+}
+
+/// Which run a journal belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RunKey {
+    /// The event's position in the inbox.
+    pub seq: Seq,
+    /// The plugin's operator-given id.
+    pub plugin: String,
+}
+
+/// Durable storage for journals.
+#[async_trait]
+pub trait JournalStore: Send + Sync + 'static {
+    /// The run's journaled calls, in call order.
+    async fn journal(&self, run: &RunKey) -> Result<Vec<JournalEntry>, InboxError>;
+    /// Write (or overwrite) one call's entry; returns once durable.
+    async fn write_entry(&self, run: &RunKey, entry: JournalEntry) -> Result<(), InboxError>;
+    /// Whether some done call's result contains `message_id`: a message
+    /// found in a conversation that another call already accounts for.
+    async fn accounts_for(&self, message_id: &str) -> Result<bool, InboxError>;
+}
+
+/// Why the journal stopped a run.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum JournalStop {
+    /// The plugin asked for another call than the journal holds at this
+    /// position, so its earlier results may not fit: nothing more is done.
+    #[error(
+        "call {call} was `{journaled}` before and is `{asked}` now: the plugin is not deterministic"
+    )]
+    Diverged {
+        /// The position.
+        call: u32,
+        /// What the journal holds there.
+        journaled: String,
+        /// What the plugin asked for.
+        asked: String,
+    },
+    /// A call may have acted and igloo cannot find out whether it did.
+    #[error("call {call} (`{operation}`) may have acted and could not be resolved: {reason}")]
+    Unknown {
+        /// The position.
+        call: u32,
+        /// What it does.
+        operation: String,
+        /// Why it could not be resolved.
+        reason: String,
+    },
+    /// The journal could not be read or written: acting without it could
+    /// act twice.
+    #[error("the journal is unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// What a capability learned about a call that may have acted.
+pub enum Resolution<T> {
+    /// It acted, with this result.
+    Done(T),
+    /// It did not act (or acting again is harmless): act now.
+    NotDone,
+    /// Nobody can tell.
+    Unresolved(String),
+}
+
+/// A host call's result as the journal keeps it.
+pub trait Journaled: Sized {
+    /// The result as text.
+    fn to_record(&self) -> String;
+    /// The result back from text; `None` if it does not parse.
+    fn from_record(record: &str) -> Option<Self>;
+}
+
+impl Journaled for () {
+    fn to_record(&self) -> String {
+        String::new()
+    }
+
+    fn from_record(_: &str) -> Option<Self> {
+        Some(())
+    }
+}
+
+impl Journaled for String {
+    fn to_record(&self) -> String {
+        self.clone()
+    }
+
+    fn from_record(record: &str) -> Option<Self> {
+        Some(record.to_owned())
+    }
+}
+
+/// One call as a capability describes it.
+pub struct Call {
+    /// What it does, e.g. `messaging.send`.
+    pub operation: &'static str,
+    /// Its arguments, as compared on replay: everything that would make
+    /// it act differently.
+    pub request: String,
+}
+
+/// The journal of one run: what earlier executions of the same run did,
+/// and the store new calls are written to.
+pub struct RunJournal {
+    store: Arc<dyn JournalStore>,
+    key: RunKey,
+    earlier: Vec<JournalEntry>,
+    next_call: AtomicU32,
+}
+
+impl RunJournal {
+    /// The journal of `key`, read from `store`.
+    pub async fn open(store: Arc<dyn JournalStore>, key: RunKey) -> Result<Self, InboxError> {
+        let earlier = store.journal(&key).await?;
+        Ok(Self::with_entries(store, key, earlier))
+    }
+
+    /// The journal of a run known to have journaled nothing yet (no read).
+    pub fn fresh(store: Arc<dyn JournalStore>, key: RunKey) -> Self {
+        Self::with_entries(store, key, Vec::new())
+    }
+
+    fn with_entries(store: Arc<dyn JournalStore>, key: RunKey, earlier: Vec<JournalEntry>) -> Self {
+        Self {
+            store,
+            key,
+            earlier,
+            next_call: AtomicU32::new(0),
+        }
+    }
+
+    /// Which run this is.
+    pub fn key(&self) -> &RunKey {
+        &self.key
+    }
+
+    /// Perform `call` at most once across executions of this run.
+    ///
+    /// A call done before returns its journaled result. One that may have
+    /// acted is passed to `resolve`. Otherwise the intent is written, then
+    /// `perform` acts, then its outcome is written.
+    pub async fn effect<T: Journaled>(
+        &self,
+        call: Call,
+        perform: impl AsyncFnOnce() -> HostResult<T>,
+        resolve: impl AsyncFnOnce(u64) -> Resolution<T>,
+    ) -> HostResult<T> {
+        let number = self.next_call.fetch_add(1, Ordering::Relaxed);
+        if let Some(earlier) = self.earlier.get(number as usize) {
+            if earlier.operation != call.operation || earlier.request != call.request {
+                return Err(stop(JournalStop::Diverged {
+                    call: number,
+                    journaled: earlier.operation.clone(),
+                    asked: call.operation.to_owned(),
+                }));
+            }
+            match earlier.status {
+                CallStatus::Done => {
+                    let record = earlier.result.as_deref().unwrap_or_default();
+                    return T::from_record(record).ok_or_else(|| {
+                        stop(JournalStop::Unavailable(format!(
+                            "call {number}'s journaled result does not parse"
+                        )))
+                    });
+                }
+                CallStatus::Started | CallStatus::Unknown => {
+                    match resolve(earlier.started_at_ms).await {
+                        Resolution::Done(result) => {
+                            let entry = self.entry(
+                                number,
+                                &call,
+                                CallStatus::Done,
+                                Some(result.to_record()),
+                                earlier.started_at_ms,
+                            );
+                            self.write(entry).await?;
+                            return Ok(result);
+                        }
+                        Resolution::NotDone => {}
+                        Resolution::Unresolved(reason) => {
+                            let entry = self.entry(
+                                number,
+                                &call,
+                                CallStatus::Unknown,
+                                None,
+                                earlier.started_at_ms,
+                            );
+                            self.write(entry).await?;
+                            return Err(stop(JournalStop::Unknown {
+                                call: number,
+                                operation: call.operation.to_owned(),
+                                reason,
+                            }));
+                        }
+                    }
+                }
+                CallStatus::Failed => {}
+            }
+        }
+        let started_at_ms = crate::clock::now_ms();
+        self.write(self.entry(number, &call, CallStatus::Started, None, started_at_ms))
+            .await?;
+        let result = perform().await;
+        let (status, record) = match &result {
+            Ok(value) => (CallStatus::Done, Some(value.to_record())),
+            Err(HostFailure::Unanswered(error)) => {
+                (CallStatus::Unknown, Some(format!("{error:?}")))
+            }
+            Err(HostFailure::Refused(error)) => (CallStatus::Failed, Some(format!("{error:?}"))),
+            Err(HostFailure::Trap(trap)) => (CallStatus::Failed, Some(trap.to_string())),
+        };
+        self.write(self.entry(number, &call, status, record, started_at_ms))
+            .await?;
+        result
+    }
+
+    /// [`RunJournal::effect`] for a call that is harmless to repeat (a
+    /// hide, a kv write): one that may have acted is simply done again.
+    pub async fn repeatable<T: Journaled>(
+        &self,
+        call: Call,
+        perform: impl AsyncFnOnce() -> HostResult<T>,
+    ) -> HostResult<T> {
+        self.effect(call, perform, async |_| Resolution::NotDone)
+            .await
+    }
+
+    /// Whether some done call already accounts for `message_id`.
+    pub async fn accounts_for(&self, message_id: &str) -> Result<bool, InboxError> {
+        self.store.accounts_for(message_id).await
+    }
+
+    fn entry(
+        &self,
+        call: u32,
+        described: &Call,
+        status: CallStatus,
+        result: Option<String>,
+        started_at_ms: u64,
+    ) -> JournalEntry {
+        JournalEntry {
+            call,
+            operation: described.operation.to_owned(),
+            request: described.request.clone(),
+            status,
+            result,
+            started_at_ms,
+        }
+    }
+
+    async fn write(&self, entry: JournalEntry) -> HostResult<()> {
+        self.store
+            .write_entry(&self.key, entry)
+            .await
+            .map_err(|error| stop(JournalStop::Unavailable(error.to_string())))
+    }
+}
+
+/// End the run: a journal that cannot vouch for a call must not let it act.
+fn stop(reason: JournalStop) -> HostFailure {
+    HostFailure::Trap(wasmtime::Error::new(reason))
+}
+
+#[cfg(test)]
+mod tests;

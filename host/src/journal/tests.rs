@@ -1,0 +1,193 @@
+//! The journal's rules, on a real inbox.
+
+use std::sync::atomic::AtomicUsize;
+
+use super::*;
+use crate::events::{Event, EventKind, Message};
+use crate::inbox::{Delivery, Inbox, SqliteInbox};
+use crate::plugin_api::HostError;
+
+/// An inbox holding one event, and the key of a run on it.
+async fn inbox_with_event(dir: &tempfile::TempDir) -> (Arc<SqliteInbox>, RunKey) {
+    let inbox = Arc::new(SqliteInbox::open(&dir.path().join("inbox.sqlite3")).unwrap());
+    let event = Event {
+        key: "k".into(),
+        account_id: "1".into(),
+        timestamp_ms: 1,
+        is_echo: false,
+        is_self: false,
+        is_standby: false,
+        kind: EventKind::Message(Message {
+            mid: "m".into(),
+            sender_id: "2".into(),
+            ..Message::default()
+        }),
+    };
+    inbox
+        .append(Delivery::new(bytes::Bytes::from_static(b"{}"), vec![event]))
+        .await
+        .unwrap();
+    let key = RunKey {
+        seq: 1,
+        plugin: "p".into(),
+    };
+    (inbox, key)
+}
+
+fn send(text: &str) -> Call {
+    Call {
+        operation: "messaging.send",
+        request: text.into(),
+    }
+}
+
+/// A run's journal as written so far, read back as the next execution would.
+async fn reopened(inbox: &Arc<SqliteInbox>, key: &RunKey) -> RunJournal {
+    RunJournal::open(inbox.clone(), key.clone()).await.unwrap()
+}
+
+fn journal_stop(failure: HostFailure) -> JournalStop {
+    match failure {
+        HostFailure::Trap(trap) => trap.downcast_ref::<JournalStop>().unwrap().clone(),
+        other => panic!("expected the journal to stop the run, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_call_done_before_returns_its_result_without_acting_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let (inbox, key) = inbox_with_event(&dir).await;
+    let acted = AtomicUsize::new(0);
+    let act = async || {
+        acted.fetch_add(1, Ordering::Relaxed);
+        Ok("mid-1".to_owned())
+    };
+    let first = RunJournal::fresh(inbox.clone(), key.clone());
+    assert_eq!(first.repeatable(send("hi"), act).await.unwrap(), "mid-1");
+
+    let again = reopened(&inbox, &key).await;
+    let act = async || {
+        acted.fetch_add(1, Ordering::Relaxed);
+        Ok("mid-2".to_owned())
+    };
+    assert_eq!(again.repeatable(send("hi"), act).await.unwrap(), "mid-1");
+    assert_eq!(acted.load(Ordering::Relaxed), 1);
+}
+
+#[tokio::test]
+async fn a_different_call_at_the_same_position_stops_the_run_before_it_acts() {
+    let dir = tempfile::tempdir().unwrap();
+    let (inbox, key) = inbox_with_event(&dir).await;
+    let first = RunJournal::fresh(inbox.clone(), key.clone());
+    first.repeatable(send("hi"), async || Ok(())).await.unwrap();
+
+    let again = reopened(&inbox, &key).await;
+    let other = Call {
+        operation: "comments.delete",
+        request: "\"42\"".into(),
+    };
+    let failure = again
+        .repeatable(other, async || -> HostResult<()> {
+            panic!("a diverged call must not act")
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        journal_stop(failure),
+        JournalStop::Diverged { call: 0, .. }
+    ));
+    let same_operation_other_text = reopened(&inbox, &key).await;
+    let failure = same_operation_other_text
+        .repeatable(send("bye"), async || -> HostResult<()> {
+            panic!("must not act")
+        })
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        journal_stop(failure),
+        JournalStop::Diverged { .. }
+    ));
+}
+
+#[tokio::test]
+async fn a_refused_call_is_tried_again_at_the_next_attempt() {
+    let dir = tempfile::tempdir().unwrap();
+    let (inbox, key) = inbox_with_event(&dir).await;
+    let first = RunJournal::fresh(inbox.clone(), key.clone());
+    let refused = first
+        .repeatable(send("hi"), async || -> HostResult<()> {
+            Err(HostError::WindowClosed.into())
+        })
+        .await;
+    assert!(matches!(
+        refused,
+        Err(HostFailure::Refused(HostError::WindowClosed))
+    ));
+    assert_eq!(
+        inbox.journal(&key).await.unwrap()[0].status,
+        CallStatus::Failed
+    );
+
+    let again = reopened(&inbox, &key).await;
+    again.repeatable(send("hi"), async || Ok(())).await.unwrap();
+    assert_eq!(
+        inbox.journal(&key).await.unwrap()[0].status,
+        CallStatus::Done
+    );
+}
+
+#[tokio::test]
+async fn a_call_that_may_have_acted_is_resolved_and_never_repeated_blindly() {
+    let dir = tempfile::tempdir().unwrap();
+    let (inbox, key) = inbox_with_event(&dir).await;
+    let first = RunJournal::fresh(inbox.clone(), key.clone());
+    let unanswered = first
+        .effect(
+            send("hi"),
+            async || -> HostResult<String> {
+                Err(HostFailure::Unanswered(HostError::Transient(
+                    "timeout".into(),
+                )))
+            },
+            async |_| Resolution::NotDone,
+        )
+        .await;
+    assert!(matches!(unanswered, Err(HostFailure::Unanswered(_))));
+    assert_eq!(
+        inbox.journal(&key).await.unwrap()[0].status,
+        CallStatus::Unknown
+    );
+
+    // Nobody can tell: the run stops, the call stays unknown.
+    let unresolved = reopened(&inbox, &key).await;
+    let failure = unresolved
+        .effect(
+            send("hi"),
+            async || -> HostResult<String> { panic!("must not act blindly") },
+            async |_| Resolution::Unresolved("no way to look".into()),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        journal_stop(failure),
+        JournalStop::Unknown { call: 0, .. }
+    ));
+    assert_eq!(
+        inbox.journal(&key).await.unwrap()[0].status,
+        CallStatus::Unknown
+    );
+
+    // Found where it acted: done with what was found, not acted again.
+    let resolved = reopened(&inbox, &key).await;
+    let found = resolved
+        .effect(
+            send("hi"),
+            async || -> HostResult<String> { panic!("found, so not sent again") },
+            async |_| Resolution::Done("mid-found".to_owned()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(found, "mid-found");
+    assert!(inbox.accounts_for("mid-found").await.unwrap());
+    assert!(!inbox.accounts_for("mid-other").await.unwrap());
+}

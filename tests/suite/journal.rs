@@ -1,0 +1,121 @@
+//! The journal of effects across a crash: igloo dies while auto-reply's
+//! send is in flight (its intent journaled, no answer yet), and the next
+//! igloo on the same data neither loses the reply nor sends it twice.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use igloo_tests::{ACCOUNT_ID, FakeGraph, TestIgloo, eventually, live_config, webhook};
+use tempfile::TempDir;
+
+/// Journal entries as `(operation, status)`, in call order.
+fn journal(data_dir: &TempDir) -> Vec<(String, String)> {
+    let connection = rusqlite::Connection::open(data_dir.path().join("inbox.sqlite3")).unwrap();
+    let mut select = connection
+        .prepare("SELECT operation, status FROM journal ORDER BY seq, call")
+        .unwrap();
+    select
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
+/// Start igloo on `data_dir` in a runtime of its own, deliver a message
+/// from `person`, and kill that runtime the moment the reply's intent is
+/// journaled, while `graph` (slow) still holds the request: a crash, as
+/// far as igloo's data can tell.
+async fn crash_while_sending(graph: &FakeGraph, data_dir: &Arc<TempDir>, person: &str) {
+    graph.set_delay(Duration::from_secs(2));
+    let config = live_config(graph);
+    let dir = Arc::clone(data_dir);
+    let person = person.to_owned();
+    let (journaled_tx, journaled_rx) = tokio::sync::oneshot::channel();
+    let (crash_tx, crash_rx) = std::sync::mpsc::channel::<()>();
+    let life = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let igloo = TestIgloo::start_in(config, Arc::clone(&dir)).await;
+            let body = webhook::message(&person, "hello").mid("mid-crash").body();
+            assert_eq!(igloo.post_webhook(&body).await.status(), 200);
+            eventually("the send's intent to be journaled", || async {
+                journal(&dir)
+                    .iter()
+                    .any(|(_, status)| status == "started")
+                    .then_some(())
+            })
+            .await;
+            journaled_tx.send(()).unwrap();
+            std::mem::forget(igloo);
+        });
+        crash_rx.recv().unwrap();
+        // Every task dropped where it stood: no outcome is ever written.
+        runtime.shutdown_background();
+    });
+    journaled_rx.await.unwrap();
+    crash_tx.send(()).unwrap();
+    tokio::task::spawn_blocking(move || life.join().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        journal(data_dir),
+        [("messaging.send".to_owned(), "started".to_owned())]
+    );
+    graph.set_delay(Duration::ZERO);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_send_cut_short_by_a_crash_that_meta_received_is_not_sent_again() {
+    let graph = FakeGraph::start().await;
+    let data_dir = Arc::new(tempfile::tempdir().unwrap());
+    crash_while_sending(&graph, &data_dir, "111").await;
+    // Meta got the request and sent the message; igloo never heard.
+    eventually("Meta to accept the send", || async {
+        (graph.sent_messages().len() == 1).then_some(())
+    })
+    .await;
+
+    let igloo = TestIgloo::start_in(live_config(&graph), Arc::clone(&data_dir)).await;
+    let stats = igloo.wait_until_idle().await;
+    assert_eq!(stats.events, 1);
+    let sends = graph
+        .requests()
+        .into_iter()
+        .filter(|request| request.method == "POST" && request.path.ends_with("/messages"))
+        .count();
+    assert_eq!(sends, 1, "found in the conversation, not sent again");
+    assert_eq!(graph.sent_messages().len(), 1);
+    assert_eq!(
+        journal(&data_dir),
+        [("messaging.send".to_owned(), "done".to_owned())]
+    );
+    let runs = igloo.inbox.runs(1).await.unwrap();
+    assert_eq!(runs[0].outcome, "ok", "{runs:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_send_cut_short_by_a_crash_that_meta_never_acted_on_is_sent_once() {
+    let graph = FakeGraph::start().await;
+    // Meta fails the request igloo will not live to hear about.
+    graph.script(
+        500,
+        serde_json::json!({"error": {"message": "down", "code": 2}}),
+    );
+    let data_dir = Arc::new(tempfile::tempdir().unwrap());
+    crash_while_sending(&graph, &data_dir, "222").await;
+
+    let igloo = TestIgloo::start_in(live_config(&graph), Arc::clone(&data_dir)).await;
+    igloo.wait_until_idle().await;
+    let sent = graph.sent_messages();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent[0].recipient_id, "222");
+    assert_eq!(sent[0].account_id, ACCOUNT_ID);
+    assert_eq!(
+        journal(&data_dir),
+        [("messaging.send".to_owned(), "done".to_owned())]
+    );
+}
