@@ -228,6 +228,10 @@ pub struct RuntimeConfig {
     /// queues), in milliseconds. Not counted against the plugin's deadline;
     /// past it the run stops as `upstream-timeout`, which is not a crash.
     pub max_upstream_wait_ms: u64,
+    /// When a run that failed for a passing reason (Meta's 5xx or timeout,
+    /// a rate limit, storage) runs again: milliseconds after each failed
+    /// attempt, in order. Past the last, the run is a dead letter.
+    pub retry_schedule_ms: Vec<u64>,
 }
 
 impl Default for RuntimeConfig {
@@ -247,6 +251,8 @@ impl Default for RuntimeConfig {
             breaker_cooldown_secs: 60,
             plugin_threads: 0,
             max_upstream_wait_ms: 30_000,
+            // 5 s, 30 s, 2 min, 10 min, 1 h.
+            retry_schedule_ms: vec![5_000, 30_000, 120_000, 600_000, 3_600_000],
         }
     }
 }

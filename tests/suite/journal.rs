@@ -119,3 +119,58 @@ async fn a_send_cut_short_by_a_crash_that_meta_never_acted_on_is_sent_once() {
         [("messaging.send".to_owned(), "done".to_owned())]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_meta_failed_once_is_retried_and_sends_once() {
+    let graph = FakeGraph::start().await;
+    graph.script(
+        500,
+        serde_json::json!({"error": {"message": "An unexpected error has occurred.", "code": 2}}),
+    );
+    let mut config = live_config(&graph);
+    config.runtime.retry_schedule_ms = vec![50];
+    let igloo = TestIgloo::start(config).await;
+    let body = webhook::message("333", "hello").body();
+    assert_eq!(igloo.post_webhook(&body).await.status(), 200);
+
+    igloo.wait_until_idle().await;
+    let runs = igloo.inbox.runs(1).await.unwrap();
+    assert_eq!(
+        (
+            runs[0].outcome.as_str(),
+            runs[0].attempts,
+            runs[0].retry_at_ms
+        ),
+        ("ok", 2, None),
+        "{runs:?}"
+    );
+    let sent = graph.sent_messages();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent[0].recipient_id, "333");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_that_keeps_failing_on_meta_becomes_a_dead_letter_after_the_schedule() {
+    let graph = FakeGraph::start().await;
+    for _ in 0..3 {
+        graph.script(
+            503,
+            serde_json::json!({"error": {"message": "down", "code": 2}}),
+        );
+    }
+    let mut config = live_config(&graph);
+    config.runtime.retry_schedule_ms = vec![20, 20];
+    let igloo = TestIgloo::start(config).await;
+    let body = webhook::message("444", "hello").body();
+    assert_eq!(igloo.post_webhook(&body).await.status(), 200);
+
+    igloo.wait_until_idle().await;
+    let runs = igloo.inbox.runs(1).await.unwrap();
+    assert_eq!(
+        (runs[0].outcome.as_str(), runs[0].attempts),
+        ("plugin-error", 3),
+        "{runs:?}"
+    );
+    assert!(runs[0].is_dead_letter());
+    assert!(graph.sent_messages().is_empty());
+}

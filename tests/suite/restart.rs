@@ -25,14 +25,7 @@ async fn a_restart_resumes_what_was_not_done() {
                 .unwrap();
         }
         inbox
-            .record_run(
-                2,
-                RunRecord {
-                    plugin: "auto-reply".into(),
-                    outcome: "ok".into(),
-                    detail: String::new(),
-                },
-            )
+            .record_run(2, RunRecord::finished("auto-reply", "ok", ""))
             .await
             .unwrap();
     }

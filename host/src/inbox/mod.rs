@@ -85,11 +85,39 @@ pub struct PendingEvent {
     pub event: Event,
     /// When igloo received it, in milliseconds since the epoch.
     pub received_at_ms: u64,
-    /// Ids of the plugins that already ran on it (before a restart, say).
-    pub done_plugins: Vec<String>,
+    /// The runs recorded on it so far (before a restart, say): finished
+    /// ones, and failed ones waiting for their retry.
+    pub runs: Vec<RunRecord>,
     /// Ids of the plugins with calls in its journal: an earlier execution
     /// acted, or was about to.
     pub journaled_plugins: Vec<String>,
+}
+
+impl PendingEvent {
+    fn run_of(&self, plugin: &str) -> Option<&RunRecord> {
+        self.runs.iter().find(|run| run.plugin == plugin)
+    }
+
+    /// Whether `plugin` is finished with the event: its run ended for good
+    /// (done, or a dead letter), with no retry to come.
+    pub fn is_done_for(&self, plugin: &str) -> bool {
+        self.run_of(plugin)
+            .is_some_and(|run| run.retry_at_ms.is_none())
+    }
+
+    /// Whether `plugin` should run on the event at `now_ms`: it is not
+    /// finished, and any retry it waits for is due.
+    pub fn is_due_for(&self, plugin: &str, now_ms: u64) -> bool {
+        match self.run_of(plugin) {
+            None => true,
+            Some(run) => run.retry_at_ms.is_some_and(|at| at <= now_ms),
+        }
+    }
+
+    /// How many times `plugin` has run on the event so far.
+    pub fn attempts_of(&self, plugin: &str) -> u32 {
+        self.run_of(plugin).map_or(0, |run| run.attempts)
+    }
 }
 
 /// How one plugin's run on one event ended, as recorded in the inbox.
@@ -101,6 +129,29 @@ pub struct RunRecord {
     pub outcome: String,
     /// What went wrong, for the operator; empty on success.
     pub detail: String,
+    /// Times the plugin has run on the event, this one included.
+    pub attempts: u32,
+    /// When it runs again, if the failure is worth another attempt; `None`
+    /// once final (a failure with no retry left is a dead letter).
+    pub retry_at_ms: Option<u64>,
+}
+
+impl RunRecord {
+    /// A first run that ended for good.
+    pub fn finished(plugin: &str, outcome: &str, detail: &str) -> Self {
+        Self {
+            plugin: plugin.to_owned(),
+            outcome: outcome.to_owned(),
+            detail: detail.to_owned(),
+            attempts: 1,
+            retry_at_ms: None,
+        }
+    }
+
+    /// Whether this is a dead letter: it failed, and nothing will retry it.
+    pub fn is_dead_letter(&self) -> bool {
+        self.outcome != "ok" && self.retry_at_ms.is_none()
+    }
 }
 
 /// Counts for health and metrics.

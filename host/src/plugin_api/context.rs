@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::marker::PhantomData;
+use std::sync::atomic::AtomicU32;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -43,6 +44,9 @@ pub struct RunContext {
     /// What earlier executions of this run did, and where its calls with
     /// effects are written down before they act.
     pub journal: RunJournal,
+    /// Host calls that failed for a passing reason (Meta's 5xx, a timeout,
+    /// a rate limit, the host's storage): the plugin saw them as errors.
+    pub transient_failures: AtomicU32,
 }
 
 impl RunContext {

@@ -9,6 +9,8 @@ mod bindings;
 mod capability;
 mod context;
 
+use std::sync::atomic::Ordering;
+
 pub use bindings::{
     Automation, AutomationPre, GuestEvent, HostError, comments, kv, log, messaging, profiles,
     public_profiles, settings, types,
@@ -67,7 +69,14 @@ impl From<crate::state::StateError> for HostFailure {
 impl<S> types::Host for HostView<'_, S> {
     fn convert_error(&mut self, failure: HostFailure) -> wasmtime::Result<HostError> {
         match failure {
-            HostFailure::Refused(error) | HostFailure::Unanswered(error) => Ok(error),
+            HostFailure::Refused(error) | HostFailure::Unanswered(error) => {
+                if matches!(error, HostError::Transient(_) | HostError::RateLimited(_)) {
+                    // A run that fails after this may fail for Meta's (or
+                    // the host's) bad minute, not the plugin's: retried.
+                    self.run.transient_failures.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok(error)
+            }
             HostFailure::Trap(trap) => Err(trap),
         }
     }

@@ -11,6 +11,7 @@ mod manifest;
 mod plugin;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
@@ -141,6 +142,9 @@ pub struct RunReceipt {
     pub peak_memory_bytes: usize,
     /// Host functions called, igloo's and WASI's.
     pub host_calls: u32,
+    /// Of which, calls that failed for a passing reason (see
+    /// [`RunContext::transient_failures`]).
+    pub transient_failures: u32,
     /// How it ended.
     pub outcome: RunOutcome,
 }
@@ -283,6 +287,7 @@ impl Runtime {
             fuel_used: 0,
             peak_memory_bytes: 0,
             host_calls: 0,
+            transient_failures: 0,
             outcome: RunOutcome::Quarantined,
         };
         if !plugin.breaker.accepts_runs() {
@@ -302,6 +307,7 @@ impl Runtime {
             received_at_ms,
             upstream: Arc::clone(&upstream),
             journal,
+            transient_failures: AtomicU32::new(0),
         };
         let state = InstanceState::new(run, Arc::clone(&self.services), limits);
         let mut store = Store::new(&self.engine, state);
@@ -348,6 +354,7 @@ impl Runtime {
         };
         receipt.peak_memory_bytes = state.limiter.peak_memory_bytes;
         receipt.host_calls = state.host_calls;
+        receipt.transient_failures = state.run.transient_failures.load(Ordering::Relaxed);
         receipt.fuel_used = limits.fuel.saturating_sub(store.get_fuel().unwrap_or(0));
         let crash = receipt.outcome.is_crash().then(|| receipt.outcome.detail());
         if plugin.breaker.record(admission, crash.as_deref()) {

@@ -69,9 +69,13 @@ CREATE TABLE IF NOT EXISTS runs (
 fn migrations() -> Vec<M<'static>> {
     vec![
         M::up_with_hook(SCHEMA_V1, migrate_to_autoincrement),
-        // Version 2: the journal of host calls with effects (see `journal`).
+        // Version 2: the journal of host calls with effects (see `journal`),
+        // retries of failed runs, and each event's person for filtering.
         M::up(
             "
+ALTER TABLE runs ADD COLUMN attempts INTEGER NOT NULL DEFAULT 1;
+ALTER TABLE runs ADD COLUMN retry_at_ms INTEGER;
+ALTER TABLE events ADD COLUMN person_id TEXT;
 CREATE TABLE journal (
     seq           INTEGER NOT NULL REFERENCES events(seq),
     plugin        TEXT NOT NULL,
@@ -214,7 +218,6 @@ fn read_pending(
     parameters: impl rusqlite::Params,
 ) -> rusqlite::Result<Vec<PendingEvent>> {
     let mut select = connection.prepare_cached(sql)?;
-    let mut done = connection.prepare_cached("SELECT plugin FROM runs WHERE seq = ?1")?;
     let mut journaled =
         connection.prepare_cached("SELECT DISTINCT plugin FROM journal WHERE seq = ?1")?;
     let rows = select
@@ -235,9 +238,7 @@ fn read_pending(
                     error.into(),
                 )
             })?;
-            let done_plugins = done
-                .query_map([seq], |row| row.get(0))?
-                .collect::<rusqlite::Result<Vec<String>>>()?;
+            let runs = read_runs(connection, seq)?;
             let journaled_plugins = journaled
                 .query_map([seq], |row| row.get(0))?
                 .collect::<rusqlite::Result<Vec<String>>>()?;
@@ -245,10 +246,29 @@ fn read_pending(
                 seq,
                 event,
                 received_at_ms: received_at_ms.max(0) as u64,
-                done_plugins,
+                runs,
                 journaled_plugins,
             })
         })
+        .collect()
+}
+
+/// The runs recorded on the event at `seq`, by plugin.
+fn read_runs(connection: &Connection, seq: Seq) -> rusqlite::Result<Vec<RunRecord>> {
+    let mut select = connection.prepare_cached(
+        "SELECT plugin, outcome, detail, attempts, retry_at_ms FROM runs
+         WHERE seq = ?1 ORDER BY plugin",
+    )?;
+    select
+        .query_map([seq], |row| {
+            Ok(RunRecord {
+                plugin: row.get(0)?,
+                outcome: row.get(1)?,
+                detail: row.get(2)?,
+                attempts: row.get(3)?,
+                retry_at_ms: row.get::<_, Option<i64>>(4)?.map(|at| at.max(0) as u64),
+            })
+        })?
         .collect()
 }
 
@@ -351,9 +371,19 @@ fn apply_group(connection: &mut Connection, group: &[Write]) -> Vec<Result<Appli
                 }
                 Write::RecordRun(seq, run, _) => transaction
                     .execute(
-                        "INSERT OR REPLACE INTO runs (seq, plugin, outcome, detail, finished_at_ms)
-                         VALUES (?1, ?2, ?3, ?4, ?5)",
-                        params![seq, run.plugin, run.outcome, run.detail, now],
+                        "INSERT OR REPLACE INTO runs
+                           (seq, plugin, outcome, detail, finished_at_ms, attempts, retry_at_ms)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                        params![
+                            seq,
+                            run.plugin,
+                            run.outcome,
+                            run.detail,
+                            now,
+                            run.attempts,
+                            run.retry_at_ms
+                                .map(|at| i64::try_from(at).unwrap_or(i64::MAX))
+                        ],
                     )
                     .map(|_| Applied::Done),
                 Write::Complete(seq, _) => transaction
@@ -397,8 +427,8 @@ fn append(
     )?;
     let delivery_id = transaction.last_insert_rowid();
     let mut insert = transaction.prepare_cached(
-        "INSERT INTO events (event_key, delivery_id, account_id, kind, timestamp_ms, received_at_ms, body, done_at_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+        "INSERT INTO events (event_key, delivery_id, account_id, kind, timestamp_ms, received_at_ms, body, done_at_ms, person_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
          ON CONFLICT (event_key) DO NOTHING",
     )?;
     delivery
@@ -416,7 +446,8 @@ fn append(
                 event.timestamp_ms as i64,
                 now,
                 body,
-                done_at
+                done_at,
+                event.counterpart_id()
             ])?;
             Ok(inserted == 1)
         })
@@ -497,21 +528,8 @@ impl Inbox for SqliteInbox {
     }
 
     async fn runs(&self, seq: Seq) -> Result<Vec<RunRecord>, InboxError> {
-        self.read(move |connection| {
-            let mut select = connection.prepare_cached(
-                "SELECT plugin, outcome, detail FROM runs WHERE seq = ?1 ORDER BY plugin",
-            )?;
-            select
-                .query_map([seq], |row| {
-                    Ok(RunRecord {
-                        plugin: row.get(0)?,
-                        outcome: row.get(1)?,
-                        detail: row.get(2)?,
-                    })
-                })?
-                .collect()
-        })
-        .await
+        self.read(move |connection| read_runs(connection, seq))
+            .await
     }
 
     async fn stats(&self) -> Result<InboxStats, InboxError> {

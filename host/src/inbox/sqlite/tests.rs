@@ -3,11 +3,7 @@
 use super::*;
 
 fn ok_run() -> RunRecord {
-    RunRecord {
-        plugin: "p".into(),
-        outcome: "ok".into(),
-        detail: String::new(),
-    }
+    RunRecord::finished("p", "ok", "")
 }
 use crate::events::{EventKind, Message};
 
@@ -54,11 +50,8 @@ async fn appended_events_are_pending_until_completed_and_survive_reopening() {
     let pending = inbox.pending(0, 10).await.unwrap();
     assert_eq!(pending.len(), 1, "completed events stay completed");
     assert_eq!(pending[0].event, event("b"));
-    assert_eq!(
-        pending[0].done_plugins,
-        vec!["p".to_owned()],
-        "finished runs are remembered"
-    );
+    assert_eq!(pending[0].runs, [ok_run()], "finished runs are remembered");
+    assert!(pending[0].is_done_for("p"));
 }
 
 #[tokio::test]
@@ -157,18 +150,28 @@ async fn an_event_read_again_shows_its_runs_so_far_and_nothing_once_complete() {
     let inbox = SqliteInbox::open(&dir.path().join("inbox.db")).unwrap();
     inbox.append(delivery(&["a"])).await.unwrap();
     let seq = inbox.pending(0, 10).await.unwrap()[0].seq;
-    let run = RunRecord {
-        plugin: "p".into(),
-        outcome: "ok".into(),
-        detail: String::new(),
+    let retry = RunRecord {
+        retry_at_ms: Some(5_000),
+        ..RunRecord::finished("p", "plugin-error", "Meta had a bad minute")
     };
-    inbox.record_run(seq, run).await.unwrap();
+    inbox.record_run(seq, retry.clone()).await.unwrap();
     let again = inbox
         .pending_event(seq)
         .await
         .unwrap()
         .expect("still pending");
-    assert_eq!(again.done_plugins, ["p"]);
+    assert_eq!(again.runs, [retry]);
+    assert!(!again.is_done_for("p"), "a retry is to come");
+    assert!(!again.is_due_for("p", 4_999));
+    assert!(again.is_due_for("p", 5_000));
+    assert_eq!(again.attempts_of("p"), 1);
+    inbox.record_run(seq, ok_run()).await.unwrap();
+    let again = inbox
+        .pending_event(seq)
+        .await
+        .unwrap()
+        .expect("still pending");
+    assert!(again.is_done_for("p"));
     inbox.complete(seq).await.unwrap();
     assert!(inbox.pending_event(seq).await.unwrap().is_none());
 }

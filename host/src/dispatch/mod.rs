@@ -19,11 +19,14 @@ use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+mod retry;
+
 use crate::config::RuntimeConfig;
 use crate::inbox::{Inbox, InboxError, PendingEvent, RunRecord, Seq};
 use crate::journal::{JournalStore, RunJournal, RunKey};
 use crate::metrics::Metrics;
 use crate::runtime::{RunOutcome, RunReceipt, Runtime};
+use retry::RetrySchedule;
 
 /// Events read from the inbox per query.
 const READ_BATCH: usize = 256;
@@ -52,6 +55,8 @@ pub(crate) struct Dispatcher {
     deferred: AtomicBool,
     /// Set when igloo shuts down: no new events are taken.
     draining: AtomicBool,
+    /// When failed runs are tried again.
+    retries: RetrySchedule,
 }
 
 /// An event waiting in its lane, ordered by when it happened, then by
@@ -109,6 +114,7 @@ impl Dispatcher {
             in_flight: Mutex::new(HashSet::new()),
             deferred: AtomicBool::new(false),
             draining: AtomicBool::new(false),
+            retries: RetrySchedule::new(limits.retry_schedule_ms.clone()),
         })
     }
 
@@ -168,19 +174,20 @@ impl Dispatcher {
     }
 
     /// Whether to take `pending` now: not if it is already in flight, nor
-    /// if every plugin it still waits for is quarantined (it stays pending
-    /// and is looked at again later).
+    /// if every plugin it still waits for is quarantined or waiting for a
+    /// retry not yet due (it stays pending and is looked at again later).
     fn should_take(&self, pending: &PendingEvent) -> bool {
         if self.lock_in_flight().contains(&pending.seq) {
             return false;
         }
+        let now = crate::clock::now_ms();
         let mut waiting_for = self.runtime.plugins().iter().filter(|plugin| {
             plugin.info.subscription.matches(&pending.event)
-                && !pending.done_plugins.contains(&plugin.info.id)
+                && !pending.is_done_for(&plugin.info.id)
         });
-        let runnable = waiting_for
-            .clone()
-            .any(|plugin| plugin.breaker.accepts_runs());
+        let runnable = waiting_for.clone().any(|plugin| {
+            plugin.breaker.accepts_runs() && pending.is_due_for(&plugin.info.id, now)
+        });
         if waiting_for.next().is_some() && !runnable {
             self.deferred.store(true, Ordering::Release);
             return false;
@@ -307,9 +314,10 @@ impl Dispatcher {
 
     /// Run every subscribed plugin on the event, side by side, so a slow or
     /// hostile plugin does not hold up the others; record each run; then
-    /// complete the event.
+    /// complete the event once every plugin is finished with it. A run that
+    /// failed for a passing reason is scheduled again instead.
     async fn process(&self, pending: PendingEvent) {
-        let event = Arc::new(pending.event);
+        let event = Arc::new(pending.event.clone());
         let received_at_ms = pending.received_at_ms;
         // Windows and comments are noted before any plugin runs, so a reply
         // to this very message finds its window open.
@@ -317,14 +325,19 @@ impl Dispatcher {
             tracing::error!(%error, "noting the event's window failed; retrying");
             tokio::time::sleep(STORAGE_RETRY).await;
         }
-        let runs = self
+        let now = crate::clock::now_ms();
+        let waiting_for: Vec<_> = self
             .runtime
             .plugins()
             .iter()
             .filter(|plugin| {
-                plugin.info.subscription.matches(&event)
-                    && !pending.done_plugins.contains(&plugin.info.id)
+                plugin.info.subscription.matches(&event) && !pending.is_done_for(&plugin.info.id)
             })
+            .collect();
+        let due = waiting_for.len();
+        let runs = waiting_for
+            .into_iter()
+            .filter(|plugin| pending.is_due_for(&plugin.info.id, now))
             .map(|plugin| async {
                 let journal = self
                     .journal(pending.seq, &pending.journaled_plugins, &plugin.info.id)
@@ -338,21 +351,28 @@ impl Dispatcher {
                 if receipt.outcome.is_deferred() {
                     return false;
                 }
+                let attempts = pending.attempts_of(&plugin.info.id) + 1;
+                let retry_at_ms =
+                    self.retries
+                        .next_attempt_at(&receipt, attempts, crate::clock::now_ms());
                 let record = RunRecord {
                     plugin: receipt.plugin.clone(),
                     outcome: receipt.outcome.label().to_owned(),
                     detail: receipt.outcome.detail(),
+                    attempts,
+                    retry_at_ms,
                 };
+                log_disposition(&record);
                 self.retry_storage(|| self.inbox.record_run(pending.seq, record.clone()))
                     .await;
-                true
+                retry_at_ms.is_none()
             });
         let finished = futures::future::join_all(runs).await;
-        if finished.iter().all(|ran| *ran) {
+        if finished.len() == due && finished.iter().all(|ran| *ran) {
             self.retry_storage(|| self.inbox.complete(pending.seq))
                 .await;
         } else {
-            // Pending still, for the plugins that were quarantined.
+            // Pending still, for plugins quarantined or waiting to retry.
             self.deferred.store(true, Ordering::Release);
         }
     }
@@ -390,6 +410,21 @@ impl Dispatcher {
             tracing::error!(%error, "recording a run failed; retrying");
             tokio::time::sleep(STORAGE_RETRY).await;
         }
+    }
+}
+
+/// Say what becomes of a failed run: retried, or a dead letter.
+fn log_disposition(record: &RunRecord) {
+    match record.retry_at_ms {
+        Some(at) => tracing::info!(
+            plugin = %record.plugin, outcome = %record.outcome, attempts = record.attempts,
+            in_ms = at.saturating_sub(crate::clock::now_ms()), "run failed for a passing reason; retrying"
+        ),
+        None if record.is_dead_letter() => tracing::warn!(
+            plugin = %record.plugin, outcome = %record.outcome, attempts = record.attempts,
+            "run is a dead letter: `igloo events replay` runs it again"
+        ),
+        None => {}
     }
 }
 

@@ -1,0 +1,111 @@
+//! Which failed runs are tried again, and when: those that failed for a
+//! reason outside the plugin (Meta's bad minute, a rate limit, the run
+//! timing out while waiting on Meta, the host's storage), on a configured
+//! schedule. Safe because of the journal: a retry does not redo what the
+//! failed attempt already did. Plugin faults, and runs that exhaust the
+//! schedule, are final: dead letters, for an operator to replay.
+
+use crate::journal::JournalStop;
+use crate::runtime::{RunOutcome, RunReceipt};
+
+/// The configured delays between attempts.
+#[derive(Debug, Clone)]
+pub(crate) struct RetrySchedule {
+    delays_ms: Vec<u64>,
+}
+
+impl RetrySchedule {
+    /// Retry after each of `delays_ms` in turn.
+    pub(crate) fn new(delays_ms: Vec<u64>) -> Self {
+        Self { delays_ms }
+    }
+
+    /// When attempt number `attempts` (from 1), which ended as `receipt`
+    /// says at `now_ms`, is tried again; `None` if it is final.
+    pub(crate) fn next_attempt_at(
+        &self,
+        receipt: &RunReceipt,
+        attempts: u32,
+        now_ms: u64,
+    ) -> Option<u64> {
+        if !worth_retrying(receipt) {
+            return None;
+        }
+        let delay = self.delays_ms.get(attempts.saturating_sub(1) as usize)?;
+        Some(now_ms.saturating_add(*delay))
+    }
+}
+
+/// Whether the run failed for a passing reason outside the plugin.
+fn worth_retrying(receipt: &RunReceipt) -> bool {
+    match &receipt.outcome {
+        RunOutcome::UpstreamTimeout | RunOutcome::Journal(JournalStop::Unavailable(_)) => true,
+        // The plugin gave up after a host call failed for a passing reason.
+        RunOutcome::PluginError(_) => receipt.transient_failures > 0,
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn receipt(outcome: RunOutcome, transient_failures: u32) -> RunReceipt {
+        RunReceipt {
+            plugin: "p".into(),
+            version: "1".into(),
+            event_key: "k".into(),
+            wall: Duration::ZERO,
+            instantiate: Duration::ZERO,
+            upstream: Duration::ZERO,
+            fuel_used: 0,
+            peak_memory_bytes: 0,
+            host_calls: 0,
+            transient_failures,
+            outcome,
+        }
+    }
+
+    #[test]
+    fn passing_failures_are_retried_on_the_schedule_then_are_final() {
+        let schedule = RetrySchedule::new(vec![5_000, 30_000]);
+        let meta_failed = receipt(RunOutcome::PluginError("send failed".into()), 1);
+        assert_eq!(schedule.next_attempt_at(&meta_failed, 1, 100), Some(5_100));
+        assert_eq!(schedule.next_attempt_at(&meta_failed, 2, 100), Some(30_100));
+        assert_eq!(
+            schedule.next_attempt_at(&meta_failed, 3, 100),
+            None,
+            "exhausted"
+        );
+        let slow_meta = receipt(RunOutcome::UpstreamTimeout, 0);
+        assert_eq!(schedule.next_attempt_at(&slow_meta, 1, 0), Some(5_000));
+    }
+
+    #[test]
+    fn plugin_faults_and_successes_are_final_at_once() {
+        let schedule = RetrySchedule::new(vec![5_000]);
+        for outcome in [
+            RunOutcome::Ok,
+            RunOutcome::PluginError("my own bug".into()),
+            RunOutcome::Trap("unreachable".into()),
+            RunOutcome::Deadline,
+            RunOutcome::FuelExhausted,
+            RunOutcome::Journal(JournalStop::Diverged {
+                call: 0,
+                journaled: "a".into(),
+                asked: "b".into(),
+            }),
+        ] {
+            assert_eq!(
+                schedule.next_attempt_at(&receipt(outcome.clone(), 0), 1, 0),
+                None,
+                "{outcome:?}"
+            );
+        }
+        // A trap is the plugin's even if Meta also failed a call.
+        let trapped = receipt(RunOutcome::Trap("panic".into()), 3);
+        assert_eq!(schedule.next_attempt_at(&trapped, 1, 0), None);
+    }
+}
