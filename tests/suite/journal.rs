@@ -5,7 +5,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use igloo_tests::{ACCOUNT_ID, FakeGraph, TestIgloo, eventually, live_config, webhook};
+use clap::Parser as _;
+use igloo::inbox::EventFilter;
+use igloo_plugin_artifacts as built;
+use igloo_tests::{
+    ACCOUNT_ID, FakeGraph, TestIgloo, eventually, install_plugin_as, live_config, webhook,
+};
 use tempfile::TempDir;
 
 /// Journal entries as `(operation, status)`, in call order.
@@ -173,4 +178,100 @@ async fn a_run_that_keeps_failing_on_meta_becomes_a_dead_letter_after_the_schedu
     );
     assert!(runs[0].is_dead_letter());
     assert!(graph.sent_messages().is_empty());
+}
+
+/// Run `igloo events …` (after `igloo`) against `igloo`, as an operator
+/// would from a shell.
+async fn igloo_events(igloo: &TestIgloo, args: &[&str]) -> anyhow::Result<()> {
+    let mut argv = vec![
+        "igloo",
+        "events",
+        "--url",
+        &igloo.url,
+        "--admin-token",
+        ADMIN_TOKEN,
+    ];
+    argv.extend_from_slice(args);
+    match igloo::cli::Cli::try_parse_from(argv)?.command {
+        igloo::cli::Command::Events(events) => igloo::cli::events::run(events).await,
+        other => panic!("parsed as {other:?}"),
+    }
+}
+
+const ADMIN_TOKEN: &str = "operator-token-of-at-least-32-chars";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_letter_is_replayed_with_igloo_events_replay_once_the_plugin_is_fixed() {
+    let graph = FakeGraph::start().await;
+    let plugins = tempfile::tempdir().unwrap();
+    let config_with = |plugin: &igloo_plugin_artifacts::BuiltPlugin| {
+        let mut config = live_config(&graph);
+        config.plugins = vec![install_plugin_as(
+            plugins.path(),
+            "bot",
+            plugin,
+            &["messages:reply"],
+        )];
+        config.server.admin_token = Some(ADMIN_TOKEN.into());
+        config
+    };
+
+    // The broken release traps on the event: a dead letter at once.
+    let igloo = TestIgloo::start(config_with(&built::PANIC)).await;
+    let body = webhook::message("555", "hello").body();
+    assert_eq!(igloo.post_webhook(&body).await.status(), 200);
+    igloo.wait_until_idle().await;
+    let dead = igloo
+        .inbox
+        .list_events(&EventFilter {
+            dead_letters: true,
+            limit: 10,
+            ..EventFilter::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!(dead[0].person_id.as_deref(), Some("555"));
+    assert_eq!(dead[0].runs[0].outcome, "trap");
+    igloo_events(&igloo, &["list", "--dead", "--plugin", "bot"])
+        .await
+        .unwrap();
+    let data = igloo.stop().await;
+
+    // The fixed release: the operator replays the dead letter.
+    let igloo = TestIgloo::start_in(config_with(&built::AUTO_REPLY), data).await;
+    igloo.wait_until_idle().await;
+    assert!(
+        graph.sent_messages().is_empty(),
+        "nothing replays by itself"
+    );
+    igloo_events(&igloo, &["replay", "1"]).await.unwrap();
+    eventually("the replayed run to send its reply", || async {
+        (graph.sent_messages().len() == 1).then_some(())
+    })
+    .await;
+    igloo.wait_until_idle().await;
+    let runs = igloo.inbox.runs(1).await.unwrap();
+    assert_eq!(
+        (runs[0].outcome.as_str(), runs[0].attempts),
+        ("ok", 1),
+        "{runs:?}"
+    );
+    assert_eq!(graph.sent_messages()[0].recipient_id, "555");
+
+    // Handled now: a second replay is refused unless forced, and a forced
+    // one goes through the journal, so the person still gets one reply.
+    let refused = igloo_events(&igloo, &["replay", "1"]).await.unwrap_err();
+    assert!(refused.to_string().contains("not replayed"), "{refused}");
+    igloo_events(&igloo, &["replay", "1", "--force"])
+        .await
+        .unwrap();
+    eventually("the forced replay to finish", || async {
+        let runs = igloo.inbox.runs(1).await.unwrap();
+        (runs[0].attempts == 1 && runs[0].retry_at_ms.is_none() && igloo.stats().await.pending == 0)
+            .then_some(())
+    })
+    .await;
+    assert_eq!(graph.sent_messages().len(), 1, "the journal kept it to one");
+    igloo_events(&igloo, &["show", "1"]).await.unwrap();
 }

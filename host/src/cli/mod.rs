@@ -1,5 +1,6 @@
 //! The `igloo` command line.
 
+pub mod events;
 pub mod simulate;
 
 use std::io::IsTerminal as _;
@@ -43,6 +44,9 @@ pub enum Command {
     /// (`igloo simulate fixture.json`) or one event built from flags
     /// (`igloo simulate --kind message --text hi --from 123`).
     Simulate(simulate::SimulateArgs),
+    /// The events a running igloo stored: list them (dead letters with
+    /// `--dead`), show one whole, replay them. Needs its admin token.
+    Events(events::EventsArgs),
 }
 
 /// Parse the command line and run it.
@@ -65,6 +69,7 @@ pub async fn main() -> anyhow::Result<()> {
             data_dir,
         } => serve(config, listen, data_dir).await,
         Command::Simulate(args) => simulate::run(args).await,
+        Command::Events(args) => events::run(args).await,
     }
 }
 

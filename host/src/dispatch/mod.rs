@@ -133,7 +133,7 @@ impl Dispatcher {
                     rescanning = false;
                     tokio::select! {
                         () = self.inbox.appended() => {}
-                        () = self.runtime.resumed() => {
+                        () = self.runtime.operator_acted() => {
                             after = 0;
                             rescanning = true;
                         }

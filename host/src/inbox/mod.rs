@@ -4,6 +4,7 @@
 //! Storage sits behind [`Inbox`] so that a shared backend (NATS JetStream)
 //! can replace SQLite; nothing outside this module knows which one runs.
 
+mod browse;
 mod sqlite;
 
 use std::sync::Arc;
@@ -14,6 +15,7 @@ use async_trait::async_trait;
 use crate::events::Event;
 use crate::journal::JournalStore;
 
+pub use browse::{EventDetail, EventFilter, EventSummary, JournaledCall, ReplayRequest, Replayed};
 pub use sqlite::SqliteInbox;
 
 /// Position of an event in the inbox; increases with arrival and is never
@@ -121,7 +123,7 @@ impl PendingEvent {
 }
 
 /// How one plugin's run on one event ended, as recorded in the inbox.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct RunRecord {
     /// The plugin's operator-given id.
     pub plugin: String,
@@ -215,6 +217,16 @@ pub trait Inbox: JournalStore {
 
     /// Counts for health and metrics.
     async fn stats(&self) -> Result<InboxStats, InboxError>;
+
+    /// Events `filter` selects, newest first.
+    async fn list_events(&self, filter: &EventFilter) -> Result<Vec<EventSummary>, InboxError>;
+
+    /// The event at `seq` whole, if still stored.
+    async fn event_detail(&self, seq: Seq) -> Result<Option<EventDetail>, InboxError>;
+
+    /// Schedule runs of an event again (dead letters; handled runs only
+    /// with `force`). The event is pending again until they finish.
+    async fn replay(&self, request: ReplayRequest) -> Result<Replayed, InboxError>;
 
     /// Resolves when events may have been appended since the last call.
     async fn appended(&self);

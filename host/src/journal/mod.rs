@@ -30,7 +30,8 @@ use crate::inbox::{InboxError, Seq};
 use crate::plugin_api::{HostFailure, HostResult};
 
 /// Where a journaled call stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum CallStatus {
     /// Its intent is written; it is acting now, or a crash cut it short.
     Started,
@@ -67,7 +68,7 @@ impl CallStatus {
 }
 
 /// One journaled host call.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct JournalEntry {
     /// Its position among the run's journaled calls, from 0.
     pub call: u32,

@@ -170,8 +170,9 @@ pub struct Runtime {
     slots: Semaphore,
     /// Most time a run may wait on Meta.
     max_upstream_wait: Duration,
-    /// Woken when an operator resumes a plugin, so deferred events run.
-    resumed: Notify,
+    /// Woken when an operator resumes a plugin or replays events, so the
+    /// dispatcher looks at every pending event again.
+    operator_acted: Notify,
 }
 
 impl Runtime {
@@ -204,7 +205,7 @@ impl Runtime {
             _ticker: engine::EpochTicker::start(&engine),
             slots: Semaphore::new(config.runtime.max_instances as usize),
             max_upstream_wait: Duration::from_millis(config.runtime.max_upstream_wait_ms),
-            resumed: Notify::new(),
+            operator_acted: Notify::new(),
             engine,
             plugins,
             failed,
@@ -258,13 +259,19 @@ impl Runtime {
             return false;
         };
         plugin.breaker.reset();
-        self.resumed.notify_one();
+        self.operator_acted.notify_one();
         true
     }
 
-    /// Resolves when an operator has resumed a plugin.
-    pub async fn resumed(&self) {
-        self.resumed.notified().await;
+    /// Have the dispatcher look at every pending event again: an operator
+    /// made some pending (a replay).
+    pub fn rescan(&self) {
+        self.operator_acted.notify_one();
+    }
+
+    /// Resolves when an operator has resumed a plugin or replayed events.
+    pub async fn operator_acted(&self) {
+        self.operator_acted.notified().await;
     }
 
     /// Run `plugin` on `event` in a fresh instance, once its concurrency

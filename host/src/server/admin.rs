@@ -3,11 +3,18 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::AppState;
+use crate::inbox::{EventFilter, InboxError, ReplayRequest, Replayed, Seq};
+
+/// Events listed at most per request.
+const MAX_LISTED: u32 = 1_000;
+
+type Answer = (StatusCode, Json<Value>);
 
 /// Refuse unless the request carries the configured admin token.
 fn authorise(app: &AppState, headers: &HeaderMap) -> Result<(), (StatusCode, Json<Value>)> {
@@ -53,4 +60,116 @@ pub(super) async fn resume_plugin(
             Json(json!({"error": "no plugin with that id"})),
         )
     }
+}
+
+/// `GET /admin/events`'s query: every field narrows the list.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct EventQuery {
+    account: Option<String>,
+    person: Option<String>,
+    plugin: Option<String>,
+    kind: Option<String>,
+    outcome: Option<String>,
+    #[serde(default)]
+    dead: bool,
+    since_ms: Option<u64>,
+    until_ms: Option<u64>,
+    limit: Option<u32>,
+}
+
+fn storage_failed(error: &InboxError) -> Answer {
+    tracing::error!(%error, "an admin query failed");
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        Json(json!({"error": "the inbox is unavailable; try again"})),
+    )
+}
+
+/// `GET /admin/events`: events by account, person, plugin, kind, outcome
+/// (`dead=true` for dead letters) and time, newest first.
+pub(super) async fn list_events(
+    State(app): State<Arc<AppState>>,
+    Query(query): Query<EventQuery>,
+    headers: HeaderMap,
+) -> Answer {
+    if let Err(refusal) = authorise(&app, &headers) {
+        return refusal;
+    }
+    let filter = EventFilter {
+        account_id: query.account,
+        person_id: query.person,
+        plugin: query.plugin,
+        kind: query.kind,
+        outcome: query.outcome,
+        dead_letters: query.dead,
+        since_ms: query.since_ms,
+        until_ms: query.until_ms,
+        limit: query.limit.unwrap_or(50).min(MAX_LISTED),
+    };
+    match app.inbox.list_events(&filter).await {
+        Ok(events) => (StatusCode::OK, Json(json!({ "events": events }))),
+        Err(error) => storage_failed(&error),
+    }
+}
+
+/// `GET /admin/events/{seq}`: one event with its raw body, runs and journal.
+pub(super) async fn show_event(
+    State(app): State<Arc<AppState>>,
+    Path(seq): Path<Seq>,
+    headers: HeaderMap,
+) -> Answer {
+    if let Err(refusal) = authorise(&app, &headers) {
+        return refusal;
+    }
+    match app.inbox.event_detail(seq).await {
+        Ok(Some(detail)) => (StatusCode::OK, Json(json!(detail))),
+        Ok(None) => (
+            StatusCode::NOT_FOUND,
+            Json(json!({"error": "no event at that position"})),
+        ),
+        Err(error) => storage_failed(&error),
+    }
+}
+
+/// `POST /admin/events/{seq}/replay`'s query.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ReplayQuery {
+    plugin: Option<String>,
+    #[serde(default)]
+    force: bool,
+}
+
+/// `POST /admin/events/{seq}/replay[?plugin=ID][&force=true]`: run an
+/// event's dead letters again (its handled runs too, with `force`; calls
+/// they completed are still not repeated).
+pub(super) async fn replay_event(
+    State(app): State<Arc<AppState>>,
+    Path(seq): Path<Seq>,
+    Query(query): Query<ReplayQuery>,
+    headers: HeaderMap,
+) -> Answer {
+    if let Err(refusal) = authorise(&app, &headers) {
+        return refusal;
+    }
+    let request = ReplayRequest {
+        seq,
+        plugin: query.plugin,
+        force: query.force,
+    };
+    let replayed = match app.inbox.replay(request).await {
+        Ok(replayed) => replayed,
+        Err(error) => return storage_failed(&error),
+    };
+    let status = match &replayed {
+        Replayed::Scheduled { plugins } => {
+            tracing::info!(seq, ?plugins, "replay scheduled by an operator");
+            app.runtime.rescan();
+            StatusCode::ACCEPTED
+        }
+        Replayed::AlreadyHandled { .. } | Replayed::NothingToReplay => StatusCode::CONFLICT,
+        Replayed::NotFound => StatusCode::NOT_FOUND,
+    };
+    (status, Json(json!(replayed)))
 }

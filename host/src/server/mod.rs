@@ -98,6 +98,9 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/metrics", get(metrics::metrics))
         .route("/admin/plugins/{id}/resume", post(admin::resume_plugin))
+        .route("/admin/events", get(admin::list_events))
+        .route("/admin/events/{seq}", get(admin::show_event))
+        .route("/admin/events/{seq}/replay", post(admin::replay_event))
         .route("/dry-run/calls", get(dry_run::calls))
         .with_state(state)
 }

@@ -34,6 +34,21 @@ pub(super) fn write_entry(
         .map(drop)
 }
 
+/// The entry in `row`'s columns from `first` on: call, operation, request,
+/// status, result, started_at_ms.
+pub(super) fn entry_at(row: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<JournalEntry> {
+    let status: String = row.get(first + 3)?;
+    Ok(JournalEntry {
+        call: row.get(first)?,
+        operation: row.get(first + 1)?,
+        request: row.get(first + 2)?,
+        // An unreadable status is treated as the unsafe one.
+        status: CallStatus::from_label(&status).unwrap_or(CallStatus::Unknown),
+        result: row.get(first + 4)?,
+        started_at_ms: row.get::<_, i64>(first + 5)?.max(0) as u64,
+    })
+}
+
 #[async_trait]
 impl JournalStore for SqliteInbox {
     async fn journal(&self, run: &RunKey) -> Result<Vec<JournalEntry>, InboxError> {
@@ -44,18 +59,7 @@ impl JournalStore for SqliteInbox {
                  WHERE seq = ?1 AND plugin = ?2 ORDER BY call",
             )?;
             select
-                .query_map(params![run.seq, run.plugin], |row| {
-                    let status: String = row.get(3)?;
-                    Ok(JournalEntry {
-                        call: row.get(0)?,
-                        operation: row.get(1)?,
-                        request: row.get(2)?,
-                        // An unreadable status is treated as the unsafe one.
-                        status: CallStatus::from_label(&status).unwrap_or(CallStatus::Unknown),
-                        result: row.get(4)?,
-                        started_at_ms: row.get::<_, i64>(5)?.max(0) as u64,
-                    })
-                })?
+                .query_map(params![run.seq, run.plugin], |row| entry_at(row, 0))?
                 .collect()
         })
         .await

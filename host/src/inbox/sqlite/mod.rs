@@ -9,10 +9,14 @@ use rusqlite::{Connection, params};
 use rusqlite_migration::{HookResult, M};
 use tokio::sync::{Notify, mpsc, oneshot};
 
-use super::{Appended, Delivery, Inbox, InboxError, InboxStats, PendingEvent, RunRecord, Seq};
+use super::{
+    Appended, Delivery, EventDetail, EventFilter, EventSummary, Inbox, InboxError, InboxStats,
+    PendingEvent, ReplayRequest, Replayed, RunRecord, Seq,
+};
 use crate::events::Event;
 use crate::journal::{JournalEntry, RunKey};
 
+mod browse;
 mod journal;
 
 /// Most writes folded into one transaction.
@@ -112,6 +116,7 @@ enum Write {
         JournalEntry,
         oneshot::Sender<Result<(), InboxError>>,
     ),
+    Replay(ReplayRequest, oneshot::Sender<Result<Replayed, InboxError>>),
 }
 
 /// The SQLite inbox. Cheap to share behind an `Arc`.
@@ -339,6 +344,12 @@ fn write_loop(
                         _ => unreachable!("a prune yields Pruned"),
                     }));
                 }
+                Write::Replay(_, reply) => {
+                    let _ = reply.send(result.map(|applied| match applied {
+                        Applied::Replayed(replayed) => replayed,
+                        _ => unreachable!("a replay yields Replayed"),
+                    }));
+                }
             }
         }
         if any_new {
@@ -353,6 +364,8 @@ enum Applied {
     Appended(Vec<bool>),
     /// Events pruned.
     Pruned(u64),
+    /// What a replay did.
+    Replayed(Replayed),
     /// A run recorded or an event completed.
     Done,
 }
@@ -394,6 +407,9 @@ fn apply_group(connection: &mut Connection, group: &[Write]) -> Vec<Result<Appli
                     .map(|_| Applied::Done),
                 Write::Journal(run, entry, _) => {
                     journal::write_entry(&transaction, run, entry).map(|()| Applied::Done)
+                }
+                Write::Replay(request, _) => {
+                    browse::replay(&transaction, request, now).map(Applied::Replayed)
                 }
                 Write::Prune(before_ms, _) => {
                     prune(&transaction, *before_ms).map(|pruned| Applied::Pruned(pruned as u64))
@@ -547,6 +563,21 @@ impl Inbox for SqliteInbox {
             })
         })
         .await
+    }
+
+    async fn list_events(&self, filter: &EventFilter) -> Result<Vec<EventSummary>, InboxError> {
+        let filter = filter.clone();
+        self.read(move |connection| browse::list(connection, &filter))
+            .await
+    }
+
+    async fn event_detail(&self, seq: Seq) -> Result<Option<EventDetail>, InboxError> {
+        self.read(move |connection| browse::detail(connection, seq))
+            .await
+    }
+
+    async fn replay(&self, request: ReplayRequest) -> Result<Replayed, InboxError> {
+        self.write(|reply| Write::Replay(request, reply)).await
     }
 
     async fn appended(&self) {

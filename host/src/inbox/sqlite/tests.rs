@@ -191,3 +191,124 @@ async fn concurrent_appends_are_all_committed() {
     }
     assert_eq!(inbox.stats().await.unwrap().events, 200);
 }
+
+#[tokio::test]
+async fn events_are_listed_by_account_person_plugin_outcome_and_time_newest_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let inbox = SqliteInbox::open(&dir.path().join("inbox.db")).unwrap();
+    let mut other = event("c");
+    other.account_id = "other".into();
+    if let EventKind::Message(message) = &mut other.kind {
+        message.sender_id = "someone".into();
+    }
+    inbox.append(delivery(&["a", "b"])).await.unwrap();
+    inbox
+        .append(Delivery::new(
+            bytes::Bytes::from_static(b"{\"raw\":1}"),
+            vec![other],
+        ))
+        .await
+        .unwrap();
+    inbox.record_run(1, ok_run()).await.unwrap();
+    inbox
+        .record_run(2, RunRecord::finished("p", "trap", "unreachable"))
+        .await
+        .unwrap();
+    let seqs = |filter: EventFilter| {
+        let inbox = &inbox;
+        async move {
+            let filter = EventFilter {
+                limit: 10,
+                ..filter
+            };
+            let listed = inbox.list_events(&filter).await.unwrap();
+            listed.iter().map(|event| event.seq).collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(seqs(EventFilter::default()).await, [3, 2, 1]);
+    let by = |account: &str| EventFilter {
+        account_id: Some(account.into()),
+        ..EventFilter::default()
+    };
+    assert_eq!(seqs(by("other")).await, [3]);
+    let person = EventFilter {
+        person_id: Some("user".into()),
+        ..EventFilter::default()
+    };
+    assert_eq!(seqs(person).await, [2, 1]);
+    let dead = EventFilter {
+        dead_letters: true,
+        ..EventFilter::default()
+    };
+    assert_eq!(seqs(dead).await, [2]);
+    let ok = EventFilter {
+        plugin: Some("p".into()),
+        outcome: Some("ok".into()),
+        ..EventFilter::default()
+    };
+    assert_eq!(seqs(ok).await, [1]);
+    let future = EventFilter {
+        since_ms: Some(crate::clock::now_ms() + 60_000),
+        ..EventFilter::default()
+    };
+    assert!(seqs(future).await.is_empty());
+
+    let detail = inbox.event_detail(3).await.unwrap().unwrap();
+    assert_eq!(detail.raw_body, "{\"raw\":1}");
+    assert_eq!(detail.summary.person_id.as_deref(), Some("someone"));
+    assert!(inbox.event_detail(99).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn a_replay_takes_dead_letters_and_handled_runs_only_when_forced() {
+    let dir = tempfile::tempdir().unwrap();
+    let inbox = SqliteInbox::open(&dir.path().join("inbox.db")).unwrap();
+    inbox.append(delivery(&["a"])).await.unwrap();
+    inbox.record_run(1, ok_run()).await.unwrap();
+    inbox
+        .record_run(1, RunRecord::finished("q", "trap", "unreachable"))
+        .await
+        .unwrap();
+    inbox.complete(1).await.unwrap();
+    let replay = |plugin: Option<&str>, force| ReplayRequest {
+        seq: 1,
+        plugin: plugin.map(str::to_owned),
+        force,
+    };
+    assert_eq!(
+        inbox.replay(replay(Some("p"), false)).await.unwrap(),
+        Replayed::AlreadyHandled {
+            plugins: vec!["p".into()]
+        }
+    );
+    assert!(inbox.pending_event(1).await.unwrap().is_none(), "untouched");
+    assert_eq!(
+        inbox.replay(replay(None, false)).await.unwrap(),
+        Replayed::Scheduled {
+            plugins: vec!["q".into()]
+        }
+    );
+    let pending = inbox
+        .pending_event(1)
+        .await
+        .unwrap()
+        .expect("pending again");
+    assert!(pending.is_done_for("p") && !pending.is_done_for("q"));
+    assert_eq!(pending.attempts_of("q"), 0);
+    assert_eq!(
+        inbox.replay(replay(Some("q"), false)).await.unwrap(),
+        Replayed::NothingToReplay,
+        "already waiting to run"
+    );
+    assert_eq!(
+        inbox
+            .replay(ReplayRequest {
+                seq: 7,
+                plugin: None,
+                force: true
+            })
+            .await
+            .unwrap(),
+        Replayed::NotFound
+    );
+}
