@@ -80,7 +80,10 @@ impl SqliteState {
         // NORMAL in WAL mode survives a crash of igloo; state is small and
         // written per host call, so it is not worth an fsync each.
         connection
-            .execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;")
+            .execute_batch(
+                "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;
+                 PRAGMA journal_size_limit = 67108864;",
+            )
             .map_err(error)?;
         crate::migrate::to_latest(&mut connection, migrations(), path).map_err(error)?;
         Ok(Self {

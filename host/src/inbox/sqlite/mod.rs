@@ -124,6 +124,8 @@ pub struct SqliteInbox {
     writes: mpsc::UnboundedSender<Write>,
     reader: Arc<Mutex<Connection>>,
     appended: Arc<Notify>,
+    /// Dropped with the inbox, which ends the checkpoint thread.
+    _alive: Arc<()>,
 }
 
 impl SqliteInbox {
@@ -143,9 +145,11 @@ impl SqliteInbox {
             .execute_batch("PRAGMA wal_autocheckpoint = 0;")
             .map_err(storage_error)?;
         let checkpointer = open_connection(path)?;
+        let alive = Arc::new(());
+        let watched = Arc::downgrade(&alive);
         std::thread::Builder::new()
             .name("igloo-inbox-checkpoint".into())
-            .spawn(move || checkpoint_loop(&checkpointer))
+            .spawn(move || checkpoint_loop(&checkpointer, &watched))
             .map_err(InboxError::backend)?;
         let reader = open_connection(path)?;
         let appended = Arc::new(Notify::new());
@@ -159,6 +163,7 @@ impl SqliteInbox {
             writes,
             reader: Arc::new(Mutex::new(reader)),
             appended,
+            _alive: alive,
         })
     }
 
@@ -204,13 +209,40 @@ fn open_connection(path: &Path) -> Result<Connection, InboxError> {
     Ok(connection)
 }
 
-/// Copy the WAL into the database every 200 ms without blocking the
-/// writer (PASSIVE), so that the WAL stays small. Ends with the process.
-fn checkpoint_loop(connection: &Connection) {
-    loop {
+/// WAL pages past which a checkpoint may block the writer to reset the
+/// WAL (4 KiB pages: 64 MiB).
+const WAL_MAX_PAGES: i64 = 16_384;
+
+/// Keep the WAL bounded. Every 200 ms its pages are copied into the
+/// database without blocking the writer (PASSIVE). That falls behind when
+/// readers keep old snapshots under sustained load, and never shrinks the
+/// file; so past [`WAL_MAX_PAGES`], and whenever a tick saw no new writes,
+/// a TRUNCATE checkpoint waits for readers, copies the rest and empties the
+/// file. Ends when the inbox is dropped.
+fn checkpoint_loop(connection: &Connection, inbox: &std::sync::Weak<()>) {
+    let mut last_log = -1;
+    while inbox.strong_count() > 0 {
         std::thread::sleep(std::time::Duration::from_millis(200));
-        if let Err(error) = connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-            tracing::warn!(%error, "inbox checkpoint failed; will retry");
+        let passive = connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
+            Ok((row.get::<_, i64>(1)?, row.get::<_, i64>(2)?))
+        });
+        let (log, copied) = match passive {
+            Ok(pages) => pages,
+            Err(error) => {
+                tracing::warn!(%error, "inbox checkpoint failed; will retry");
+                continue;
+            }
+        };
+        let idle = log > 0 && log == copied && log == last_log;
+        last_log = log;
+        if log >= WAL_MAX_PAGES || idle {
+            match connection.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| {
+                row.get::<_, i64>(0)
+            }) {
+                Ok(0) => last_log = 0,
+                Ok(_) => tracing::debug!("inbox WAL still in use; truncating later"),
+                Err(error) => tracing::warn!(%error, "inbox checkpoint failed; will retry"),
+            }
         }
     }
 }

@@ -312,3 +312,33 @@ async fn a_replay_takes_dead_letters_and_handled_runs_only_when_forced() {
         Replayed::NotFound
     );
 }
+
+#[tokio::test]
+async fn the_wal_is_emptied_once_writes_pause() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("inbox.db");
+    let inbox = SqliteInbox::open(&path).unwrap();
+    let big = vec![b'x'; 64 * 1024];
+    for n in 0..160 {
+        let delivery = Delivery::new(
+            bytes::Bytes::from(big.clone()),
+            vec![event(&format!("k{n}"))],
+        );
+        inbox.append(delivery).await.unwrap();
+        let _ = inbox.pending(0, 10).await.unwrap();
+    }
+    let wal = dir.path().join("inbox.db-wal");
+    assert!(
+        std::fs::metadata(&wal).unwrap().len() > 0,
+        "writes went to the WAL"
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::fs::metadata(&wal).unwrap().len() > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the WAL was never emptied"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(inbox.stats().await.unwrap().events, 160, "nothing lost");
+}
