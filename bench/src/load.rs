@@ -30,7 +30,8 @@ fn client(connections: usize) -> reqwest::Client {
         .expect("a client")
 }
 
-async fn post(client: &reqwest::Client, url: &str, signed: &Signed) -> bool {
+/// Post one signed body; whether it was accepted.
+pub(crate) async fn post(client: &reqwest::Client, url: &str, signed: &Signed) -> bool {
     client
         .post(url)
         .header("content-type", "application/json")

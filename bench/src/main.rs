@@ -14,6 +14,7 @@
 //! `--smoke` runs each part briefly and fails if any part does not work;
 //! CI runs that. `cargo xtask bench` runs the full comparison in release.
 
+mod crash;
 mod dispatch;
 mod fake_graph;
 mod load;
@@ -150,6 +151,7 @@ async fn run(scale: &Scale) -> anyhow::Result<()> {
     dispatch(scale)?;
     end_to_end(scale).await?;
     memory(scale).await?;
+    crashes(scale).await?;
     print_goals();
     Ok(())
 }
@@ -218,6 +220,7 @@ async fn igloo_ingress(scale: &Scale, bodies: &Arc<Vec<Signed>>) -> anyhow::Resu
         graph: None,
         auto_reply: false,
         concurrency: 32,
+        port: servers::free_port(),
     })
     .await?;
     let max = saturate(scale, &server.url, Arc::clone(bodies)).await;
@@ -366,6 +369,43 @@ fn dispatch(scale: &Scale) -> anyhow::Result<()> {
     Ok(())
 }
 
+// ---- Crashes -------------------------------------------------------------
+
+/// Webhooks in while igloo is killed with SIGKILL and restarted: lost,
+/// duplicated and unknown replies, which must be none.
+async fn crashes(scale: &Scale) -> anyhow::Result<()> {
+    let (count, connections, kills) = if scale.smoke {
+        (300, 16, 2)
+    } else {
+        (2_000, 32, 3)
+    };
+    let meta_delay = Duration::from_millis(50);
+    println!(
+        "\n== Crashes: {count} webhooks from {connections} connections, igloo killed -9 {kills} times and restarted, Meta answering in {} ms",
+        meta_delay.as_millis()
+    );
+    let crash = crash::run(count, connections, kills, meta_delay).await?;
+    println!(
+        "  acknowledged {}, killed {} times: lost {}, duplicated {}, unknown {}; {} sends cut short were read back ({:.1} s, {:.0} events/s overall)",
+        crash.acknowledged,
+        crash.kills,
+        crash.lost,
+        crash.duplicated,
+        crash.unknown,
+        crash.read_back,
+        crash.elapsed.as_secs_f64(),
+        crash.acknowledged as f64 / crash.elapsed.as_secs_f64()
+    );
+    // Not a matter of speed: a loss or a duplicate fails every run.
+    anyhow::ensure!(
+        crash.lost == 0 && crash.duplicated == 0,
+        "after kill -9: {} lost, {} duplicated",
+        crash.lost,
+        crash.duplicated
+    );
+    Ok(())
+}
+
 // ---- End to end and memory ---------------------------------------------
 
 /// igloo running auto-reply, whose replies go to a Graph API stand-in.
@@ -386,6 +426,7 @@ impl Replying {
             graph: Some(&graph.base_url),
             auto_reply: true,
             concurrency,
+            port: servers::free_port(),
         })
         .await?;
         Ok(Self {

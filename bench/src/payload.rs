@@ -70,13 +70,18 @@ pub(crate) fn single_events(count: usize, run: &str) -> Vec<Signed> {
         .collect()
 }
 
+/// The person who sends the `n`th of [`single_messages`].
+pub(crate) fn single_message_sender(n: usize) -> String {
+    format!("{}", 6_600_000_000_000_000u64 + n as u64)
+}
+
 /// `count` bodies of one text message each, from distinct people.
 pub(crate) fn single_messages(count: usize, run: &str) -> Vec<Signed> {
     let now = igloo::clock::now_ms();
     (0..count)
         .map(|n| {
             let body = json!({"object": "instagram", "entry": [{"id": account(n), "time": now, "messaging": [{
-                "sender": {"id": format!("{}", 6_600_000_000_000_000u64 + n as u64)},
+                "sender": {"id": single_message_sender(n)},
                 "recipient": {"id": account(n)}, "timestamp": now,
                 "message": {"mid": format!("e2e-{run}-{n}"), "text": "hi"}}]}]});
             sign(body.to_string())

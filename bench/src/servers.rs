@@ -33,6 +33,12 @@ impl Drop for ServerProcess {
 }
 
 impl ServerProcess {
+    /// `kill -9`: no drain, no flush, nothing the server can do about it.
+    pub(crate) fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Resident memory of the process, in bytes.
     pub(crate) fn rss_bytes(&self) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
@@ -52,7 +58,8 @@ impl ServerProcess {
     }
 }
 
-fn free_port() -> u16 {
+/// A port free now, for a server to listen on.
+pub(crate) fn free_port() -> u16 {
     StdListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -97,11 +104,13 @@ pub(crate) struct IglooSetup<'a> {
     pub auto_reply: bool,
     /// Runs of one plugin at once.
     pub concurrency: u32,
+    /// Where it listens (the same across restarts of one run).
+    pub port: u16,
 }
 
 /// Start igloo in a child process (this binary, `serve-igloo` mode).
 pub(crate) async fn start_igloo(setup: IglooSetup<'_>) -> anyhow::Result<ServerProcess> {
-    let port = free_port();
+    let port = setup.port;
     let mut command = Command::new(std::env::current_exe()?);
     command
         .args(["serve-igloo", "--port", &port.to_string(), "--data-dir"])

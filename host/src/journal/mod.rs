@@ -100,8 +100,9 @@ pub trait JournalStore: Send + Sync + 'static {
     async fn journal(&self, run: &RunKey) -> Result<Vec<JournalEntry>, InboxError>;
     /// Write (or overwrite) one call's entry; returns once durable.
     async fn write_entry(&self, run: &RunKey, entry: JournalEntry) -> Result<(), InboxError>;
-    /// Whether some done call's result contains `message_id`: a message
-    /// found in a conversation that another call already accounts for.
+    /// Whether some done call's result holds `message_id` (as a JSON
+    /// string, as [`Journaled`] results of sends do): a message found in a
+    /// conversation that another call already accounts for.
     async fn accounts_for(&self, message_id: &str) -> Result<bool, InboxError>;
 }
 
@@ -147,7 +148,8 @@ pub enum Resolution<T> {
     Unresolved(String),
 }
 
-/// A host call's result as the journal keeps it.
+/// A host call's result as the journal keeps it: JSON, in which ids are
+/// JSON strings (see [`JournalStore::accounts_for`]).
 pub trait Journaled: Sized {
     /// The result as text.
     fn to_record(&self) -> String;
@@ -165,13 +167,14 @@ impl Journaled for () {
     }
 }
 
+/// An id (an attachment's, a reply's) as a JSON string.
 impl Journaled for String {
     fn to_record(&self) -> String {
-        self.clone()
+        serde_json::Value::from(self.as_str()).to_string()
     }
 
     fn from_record(record: &str) -> Option<Self> {
-        Some(record.to_owned())
+        serde_json::from_str(record).ok()
     }
 }
 

@@ -190,4 +190,8 @@ async fn a_call_that_may_have_acted_is_resolved_and_never_repeated_blindly() {
     assert_eq!(found, "mid-found");
     assert!(inbox.accounts_for("mid-found").await.unwrap());
     assert!(!inbox.accounts_for("mid-other").await.unwrap());
+    assert!(
+        !inbox.accounts_for("mid").await.unwrap(),
+        "a prefix is not the id"
+    );
 }

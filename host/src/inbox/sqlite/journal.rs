@@ -71,13 +71,15 @@ impl JournalStore for SqliteInbox {
     }
 
     async fn accounts_for(&self, message_id: &str) -> Result<bool, InboxError> {
-        let message_id = message_id.to_owned();
+        // Results hold ids as JSON strings: match the whole quoted id, so
+        // `mid-1` is not found inside `mid-12`.
+        let quoted = serde_json::Value::from(message_id).to_string();
         // Rare (only when resolving an unknown call): a scan is fine.
         self.read(move |connection| {
             connection.query_row(
                 "SELECT EXISTS (SELECT 1 FROM journal
                    WHERE status = 'done' AND instr(result, ?1) > 0)",
-                [message_id],
+                [quoted],
                 |row| row.get(0),
             )
         })
