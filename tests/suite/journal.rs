@@ -275,3 +275,30 @@ async fn a_dead_letter_is_replayed_with_igloo_events_replay_once_the_plugin_is_f
     assert_eq!(graph.sent_messages().len(), 1, "the journal kept it to one");
     igloo_events(&igloo, &["show", "1"]).await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_that_cuts_a_send_short_is_resumed_by_the_next_start_without_a_second_send() {
+    let graph = FakeGraph::start_with_delay(Duration::from_secs(3)).await;
+    let mut config = live_config(&graph);
+    config.server.drain_timeout_ms = 100;
+    let igloo = TestIgloo::start(config.clone()).await;
+    let body = webhook::message("666", "hello").body();
+    assert_eq!(igloo.post_webhook(&body).await.status(), 200);
+    eventually("the send to reach Meta", || async {
+        (graph.sent_messages().len() == 1).then_some(())
+    })
+    .await;
+    // SIGTERM: the drain gives up on the send still waiting for Meta.
+    let data = igloo.stop().await;
+    assert_eq!(
+        journal(&data),
+        [("messaging.send".to_owned(), "started".to_owned())]
+    );
+
+    graph.set_delay(Duration::ZERO);
+    let igloo = TestIgloo::start_in(config, data).await;
+    igloo.wait_until_idle().await;
+    assert_eq!(graph.sent_messages().len(), 1, "read back, not sent again");
+    let runs = igloo.inbox.runs(1).await.unwrap();
+    assert_eq!(runs[0].outcome, "ok", "{runs:?}");
+}
