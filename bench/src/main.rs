@@ -355,7 +355,7 @@ fn dispatch(scale: &Scale) -> anyhow::Result<()> {
         dispatch.cpu_us_per_event_unjournaled
     );
     println!(
-        "  journaled: {:>9.0} events/s one at a time, CPU {:.1} µs/event \
+        "  journaled: {:>9.0} events/s, CPU {:.1} µs/event \
          (every send's intent and outcome committed to the inbox: {:.2}x the CPU)",
         dispatch.journaled_rate,
         dispatch.cpu_us_per_event,

@@ -27,7 +27,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use async_trait::async_trait;
 
 use crate::inbox::{InboxError, Seq};
-use crate::plugin_api::{HostFailure, HostResult};
+use crate::plugin_api::{HostFailure, HostResult, UpstreamClock};
 
 /// Where a journaled call stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -100,6 +100,10 @@ pub trait JournalStore: Send + Sync + 'static {
     async fn journal(&self, run: &RunKey) -> Result<Vec<JournalEntry>, InboxError>;
     /// Write (or overwrite) one call's entry; returns once durable.
     async fn write_entry(&self, run: &RunKey, entry: JournalEntry) -> Result<(), InboxError>;
+    /// Write one call's entry without waiting for it: after every write
+    /// made before, before every write made after. For outcomes: lost in a
+    /// crash, the call is `started`, and is resolved as one cut short.
+    fn write_entry_soon(&self, run: &RunKey, entry: JournalEntry);
     /// Whether some done call's result holds `message_id` (as a JSON
     /// string, as [`Journaled`] results of sends do): a message found in a
     /// conversation that another call already accounts for.
@@ -194,6 +198,9 @@ pub struct RunJournal {
     key: RunKey,
     earlier: Vec<JournalEntry>,
     next_call: AtomicU32,
+    /// Where waits for the store are counted: the host's time, not the
+    /// plugin's (set by the runtime).
+    waits: Option<Arc<UpstreamClock>>,
 }
 
 impl RunJournal {
@@ -214,7 +221,14 @@ impl RunJournal {
             key,
             earlier,
             next_call: AtomicU32::new(0),
+            waits: None,
         }
+    }
+
+    /// Count waits for durable writes on `clock`, so a plugin's deadline is
+    /// not spent on the host's bookkeeping.
+    pub fn count_waits_on(&mut self, clock: Arc<UpstreamClock>) {
+        self.waits = Some(clock);
     }
 
     /// Which run this is.
@@ -337,6 +351,7 @@ impl RunJournal {
     }
 
     async fn write(&self, entry: JournalEntry) -> HostResult<()> {
+        let _waiting = self.waits.as_ref().map(|clock| clock.start());
         self.store
             .write_entry(&self.key, entry)
             .await

@@ -39,7 +39,8 @@ pub struct RunContext {
     pub event: Arc<Event>,
     /// When igloo received the event, in milliseconds since the epoch.
     pub received_at_ms: u64,
-    /// Time spent waiting on Meta, which is not the plugin's to pay for.
+    /// Time spent waiting on Meta (and on the journal's durable writes),
+    /// which is not the plugin's to pay for.
     pub upstream: Arc<UpstreamClock>,
     /// What earlier executions of this run did, and where its calls with
     /// effects are written down before they act.

@@ -282,7 +282,7 @@ impl Runtime {
         plugin: &LoadedPlugin,
         event: Arc<Event>,
         received_at_ms: u64,
-        journal: RunJournal,
+        mut journal: RunJournal,
     ) -> RunReceipt {
         let mut receipt = RunReceipt {
             plugin: plugin.info.id.clone(),
@@ -308,6 +308,7 @@ impl Runtime {
         };
         let limits = plugin.limits;
         let upstream = Arc::new(UpstreamClock::default());
+        journal.count_waits_on(Arc::clone(&upstream));
         let run = RunContext {
             plugin: Arc::clone(&plugin.info),
             event: Arc::clone(&event),

@@ -70,6 +70,19 @@ impl JournalStore for SqliteInbox {
         self.write(|reply| Write::Journal(run, entry, reply)).await
     }
 
+    fn write_entry_soon(&self, run: &RunKey, entry: JournalEntry) {
+        // Nobody waits for the answer; a failed commit is logged by the
+        // writer, and the call stays `started` (resolved if ever re-run).
+        let (reply, _) = tokio::sync::oneshot::channel();
+        if self
+            .writes
+            .send(Write::Journal(run.clone(), entry, reply))
+            .is_err()
+        {
+            tracing::warn!("the inbox's writer is gone: a call's outcome was not journaled");
+        }
+    }
+
     async fn accounts_for(&self, message_id: &str) -> Result<bool, InboxError> {
         // Results hold ids as JSON strings: match the whole quoted id, so
         // `mid-1` is not found inside `mid-12`.
