@@ -15,6 +15,7 @@
 //! CI runs that. `cargo xtask bench` runs the full comparison in release.
 
 mod crash;
+mod disk;
 mod dispatch;
 mod fake_graph;
 mod load;
@@ -152,6 +153,7 @@ async fn run(scale: &Scale) -> anyhow::Result<()> {
     end_to_end(scale).await?;
     memory(scale).await?;
     crashes(scale).await?;
+    disk(scale).await?;
     print_goals();
     Ok(())
 }
@@ -404,6 +406,56 @@ async fn crashes(scale: &Scale) -> anyhow::Result<()> {
         crash.duplicated
     );
     Ok(())
+}
+
+// ---- Disk ----------------------------------------------------------------
+
+/// Bytes on disk per event, and whether disk use levels off once
+/// retention prunes as fast as traffic arrives.
+async fn disk(scale: &Scale) -> anyhow::Result<()> {
+    let (rounds, per_round) = if scale.smoke { (5, 500) } else { (10, 10_000) };
+    println!(
+        "\n== Disk: {rounds} rounds of {per_round} webhooks stored, handled (run, journaled send) and pruned past a retention of two rounds"
+    );
+    let soak = disk::soak(rounds, per_round).await?;
+    for (round, sample) in soak.rounds.iter().enumerate() {
+        println!(
+            "  round {:>2}: {:>6} live events, database {:>7.1} MiB ({:>5.0} bytes per live event), WAL {:>6.1} MiB",
+            round + 1,
+            sample.live_events,
+            mib(sample.database),
+            sample.database as f64 / sample.live_events.max(1) as f64,
+            mib(sample.wal),
+        );
+    }
+    let database = |round: usize| soak.rounds.get(round).map_or(0, |sample| sample.database);
+    let (settled, last) = (database(2), database(soak.rounds.len() - 1));
+    let widest_wal = soak
+        .rounds
+        .iter()
+        .map(|sample| sample.wal)
+        .max()
+        .unwrap_or(0);
+    println!(
+        "  database after the first prune {:.1} MiB, at the end {:.1} MiB ({:.2}x); WAL at most {:.1} MiB under load (bound 64 MiB), {:.1} MiB once idle",
+        mib(settled),
+        mib(last),
+        last as f64 / settled.max(1) as f64,
+        mib(widest_wal),
+        mib(soak.idle_wal)
+    );
+    scale.check(
+        last <= settled + settled / 4,
+        "the database kept growing under retention",
+    )?;
+    scale.check(
+        widest_wal <= 72 * 1024 * 1024 && soak.idle_wal == 0,
+        "the WAL outgrew its bound or was not emptied when idle",
+    )
+}
+
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0)
 }
 
 // ---- End to end and memory ---------------------------------------------
