@@ -10,6 +10,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use igloo::inbox::{Delivery, Inbox, RunRecord, SqliteInbox};
 use igloo::journal::{CallStatus, JournalEntry, JournalStore, RunKey};
+use sha2::{Digest, Sha256};
 
 use crate::payload;
 
@@ -86,10 +87,12 @@ async fn handle_everything(inbox: &Arc<SqliteInbox>) -> anyhow::Result<()> {
                 seq: pending.seq,
                 plugin: "auto-reply".into(),
             };
+            let request = format!("Person({:?}) Text(\"Thanks! You said: hi\")", pending.seq);
             let send = JournalEntry {
                 call: 0,
                 operation: "messaging.send".into(),
-                request: format!("Person({:?}) Text(\"Thanks! You said: hi\")", pending.seq),
+                request: hex::encode(Sha256::digest(&request)),
+                summary: request,
                 status: CallStatus::Done,
                 result: Some(format!("[\"{}\",\"mid-{}\"]", pending.seq, pending.seq)),
                 started_at_ms: igloo::clock::now_ms(),

@@ -5,14 +5,17 @@
 //!
 //! ```text
 //! server ─▶ events ─▶ inbox ─▶ dispatch ─▶ runtime ─▶ capabilities ─▶ graph, state
-//!                                             └──────────┴─▶ plugin_api
+//!                        │                    └──────────┴─▶ plugin_api, journal
+//!                        └─ keeps the journal ◀──────────────────────────┘
 //! ```
 //!
 //! - [`server`] takes Meta's webhooks, checks them ([`signature`]), splits
 //!   them into [`events`] and commits them to the [`inbox`] before Meta gets
 //!   its 200. It knows which events anyone subscribes to, not who runs them.
 //! - [`dispatch`] takes events from the inbox, one ordered lane per
-//!   conversation, and asks the [`runtime`] to run each subscribed plugin.
+//!   conversation, and asks the [`runtime`] to run each subscribed plugin;
+//!   it retries runs that failed for a passing reason, and leaves the rest
+//!   as dead letters for an operator to replay.
 //! - [`runtime`] is the sandbox: compiled plugins, fresh instances, limits,
 //!   breakers and receipts. It links [`capabilities`] in, and knows nothing
 //!   of what they do.
@@ -21,6 +24,9 @@
 //!   [`state`].
 //! - [`plugin_api`] is what both sides of the sandbox share: the WIT
 //!   bindings, capabilities' names, host errors and the run's context.
+//! - [`journal`] makes every effect happen at most once across executions
+//!   of a run (crash, stop, retry, replay); the inbox stores it, beside the
+//!   events and runs it belongs to.
 //!
 //! [`Igloo::start`] builds all of it from a [`Config`]; [`Igloo::serve`]
 //! runs it on a listener, so tests run the real server on port 0.

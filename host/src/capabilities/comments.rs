@@ -94,10 +94,7 @@ impl HostView<'_, Comments> {
 
 impl Host for HostView<'_, Comments> {
     async fn reply(&mut self, comment_id: String, text: String) -> HostResult<String> {
-        let call = Call {
-            operation: "comments.reply",
-            request: format!("{comment_id:?} {text:?}"),
-        };
+        let call = Call::new("comments.reply", &format!("{comment_id:?} {text:?}"));
         let reply = async || {
             let comment = GraphId::parse("comment id", &comment_id)?;
             check_reply(self.run, &comment_id)?;
@@ -115,10 +112,7 @@ impl Host for HostView<'_, Comments> {
     }
 
     async fn set_hidden(&mut self, comment_id: String, hidden: bool) -> HostResult<()> {
-        let call = Call {
-            operation: "comments.set-hidden",
-            request: format!("{comment_id:?} {hidden}"),
-        };
+        let call = Call::new("comments.set-hidden", &format!("{comment_id:?} {hidden}"));
         let hide = async || {
             let comment = self.moderated(&comment_id).await?;
             let graph = &self.service.graph;
@@ -129,10 +123,7 @@ impl Host for HostView<'_, Comments> {
     }
 
     async fn delete(&mut self, comment_id: String) -> HostResult<()> {
-        let call = Call {
-            operation: "comments.delete",
-            request: format!("{comment_id:?}"),
-        };
+        let call = Call::new("comments.delete", &format!("{comment_id:?}"));
         let delete = async || {
             let comment = self.moderated(&comment_id).await?;
             let graph = &self.service.graph;

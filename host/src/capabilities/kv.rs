@@ -149,13 +149,13 @@ impl Host for HostView<'_, Kv> {
         value: Vec<u8>,
         ttl_seconds: Option<u64>,
     ) -> HostResult<()> {
-        let call = Call {
-            operation: "kv.set",
-            request: format!(
+        let call = Call::new(
+            "kv.set",
+            &format!(
                 "{key:?} {} {ttl_seconds:?}",
                 hex::encode(Sha256::digest(&value))
             ),
-        };
+        );
         self.run
             .journal
             .repeatable(call, async || {
@@ -165,10 +165,7 @@ impl Host for HostView<'_, Kv> {
     }
 
     async fn delete(&mut self, key: String) -> HostResult<()> {
-        let call = Call {
-            operation: "kv.delete",
-            request: format!("{key:?}"),
-        };
+        let call = Call::new("kv.delete", &format!("{key:?}"));
         let delete = async || {
             let scope = self.keyed(&key)?;
             Ok(self.service.state.kv_delete(&scope, &key).await?)

@@ -125,6 +125,10 @@ impl Dispatcher {
         let mut after: Seq = 0;
         // Reading from the start again, past events taken before.
         let mut rescanning = false;
+        // One clock for deferrals, not one restarted by every wake-up: under
+        // steady traffic, retries and quarantined events still come round.
+        let mut rescan = tokio::time::interval(DEFERRED_RESCAN);
+        rescan.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         while !self.draining.load(Ordering::Acquire) {
             // Read only as many events as there is room for in memory.
             let room = self.queued.available_permits().clamp(1, READ_BATCH);
@@ -139,7 +143,7 @@ impl Dispatcher {
                         }
                         // Always armed: a deferral flagged while this loop
                         // was already waiting is still looked at.
-                        () = tokio::time::sleep(DEFERRED_RESCAN) => {
+                        _ = rescan.tick() => {
                             if self.deferred.swap(false, Ordering::AcqRel) {
                                 // Look at every pending event again; those in
                                 // flight are skipped, deferred ones retaken.
@@ -368,11 +372,14 @@ impl Dispatcher {
                 retry_at_ms.is_none()
             });
         let finished = futures::future::join_all(runs).await;
-        if finished.len() == due && finished.iter().all(|ran| *ran) {
-            self.retry_storage(|| self.inbox.complete(pending.seq))
+        let completed = finished.len() == due
+            && finished.iter().all(|ran| *ran)
+            && self
+                .retry_storage(|| self.inbox.complete(pending.seq))
                 .await;
-        } else {
-            // Pending still, for plugins quarantined or waiting to retry.
+        if !completed {
+            // Pending still, for plugins quarantined or waiting to retry
+            // (or replayed by an operator meanwhile): looked at again.
             self.deferred.store(true, Ordering::Release);
         }
     }
@@ -401,14 +408,19 @@ impl Dispatcher {
     }
 
     /// Storage writes after a run must not be lost: retry until they land.
-    async fn retry_storage<F, Fut>(&self, write: F)
+    async fn retry_storage<T, F, Fut>(&self, write: F) -> T
     where
         F: Fn() -> Fut,
-        Fut: Future<Output = Result<(), InboxError>>,
+        Fut: Future<Output = Result<T, InboxError>>,
     {
-        while let Err(error) = write().await {
-            tracing::error!(%error, "recording a run failed; retrying");
-            tokio::time::sleep(STORAGE_RETRY).await;
+        loop {
+            match write().await {
+                Ok(written) => return written,
+                Err(error) => {
+                    tracing::error!(%error, "recording a run failed; retrying");
+                    tokio::time::sleep(STORAGE_RETRY).await;
+                }
+            }
         }
     }
 }

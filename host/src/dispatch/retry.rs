@@ -39,7 +39,8 @@ impl RetrySchedule {
 /// Whether the run failed for a passing reason outside the plugin.
 fn worth_retrying(receipt: &RunReceipt) -> bool {
     match &receipt.outcome {
-        RunOutcome::UpstreamTimeout | RunOutcome::Journal(JournalStop::Unavailable(_)) => true,
+        RunOutcome::UpstreamTimeout
+        | RunOutcome::Journal(JournalStop::Unavailable(_) | JournalStop::CutShort { .. }) => true,
         // The plugin gave up after a host call failed for a passing reason.
         RunOutcome::PluginError(_) => receipt.transient_failures > 0,
         _ => false,
@@ -81,6 +82,12 @@ mod tests {
         );
         let slow_meta = receipt(RunOutcome::UpstreamTimeout, 0);
         assert_eq!(schedule.next_attempt_at(&slow_meta, 1, 0), Some(5_000));
+        let cut_short = JournalStop::CutShort {
+            call: 0,
+            operation: "messaging.send".into(),
+        };
+        let unanswered = receipt(RunOutcome::Journal(cut_short), 0);
+        assert_eq!(schedule.next_attempt_at(&unanswered, 1, 0), Some(5_000));
     }
 
     #[test]

@@ -205,8 +205,9 @@ pub trait Inbox: JournalStore {
     /// Record how a plugin's run on an event ended.
     async fn record_run(&self, seq: Seq, run: RunRecord) -> Result<(), InboxError>;
 
-    /// Mark an event done: every subscribed plugin has run on it.
-    async fn complete(&self, seq: Seq) -> Result<(), InboxError>;
+    /// Mark an event done: every subscribed plugin has run on it. Not if a
+    /// run of it waits for a retry or a replay; returns whether it did.
+    async fn complete(&self, seq: Seq) -> Result<bool, InboxError>;
 
     /// Forget completed events received before `before_ms` (milliseconds
     /// since the epoch); returns how many. Pending events are kept.

@@ -27,7 +27,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use async_trait::async_trait;
 
 use crate::inbox::{InboxError, Seq};
-use crate::plugin_api::{HostFailure, HostResult, UpstreamClock};
+use crate::plugin_api::{HostError, HostFailure, HostResult, UpstreamClock};
 
 /// Where a journaled call stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -74,8 +74,10 @@ pub struct JournalEntry {
     pub call: u32,
     /// What it does, e.g. `messaging.send`.
     pub operation: String,
-    /// Its arguments, as compared on replay.
+    /// A SHA-256 of its arguments, as compared on replay.
     pub request: String,
+    /// The start of its arguments, cut and stripped, for the operator.
+    pub summary: String,
     /// Where it stands.
     pub status: CallStatus,
     /// Its result once done (or the error it failed with).
@@ -125,6 +127,18 @@ pub enum JournalStop {
         journaled: String,
         /// What the plugin asked for.
         asked: String,
+    },
+    /// A call that cannot safely be repeated went out and no answer came:
+    /// the run stops before the plugin can send it again, and the next
+    /// attempt looks for it (a retry, like Meta's bad minute it came from).
+    #[error(
+        "call {call} (`{operation}`) went out and no answer came; the next attempt looks for it"
+    )]
+    CutShort {
+        /// The position.
+        call: u32,
+        /// What it does.
+        operation: String,
     },
     /// A call may have acted and igloo cannot find out whether it did.
     #[error("call {call} (`{operation}`) may have acted and could not be resolved: {reason}")]
@@ -182,13 +196,68 @@ impl Journaled for String {
     }
 }
 
+/// A refusal as the journal keeps it, so a replay can give it back.
+fn failure_record(error: &HostError) -> String {
+    let (kind, detail) = match error {
+        HostError::Denied(text) => ("denied", text.clone()),
+        HostError::WindowClosed => ("window-closed", String::new()),
+        HostError::ConsentRequired => ("consent-required", String::new()),
+        HostError::RateLimited(ms) => ("rate-limited", ms.to_string()),
+        HostError::Invalid(text) => ("invalid", text.clone()),
+        HostError::NotFound => ("not-found", String::new()),
+        HostError::Transient(text) => ("transient", text.clone()),
+        HostError::Rejected(text) => ("rejected", text.clone()),
+        HostError::Blocked => ("blocked", String::new()),
+        HostError::PrivateAccount => ("private-account", String::new()),
+        HostError::QuotaExceeded(text) => ("quota-exceeded", text.clone()),
+    };
+    serde_json::json!({ "error": kind, "detail": detail }).to_string()
+}
+
+/// The refusal [`failure_record`] kept; `None` for what it did not write.
+fn failure_from_record(record: &str) -> Option<HostError> {
+    let value: serde_json::Value = serde_json::from_str(record).ok()?;
+    let detail = value["detail"].as_str()?.to_owned();
+    Some(match value["error"].as_str()? {
+        "denied" => HostError::Denied(detail),
+        "window-closed" => HostError::WindowClosed,
+        "consent-required" => HostError::ConsentRequired,
+        "rate-limited" => HostError::RateLimited(detail.parse().ok()?),
+        "invalid" => HostError::Invalid(detail),
+        "not-found" => HostError::NotFound,
+        "transient" => HostError::Transient(detail),
+        "rejected" => HostError::Rejected(detail),
+        "blocked" => HostError::Blocked,
+        "private-account" => HostError::PrivateAccount,
+        "quota-exceeded" => HostError::QuotaExceeded(detail),
+        _ => return None,
+    })
+}
+
 /// One call as a capability describes it.
 pub struct Call {
-    /// What it does, e.g. `messaging.send`.
-    pub operation: &'static str,
-    /// Its arguments, as compared on replay: everything that would make
-    /// it act differently.
-    pub request: String,
+    operation: &'static str,
+    /// SHA-256 of the arguments: what replays compare. Arguments are a
+    /// plugin's text, up to its host-call copy limit: only a digest and a
+    /// short preview are stored, however large they are.
+    fingerprint: String,
+    summary: String,
+}
+
+/// Bytes of a call's arguments kept for the operator to read.
+const SUMMARY_BYTES: usize = 160;
+
+impl Call {
+    /// `operation` (e.g. `messaging.send`) with `arguments`: everything
+    /// that would make it act differently.
+    pub fn new(operation: &'static str, arguments: &str) -> Self {
+        use sha2::{Digest, Sha256};
+        Self {
+            operation,
+            fingerprint: hex::encode(Sha256::digest(arguments.as_bytes())),
+            summary: crate::untrusted::sanitize(arguments, SUMMARY_BYTES),
+        }
+    }
 }
 
 /// The journal of one run: what earlier executions of the same run did,
@@ -240,39 +309,71 @@ impl RunJournal {
     ///
     /// A call done before returns its journaled result. One that may have
     /// acted is passed to `resolve`. Otherwise the intent is written, then
-    /// `perform` acts, then its outcome is written.
+    /// `perform` acts, then its outcome is written. A call that went out
+    /// unanswered stops the run (a retry resolves it): handed back to the
+    /// plugin as an error, it would be sent again.
     pub async fn effect<T: Journaled>(
         &self,
         call: Call,
         perform: impl AsyncFnOnce() -> HostResult<T>,
         resolve: impl AsyncFnOnce(u64) -> Resolution<T>,
     ) -> HostResult<T> {
+        self.perform_once(call, perform, resolve, false).await
+    }
+
+    /// [`RunJournal::effect`] for a call that is harmless to repeat (a
+    /// hide, a kv write): one that may have acted is simply done again,
+    /// and an unanswered one is the plugin's to try again.
+    pub async fn repeatable<T: Journaled>(
+        &self,
+        call: Call,
+        perform: impl AsyncFnOnce() -> HostResult<T>,
+    ) -> HostResult<T> {
+        self.perform_once(call, perform, async |_| Resolution::NotDone, true)
+            .await
+    }
+
+    async fn perform_once<T: Journaled>(
+        &self,
+        call: Call,
+        perform: impl AsyncFnOnce() -> HostResult<T>,
+        resolve: impl AsyncFnOnce(u64) -> Resolution<T>,
+        repeatable: bool,
+    ) -> HostResult<T> {
         let number = self.next_call.fetch_add(1, Ordering::Relaxed);
         if let Some(earlier) = self.earlier.get(number as usize) {
-            if earlier.operation != call.operation || earlier.request != call.request {
+            if earlier.operation != call.operation || earlier.request != call.fingerprint {
                 return Err(stop(JournalStop::Diverged {
                     call: number,
                     journaled: earlier.operation.clone(),
                     asked: call.operation.to_owned(),
                 }));
             }
+            let record = earlier.result.as_deref().unwrap_or_default();
+            let is_last = number as usize + 1 == self.earlier.len();
             match earlier.status {
                 CallStatus::Done => {
-                    let record = earlier.result.as_deref().unwrap_or_default();
-                    return T::from_record(record).ok_or_else(|| {
-                        stop(JournalStop::Unavailable(format!(
-                            "call {number}'s journaled result does not parse"
-                        )))
-                    });
+                    return T::from_record(record).ok_or_else(|| unreadable(number));
                 }
+                // The plugin went on after this refusal before: give it the
+                // same one, or all it did next no longer fits. The last
+                // call's refusal is what the retry is for: done again.
+                CallStatus::Failed if !is_last => {
+                    return match failure_from_record(record) {
+                        Some(error) => Err(HostFailure::Refused(error)),
+                        None => Err(unreadable(number)),
+                    };
+                }
+                CallStatus::Failed => {}
                 CallStatus::Started | CallStatus::Unknown => {
                     match resolve(earlier.started_at_ms).await {
                         Resolution::Done(result) => {
+                            let record = Some(result.to_record());
                             let entry = self.entry(
                                 number,
                                 &call,
                                 CallStatus::Done,
-                                Some(result.to_record()),
+                                record,
                                 earlier.started_at_ms,
                             );
                             self.write(entry).await?;
@@ -296,7 +397,6 @@ impl RunJournal {
                         }
                     }
                 }
-                CallStatus::Failed => {}
             }
         }
         let started_at_ms = crate::clock::now_ms();
@@ -305,26 +405,25 @@ impl RunJournal {
         let result = perform().await;
         let (status, record) = match &result {
             Ok(value) => (CallStatus::Done, Some(value.to_record())),
-            Err(HostFailure::Unanswered(error)) => {
-                (CallStatus::Unknown, Some(format!("{error:?}")))
+            Err(HostFailure::Unanswered(_)) if !repeatable => {
+                let entry = self.entry(number, &call, CallStatus::Unknown, None, started_at_ms);
+                self.write(entry).await?;
+                return Err(stop(JournalStop::CutShort {
+                    call: number,
+                    operation: call.operation.to_owned(),
+                }));
             }
-            Err(HostFailure::Refused(error)) => (CallStatus::Failed, Some(format!("{error:?}"))),
-            Err(HostFailure::Trap(trap)) => (CallStatus::Failed, Some(trap.to_string())),
+            Err(HostFailure::Refused(error) | HostFailure::Unanswered(error)) => {
+                (CallStatus::Failed, Some(failure_record(error)))
+            }
+            Err(HostFailure::Trap(_)) => (CallStatus::Failed, None),
         };
-        self.write(self.entry(number, &call, status, record, started_at_ms))
-            .await?;
+        // Only the intent must be durable before acting. The outcome rides
+        // on the next commit: lost in a crash, the call is `started` and is
+        // resolved as one cut short.
+        let entry = self.entry(number, &call, status, record, started_at_ms);
+        self.store.write_entry_soon(&self.key, entry);
         result
-    }
-
-    /// [`RunJournal::effect`] for a call that is harmless to repeat (a
-    /// hide, a kv write): one that may have acted is simply done again.
-    pub async fn repeatable<T: Journaled>(
-        &self,
-        call: Call,
-        perform: impl AsyncFnOnce() -> HostResult<T>,
-    ) -> HostResult<T> {
-        self.effect(call, perform, async |_| Resolution::NotDone)
-            .await
     }
 
     /// Whether some done call already accounts for `message_id`.
@@ -343,7 +442,8 @@ impl RunJournal {
         JournalEntry {
             call,
             operation: described.operation.to_owned(),
-            request: described.request.clone(),
+            request: described.fingerprint.clone(),
+            summary: described.summary.clone(),
             status,
             result,
             started_at_ms,
@@ -357,6 +457,14 @@ impl RunJournal {
             .await
             .map_err(|error| stop(JournalStop::Unavailable(error.to_string())))
     }
+}
+
+/// A journaled result that does not parse: the journal cannot vouch for
+/// what the call did.
+fn unreadable(call: u32) -> HostFailure {
+    stop(JournalStop::Unavailable(format!(
+        "call {call}'s journaled result does not parse"
+    )))
 }
 
 /// End the run: a journal that cannot vouch for a call must not let it act.

@@ -35,10 +35,7 @@ async fn inbox_with_event(dir: &tempfile::TempDir) -> (Arc<SqliteInbox>, RunKey)
 }
 
 fn send(text: &str) -> Call {
-    Call {
-        operation: "messaging.send",
-        request: text.into(),
-    }
+    Call::new("messaging.send", text)
 }
 
 /// A run's journal as written so far, read back as the next execution would.
@@ -92,10 +89,7 @@ async fn a_different_call_at_the_same_position_stops_the_run_before_it_acts() {
     first.repeatable(send("hi"), async || Ok(())).await.unwrap();
 
     let again = reopened(&inbox, &key).await;
-    let other = Call {
-        operation: "comments.delete",
-        request: "\"42\"".into(),
-    };
+    let other = Call::new("comments.delete", "\"42\"");
     let failure = again
         .repeatable(other, async || -> HostResult<()> {
             panic!("a diverged call must not act")
@@ -156,7 +150,11 @@ async fn a_call_that_may_have_acted_is_resolved_and_never_repeated_blindly() {
             async |_| Resolution::NotDone,
         )
         .await;
-    assert!(matches!(unanswered, Err(HostFailure::Unanswered(_))));
+    // Handed back, the plugin would send again: the run stops instead.
+    assert!(matches!(
+        journal_stop(unanswered.unwrap_err()),
+        JournalStop::CutShort { call: 0, .. }
+    ));
     assert_eq!(statuses(&inbox, &key).await, [CallStatus::Unknown]);
 
     // Nobody can tell: the run stops, the call stays unknown.
@@ -192,4 +190,82 @@ async fn a_call_that_may_have_acted_is_resolved_and_never_repeated_blindly() {
         !inbox.accounts_for("mid").await.unwrap(),
         "a prefix is not the id"
     );
+}
+
+#[tokio::test]
+async fn an_unanswered_repeatable_call_is_the_plugins_to_try_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let (inbox, key) = inbox_with_event(&dir).await;
+    let journal = RunJournal::fresh(inbox.clone(), key.clone());
+    let hide = Call::new("comments.set-hidden", "\"42\" true");
+    let unanswered = journal
+        .repeatable(hide, async || -> HostResult<()> {
+            Err(HostFailure::Unanswered(HostError::Transient(
+                "timeout".into(),
+            )))
+        })
+        .await;
+    assert!(matches!(unanswered, Err(HostFailure::Unanswered(_))));
+    assert_eq!(statuses(&inbox, &key).await, [CallStatus::Failed]);
+}
+
+#[tokio::test]
+async fn a_refusal_the_plugin_went_on_from_is_given_back_the_same_on_replay() {
+    let dir = tempfile::tempdir().unwrap();
+    let (inbox, key) = inbox_with_event(&dir).await;
+    let first = RunJournal::fresh(inbox.clone(), key.clone());
+    let refused = first
+        .effect(
+            send("hi"),
+            async || -> HostResult<String> { Err(HostError::RateLimited(1_500).into()) },
+            async |_| Resolution::NotDone,
+        )
+        .await;
+    assert!(matches!(
+        refused,
+        Err(HostFailure::Refused(HostError::RateLimited(1_500)))
+    ));
+    first
+        .repeatable(Call::new("kv.set", "\"gave-up\""), async || Ok(()))
+        .await
+        .unwrap();
+
+    // The refusal is not the last call: replayed as it was, so the plugin
+    // takes the same path and its next call still matches the journal.
+    let again = reopened(&inbox, &key).await;
+    let replayed = again
+        .effect(
+            send("hi"),
+            async || -> HostResult<String> { panic!("not the last call: not done again") },
+            async |_| Resolution::NotDone,
+        )
+        .await;
+    assert!(matches!(
+        replayed,
+        Err(HostFailure::Refused(HostError::RateLimited(1_500)))
+    ));
+    again
+        .repeatable(
+            Call::new("kv.set", "\"gave-up\""),
+            async || -> HostResult<()> { panic!("done before") },
+        )
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_call_with_huge_arguments_stores_a_digest_and_a_short_preview() {
+    let dir = tempfile::tempdir().unwrap();
+    let (inbox, key) = inbox_with_event(&dir).await;
+    let journal = RunJournal::fresh(inbox.clone(), key.clone());
+    let huge = "\u{1}".repeat(256 * 1024);
+    journal
+        .repeatable(Call::new("kv.set", &huge), async || Ok(()))
+        .await
+        .unwrap();
+    inbox.prune(i64::MIN).await.unwrap();
+    let entry = &inbox.journal(&key).await.unwrap()[0];
+    assert_eq!(entry.request.len(), 64, "a SHA-256, in hex");
+    // Each stripped byte may widen to U+FFFD: bounded all the same.
+    assert!(entry.summary.len() <= 600, "{}", entry.summary.len());
 }

@@ -79,6 +79,7 @@ impl RunOutcome {
             RunOutcome::Quarantined => "quarantined",
             RunOutcome::Journal(JournalStop::Diverged { .. }) => "diverged",
             RunOutcome::Journal(JournalStop::Unknown { .. }) => "unknown-effect",
+            RunOutcome::Journal(JournalStop::CutShort { .. }) => "cut-short",
             RunOutcome::Journal(JournalStop::Unavailable(_)) => "journal-unavailable",
         }
     }
@@ -102,8 +103,10 @@ impl RunOutcome {
 
     /// Whether the run crashed in the sandbox (what the circuit breaker
     /// counts). A plugin's own error is an answer, not a crash; a slow Meta
-    /// or an effect nobody can see is nobody's crash. Diverging from its
-    /// own journal is the plugin's doing.
+    /// or an effect nobody can see is nobody's crash. Nor is diverging from
+    /// the journal: a plugin that reads state it wrote in a failed attempt
+    /// may legitimately ask for something else; it is a dead letter, and
+    /// must not quarantine the plugin for everyone.
     pub fn is_crash(&self) -> bool {
         !matches!(
             self,
@@ -111,7 +114,7 @@ impl RunOutcome {
                 | RunOutcome::PluginError(_)
                 | RunOutcome::UpstreamTimeout
                 | RunOutcome::Quarantined
-                | RunOutcome::Journal(JournalStop::Unknown { .. } | JournalStop::Unavailable(_))
+                | RunOutcome::Journal(_)
         )
     }
 

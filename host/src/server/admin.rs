@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use axum::Json;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use serde::Deserialize;
@@ -78,6 +79,14 @@ pub(super) struct EventQuery {
     limit: Option<u32>,
 }
 
+/// A query string that does not parse, answered only to the operator.
+fn bad_query(rejection: &QueryRejection) -> Answer {
+    (
+        StatusCode::BAD_REQUEST,
+        Json(json!({"error": rejection.body_text()})),
+    )
+}
+
 fn storage_failed(error: &InboxError) -> Answer {
     tracing::error!(%error, "an admin query failed");
     (
@@ -90,12 +99,16 @@ fn storage_failed(error: &InboxError) -> Answer {
 /// (`dead=true` for dead letters) and time, newest first.
 pub(super) async fn list_events(
     State(app): State<Arc<AppState>>,
-    Query(query): Query<EventQuery>,
+    query: Result<Query<EventQuery>, QueryRejection>,
     headers: HeaderMap,
 ) -> Answer {
     if let Err(refusal) = authorise(&app, &headers) {
         return refusal;
     }
+    let Query(query) = match query {
+        Ok(query) => query,
+        Err(rejection) => return bad_query(&rejection),
+    };
     let filter = EventFilter {
         account_id: query.account,
         person_id: query.person,
@@ -147,12 +160,16 @@ pub(super) struct ReplayQuery {
 pub(super) async fn replay_event(
     State(app): State<Arc<AppState>>,
     Path(seq): Path<Seq>,
-    Query(query): Query<ReplayQuery>,
+    query: Result<Query<ReplayQuery>, QueryRejection>,
     headers: HeaderMap,
 ) -> Answer {
     if let Err(refusal) = authorise(&app, &headers) {
         return refusal;
     }
+    let Query(query) = match query {
+        Ok(query) => query,
+        Err(rejection) => return bad_query(&rejection),
+    };
     let request = ReplayRequest {
         seq,
         plugin: query.plugin,

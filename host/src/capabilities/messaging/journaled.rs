@@ -24,10 +24,7 @@ impl Journaled for Sent {
 
 /// The journal's description of a send: everything that makes it differ.
 pub(super) fn call(to: &Recipient, outgoing: &Outgoing) -> Call {
-    Call {
-        operation: "messaging.send",
-        request: format!("{to:?} {outgoing:?}"),
-    }
+    Call::new("messaging.send", &format!("{to:?} {outgoing:?}"))
 }
 
 /// What a send that may have gone out can be looked for by: a text to a

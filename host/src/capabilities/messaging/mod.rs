@@ -128,7 +128,7 @@ impl HostView<'_, Messaging> {
             // Only when Meta surely did not send may the reply be tried again.
             if matches!(
                 error,
-                GraphError::RateLimited { .. } | GraphError::NoToken(_)
+                GraphError::RateLimited { .. } | GraphError::NoToken(_) | GraphError::Transient(_)
             ) {
                 self.service
                     .state
@@ -165,10 +165,10 @@ impl Host for HostView<'_, Messaging> {
         message_id: String,
         reaction: Option<String>,
     ) -> HostResult<()> {
-        let call = Call {
-            operation: "messaging.react",
-            request: format!("{recipient_id:?} {message_id:?} {reaction:?}"),
-        };
+        let call = Call::new(
+            "messaging.react",
+            &format!("{recipient_id:?} {message_id:?} {reaction:?}"),
+        );
         // Reacting again sets the same reaction: harmless to repeat.
         let react = async || {
             GraphId::parse("recipient IGSID", &recipient_id)?;
@@ -188,10 +188,7 @@ impl Host for HostView<'_, Messaging> {
     }
 
     async fn upload_attachment(&mut self, kind: MediaKind, url: String) -> HostResult<String> {
-        let call = Call {
-            operation: "messaging.upload-attachment",
-            request: format!("{kind:?} {url:?}"),
-        };
+        let call = Call::new("messaging.upload-attachment", &format!("{kind:?} {url:?}"));
         // A second upload only makes a second, unused attachment id.
         let upload = async || {
             let url = WebUrl::parse(&url)?;

@@ -87,10 +87,10 @@ pub(super) fn detail(connection: &Connection, seq: Seq) -> rusqlite::Result<Opti
     let Some((summary, event, raw)) = found else {
         return Ok(None);
     };
-    let mut select = connection.prepare_cached(
-        "SELECT plugin, call, operation, request, status, result, started_at_ms FROM journal
-         WHERE seq = ?1 ORDER BY plugin, call",
-    )?;
+    let mut select = connection.prepare_cached(&format!(
+        "SELECT plugin, {} FROM journal WHERE seq = ?1 ORDER BY plugin, call",
+        journal::ENTRY_COLUMNS
+    ))?;
     let journal = select
         .query_map([seq], |row| {
             Ok(JournaledCall {

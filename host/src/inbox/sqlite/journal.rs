@@ -18,8 +18,8 @@ pub(super) fn write_entry(
     transaction
         .prepare_cached(
             "INSERT OR REPLACE INTO journal
-               (seq, plugin, call, operation, request, status, result, started_at_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+               (seq, plugin, call, operation, request, summary, status, result, started_at_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
         )?
         .execute(params![
             run.seq,
@@ -27,6 +27,7 @@ pub(super) fn write_entry(
             entry.call,
             entry.operation,
             entry.request,
+            entry.summary,
             entry.status.label(),
             entry.result,
             i64::try_from(entry.started_at_ms).unwrap_or(i64::MAX),
@@ -34,18 +35,22 @@ pub(super) fn write_entry(
         .map(drop)
 }
 
-/// The entry in `row`'s columns from `first` on: call, operation, request,
-/// status, result, started_at_ms.
+/// The columns [`entry_at`] reads, in order.
+pub(super) const ENTRY_COLUMNS: &str =
+    "call, operation, request, summary, status, result, started_at_ms";
+
+/// The entry in `row`'s [`ENTRY_COLUMNS`], from column `first` on.
 pub(super) fn entry_at(row: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<JournalEntry> {
-    let status: String = row.get(first + 3)?;
+    let status: String = row.get(first + 4)?;
     Ok(JournalEntry {
         call: row.get(first)?,
         operation: row.get(first + 1)?,
         request: row.get(first + 2)?,
+        summary: row.get(first + 3)?,
         // An unreadable status is treated as the unsafe one.
         status: CallStatus::from_label(&status).unwrap_or(CallStatus::Unknown),
-        result: row.get(first + 4)?,
-        started_at_ms: row.get::<_, i64>(first + 5)?.max(0) as u64,
+        result: row.get(first + 5)?,
+        started_at_ms: row.get::<_, i64>(first + 6)?.max(0) as u64,
     })
 }
 
@@ -54,10 +59,10 @@ impl JournalStore for SqliteInbox {
     async fn journal(&self, run: &RunKey) -> Result<Vec<JournalEntry>, InboxError> {
         let run = run.clone();
         self.read(move |connection| {
-            let mut select = connection.prepare_cached(
-                "SELECT call, operation, request, status, result, started_at_ms FROM journal
-                 WHERE seq = ?1 AND plugin = ?2 ORDER BY call",
-            )?;
+            let mut select = connection.prepare_cached(&format!(
+                "SELECT {ENTRY_COLUMNS} FROM journal
+                 WHERE seq = ?1 AND plugin = ?2 ORDER BY call"
+            ))?;
             select
                 .query_map(params![run.seq, run.plugin], |row| entry_at(row, 0))?
                 .collect()

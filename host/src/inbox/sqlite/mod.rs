@@ -86,6 +86,7 @@ CREATE TABLE journal (
     call          INTEGER NOT NULL,
     operation     TEXT NOT NULL,
     request       TEXT NOT NULL,
+    summary       TEXT NOT NULL,
     status        TEXT NOT NULL,
     result        TEXT,
     started_at_ms INTEGER NOT NULL,
@@ -109,7 +110,7 @@ enum Write {
         oneshot::Sender<Result<Appended, InboxError>>,
     ),
     RecordRun(Seq, RunRecord, oneshot::Sender<Result<(), InboxError>>),
-    Complete(Seq, oneshot::Sender<Result<(), InboxError>>),
+    Complete(Seq, oneshot::Sender<Result<bool, InboxError>>),
     Prune(i64, oneshot::Sender<Result<u64, InboxError>>),
     Journal(
         RunKey,
@@ -365,10 +366,14 @@ fn write_loop(
                     any_new |= matches!(&result, Ok(appended) if appended.new_events() > 0);
                     let _ = reply.send(result);
                 }
-                Write::RecordRun(_, _, reply)
-                | Write::Complete(_, reply)
-                | Write::Journal(_, _, reply) => {
+                Write::RecordRun(_, _, reply) | Write::Journal(_, _, reply) => {
                     let _ = reply.send(result.map(|_| ()));
+                }
+                Write::Complete(_, reply) => {
+                    let _ = reply.send(result.map(|applied| match applied {
+                        Applied::Completed(completed) => completed,
+                        _ => unreachable!("a completion yields Completed"),
+                    }));
                 }
                 Write::Prune(_, reply) => {
                     let _ = reply.send(result.map(|applied| match applied {
@@ -398,6 +403,8 @@ enum Applied {
     Pruned(u64),
     /// What a replay did.
     Replayed(Replayed),
+    /// Whether an event was completed.
+    Completed(bool),
     /// A run recorded or an event completed.
     Done,
 }
@@ -431,12 +438,15 @@ fn apply_group(connection: &mut Connection, group: &[Write]) -> Vec<Result<Appli
                         ],
                     )
                     .map(|_| Applied::Done),
+                // Not while a run waits for a retry or a replay (one an
+                // operator asked for while the event was being handled).
                 Write::Complete(seq, _) => transaction
                     .execute(
-                        "UPDATE events SET done_at_ms = ?2 WHERE seq = ?1",
+                        "UPDATE events SET done_at_ms = ?2 WHERE seq = ?1 AND NOT EXISTS
+                           (SELECT 1 FROM runs WHERE seq = ?1 AND retry_at_ms IS NOT NULL)",
                         params![seq, now],
                     )
-                    .map(|_| Applied::Done),
+                    .map(|changed| Applied::Completed(changed == 1)),
                 Write::Journal(run, entry, _) => {
                     journal::write_entry(&transaction, run, entry).map(|()| Applied::Done)
                 }
@@ -567,7 +577,7 @@ impl Inbox for SqliteInbox {
         self.write(|reply| Write::RecordRun(seq, run, reply)).await
     }
 
-    async fn complete(&self, seq: Seq) -> Result<(), InboxError> {
+    async fn complete(&self, seq: Seq) -> Result<bool, InboxError> {
         self.write(|reply| Write::Complete(seq, reply)).await
     }
 
