@@ -302,3 +302,46 @@ async fn a_stop_that_cuts_a_send_short_is_resumed_by_the_next_start_without_a_se
     let runs = igloo.inbox.runs(1).await.unwrap();
     assert_eq!(runs[0].outcome, "ok", "{runs:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_that_wrote_state_before_meta_failed_takes_the_same_path_on_its_retry() {
+    let graph = FakeGraph::start().await;
+    // lead-capture reads its step, looks the person up, writes the next
+    // step, then sends: Meta fails that send once.
+    graph.script(
+        200,
+        serde_json::json!({"name": "Peter Chang", "username": "peter_chang_live", "id": "777"}),
+    );
+    graph.script(
+        500,
+        serde_json::json!({"error": {"message": "An unexpected error has occurred.", "code": 2}}),
+    );
+    let plugins = tempfile::tempdir().unwrap();
+    let mut config = live_config(&graph);
+    config.plugins = vec![install_plugin_as(
+        plugins.path(),
+        "leads",
+        &built::LEAD_CAPTURE,
+        &["messages:reply", "profiles:read", "kv"],
+    )];
+    config.runtime.retry_schedule_ms = vec![50];
+    let igloo = TestIgloo::start(config).await;
+    let body = webhook::message("777", "hello").body();
+    assert_eq!(igloo.post_webhook(&body).await.status(), 200);
+    igloo.wait_until_idle().await;
+
+    // The retry read the step as the first attempt did (journaled), not its
+    // own write, so it asked for the same calls and sent the greeting.
+    let runs = igloo.inbox.runs(1).await.unwrap();
+    assert_eq!(
+        (runs[0].outcome.as_str(), runs[0].attempts),
+        ("ok", 2),
+        "{runs:?}"
+    );
+    let sent = graph.sent_messages();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(
+        sent[0].text.as_deref(),
+        Some("Hi Peter Chang! What's your email address?")
+    );
+}

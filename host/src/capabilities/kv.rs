@@ -139,8 +139,12 @@ impl HostView<'_, Kv> {
 
 impl Host for HostView<'_, Kv> {
     async fn get(&mut self, key: String) -> HostResult<Option<Vec<u8>>> {
-        let scope = self.keyed(&key)?;
-        Ok(self.service.state.kv_get(&scope, &key, now_ms()).await?)
+        let get = async || {
+            let scope = self.keyed(&key)?;
+            Ok(self.service.state.kv_get(&scope, &key, now_ms()).await?)
+        };
+        let call = Call::new("kv.get", &format!("{key:?}"));
+        self.run.journal.read(call, get).await
     }
 
     async fn set(
@@ -174,16 +178,20 @@ impl Host for HostView<'_, Kv> {
     }
 
     async fn list_keys(&mut self, prefix: String) -> HostResult<Vec<String>> {
-        let scope = self.scope()?;
-        // A prefix is at most as long as a key.
-        let max = self.service.limits.max_key_bytes;
-        if prefix.len() > max {
-            return Err(HostError::Invalid(format!("a prefix is at most {max} bytes")).into());
-        }
-        Ok(self
-            .service
-            .state
-            .kv_list(&scope, &prefix, now_ms())
-            .await?)
+        let list = async || {
+            let scope = self.scope()?;
+            // A prefix is at most as long as a key.
+            let max = self.service.limits.max_key_bytes;
+            if prefix.len() > max {
+                return Err(HostError::Invalid(format!("a prefix is at most {max} bytes")).into());
+            }
+            Ok(self
+                .service
+                .state
+                .kv_list(&scope, &prefix, now_ms())
+                .await?)
+        };
+        let call = Call::new("kv.list-keys", &format!("{prefix:?}"));
+        self.run.journal.read(call, list).await
     }
 }

@@ -22,7 +22,7 @@
 //! call's intent and its event's runs commit in one place.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 
 use async_trait::async_trait;
 
@@ -196,6 +196,35 @@ impl Journaled for String {
     }
 }
 
+/// A kv value, or its absence: `null` or hex.
+impl Journaled for Option<Vec<u8>> {
+    fn to_record(&self) -> String {
+        match self {
+            Some(bytes) => serde_json::Value::from(hex::encode(bytes)).to_string(),
+            None => "null".to_owned(),
+        }
+    }
+
+    fn from_record(record: &str) -> Option<Self> {
+        let hex: Option<String> = serde_json::from_str(record).ok()?;
+        match hex {
+            Some(hex) => hex::decode(hex).ok().map(Some),
+            None => Some(None),
+        }
+    }
+}
+
+/// Keys, as a JSON list.
+impl Journaled for Vec<String> {
+    fn to_record(&self) -> String {
+        serde_json::Value::from(self.clone()).to_string()
+    }
+
+    fn from_record(record: &str) -> Option<Self> {
+        serde_json::from_str(record).ok()
+    }
+}
+
 /// A refusal as the journal keeps it, so a replay can give it back.
 fn failure_record(error: &HostError) -> String {
     let (kind, detail) = match error {
@@ -270,7 +299,13 @@ pub struct RunJournal {
     /// Where waits for the store are counted: the host's time, not the
     /// plugin's (set by the runtime).
     waits: Option<Arc<UpstreamClock>>,
+    /// Bytes of read results this execution may still journal.
+    read_budget: AtomicUsize,
 }
+
+/// Bytes of read results journaled per run at most; reads past it are
+/// journaled without their result, and read afresh on replay.
+const READ_BUDGET_BYTES: usize = 1024 * 1024;
 
 impl RunJournal {
     /// The journal of `key`, read from `store`.
@@ -291,6 +326,7 @@ impl RunJournal {
             earlier,
             next_call: AtomicU32::new(0),
             waits: None,
+            read_budget: AtomicUsize::new(READ_BUDGET_BYTES),
         }
     }
 
@@ -341,14 +377,7 @@ impl RunJournal {
         repeatable: bool,
     ) -> HostResult<T> {
         let number = self.next_call.fetch_add(1, Ordering::Relaxed);
-        if let Some(earlier) = self.earlier.get(number as usize) {
-            if earlier.operation != call.operation || earlier.request != call.fingerprint {
-                return Err(stop(JournalStop::Diverged {
-                    call: number,
-                    journaled: earlier.operation.clone(),
-                    asked: call.operation.to_owned(),
-                }));
-            }
+        if let Some(earlier) = self.earlier_at(number, &call)? {
             let record = earlier.result.as_deref().unwrap_or_default();
             let is_last = number as usize + 1 == self.earlier.len();
             match earlier.status {
@@ -424,6 +453,63 @@ impl RunJournal {
         let entry = self.entry(number, &call, status, record, started_at_ms);
         self.store.write_entry_soon(&self.key, entry);
         result
+    }
+
+    /// Read state through the journal: a replay gets what the earlier
+    /// execution read, so a plugin that read, wrote and then failed takes
+    /// the same path on its retry (reading its own write instead would make
+    /// it ask for other calls, and diverge). Nothing acts, so no intent is
+    /// written. Results past the run's read budget are not kept: such a
+    /// read is done afresh on replay.
+    pub async fn read<T: Journaled>(
+        &self,
+        call: Call,
+        perform: impl AsyncFnOnce() -> HostResult<T>,
+    ) -> HostResult<T> {
+        let number = self.next_call.fetch_add(1, Ordering::Relaxed);
+        if let Some(earlier) = self.earlier_at(number, &call)?
+            && let (CallStatus::Done, Some(record)) = (earlier.status, &earlier.result)
+        {
+            return T::from_record(record).ok_or_else(|| unreadable(number));
+        }
+        let started_at_ms = crate::clock::now_ms();
+        let result = perform().await;
+        let (status, record) = match &result {
+            Ok(value) => {
+                let record = value.to_record();
+                let budget = &self.read_budget;
+                let kept = budget
+                    .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
+                        left.checked_sub(record.len())
+                    })
+                    .is_ok();
+                (CallStatus::Done, kept.then_some(record))
+            }
+            Err(HostFailure::Refused(error) | HostFailure::Unanswered(error)) => {
+                (CallStatus::Failed, Some(failure_record(error)))
+            }
+            Err(HostFailure::Trap(_)) => (CallStatus::Failed, None),
+        };
+        let entry = self.entry(number, &call, status, record, started_at_ms);
+        self.store.write_entry_soon(&self.key, entry);
+        result
+    }
+
+    /// What an earlier execution journaled at position `number`, if any.
+    /// Another call than `call` there stops the run: what the plugin did
+    /// before no longer fits what it does now.
+    fn earlier_at(&self, number: u32, call: &Call) -> HostResult<Option<&JournalEntry>> {
+        let Some(earlier) = self.earlier.get(number as usize) else {
+            return Ok(None);
+        };
+        if earlier.operation != call.operation || earlier.request != call.fingerprint {
+            return Err(stop(JournalStop::Diverged {
+                call: number,
+                journaled: earlier.operation.clone(),
+                asked: call.operation.to_owned(),
+            }));
+        }
+        Ok(Some(earlier))
     }
 
     /// Whether some done call already accounts for `message_id`.
