@@ -146,6 +146,11 @@ impl SqliteInbox {
             .execute_batch("PRAGMA wal_autocheckpoint = 0;")
             .map_err(storage_error)?;
         let checkpointer = open_connection(path)?;
+        // A TRUNCATE checkpoint holds the writer back while it waits for
+        // readers: it gives up quickly and tries again on a later tick.
+        checkpointer
+            .busy_timeout(std::time::Duration::from_millis(100))
+            .map_err(storage_error)?;
         let alive = Arc::new(());
         let watched = Arc::downgrade(&alive);
         std::thread::Builder::new()
@@ -242,10 +247,17 @@ fn checkpoint_loop(connection: &Connection, inbox: &std::sync::Weak<()>) {
             }) {
                 Ok(0) => last_log = 0,
                 Ok(_) => tracing::debug!("inbox WAL still in use; truncating later"),
+                Err(error) if is_busy(&error) => {
+                    tracing::debug!("inbox WAL busy; truncating later");
+                }
                 Err(error) => tracing::warn!(%error, "inbox checkpoint failed; will retry"),
             }
         }
     }
+}
+
+fn is_busy(error: &rusqlite::Error) -> bool {
+    error.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy)
 }
 
 /// Pending events that `sql` (selecting seq, body and received_at_ms)
@@ -528,9 +540,13 @@ fn prune(transaction: &rusqlite::Transaction<'_>, before_ms: i64) -> rusqlite::R
         "DELETE FROM events WHERE done_at_ms IS NOT NULL AND received_at_ms < ?1",
         [before_ms],
     )?;
+    // `NOT IN` a subquery that does not depend on the row: SQLite builds
+    // the set of referenced deliveries once. A correlated `NOT EXISTS`
+    // scanned every event for every delivery (events.delivery_id has no
+    // index), which the disk soak found taking minutes on the writer.
     transaction.execute(
         "DELETE FROM deliveries WHERE received_at_ms < ?1
-           AND NOT EXISTS (SELECT 1 FROM events WHERE events.delivery_id = deliveries.id)",
+           AND id NOT IN (SELECT delivery_id FROM events)",
         [before_ms],
     )?;
     Ok(pruned)

@@ -342,3 +342,24 @@ async fn the_wal_is_emptied_once_writes_pause() {
     }
     assert_eq!(inbox.stats().await.unwrap().events, 160, "nothing lost");
 }
+
+#[tokio::test]
+async fn an_event_is_not_completed_while_a_run_waits_for_its_retry_or_replay() {
+    let dir = tempfile::tempdir().unwrap();
+    let inbox = SqliteInbox::open(&dir.path().join("inbox.db")).unwrap();
+    inbox.append(delivery(&["a"])).await.unwrap();
+    let waiting = RunRecord {
+        retry_at_ms: Some(1),
+        ..RunRecord::finished("q", "trap", "replayed by an operator")
+    };
+    inbox.record_run(1, waiting).await.unwrap();
+    assert!(!inbox.complete(1).await.unwrap(), "q still has to run");
+    assert!(inbox.pending_event(1).await.unwrap().is_some());
+    inbox.record_run(1, ok_run()).await.unwrap();
+    inbox
+        .record_run(1, RunRecord::finished("q", "ok", ""))
+        .await
+        .unwrap();
+    assert!(inbox.complete(1).await.unwrap());
+    assert!(inbox.pending_event(1).await.unwrap().is_none());
+}
