@@ -80,6 +80,9 @@ fn migrations() -> Vec<M<'static>> {
 ALTER TABLE runs ADD COLUMN attempts INTEGER NOT NULL DEFAULT 1;
 ALTER TABLE runs ADD COLUMN retry_at_ms INTEGER;
 ALTER TABLE events ADD COLUMN person_id TEXT;
+-- Deleting a delivery checks that no event references it (foreign keys):
+-- without this index, a scan of every event per pruned delivery.
+CREATE INDEX events_delivery ON events(delivery_id);
 CREATE TABLE journal (
     seq           INTEGER NOT NULL REFERENCES events(seq),
     plugin        TEXT NOT NULL,
@@ -540,10 +543,9 @@ fn prune(transaction: &rusqlite::Transaction<'_>, before_ms: i64) -> rusqlite::R
         "DELETE FROM events WHERE done_at_ms IS NOT NULL AND received_at_ms < ?1",
         [before_ms],
     )?;
-    // `NOT IN` a subquery that does not depend on the row: SQLite builds
-    // the set of referenced deliveries once. A correlated `NOT EXISTS`
-    // scanned every event for every delivery (events.delivery_id has no
-    // index), which the disk soak found taking minutes on the writer.
+    // Cheap with `events_delivery`: without it, this (and the foreign key
+    // check of each deleted delivery) scanned every event per delivery,
+    // which the disk soak found holding the writer for minutes.
     transaction.execute(
         "DELETE FROM deliveries WHERE received_at_ms < ?1
            AND id NOT IN (SELECT delivery_id FROM events)",
