@@ -49,23 +49,12 @@ fn worth_retrying(receipt: &RunReceipt) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
 
     fn receipt(outcome: RunOutcome, transient_failures: u32) -> RunReceipt {
         RunReceipt {
-            plugin: "p".into(),
-            version: "1".into(),
-            event_key: "k".into(),
-            wall: Duration::ZERO,
-            instantiate: Duration::ZERO,
-            upstream: Duration::ZERO,
-            fuel_used: 0,
-            peak_memory_bytes: 0,
-            host_calls: 0,
             transient_failures,
-            outcome,
+            ..RunReceipt::before_running("p", "1", "k", outcome)
         }
     }
 

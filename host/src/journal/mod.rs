@@ -243,6 +243,15 @@ fn failure_record(error: &HostError) -> String {
     serde_json::json!({ "error": kind, "detail": detail }).to_string()
 }
 
+/// What a failed call's entry keeps: the refusal the plugin saw, so a
+/// replay can give it back; nothing for a trap (the run ended there).
+fn failure_entry(failure: &HostFailure) -> Option<String> {
+    match failure {
+        HostFailure::Refused(error) | HostFailure::Unanswered(error) => Some(failure_record(error)),
+        HostFailure::Trap(_) => None,
+    }
+}
+
 /// The refusal [`failure_record`] kept; `None` for what it did not write.
 fn failure_from_record(record: &str) -> Option<HostError> {
     let value: serde_json::Value = serde_json::from_str(record).ok()?;
@@ -442,10 +451,7 @@ impl RunJournal {
                     operation: call.operation.to_owned(),
                 }));
             }
-            Err(HostFailure::Refused(error) | HostFailure::Unanswered(error)) => {
-                (CallStatus::Failed, Some(failure_record(error)))
-            }
-            Err(HostFailure::Trap(_)) => (CallStatus::Failed, None),
+            Err(failure) => (CallStatus::Failed, failure_entry(failure)),
         };
         // Only the intent must be durable before acting. The outcome rides
         // on the next commit: lost in a crash, the call is `started` and is
@@ -485,10 +491,7 @@ impl RunJournal {
                     .is_ok();
                 (CallStatus::Done, kept.then_some(record))
             }
-            Err(HostFailure::Refused(error) | HostFailure::Unanswered(error)) => {
-                (CallStatus::Failed, Some(failure_record(error)))
-            }
-            Err(HostFailure::Trap(_)) => (CallStatus::Failed, None),
+            Err(failure) => (CallStatus::Failed, failure_entry(failure)),
         };
         let entry = self.entry(number, &call, status, record, started_at_ms);
         self.store.write_entry_soon(&self.key, entry);

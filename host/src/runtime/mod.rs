@@ -152,6 +152,31 @@ pub struct RunReceipt {
     pub outcome: RunOutcome,
 }
 
+impl RunReceipt {
+    /// The receipt of a run that has not started (yet): nothing measured,
+    /// ending as `outcome` unless it runs.
+    pub fn before_running(
+        plugin: &str,
+        version: &str,
+        event_key: &str,
+        outcome: RunOutcome,
+    ) -> Self {
+        Self {
+            plugin: plugin.to_owned(),
+            version: version.to_owned(),
+            event_key: event_key.to_owned(),
+            wall: Duration::ZERO,
+            instantiate: Duration::ZERO,
+            upstream: Duration::ZERO,
+            fuel_used: 0,
+            peak_memory_bytes: 0,
+            host_calls: 0,
+            transient_failures: 0,
+            outcome,
+        }
+    }
+}
+
 /// A configured plugin that did not load, and why.
 #[derive(Debug)]
 pub struct FailedPlugin {
@@ -287,19 +312,12 @@ impl Runtime {
         received_at_ms: u64,
         mut journal: RunJournal,
     ) -> RunReceipt {
-        let mut receipt = RunReceipt {
-            plugin: plugin.info.id.clone(),
-            version: plugin.info.version.clone(),
-            event_key: event.key.clone(),
-            wall: Duration::ZERO,
-            instantiate: Duration::ZERO,
-            upstream: Duration::ZERO,
-            fuel_used: 0,
-            peak_memory_bytes: 0,
-            host_calls: 0,
-            transient_failures: 0,
-            outcome: RunOutcome::Quarantined,
-        };
+        let mut receipt = RunReceipt::before_running(
+            &plugin.info.id,
+            &plugin.info.version,
+            &event.key,
+            RunOutcome::Quarantined,
+        );
         if !plugin.breaker.accepts_runs() {
             return receipt;
         }

@@ -79,12 +79,20 @@ pub(super) struct EventQuery {
     limit: Option<u32>,
 }
 
-/// A query string that does not parse, answered only to the operator.
-fn bad_query(rejection: &QueryRejection) -> Answer {
-    (
-        StatusCode::BAD_REQUEST,
-        Json(json!({"error": rejection.body_text()})),
-    )
+/// The query, once the token is checked: a query string that does not
+/// parse is explained only to the operator.
+fn authorised_query<Q>(
+    app: &AppState,
+    headers: &HeaderMap,
+    query: Result<Query<Q>, QueryRejection>,
+) -> Result<Q, Answer> {
+    authorise(app, headers)?;
+    query.map(|Query(query)| query).map_err(|rejection| {
+        (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"error": rejection.body_text()})),
+        )
+    })
 }
 
 fn storage_failed(error: &InboxError) -> Answer {
@@ -102,12 +110,9 @@ pub(super) async fn list_events(
     query: Result<Query<EventQuery>, QueryRejection>,
     headers: HeaderMap,
 ) -> Answer {
-    if let Err(refusal) = authorise(&app, &headers) {
-        return refusal;
-    }
-    let Query(query) = match query {
+    let query = match authorised_query(&app, &headers, query) {
         Ok(query) => query,
-        Err(rejection) => return bad_query(&rejection),
+        Err(refusal) => return refusal,
     };
     let filter = EventFilter {
         account_id: query.account,
@@ -163,12 +168,9 @@ pub(super) async fn replay_event(
     query: Result<Query<ReplayQuery>, QueryRejection>,
     headers: HeaderMap,
 ) -> Answer {
-    if let Err(refusal) = authorise(&app, &headers) {
-        return refusal;
-    }
-    let Query(query) = match query {
+    let query = match authorised_query(&app, &headers, query) {
         Ok(query) => query,
-        Err(rejection) => return bad_query(&rejection),
+        Err(refusal) => return refusal,
     };
     let request = ReplayRequest {
         seq,
