@@ -14,9 +14,15 @@
 //!   find out (a message is looked for in the conversation), or repeats it
 //!   if repeating is harmless. What cannot be resolved stops the run,
 //!   stays `unknown` and is counted ([`JournalStop::Unknown`]).
+//! - A call that cannot safely be repeated and went out unanswered stops
+//!   the run ([`JournalStop::CutShort`], retried): handed back as an error,
+//!   the plugin would send it again.
 //! - A call that failed surely (refused by a policy, by Meta) is done
-//!   again at the next attempt: policies such as the messaging window are
-//!   checked anew each time.
+//!   again at the next attempt if it was the run's last, so policies such
+//!   as the messaging window are checked anew; one the plugin went on from
+//!   is given back as it was, so the plugin takes the same path.
+//! - kv reads are journaled with their results (up to a budget per run),
+//!   so a plugin that read, wrote and then failed reads the same on retry.
 //!
 //! Storage sits behind [`JournalStore`], kept in the inbox's database so a
 //! call's intent and its event's runs commit in one place.
