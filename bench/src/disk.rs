@@ -18,6 +18,9 @@ use crate::payload;
 pub(crate) struct Sample {
     /// Events stored and not yet pruned.
     pub live_events: u64,
+    /// Pages the database holds, in bytes, wherever they sit (file or WAL):
+    /// what grows with traffic unless pruning frees pages for reuse.
+    pub allocated: u64,
     /// The database file, in bytes.
     pub database: u64,
     /// Its write-ahead log, in bytes.
@@ -63,6 +66,7 @@ pub(crate) async fn soak(rounds: usize, per_round: usize) -> anyhow::Result<Soak
         let stats = inbox.stats().await?;
         samples.push(Sample {
             live_events: stats.events,
+            allocated: allocated_bytes(&path)?,
             database: file_size(&path),
             wal: file_size(&path.with_extension("sqlite3-wal")),
         });
@@ -108,6 +112,14 @@ async fn handle_everything(inbox: &Arc<SqliteInbox>) -> anyhow::Result<()> {
             result?;
         }
     }
+}
+
+/// The database's pages, as a reader sees it (its WAL included).
+fn allocated_bytes(path: &Path) -> anyhow::Result<u64> {
+    let connection = rusqlite::Connection::open(path)?;
+    let pages: u64 = connection.pragma_query_value(None, "page_count", |row| row.get(0))?;
+    let page_size: u64 = connection.pragma_query_value(None, "page_size", |row| row.get(0))?;
+    Ok(pages * page_size)
 }
 
 fn file_size(path: &Path) -> u64 {

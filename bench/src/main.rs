@@ -420,16 +420,17 @@ async fn disk(scale: &Scale) -> anyhow::Result<()> {
     let soak = disk::soak(rounds, per_round).await?;
     for (round, sample) in soak.rounds.iter().enumerate() {
         println!(
-            "  round {:>2}: {:>6} live events, database {:>7.1} MiB ({:>5.0} bytes per live event), WAL {:>6.1} MiB",
+            "  round {:>2}: {:>6} live events, {:>6.1} MiB of pages ({:>5.0} bytes per live event); files: database {:>6.1} MiB, WAL {:>6.1} MiB",
             round + 1,
             sample.live_events,
+            mib(sample.allocated),
+            sample.allocated as f64 / sample.live_events.max(1) as f64,
             mib(sample.database),
-            sample.database as f64 / sample.live_events.max(1) as f64,
             mib(sample.wal),
         );
     }
-    let database = |round: usize| soak.rounds.get(round).map_or(0, |sample| sample.database);
-    let (settled, last) = (database(2), database(soak.rounds.len() - 1));
+    let pages = |round: usize| soak.rounds.get(round).map_or(0, |sample| sample.allocated);
+    let (settled, last) = (pages(2), pages(soak.rounds.len() - 1));
     let widest_wal = soak
         .rounds
         .iter()
@@ -437,7 +438,7 @@ async fn disk(scale: &Scale) -> anyhow::Result<()> {
         .max()
         .unwrap_or(0);
     println!(
-        "  database after the first prune {:.1} MiB, at the end {:.1} MiB ({:.2}x); WAL at most {:.1} MiB under load (bound 64 MiB), {:.1} MiB once idle",
+        "  pages after the first prune {:.1} MiB, at the end {:.1} MiB ({:.2}x); WAL at most {:.1} MiB under load (bound 64 MiB), {:.1} MiB once idle",
         mib(settled),
         mib(last),
         last as f64 / settled.max(1) as f64,
