@@ -321,7 +321,7 @@ impl Dispatcher {
     /// complete the event once every plugin is finished with it. A run that
     /// failed for a passing reason is scheduled again instead.
     async fn process(&self, pending: PendingEvent) {
-        let event = Arc::new(pending.event.clone());
+        let event = Arc::clone(&pending.event);
         let received_at_ms = pending.received_at_ms;
         // Windows and comments are noted before any plugin runs, so a reply
         // to this very message finds its window open.

@@ -84,7 +84,7 @@ pub struct PendingEvent {
     /// Its position in the inbox.
     pub seq: Seq,
     /// The event.
-    pub event: Event,
+    pub event: Arc<Event>,
     /// When igloo received it, in milliseconds since the epoch.
     pub received_at_ms: u64,
     /// The runs recorded on it so far (before a restart, say): finished

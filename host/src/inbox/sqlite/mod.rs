@@ -297,7 +297,7 @@ fn read_pending(
                 .collect::<rusqlite::Result<Vec<String>>>()?;
             Ok(PendingEvent {
                 seq,
-                event,
+                event: Arc::new(event),
                 received_at_ms: received_at_ms.max(0) as u64,
                 runs,
                 journaled_plugins,

@@ -49,7 +49,7 @@ async fn appended_events_are_pending_until_completed_and_survive_reopening() {
     let inbox = SqliteInbox::open(&path).unwrap();
     let pending = inbox.pending(0, 10).await.unwrap();
     assert_eq!(pending.len(), 1, "completed events stay completed");
-    assert_eq!(pending[0].event, event("b"));
+    assert_eq!(*pending[0].event, event("b"));
     assert_eq!(pending[0].runs, [ok_run()], "finished runs are remembered");
     assert!(pending[0].is_done_for("p"));
 }
