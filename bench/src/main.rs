@@ -12,7 +12,8 @@
 //! - memory: igloo's resident memory with 1,000 events in flight.
 //!
 //! `--smoke` runs each part briefly and fails if any part does not work;
-//! CI runs that. `cargo xtask bench` runs the full comparison in release.
+//! CI runs that. `cargo xtask bench` runs the full comparison in release;
+//! `--only <part>` runs one part (repeat it for more).
 
 mod crash;
 mod disk;
@@ -49,6 +50,9 @@ enum Command {
         /// A short run that only checks every part works.
         #[arg(long)]
         smoke: bool,
+        /// Run only these parts (all when none is named).
+        #[arg(long = "only", value_enum)]
+        only: Vec<Part>,
     },
     /// (internal) Serve igloo for the load generator.
     ServeIgloo {
@@ -70,6 +74,17 @@ enum Command {
     },
 }
 
+/// A part of the benchmark, to run alone while working on it.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Part {
+    Ingress,
+    Dispatch,
+    EndToEnd,
+    Memory,
+    Crashes,
+    Disk,
+}
+
 /// How long and how much each part runs.
 struct Scale {
     smoke: bool,
@@ -84,7 +99,11 @@ const CONNECTIONS: usize = 64;
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let runtime = tokio::runtime::Runtime::new()?;
-    match cli.command.unwrap_or(Command::Run { smoke: false }) {
+    let everything = Command::Run {
+        smoke: false,
+        only: Vec::new(),
+    };
+    match cli.command.unwrap_or(everything) {
         Command::ServeIgloo {
             port,
             data_dir,
@@ -99,7 +118,7 @@ fn main() -> anyhow::Result<()> {
             concurrency,
         )),
         Command::ServeBare { port } => runtime.block_on(servers::serve_bare(port)),
-        Command::Run { smoke } => {
+        Command::Run { smoke, only } => {
             let scale = if smoke {
                 Scale {
                     smoke,
@@ -117,7 +136,7 @@ fn main() -> anyhow::Result<()> {
                     in_flight_events: 1_000,
                 }
             };
-            runtime.block_on(run(&scale))
+            runtime.block_on(run(&scale, &only))
         }
     }
 }
@@ -146,14 +165,27 @@ impl Scale {
     }
 }
 
-async fn run(scale: &Scale) -> anyhow::Result<()> {
+async fn run(scale: &Scale, only: &[Part]) -> anyhow::Result<()> {
+    let wanted = |part| only.is_empty() || only.contains(&part);
     print_header(scale);
-    ingress(scale).await?;
-    dispatch(scale)?;
-    end_to_end(scale).await?;
-    memory(scale).await?;
-    crashes(scale).await?;
-    disk(scale).await?;
+    if wanted(Part::Ingress) {
+        ingress(scale).await?;
+    }
+    if wanted(Part::Dispatch) {
+        dispatch(scale)?;
+    }
+    if wanted(Part::EndToEnd) {
+        end_to_end(scale).await?;
+    }
+    if wanted(Part::Memory) {
+        memory(scale).await?;
+    }
+    if wanted(Part::Crashes) {
+        crashes(scale).await?;
+    }
+    if wanted(Part::Disk) {
+        disk(scale).await?;
+    }
     print_goals();
     Ok(())
 }

@@ -92,6 +92,16 @@ impl Igloo {
             SqliteInbox::open(&data_dir.join("inbox.sqlite3")).context("opening the inbox")?,
         );
         let runtime = Arc::new(Runtime::new(&config).context("starting the wasm runtime")?);
+        let subscriptions = runtime.subscriptions();
+        let recovered = inbox::recover_unsplit(inbox.as_ref(), &subscriptions)
+            .await
+            .context("splitting webhooks accepted before the last stop")?;
+        if recovered > 0 {
+            tracing::info!(
+                recovered,
+                "split webhooks accepted before the last stop into events"
+            );
+        }
         let services = Arc::clone(runtime.services());
         let plugin_threads = plugin_thread_pool(config.runtime.plugin_threads)?;
         let metrics = Arc::new(Metrics::new());
@@ -115,7 +125,7 @@ impl Igloo {
             verify_token: config.effective_verify_token(),
             admin_token: config.server.admin_token.clone(),
             inbox,
-            subscriptions: runtime.subscriptions(),
+            subscriptions,
             dry_run: services.graph.dry_run(),
             runtime,
             metrics,

@@ -51,6 +51,7 @@ pub(crate) struct Metrics {
     peak_memory: Family<PluginLabel, Gauge>,
     quarantined: Family<PluginLabel, Gauge>,
     inbox_pending: Gauge,
+    inbox_unsplit: Gauge,
     inbox_events: Gauge,
 }
 
@@ -75,6 +76,7 @@ impl Metrics {
             peak_memory: Family::default(),
             quarantined: Family::default(),
             inbox_pending: Gauge::default(),
+            inbox_unsplit: Gauge::default(),
             inbox_events: Gauge::default(),
             registry: Registry::default(),
         };
@@ -127,6 +129,11 @@ impl Metrics {
             "inbox_pending_events",
             "Events waiting for plugins",
             metrics.inbox_pending.clone(),
+        );
+        registry.register(
+            "inbox_unsplit_deliveries",
+            "Webhook bodies accepted but not yet split into events",
+            metrics.inbox_unsplit.clone(),
         );
         registry.register(
             "inbox_events",
@@ -190,6 +197,7 @@ impl Metrics {
     /// current counts.
     pub(crate) fn render(&self, inbox: InboxStats) -> String {
         self.inbox_pending.set(inbox.pending as i64);
+        self.inbox_unsplit.set(inbox.unsplit as i64);
         self.inbox_events.set(inbox.events as i64);
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &self.registry)

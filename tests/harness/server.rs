@@ -136,11 +136,12 @@ impl TestIgloo {
         self.inbox.stats().await.unwrap()
     }
 
-    /// Wait until every stored event has been dispatched.
+    /// Wait until every accepted body is split into events and every event
+    /// has been dispatched.
     pub async fn wait_until_idle(&self) -> InboxStats {
         crate::eventually("the inbox to drain", || async {
             let stats = self.stats().await;
-            (stats.pending == 0).then_some(stats)
+            (stats.unsplit == 0 && stats.pending == 0).then_some(stats)
         })
         .await
     }

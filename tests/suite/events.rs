@@ -157,7 +157,8 @@ async fn legacy_sha1_signatures_are_accepted_only_when_enabled() {
     config.webhook.accept_sha1 = true;
     let lenient = TestIgloo::start(config).await;
     assert_eq!(post(&lenient).await.unwrap().status().as_u16(), 200);
-    assert_eq!(lenient.stats().await.events, 1);
+    assert_eq!(lenient.stats().await.deliveries, 1);
+    assert_eq!(lenient.wait_until_idle().await.events, 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -167,7 +168,9 @@ async fn broken_storage_answers_503_so_meta_retries() {
     let database = igloo.data_dir.path().join("inbox.sqlite3");
     rusqlite::Connection::open(&database)
         .unwrap()
-        .execute_batch("DROP TABLE runs; DROP TABLE events;")
+        .execute_batch(
+            "DROP TABLE journal; DROP TABLE runs; DROP TABLE events; DROP TABLE deliveries;",
+        )
         .unwrap();
 
     let response = igloo.post_webhook(&fixture("message_text.json")).await;

@@ -1,5 +1,6 @@
-//! Events committed before a crash are dispatched after a restart, and a
-//! plugin that already ran on an event is not run on it again.
+//! Events committed before a crash are dispatched after a restart (bodies
+//! acknowledged but not yet split too), and a plugin that already ran on an
+//! event is not run on it again.
 
 use std::sync::Arc;
 
@@ -13,7 +14,8 @@ use igloo_tests::{ACCOUNT_ID, FakeGraph, TestIgloo, live_config, webhook};
 async fn a_restart_resumes_what_was_not_done() {
     let data_dir = Arc::new(tempfile::tempdir().unwrap());
     // The state a crash leaves: two events committed and acknowledged; the
-    // plugin finished on the second but the event was not marked complete.
+    // plugin finished on the second but the event was not marked complete;
+    // a third body acknowledged (committed) but not yet split into events.
     {
         let inbox = SqliteInbox::open(&data_dir.path().join("inbox.sqlite3")).unwrap();
         for (mid, sender) in [("mid-1", "111"), ("mid-2", "222")] {
@@ -29,19 +31,33 @@ async fn a_restart_resumes_what_was_not_done() {
             .await
             .unwrap();
     }
+    rusqlite::Connection::open(data_dir.path().join("inbox.sqlite3"))
+        .unwrap()
+        .execute(
+            "INSERT INTO deliveries (received_at_ms, body) VALUES (?1, ?2)",
+            rusqlite::params![
+                igloo::clock::now_ms() as i64,
+                webhook::message("333", "hello").mid("mid-3").body()
+            ],
+        )
+        .unwrap();
 
     let graph = FakeGraph::start().await;
     let igloo = TestIgloo::start_in(live_config(&graph), data_dir).await;
     let stats = igloo.wait_until_idle().await;
-    assert_eq!(stats.events, 2);
+    assert_eq!((stats.events, stats.unsplit), (3, 0));
 
-    let requests = graph.wait_for(1).await;
+    let requests = graph.wait_for(2).await;
+    let mut recipients: Vec<_> = requests
+        .iter()
+        .map(|request| request.body["recipient"]["id"].as_str().unwrap())
+        .collect();
+    recipients.sort();
     assert_eq!(
-        requests.len(),
-        1,
-        "the finished run was not repeated: {requests:?}"
+        recipients,
+        ["111", "333"],
+        "the unsplit body was split and answered; the finished run was not repeated"
     );
-    assert_eq!(requests[0].body["recipient"]["id"], "111");
 }
 
 /// A data directory written by igloo 0.1.0 (no schema versions yet): one

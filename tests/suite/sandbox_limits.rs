@@ -388,13 +388,19 @@ async fn a_saturated_plugin_makes_hundreds_of_events_wait_in_the_inbox_none_lost
         statuses.iter().all(|status| *status == 200),
         "every sender got 200: {statuses:?}"
     );
-    let right_after = igloo.stats().await;
     assert_eq!(
-        right_after.events, EVENTS as u64,
-        "all committed before answering"
+        igloo.stats().await.deliveries,
+        EVENTS as u64,
+        "every body committed before answering"
     );
+    let split = igloo_tests::eventually("every body split into events", || async {
+        let stats = igloo.stats().await;
+        (stats.unsplit == 0).then_some(stats)
+    })
+    .await;
+    assert_eq!(split.events, EVENTS as u64);
     assert!(
-        right_after.pending > 0,
+        split.pending > 0,
         "events wait in the inbox while the plugin is saturated"
     );
 

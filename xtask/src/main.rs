@@ -23,9 +23,9 @@ fn main() -> ExitCode {
     let result = match command.as_str() {
         "serve" => ensure_wasm_target().and_then(|()| serve(&rest)),
         "test" => ensure_wasm_target().and_then(|()| test()),
-        "bench" => ensure_wasm_target().and_then(|()| run_benchmarks()),
+        "bench" => ensure_wasm_target().and_then(|()| run_benchmarks(&rest)),
         _ => Err(
-            "usage: cargo xtask serve [igloo serve args…] | cargo xtask test | cargo xtask bench"
+            "usage: cargo xtask serve [igloo serve args…] | cargo xtask test | cargo xtask bench [--only <part>…]"
                 .into(),
         ),
     };
@@ -177,17 +177,19 @@ fn plugins_target_dir() -> Result<PathBuf, String> {
     Ok(Path::new(target_dir).join("wasm-plugins"))
 }
 
-fn run_benchmarks() -> Result<(), String> {
+fn run_benchmarks(rest: &[String]) -> Result<(), String> {
     run(
         "running the benchmarks (release build)",
-        cargo().args([
-            "run",
-            "--release",
-            "--quiet",
-            "--package",
-            "igloo-bench",
-            "--",
-            "run",
-        ]),
+        cargo()
+            .args([
+                "run",
+                "--release",
+                "--quiet",
+                "--package",
+                "igloo-bench",
+                "--",
+                "run",
+            ])
+            .args(rest),
     )
 }

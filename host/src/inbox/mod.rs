@@ -1,5 +1,12 @@
-//! The durable inbox: every accepted event is committed here before Meta
-//! gets its 200, and stays until every subscribed plugin has run on it.
+//! The durable inbox: every accepted webhook body is committed here before
+//! Meta gets its 200, and each of its events stays until every subscribed
+//! plugin has run on it.
+//!
+//! Only the verified raw body is committed before the 200 ([`Inbox::accept`]);
+//! splitting it into events, deduplicating them and marking what the
+//! dispatcher must see happen after, in one transaction per batch, so a
+//! body is split exactly once. A body accepted but not yet split when igloo
+//! stopped is split at the next start ([`recover_unsplit`]).
 //!
 //! Storage sits behind [`Inbox`] so that a shared backend (NATS JetStream)
 //! can replace SQLite; nothing outside this module knows which one runs.
@@ -11,8 +18,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use tokio::sync::oneshot;
 
-use crate::events::Event;
+use crate::events::{self, Event, PayloadError, Subscriptions};
 use crate::journal::JournalStore;
 
 pub use browse::{EventDetail, EventFilter, EventSummary, JournaledCall, ReplayRequest, Replayed};
@@ -21,6 +29,9 @@ pub use sqlite::SqliteInbox;
 /// Position of an event in the inbox; increases with arrival and is never
 /// reused, even after the newest events are pruned.
 pub type Seq = i64;
+
+/// Position of a webhook body (a delivery) in the inbox.
+pub type DeliveryId = i64;
 
 /// One webhook delivery: its raw body, kept for audit and replay, and the
 /// events it was split into.
@@ -45,6 +56,20 @@ pub struct Incoming {
 }
 
 impl Delivery {
+    /// Split a verified body into its events, each marked for the
+    /// dispatcher if anyone subscribes to it. Fails if the body is not a
+    /// webhook payload.
+    pub fn split(body: bytes::Bytes, subscriptions: &Subscriptions) -> Result<Self, PayloadError> {
+        let events = events::normalise(&body)?
+            .into_iter()
+            .map(|event| Incoming {
+                dispatch: subscriptions.wanted(&event),
+                event,
+            })
+            .collect();
+        Ok(Self { body, events })
+    }
+
     /// A delivery whose events all go to the dispatcher.
     pub fn new(body: bytes::Bytes, events: Vec<Event>) -> Self {
         let events = events
@@ -58,7 +83,37 @@ impl Delivery {
     }
 }
 
-/// What [`Inbox::append`] stored.
+/// A delivery durably stored, and queued to be split into events.
+#[derive(Debug)]
+pub struct Accepted {
+    split: oneshot::Receiver<Result<Appended, InboxError>>,
+}
+
+impl Accepted {
+    /// Accepted; `split` answers once its events are stored.
+    pub(crate) fn new(split: oneshot::Receiver<Result<Appended, InboxError>>) -> Self {
+        Self { split }
+    }
+
+    /// Wait until the delivery's events are stored (or recognised as
+    /// redeliveries).
+    pub async fn split(self) -> Result<Appended, InboxError> {
+        self.split
+            .await
+            .map_err(|_| InboxError::Stopped("splitter"))?
+    }
+}
+
+/// A delivery stored but not yet split into events (igloo stopped first).
+#[derive(Debug, Clone)]
+pub struct UnsplitDelivery {
+    /// Its position.
+    pub id: DeliveryId,
+    /// The body as Meta signed it.
+    pub body: bytes::Bytes,
+}
+
+/// What splitting a delivery stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Appended {
     /// For each event of the delivery, in order: whether it was stored for
@@ -165,6 +220,8 @@ pub struct InboxStats {
     pub events: u64,
     /// Events not yet completed.
     pub pending: u64,
+    /// Deliveries accepted but not yet split into events.
+    pub unsplit: u64,
     /// Plugin runs recorded.
     pub runs: u64,
 }
@@ -192,9 +249,33 @@ impl InboxError {
 /// the runs on its events.
 #[async_trait]
 pub trait Inbox: JournalStore {
-    /// Durably store a delivery. Returns once committed. Events whose key is
-    /// already stored are counted as duplicates and not stored again.
-    async fn append(&self, delivery: Delivery) -> Result<Appended, InboxError>;
+    /// Durably store a delivery's raw body. Returns once that is committed;
+    /// its events are stored after, in order (see [`Accepted::split`]).
+    /// Events whose key is already stored are counted as duplicates and
+    /// not stored again.
+    async fn accept(&self, delivery: Delivery) -> Result<Accepted, InboxError>;
+
+    /// Durably store a delivery and its events; returns once both are
+    /// committed.
+    async fn append(&self, delivery: Delivery) -> Result<Appended, InboxError> {
+        self.accept(delivery).await?.split().await
+    }
+
+    /// Up to `limit` deliveries with `id > after` that were accepted but
+    /// not split, in order.
+    async fn unsplit(
+        &self,
+        after: DeliveryId,
+        limit: usize,
+    ) -> Result<Vec<UnsplitDelivery>, InboxError>;
+
+    /// Split the stored delivery `id` into `events`, unless that was done
+    /// already (then every event counts as a duplicate).
+    async fn split_stored(
+        &self,
+        id: DeliveryId,
+        events: Vec<Incoming>,
+    ) -> Result<Appended, InboxError>;
 
     /// Up to `limit` uncompleted events with `seq > after`, in order.
     async fn pending(&self, after: Seq, limit: usize) -> Result<Vec<PendingEvent>, InboxError>;
@@ -231,6 +312,39 @@ pub trait Inbox: JournalStore {
 
     /// Resolves when events may have been appended since the last call.
     async fn appended(&self);
+}
+
+/// Split every delivery that was accepted but not split before igloo last
+/// stopped, with today's subscriptions; returns how many. A body that no
+/// longer parses (it was verified and parsed when accepted, so only a
+/// changed parser could do that) is kept for audit with no events.
+pub async fn recover_unsplit(
+    inbox: &dyn Inbox,
+    subscriptions: &Subscriptions,
+) -> Result<u64, InboxError> {
+    const PAGE: usize = 256;
+    let mut after = 0;
+    let mut recovered = 0u64;
+    loop {
+        let page = inbox.unsplit(after, PAGE).await?;
+        let Some(last) = page.last() else {
+            return Ok(recovered);
+        };
+        after = last.id;
+        let mut splits = Vec::with_capacity(page.len());
+        for stored in page {
+            let events = match Delivery::split(stored.body, subscriptions) {
+                Ok(delivery) => delivery.events,
+                Err(error) => {
+                    tracing::warn!(delivery = stored.id, %error, "a stored webhook body no longer parses; kept with no events");
+                    Vec::new()
+                }
+            };
+            splits.push(inbox.split_stored(stored.id, events));
+        }
+        // Queued together, so the writer splits the page in one batch.
+        recovered += futures::future::try_join_all(splits).await?.len() as u64;
+    }
 }
 
 /// How often handled events past retention are pruned.

@@ -43,6 +43,7 @@ pub(super) async fn healthz(State(app): State<Arc<AppState>>) -> Result<Json<Val
             "deliveries": stats.deliveries,
             "events": stats.events,
             "pending": stats.pending,
+            "unsplit_deliveries": stats.unsplit,
             "runs": stats.runs,
         },
     })))

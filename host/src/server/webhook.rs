@@ -1,5 +1,6 @@
 //! `GET /webhooks/instagram` (the subscription handshake) and
-//! `POST /webhooks/instagram` (events): verify, split, store, then 200.
+//! `POST /webhooks/instagram` (events): verify, parse, commit the raw body,
+//! then 200; the inbox stores the events after.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -12,8 +13,7 @@ use http_body_util::{BodyExt as _, LengthLimitError, Limited};
 
 use super::{AppState, BodyLimits};
 use crate::error::ApiError;
-use crate::events;
-use crate::inbox::{Delivery, Incoming};
+use crate::inbox::Delivery;
 use crate::signature::{LEGACY_SIGNATURE_HEADER, SIGNATURE_HEADER, SignatureHeaders};
 
 /// Meta's handshake: echo `hub.challenge` when the mode is `subscribe` and
@@ -63,8 +63,8 @@ async fn read_body(headers: &HeaderMap, body: Body, limits: BodyLimits) -> Resul
     }
 }
 
-/// Accept a delivery: nothing is stored unless the signature holds, and
-/// Meta gets its 200 only once the events are committed.
+/// Accept a delivery: nothing is stored unless the signature holds and the
+/// body parses, and Meta gets its 200 only once the body is committed.
 pub(super) async fn receive(
     State(app): State<Arc<AppState>>,
     headers: HeaderMap,
@@ -93,25 +93,33 @@ async fn verify_and_store(
             .map(|value| value.as_bytes()),
     };
     app.verifier.verify(signature, &body)?;
-    let events = events::normalise(&body)?;
-    let kinds: Vec<&'static str> = events.iter().map(|event| event.kind_name()).collect();
-    let events = events
-        .into_iter()
-        .map(|event| Incoming {
-            dispatch: app.subscriptions.wanted(&event),
-            event,
-        })
+    let delivery = Delivery::split(body, &app.subscriptions)?;
+    let kinds: Vec<&'static str> = delivery
+        .events
+        .iter()
+        .map(|incoming| incoming.event.kind_name())
         .collect();
-    let appended = app.inbox.append(Delivery { body, events }).await?;
-    let new_kinds = kinds
-        .into_iter()
-        .zip(&appended.is_new)
-        .filter_map(|(kind, is_new)| is_new.then_some(kind));
-    app.metrics.stored(new_kinds, appended.duplicates());
-    tracing::debug!(
-        new = appended.new_events(),
-        duplicates = appended.duplicates(),
-        "webhook stored"
-    );
+    let accepted = app.inbox.accept(delivery).await?;
+    // Counted once the events are stored, which Meta does not wait for.
+    let metrics = Arc::clone(&app.metrics);
+    tokio::spawn(async move {
+        match accepted.split().await {
+            Ok(appended) => {
+                let new_kinds = kinds
+                    .into_iter()
+                    .zip(&appended.is_new)
+                    .filter_map(|(kind, is_new)| is_new.then_some(kind));
+                metrics.stored(new_kinds, appended.duplicates());
+                tracing::debug!(
+                    new = appended.new_events(),
+                    duplicates = appended.duplicates(),
+                    "webhook stored"
+                );
+            }
+            Err(error) => {
+                tracing::warn!(%error, "an accepted webhook is not split yet; the next start splits it");
+            }
+        }
+    });
     Ok("EVENT_RECEIVED")
 }

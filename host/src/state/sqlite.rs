@@ -162,11 +162,20 @@ impl HostState for SqliteState {
             if bytes as u64 + (key.len() + value.len()) as u64 > quota.max_bytes {
                 return Ok(KvWrite::TooManyBytes);
             }
-            db.execute(
-                "INSERT OR REPLACE INTO kv (plugin, account_id, key, value, expires_at_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+            db.prepare_cached(
+                "INSERT OR REPLACE INTO kv (plugin, account_id, key, value, expires_at_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(
                 // A plugin's far-future TTL saturates; stored as i64 it must
                 // not wrap into the past.
-                params![scope.plugin, scope.account_id, key, value, expires_at_ms.map(sql_ms)],
+                params![
+                    scope.plugin,
+                    scope.account_id,
+                    key,
+                    value,
+                    expires_at_ms.map(sql_ms)
+                ],
             )?;
             Ok(KvWrite::Stored)
         })
@@ -176,11 +185,9 @@ impl HostState for SqliteState {
     async fn kv_delete(&self, scope: &KvScope, key: &str) -> Result<(), StateError> {
         let (scope, key) = (scope.clone(), key.to_owned());
         self.with(move |db| {
-            db.execute(
-                "DELETE FROM kv WHERE plugin = ?1 AND account_id = ?2 AND key = ?3",
-                params![scope.plugin, scope.account_id, key],
-            )
-            .map(|_| ())
+            db.prepare_cached("DELETE FROM kv WHERE plugin = ?1 AND account_id = ?2 AND key = ?3")?
+                .execute(params![scope.plugin, scope.account_id, key])
+                .map(|_| ())
         })
         .await
     }
@@ -215,12 +222,12 @@ impl HostState for SqliteState {
         self.cache_window(key.clone(), at_ms);
         let (account_id, person_id) = key;
         self.with(move |db| {
-            db.execute(
+            db.prepare_cached(
                 "INSERT INTO windows (account_id, person_id, last_inbound_ms) VALUES (?1, ?2, ?3)
                  ON CONFLICT (account_id, person_id) DO UPDATE
                    SET last_inbound_ms = max(last_inbound_ms, excluded.last_inbound_ms)",
-                params![account_id, person_id, at_ms as i64],
-            )
+            )?
+            .execute(params![account_id, person_id, at_ms as i64])
             .map(|_| ())
         })
         .await
@@ -265,10 +272,11 @@ impl HostState for SqliteState {
             comment.at_ms,
         );
         self.with(move |db| {
-            db.execute(
-                "INSERT OR IGNORE INTO comments (account_id, comment_id, author_id, at_ms) VALUES (?1, ?2, ?3, ?4)",
-                params![account_id, comment_id, author_id, at_ms as i64],
-            )
+            db.prepare_cached(
+                "INSERT OR IGNORE INTO comments (account_id, comment_id, author_id, at_ms)
+                 VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![account_id, comment_id, author_id, at_ms as i64])
             .map(|_| ())
         })
         .await
@@ -305,10 +313,11 @@ impl HostState for SqliteState {
         self.with(move |db| {
             // One statement: two plugins racing for the same comment cannot
             // both win.
-            db.execute(
-                "UPDATE comments SET replied_by = ?3 WHERE account_id = ?1 AND comment_id = ?2 AND replied_by IS NULL",
-                params![account_id, comment_id, plugin],
-            )
+            db.prepare_cached(
+                "UPDATE comments SET replied_by = ?3
+                 WHERE account_id = ?1 AND comment_id = ?2 AND replied_by IS NULL",
+            )?
+            .execute(params![account_id, comment_id, plugin])
             .map(|changed| changed == 1)
         })
         .await
@@ -321,10 +330,10 @@ impl HostState for SqliteState {
     ) -> Result<(), StateError> {
         let (account_id, comment_id) = (account_id.to_owned(), comment_id.to_owned());
         self.with(move |db| {
-            db.execute(
+            db.prepare_cached(
                 "UPDATE comments SET replied_by = NULL WHERE account_id = ?1 AND comment_id = ?2",
-                params![account_id, comment_id],
-            )
+            )?
+            .execute(params![account_id, comment_id])
             .map(|_| ())
         })
         .await
@@ -337,10 +346,11 @@ impl HostState for SqliteState {
             .retain(|_, last| *last >= before_ms);
         let (now, before) = (now_ms as i64, before_ms as i64);
         self.with(move |db| {
-            let kv = db.execute(
-                "DELETE FROM kv WHERE expires_at_ms IS NOT NULL AND expires_at_ms <= ?1",
-                [now],
-            )?;
+            let kv = db
+                .prepare_cached(
+                    "DELETE FROM kv WHERE expires_at_ms IS NOT NULL AND expires_at_ms <= ?1",
+                )?
+                .execute([now])?;
             let windows = db.execute("DELETE FROM windows WHERE last_inbound_ms < ?1", [before])?;
             let comments = db.execute("DELETE FROM comments WHERE at_ms < ?1", [before])?;
             Ok((kv + windows + comments) as u64)

@@ -1,5 +1,9 @@
 //! The embedded inbox: SQLite in WAL mode, written by one thread that
 //! commits in groups so that one fsync covers many deliveries.
+//!
+//! The writer puts accepting first: a group commits the raw bodies that
+//! wait for their 200, and the bodies are split into events (see [`split`])
+//! while no write waits, or once enough of them queue up.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -7,17 +11,22 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use rusqlite::{Connection, params};
 use rusqlite_migration::{HookResult, M};
+use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::{Notify, mpsc, oneshot};
 
 use super::{
-    Appended, Delivery, EventDetail, EventFilter, EventSummary, Inbox, InboxError, InboxStats,
-    PendingEvent, ReplayRequest, Replayed, RunRecord, Seq,
+    Accepted, Appended, Delivery, DeliveryId, EventDetail, EventFilter, EventSummary, Inbox,
+    InboxError, InboxStats, Incoming, PendingEvent, ReplayRequest, Replayed, RunRecord, Seq,
+    UnsplitDelivery,
 };
 use crate::events::Event;
 use crate::journal::{JournalEntry, RunKey};
 
 mod browse;
 mod journal;
+mod split;
+
+use split::{Unsplit, Unsplits};
 
 /// Most writes folded into one transaction.
 const MAX_GROUP: usize = 512;
@@ -97,21 +106,34 @@ CREATE TABLE journal (
 ) WITHOUT ROWID;
 ",
         ),
+        // Version 3: bodies are committed before they are split into
+        // events, in order; every delivery up to `split_mark.through` is
+        // split. A mark, not a column per delivery: a split then writes one
+        // small row rather than rewriting each body's page.
+        M::up(
+            "
+CREATE TABLE split_mark (
+    only    INTEGER PRIMARY KEY CHECK (only = 1),
+    through INTEGER NOT NULL
+);
+INSERT INTO split_mark (only, through) SELECT 1, coalesce(max(id), 0) FROM deliveries;
+",
+        ),
     ]
 }
 
-/// A delivery with its events already serialised, so that the single
-/// writer thread spends its time on SQLite alone.
-struct PreparedDelivery {
-    delivery: Delivery,
-    bodies: Vec<String>,
+/// A body on its way in, with its events already serialised on the
+/// caller's thread so that the single writer spends its time on SQLite.
+struct Accepting {
+    body: bytes::Bytes,
+    split: Unsplit,
 }
 
 enum Write {
-    Append(
-        PreparedDelivery,
-        oneshot::Sender<Result<Appended, InboxError>>,
-    ),
+    /// Commit a raw body; then queue it to be split.
+    Accept(Accepting, oneshot::Sender<Result<(), InboxError>>),
+    /// Queue a body stored earlier to be split.
+    Split(DeliveryId, Unsplit),
     RecordRun(Seq, RunRecord, oneshot::Sender<Result<(), InboxError>>),
     Complete(Seq, oneshot::Sender<Result<bool, InboxError>>),
     Prune(i64, oneshot::Sender<Result<u64, InboxError>>),
@@ -354,14 +376,36 @@ fn storage_error(error: rusqlite::Error) -> InboxError {
     InboxError::backend(error)
 }
 
+/// Unsplit bodies held before the writer splits some even though writes
+/// wait: they hold memory, and their events wait for the dispatcher. While
+/// that many wait because splitting fails, new bodies are refused (503, so
+/// Meta redelivers them later) rather than held.
+const MAX_UNSPLIT: usize = 2048;
+
 /// The writer thread: take every write that is waiting, apply them all in
-/// one transaction, commit once, then answer each caller.
+/// one transaction, commit once, then answer each caller. Split accepted
+/// bodies whenever no write waits.
 fn write_loop(
     mut connection: Connection,
     mut queue: mpsc::UnboundedReceiver<Write>,
     appended: &Notify,
 ) {
-    while let Some(first) = queue.blocking_recv() {
+    let mut unsplit = Unsplits::default();
+    loop {
+        let backlogged =
+            unsplit.len() >= MAX_UNSPLIT && !unsplit.split_some(&mut connection, appended);
+        let first = match queue.try_recv() {
+            Ok(write) => write,
+            Err(TryRecvError::Empty) if !unsplit.is_empty() => {
+                unsplit.split_some(&mut connection, appended);
+                continue;
+            }
+            Err(TryRecvError::Empty) => match queue.blocking_recv() {
+                Some(write) => write,
+                None => break,
+            },
+            Err(TryRecvError::Disconnected) => break,
+        };
         let mut group = vec![first];
         while group.len() < MAX_GROUP {
             match queue.try_recv() {
@@ -369,18 +413,31 @@ fn write_loop(
                 Err(_) => break,
             }
         }
+        if backlogged {
+            let (refused, kept): (Vec<_>, Vec<_>) = group
+                .into_iter()
+                .partition(|write| matches!(write, Write::Accept(..)));
+            for write in refused {
+                if let Write::Accept(_, reply) = write {
+                    let _ = reply.send(Err(InboxError::Stopped("splitter")));
+                }
+            }
+            group = kept;
+        }
         let outcome = apply_group(&mut connection, &group);
-        let mut any_new = false;
         for (write, result) in group.into_iter().zip(outcome) {
             match write {
-                Write::Append(_, reply) => {
-                    let result = result.map(|applied| match applied {
-                        Applied::Appended(is_new) => Appended { is_new },
-                        _ => unreachable!("an append yields Appended"),
-                    });
-                    any_new |= matches!(&result, Ok(appended) if appended.new_events() > 0);
-                    let _ = reply.send(result);
-                }
+                Write::Accept(accepting, reply) => match result {
+                    Ok(Applied::Accepted(id)) => {
+                        let _ = reply.send(Ok(()));
+                        unsplit.push(id, accepting.split);
+                    }
+                    Ok(_) => unreachable!("an accept yields Accepted"),
+                    Err(error) => {
+                        let _ = reply.send(Err(error));
+                    }
+                },
+                Write::Split(id, split) => unsplit.push(id, split),
                 Write::RecordRun(_, _, reply) | Write::Journal(_, _, reply) => {
                     let _ = reply.send(result.map(|_| ()));
                 }
@@ -404,16 +461,16 @@ fn write_loop(
                 }
             }
         }
-        if any_new {
-            appended.notify_one();
-        }
     }
+    // The inbox is gone: split what was accepted, so that a clean stop
+    // leaves nothing for the next start to recover.
+    unsplit.split_all(&mut connection, appended);
 }
 
 /// What one write did.
 enum Applied {
-    /// Per event: stored for the first time?
-    Appended(Vec<bool>),
+    /// A body committed, at this position.
+    Accepted(DeliveryId),
     /// Events pruned.
     Pruned(u64),
     /// What a replay did.
@@ -433,34 +490,36 @@ fn apply_group(connection: &mut Connection, group: &[Write]) -> Vec<Result<Appli
         let mut results = Vec::with_capacity(group.len());
         for write in group {
             results.push(match write {
-                Write::Append(delivery, _) => {
-                    append(&transaction, delivery, now).map(Applied::Appended)
-                }
+                Write::Accept(accepting, _) => transaction
+                    .prepare_cached("INSERT INTO deliveries (received_at_ms, body) VALUES (?1, ?2)")
+                    .and_then(|mut insert| insert.insert(params![now, accepting.body.as_ref()]))
+                    .map(Applied::Accepted),
+                Write::Split(..) => Ok(Applied::Done),
                 Write::RecordRun(seq, run, _) => transaction
-                    .execute(
+                    .prepare_cached(
                         "INSERT OR REPLACE INTO runs
                            (seq, plugin, outcome, detail, finished_at_ms, attempts, retry_at_ms)
                          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                        params![
-                            seq,
-                            run.plugin,
-                            run.outcome,
-                            run.detail,
-                            now,
-                            run.attempts,
-                            run.retry_at_ms
-                                .map(|at| i64::try_from(at).unwrap_or(i64::MAX))
-                        ],
-                    )
+                    )?
+                    .execute(params![
+                        seq,
+                        run.plugin,
+                        run.outcome,
+                        run.detail,
+                        now,
+                        run.attempts,
+                        run.retry_at_ms
+                            .map(|at| i64::try_from(at).unwrap_or(i64::MAX))
+                    ])
                     .map(|_| Applied::Done),
                 // Not while a run waits for a retry or a replay (one an
                 // operator asked for while the event was being handled).
                 Write::Complete(seq, _) => transaction
-                    .execute(
+                    .prepare_cached(
                         "UPDATE events SET done_at_ms = ?2 WHERE seq = ?1 AND NOT EXISTS
                            (SELECT 1 FROM runs WHERE seq = ?1 AND retry_at_ms IS NOT NULL)",
-                        params![seq, now],
-                    )
+                    )?
+                    .execute(params![seq, now])
                     .map(|changed| Applied::Completed(changed == 1)),
                 Write::Journal(run, entry, _) => {
                     journal::write_entry(&transaction, run, entry).map(|()| Applied::Done)
@@ -488,45 +547,6 @@ fn apply_group(connection: &mut Connection, group: &[Write]) -> Vec<Result<Appli
     }
 }
 
-fn append(
-    transaction: &rusqlite::Transaction<'_>,
-    prepared: &PreparedDelivery,
-    now: i64,
-) -> rusqlite::Result<Vec<bool>> {
-    let delivery = &prepared.delivery;
-    transaction.execute(
-        "INSERT INTO deliveries (received_at_ms, body) VALUES (?1, ?2)",
-        params![now, delivery.body.as_ref()],
-    )?;
-    let delivery_id = transaction.last_insert_rowid();
-    let mut insert = transaction.prepare_cached(
-        "INSERT INTO events (event_key, delivery_id, account_id, kind, timestamp_ms, received_at_ms, body, done_at_ms, person_id)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
-         ON CONFLICT (event_key) DO NOTHING",
-    )?;
-    delivery
-        .events
-        .iter()
-        .zip(&prepared.bodies)
-        .map(|(incoming, body)| {
-            let event = &incoming.event;
-            let done_at = (!incoming.dispatch).then_some(now);
-            let inserted = insert.execute(params![
-                event.key,
-                delivery_id,
-                event.account_id,
-                event.kind_name(),
-                event.timestamp_ms as i64,
-                now,
-                body,
-                done_at,
-                event.counterpart_id()
-            ])?;
-            Ok(inserted == 1)
-        })
-        .collect()
-}
-
 /// Forget completed events received before `before_ms`, with their runs
 /// and the deliveries left with no event. Pending events are never pruned.
 fn prune(transaction: &rusqlite::Transaction<'_>, before_ms: i64) -> rusqlite::Result<usize> {
@@ -539,31 +559,68 @@ fn prune(transaction: &rusqlite::Transaction<'_>, before_ms: i64) -> rusqlite::R
             [before_ms],
         )?;
     }
-    let pruned = transaction.execute(
-        "DELETE FROM events WHERE done_at_ms IS NOT NULL AND received_at_ms < ?1",
-        [before_ms],
-    )?;
+    let pruned = transaction
+        .prepare_cached("DELETE FROM events WHERE done_at_ms IS NOT NULL AND received_at_ms < ?1")?
+        .execute([before_ms])?;
     // Cheap with `events_delivery`: without it, this (and the foreign key
     // check of each deleted delivery) scanned every event per delivery,
     // which the disk soak found holding the writer for minutes.
-    transaction.execute(
-        "DELETE FROM deliveries WHERE received_at_ms < ?1
-           AND id NOT IN (SELECT delivery_id FROM events)",
-        [before_ms],
-    )?;
+    transaction
+        .prepare_cached(
+            // Never the newest split one: ids must not be handed out again
+            // below the split mark.
+            "DELETE FROM deliveries WHERE received_at_ms < ?1
+               AND id < (SELECT through FROM split_mark)
+               AND id NOT IN (SELECT delivery_id FROM events)",
+        )?
+        .execute([before_ms])?;
     Ok(pruned)
 }
 
 #[async_trait]
 impl Inbox for SqliteInbox {
-    async fn append(&self, delivery: Delivery) -> Result<Appended, InboxError> {
-        let bodies = delivery
-            .events
-            .iter()
-            .map(|incoming| serde_json::to_string(&incoming.event).expect("events serialise"))
-            .collect();
-        let prepared = PreparedDelivery { delivery, bodies };
-        self.write(|reply| Write::Append(prepared, reply)).await
+    async fn accept(&self, delivery: Delivery) -> Result<Accepted, InboxError> {
+        let (split, answer) = Unsplit::prepare(delivery.events);
+        let accepting = Accepting {
+            body: delivery.body,
+            split,
+        };
+        self.write(|reply| Write::Accept(accepting, reply)).await?;
+        Ok(Accepted::new(answer))
+    }
+
+    async fn unsplit(
+        &self,
+        after: DeliveryId,
+        limit: usize,
+    ) -> Result<Vec<UnsplitDelivery>, InboxError> {
+        self.read(move |connection| {
+            let mut select = connection.prepare_cached(
+                "SELECT id, body FROM deliveries
+                 WHERE id > max(?1, (SELECT through FROM split_mark)) ORDER BY id LIMIT ?2",
+            )?;
+            select
+                .query_map(params![after, limit as i64], |row| {
+                    Ok(UnsplitDelivery {
+                        id: row.get(0)?,
+                        body: bytes::Bytes::from(row.get::<_, Vec<u8>>(1)?),
+                    })
+                })?
+                .collect()
+        })
+        .await
+    }
+
+    async fn split_stored(
+        &self,
+        id: DeliveryId,
+        events: Vec<Incoming>,
+    ) -> Result<Appended, InboxError> {
+        let (split, answer) = Unsplit::prepare(events);
+        self.writes
+            .send(Write::Split(id, split))
+            .map_err(|_| InboxError::Stopped("writer thread"))?;
+        Accepted::new(answer).split().await
     }
 
     async fn pending(&self, after: Seq, limit: usize) -> Result<Vec<PendingEvent>, InboxError> {
@@ -610,8 +667,11 @@ impl Inbox for SqliteInbox {
 
     async fn stats(&self) -> Result<InboxStats, InboxError> {
         self.read(|connection| {
+            // One snapshot: counted apart, a split committing in between
+            // could show neither its body unsplit nor its events pending.
+            let snapshot = connection.unchecked_transaction()?;
             let count = |sql: &str| -> rusqlite::Result<u64> {
-                connection
+                snapshot
                     .query_row(sql, [], |row| row.get::<_, i64>(0))
                     .map(|n| n as u64)
             };
@@ -619,6 +679,9 @@ impl Inbox for SqliteInbox {
                 deliveries: count("SELECT count(*) FROM deliveries")?,
                 events: count("SELECT count(*) FROM events")?,
                 pending: count("SELECT count(*) FROM events WHERE done_at_ms IS NULL")?,
+                unsplit: count(
+                    "SELECT count(*) FROM deliveries WHERE id > (SELECT through FROM split_mark)",
+                )?,
                 runs: count("SELECT count(*) FROM runs")?,
             })
         })

@@ -363,3 +363,112 @@ async fn an_event_is_not_completed_while_a_run_waits_for_its_retry_or_replay() {
     assert!(inbox.complete(1).await.unwrap());
     assert!(inbox.pending_event(1).await.unwrap().is_none());
 }
+
+/// A real webhook body with two messages (a batch).
+const BATCH: &[u8] = include_bytes!("../../../../tests/fixtures/webhooks/batch_mixed.json");
+
+/// Everyone wants messages (and nothing else).
+fn messages_wanted() -> crate::events::Subscriptions {
+    crate::events::Subscriptions::new([crate::events::Subscription {
+        kinds: ["message".to_owned()].into(),
+        accounts: crate::events::AccountScope::All,
+        echoes: false,
+    }])
+}
+
+/// What a crash between the commit of a body and its split leaves: the
+/// body, marked unsplit, and no events.
+fn commit_unsplit_body(path: &Path, body: &[u8]) {
+    Connection::open(path)
+        .unwrap()
+        .execute(
+            "INSERT INTO deliveries (received_at_ms, body) VALUES (1000, ?1)",
+            [body],
+        )
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_body_committed_but_not_split_before_a_crash_is_split_once_at_the_next_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("inbox.db");
+    drop(SqliteInbox::open(&path).unwrap());
+    commit_unsplit_body(&path, BATCH);
+
+    let inbox = SqliteInbox::open(&path).unwrap();
+    assert_eq!(inbox.stats().await.unwrap().unsplit, 1);
+    assert_eq!(inbox.stats().await.unwrap().events, 0);
+    let subscriptions = messages_wanted();
+    assert_eq!(
+        crate::inbox::recover_unsplit(&inbox, &subscriptions)
+            .await
+            .unwrap(),
+        1
+    );
+    let stats = inbox.stats().await.unwrap();
+    assert_eq!(
+        (stats.unsplit, stats.events, stats.pending),
+        (0, 4, 2),
+        "all four events stored; the two messages, which someone wants, pending"
+    );
+    let pending = inbox.pending(0, 10).await.unwrap();
+    assert!(
+        pending.iter().all(|event| event.received_at_ms == 1000),
+        "events keep the time their body was accepted"
+    );
+    assert_eq!(
+        crate::inbox::recover_unsplit(&inbox, &subscriptions)
+            .await
+            .unwrap(),
+        0,
+        "nothing is split twice"
+    );
+    assert_eq!(inbox.stats().await.unwrap().events, 4);
+}
+
+#[tokio::test]
+async fn splitting_a_body_again_stores_nothing_and_reports_duplicates() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("inbox.db");
+    let inbox = SqliteInbox::open(&path).unwrap();
+    inbox.append(delivery(&["a"])).await.unwrap();
+    let again = inbox
+        .split_stored(1, delivery(&["a", "z"]).events)
+        .await
+        .unwrap();
+    assert_eq!(
+        again.is_new,
+        vec![false, false],
+        "the body was split already"
+    );
+    assert_eq!(inbox.stats().await.unwrap().events, 1);
+}
+
+#[tokio::test]
+async fn pruning_keeps_a_body_not_split_yet() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("inbox.db");
+    drop(SqliteInbox::open(&path).unwrap());
+    commit_unsplit_body(&path, BATCH);
+    let inbox = SqliteInbox::open(&path).unwrap();
+    inbox.prune(i64::MAX).await.unwrap();
+    assert_eq!(inbox.stats().await.unwrap().unsplit, 1);
+    crate::inbox::recover_unsplit(&inbox, &messages_wanted())
+        .await
+        .unwrap();
+    assert_eq!(inbox.stats().await.unwrap().events, 4);
+}
+
+#[tokio::test]
+async fn a_body_that_no_longer_parses_is_kept_with_no_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("inbox.db");
+    drop(SqliteInbox::open(&path).unwrap());
+    commit_unsplit_body(&path, b"not json");
+    let inbox = SqliteInbox::open(&path).unwrap();
+    crate::inbox::recover_unsplit(&inbox, &messages_wanted())
+        .await
+        .unwrap();
+    let stats = inbox.stats().await.unwrap();
+    assert_eq!((stats.deliveries, stats.unsplit, stats.events), (1, 0, 0));
+}
