@@ -29,7 +29,9 @@ impl TestIgloo {
     /// Post `body`, wait until it is handled, and return what `plugin`'s
     /// run on it reported (the probe's result, or another plugin's error).
     pub async fn run_and_report(&self, body: &[u8], plugin: &str) -> String {
-        let before = self.stats().await.events;
+        // Whatever was posted before is stored first, so this body's event
+        // is the next one.
+        let before = self.wait_until_idle().await.events;
         assert_eq!(self.post_webhook(body).await.status().as_u16(), 200);
         self.wait_until_idle().await;
         let seq = (before + 1) as i64;

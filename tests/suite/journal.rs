@@ -345,3 +345,46 @@ async fn a_plugin_that_wrote_state_before_meta_failed_takes_the_same_path_on_its
         Some("Hi Peter Chang! What's your email address?")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_can_mark_its_own_failure_retryable() {
+    let graph = FakeGraph::start().await;
+    let plugins = tempfile::tempdir().unwrap();
+    let mut config = live_config(&graph);
+    // The probe imports every interface; `run` itself needs no capability.
+    let capabilities = [
+        "messages:reply",
+        "comments:reply",
+        "profiles:read",
+        "profiles:public-lookup",
+        "kv",
+    ];
+    config.plugins = vec![igloo_tests::install_probe(
+        plugins.path(),
+        "probe",
+        &capabilities,
+    )];
+    config.runtime.retry_schedule_ms = vec![20];
+    let igloo = TestIgloo::start(config).await;
+
+    let marked = serde_json::json!({"op": "retry_on_failure"}).to_string();
+    let unmarked = serde_json::json!({"op": "no such op"}).to_string();
+    for (sender, text) in [("551", &marked), ("552", &unmarked)] {
+        let body = webhook::message(sender, text).body();
+        assert_eq!(igloo.post_webhook(&body).await.status(), 200);
+    }
+    igloo.wait_until_idle().await;
+
+    let marked_runs = igloo.inbox.runs(1).await.unwrap();
+    assert_eq!(
+        (marked_runs[0].outcome.as_str(), marked_runs[0].attempts),
+        ("plugin-error", 2),
+        "retried once, on the schedule: {marked_runs:?}"
+    );
+    assert!(marked_runs[0].is_dead_letter(), "then a dead letter");
+    let unmarked_runs = igloo.inbox.runs(2).await.unwrap();
+    assert_eq!(
+        unmarked_runs[0].attempts, 1,
+        "a plugin error is final unless marked: {unmarked_runs:?}"
+    );
+}

@@ -16,6 +16,7 @@ mod log;
 mod messaging;
 mod profiles;
 mod public_profiles;
+mod run;
 mod settings;
 
 use std::sync::Arc;
@@ -38,7 +39,8 @@ pub use public_profiles::{PublicProfiles, PublicProfilesConfig};
 /// must hold one.
 type Import = (&'static str, &'static [Capability]);
 
-/// Every interface that needs a capability. `log` and `config` need none.
+/// Every interface that needs a capability. `log`, `config` and `run` need
+/// none.
 const IMPORTS: &[Import] = &[
     messaging::IMPORT,
     comments::IMPORT,
@@ -174,6 +176,7 @@ pub fn add_to_linker<T: ServesHostCalls>(linker: &mut Linker<T>) -> wasmtime::Re
     public_profiles::link(linker)?;
     kv::link(linker)?;
     settings::link(linker)?;
+    run::link(linker)?;
     log::link(linker)
 }
 

@@ -41,8 +41,9 @@ fn worth_retrying(receipt: &RunReceipt) -> bool {
     match &receipt.outcome {
         RunOutcome::UpstreamTimeout
         | RunOutcome::Journal(JournalStop::Unavailable(_) | JournalStop::CutShort { .. }) => true,
-        // The plugin gave up after a host call failed for a passing reason.
-        RunOutcome::PluginError(_) => receipt.transient_failures > 0,
+        // The plugin gave up after a host call failed for a passing reason,
+        // or said its failure is one.
+        RunOutcome::PluginError(_) => receipt.transient_failures > 0 || receipt.retry_requested,
         _ => false,
     }
 }
@@ -100,8 +101,23 @@ mod tests {
                 "{outcome:?}"
             );
         }
-        // A trap is the plugin's even if Meta also failed a call.
-        let trapped = receipt(RunOutcome::Trap("panic".into()), 3);
+        // A trap is the plugin's even if Meta also failed a call, or the
+        // plugin had asked for a retry.
+        let trapped = RunReceipt {
+            retry_requested: true,
+            ..receipt(RunOutcome::Trap("panic".into()), 3)
+        };
         assert_eq!(schedule.next_attempt_at(&trapped, 1, 0), None);
+    }
+
+    #[test]
+    fn a_plugin_error_the_plugin_marked_retryable_is_retried() {
+        let schedule = RetrySchedule::new(vec![5_000]);
+        let marked = RunReceipt {
+            retry_requested: true,
+            ..receipt(RunOutcome::PluginError("the CRM is down".into()), 0)
+        };
+        assert_eq!(schedule.next_attempt_at(&marked, 1, 0), Some(5_000));
+        assert_eq!(schedule.next_attempt_at(&marked, 2, 0), None, "exhausted");
     }
 }

@@ -26,7 +26,7 @@ mod generated {
 
 pub use generated::igloo::plugin::types::{Error as HostError, Event as GuestEvent};
 pub use generated::igloo::plugin::{
-    comments, config as settings, kv, log, messaging, profiles, public_profiles, types,
+    comments, config as settings, kv, log, messaging, profiles, public_profiles, run, types,
 };
 pub use generated::{Automation, AutomationPre};
 

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::marker::PhantomData;
-use std::sync::atomic::AtomicU32;
+use std::sync::atomic::{AtomicBool, AtomicU32};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -48,6 +48,8 @@ pub struct RunContext {
     /// Host calls that failed for a passing reason (Meta's 5xx, a timeout,
     /// a rate limit, the host's storage): the plugin saw them as errors.
     pub transient_failures: AtomicU32,
+    /// The plugin asked for a retry should it fail (`run.retry-on-failure`).
+    pub retry_requested: AtomicBool,
 }
 
 impl RunContext {

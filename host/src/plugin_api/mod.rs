@@ -13,7 +13,7 @@ use std::sync::atomic::Ordering;
 
 pub use bindings::{
     Automation, AutomationPre, GuestEvent, HostError, comments, kv, log, messaging, profiles,
-    public_profiles, settings, types,
+    public_profiles, run, settings, types,
 };
 pub use capability::{Capability, UnknownCapability};
 pub use context::{HostView, PluginInfo, RunContext, UpstreamClock, UpstreamWait, ViewOf};

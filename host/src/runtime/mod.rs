@@ -11,7 +11,7 @@ mod manifest;
 mod plugin;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
@@ -148,6 +148,8 @@ pub struct RunReceipt {
     /// Of which, calls that failed for a passing reason (see
     /// [`RunContext::transient_failures`]).
     pub transient_failures: u32,
+    /// Whether the plugin asked for a retry should it fail.
+    pub retry_requested: bool,
     /// How it ended.
     pub outcome: RunOutcome,
 }
@@ -172,6 +174,7 @@ impl RunReceipt {
             peak_memory_bytes: 0,
             host_calls: 0,
             transient_failures: 0,
+            retry_requested: false,
             outcome,
         }
     }
@@ -337,6 +340,7 @@ impl Runtime {
             upstream: Arc::clone(&upstream),
             journal,
             transient_failures: AtomicU32::new(0),
+            retry_requested: AtomicBool::new(false),
         };
         let state = InstanceState::new(run, Arc::clone(&self.services), limits);
         let mut store = Store::new(&self.engine, state);
@@ -384,6 +388,7 @@ impl Runtime {
         receipt.peak_memory_bytes = state.limiter.peak_memory_bytes;
         receipt.host_calls = state.host_calls;
         receipt.transient_failures = state.run.transient_failures.load(Ordering::Relaxed);
+        receipt.retry_requested = state.run.retry_requested.load(Ordering::Relaxed);
         receipt.fuel_used = limits.fuel.saturating_sub(store.get_fuel().unwrap_or(0));
         let crash = receipt.outcome.is_crash().then(|| receipt.outcome.detail());
         if plugin.breaker.record(admission, crash.as_deref()) {

@@ -42,7 +42,7 @@ pub use bindings::igloo::plugin::types::{
     StoryRef, UnknownEvent,
 };
 pub use bindings::igloo::plugin::{
-    comments, config, kv, log, messaging, profiles, public_profiles,
+    comments, config, kv, log, messaging, profiles, public_profiles, run,
 };
 
 /// An automation. igloo calls [`Plugin::handle`] once per subscribed event,
@@ -139,6 +139,18 @@ impl From<Error> for PluginError {
     fn from(error: Error) -> Self {
         PluginError {
             message: format!("host call failed: {error:?}"),
+        }
+    }
+}
+
+impl PluginError {
+    /// A failure outside the plugin (a service it depends on is down):
+    /// igloo retries the run on its retry schedule, and calls the run
+    /// already completed are not repeated.
+    pub fn retryable(message: impl Into<String>) -> Self {
+        run::retry_on_failure();
+        PluginError {
+            message: message.into(),
         }
     }
 }
