@@ -78,6 +78,8 @@ pub struct Igloo {
     plugin_threads: Option<tokio::runtime::Runtime>,
     /// The dispatcher and the pruners, stopped when serving ends.
     background: Vec<JoinHandle<()>>,
+    /// Held while this igloo uses its data directory (see [`lock_data_dir`]).
+    _data_dir_lock: std::fs::File,
 }
 
 impl Igloo {
@@ -88,6 +90,7 @@ impl Igloo {
         let data_dir = &config.storage.data_dir;
         std::fs::create_dir_all(data_dir)
             .with_context(|| format!("creating the data directory {}", data_dir.display()))?;
+        let data_dir_lock = lock_data_dir(data_dir)?;
         let inbox: Arc<dyn Inbox> = Arc::new(
             SqliteInbox::open(&data_dir.join("inbox.sqlite3")).context("opening the inbox")?,
         );
@@ -148,6 +151,7 @@ impl Igloo {
             drain_timeout,
             plugin_threads: Some(plugin_threads),
             background,
+            _data_dir_lock: data_dir_lock,
         })
     }
 
@@ -196,6 +200,26 @@ impl Igloo {
 impl Drop for Igloo {
     fn drop(&mut self) {
         self.stop_background();
+    }
+}
+
+/// Lock the data directory for this process. Two igloos on one directory
+/// (a deploy's overlap, a second instance started by mistake) would hand
+/// out interleaved positions and split each other's webhooks out of order;
+/// the second is refused instead. The lock ends with the process.
+fn lock_data_dir(data_dir: &std::path::Path) -> anyhow::Result<std::fs::File> {
+    let path = data_dir.join("igloo.lock");
+    let file = std::fs::File::create(&path)
+        .with_context(|| format!("creating the lock file {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
+            "another igloo is using the data directory {}",
+            data_dir.display()
+        ),
+        Err(std::fs::TryLockError::Error(error)) => {
+            Err(error).with_context(|| format!("locking {}", path.display()))
+        }
     }
 }
 

@@ -108,3 +108,20 @@ async fn a_data_directory_from_igloo_0_1_keeps_its_events_and_state_after_the_up
         "the state store was migrated"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_igloo_on_the_same_data_is_refused_until_the_first_stops() {
+    let graph = FakeGraph::start().await;
+    let first = TestIgloo::start(live_config(&graph)).await;
+    let mut config = live_config(&graph);
+    config.storage.data_dir = first.data_dir.path().to_owned();
+    let refused = igloo::Igloo::start(config).await.err().expect("refused");
+    assert!(
+        format!("{refused:#}").contains("another igloo is using the data directory"),
+        "{refused:#}"
+    );
+
+    let data_dir = first.stop().await;
+    let second = TestIgloo::start_in(live_config(&graph), data_dir).await;
+    assert_eq!(second.stats().await.deliveries, 0);
+}

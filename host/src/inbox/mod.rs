@@ -236,6 +236,21 @@ pub enum InboxError {
     /// The task that serialises writes, or a reader, is gone.
     #[error("the inbox's {0} stopped")]
     Stopped(&'static str),
+    /// As many accepted bodies wait to be split as the inbox holds, and
+    /// splitting fails: new ones are refused until it works again.
+    #[error("too many accepted webhook bodies wait to be split")]
+    Backlogged,
+    /// A stored body this release cannot parse (it was verified and parsed
+    /// when it was accepted): splitting stops rather than lose its events.
+    #[error(
+        "stored webhook body {delivery} no longer parses ({reason}); run the release that accepted it"
+    )]
+    Unreadable {
+        /// The delivery.
+        delivery: DeliveryId,
+        /// The parser's complaint.
+        reason: String,
+    },
 }
 
 impl InboxError {
@@ -255,8 +270,8 @@ pub trait Inbox: JournalStore {
     /// not stored again.
     async fn accept(&self, delivery: Delivery) -> Result<Accepted, InboxError>;
 
-    /// Durably store a delivery and its events; returns once both are
-    /// committed.
+    /// Durably store a delivery, and its events; returns once the body is
+    /// committed and its events stored.
     async fn append(&self, delivery: Delivery) -> Result<Appended, InboxError> {
         self.accept(delivery).await?.split().await
     }
@@ -315,14 +330,14 @@ pub trait Inbox: JournalStore {
 }
 
 /// Split every delivery that was accepted but not split before igloo last
-/// stopped, with today's subscriptions; returns how many. A body that no
-/// longer parses (it was verified and parsed when accepted, so only a
-/// changed parser could do that) is kept for audit with no events.
+/// stopped, with today's subscriptions; returns how many. Fails on a body
+/// that no longer parses (it was verified and parsed when accepted, so only
+/// a changed parser could do that) rather than lose its events.
 pub async fn recover_unsplit(
     inbox: &dyn Inbox,
     subscriptions: &Subscriptions,
 ) -> Result<u64, InboxError> {
-    const PAGE: usize = 256;
+    const PAGE: usize = 64;
     let mut after = 0;
     let mut recovered = 0u64;
     loop {
@@ -333,13 +348,12 @@ pub async fn recover_unsplit(
         after = last.id;
         let mut splits = Vec::with_capacity(page.len());
         for stored in page {
-            let events = match Delivery::split(stored.body, subscriptions) {
-                Ok(delivery) => delivery.events,
-                Err(error) => {
-                    tracing::warn!(delivery = stored.id, %error, "a stored webhook body no longer parses; kept with no events");
-                    Vec::new()
-                }
-            };
+            let events = Delivery::split(stored.body, subscriptions)
+                .map_err(|error| InboxError::Unreadable {
+                    delivery: stored.id,
+                    reason: error.to_string(),
+                })?
+                .events;
             splits.push(inbox.split_stored(stored.id, events));
         }
         // Queued together, so the writer splits the page in one batch.

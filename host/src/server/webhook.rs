@@ -100,25 +100,21 @@ async fn verify_and_store(
         .map(|incoming| incoming.event.kind_name())
         .collect();
     let accepted = app.inbox.accept(delivery).await?;
-    // Counted once the events are stored, which Meta does not wait for.
+    // Counted once the events are stored, which Meta does not wait for. A
+    // failed split is the writer's to log (once per batch) and try again.
     let metrics = Arc::clone(&app.metrics);
     tokio::spawn(async move {
-        match accepted.split().await {
-            Ok(appended) => {
-                let new_kinds = kinds
-                    .into_iter()
-                    .zip(&appended.is_new)
-                    .filter_map(|(kind, is_new)| is_new.then_some(kind));
-                metrics.stored(new_kinds, appended.duplicates());
-                tracing::debug!(
-                    new = appended.new_events(),
-                    duplicates = appended.duplicates(),
-                    "webhook stored"
-                );
-            }
-            Err(error) => {
-                tracing::warn!(%error, "an accepted webhook is not split yet; the next start splits it");
-            }
+        if let Ok(appended) = accepted.split().await {
+            let new_kinds = kinds
+                .into_iter()
+                .zip(&appended.is_new)
+                .filter_map(|(kind, is_new)| is_new.then_some(kind));
+            metrics.stored(new_kinds, appended.duplicates());
+            tracing::debug!(
+                new = appended.new_events(),
+                duplicates = appended.duplicates(),
+                "webhook stored"
+            );
         }
     });
     Ok("EVENT_RECEIVED")

@@ -376,11 +376,9 @@ fn storage_error(error: rusqlite::Error) -> InboxError {
     InboxError::backend(error)
 }
 
-/// Unsplit bodies held before the writer splits some even though writes
-/// wait: they hold memory, and their events wait for the dispatcher. While
-/// that many wait because splitting fails, new bodies are refused (503, so
-/// Meta redelivers them later) rather than held.
-const MAX_UNSPLIT: usize = 2048;
+/// How often a writer with nothing to write looks for writes while it
+/// waits out a failed split's pause.
+const IDLE_POLL: std::time::Duration = std::time::Duration::from_millis(10);
 
 /// The writer thread: take every write that is waiting, apply them all in
 /// one transaction, commit once, then answer each caller. Split accepted
@@ -392,12 +390,27 @@ fn write_loop(
 ) {
     let mut unsplit = Unsplits::default();
     loop {
-        let backlogged =
-            unsplit.len() >= MAX_UNSPLIT && !unsplit.split_some(&mut connection, appended);
+        // The queue of bodies to split stays bounded: split before taking
+        // more writes, and while that fails, refuse new bodies (503: Meta
+        // delivers them again later).
+        while unsplit.is_full()
+            && unsplit.is_ready()
+            && unsplit.split_some(&mut connection, appended)
+        {}
+        if unsplit.is_broken() {
+            // Every write waiting, and every later one, fails: 503s, and
+            // `/healthz` reports the inbox down.
+            return;
+        }
+        let backlogged = unsplit.is_full();
         let first = match queue.try_recv() {
             Ok(write) => write,
-            Err(TryRecvError::Empty) if !unsplit.is_empty() => {
+            Err(TryRecvError::Empty) if unsplit.is_ready() => {
                 unsplit.split_some(&mut connection, appended);
+                continue;
+            }
+            Err(TryRecvError::Empty) if !unsplit.is_empty() => {
+                std::thread::sleep(IDLE_POLL);
                 continue;
             }
             Err(TryRecvError::Empty) => match queue.blocking_recv() {
@@ -419,7 +432,7 @@ fn write_loop(
                 .partition(|write| matches!(write, Write::Accept(..)));
             for write in refused {
                 if let Write::Accept(_, reply) = write {
-                    let _ = reply.send(Err(InboxError::Stopped("splitter")));
+                    let _ = reply.send(Err(InboxError::Backlogged));
                 }
             }
             group = kept;
@@ -666,6 +679,10 @@ impl Inbox for SqliteInbox {
     }
 
     async fn stats(&self) -> Result<InboxStats, InboxError> {
+        // Health asks for these: an inbox that can no longer write is down.
+        if self.writes.is_closed() {
+            return Err(InboxError::Stopped("writer thread"));
+        }
         self.read(|connection| {
             // One snapshot: counted apart, a split committing in between
             // could show neither its body unsplit nor its events pending.

@@ -460,15 +460,37 @@ async fn pruning_keeps_a_body_not_split_yet() {
 }
 
 #[tokio::test]
-async fn a_body_that_no_longer_parses_is_kept_with_no_events() {
+async fn a_body_that_no_longer_parses_stops_recovery_and_stays_unsplit() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("inbox.db");
     drop(SqliteInbox::open(&path).unwrap());
     commit_unsplit_body(&path, b"not json");
+    commit_unsplit_body(&path, BATCH);
     let inbox = SqliteInbox::open(&path).unwrap();
-    crate::inbox::recover_unsplit(&inbox, &messages_wanted())
+    let error = crate::inbox::recover_unsplit(&inbox, &messages_wanted())
         .await
-        .unwrap();
+        .unwrap_err();
+    assert!(
+        matches!(error, InboxError::Unreadable { delivery: 1, .. }),
+        "{error}"
+    );
     let stats = inbox.stats().await.unwrap();
-    assert_eq!((stats.deliveries, stats.unsplit, stats.events), (1, 0, 0));
+    assert_eq!(
+        (stats.unsplit, stats.events),
+        (2, 0),
+        "nothing is lost, and nothing after it is split out of order"
+    );
+}
+
+#[tokio::test]
+async fn an_inbox_whose_writer_stopped_reports_itself_down() {
+    let dir = tempfile::tempdir().unwrap();
+    let inbox = SqliteInbox::open(&dir.path().join("inbox.db")).unwrap();
+    // What a failed restore of durable commits does: the writer returns.
+    let (closed, _) = mpsc::unbounded_channel();
+    let inbox = SqliteInbox {
+        writes: closed,
+        ..inbox
+    };
+    assert!(matches!(inbox.stats().await, Err(InboxError::Stopped(_))));
 }
