@@ -2,8 +2,7 @@
 //! instance per event, against the same logic as a native Rust function
 //! calling the same host services. The difference is the sandbox tax.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt as _;
@@ -11,8 +10,8 @@ use hdrhistogram::Histogram;
 use igloo::config::{Config, PluginConfig, PluginSource};
 use igloo::events::{Event, EventKind, Message};
 use igloo::graph::{GraphClient, GraphId, SendRequest};
-use igloo::inbox::{Delivery, Inbox, InboxError, Seq, SqliteInbox};
-use igloo::journal::{JournalEntry, JournalStore, RunJournal, RunKey};
+use igloo::inbox::{Delivery, Inbox, Seq, SqliteInbox};
+use igloo::journal::{JournalStore, MemoryJournal, RunJournal, RunKey};
 use igloo::runtime::{LoadedPlugin, RunOutcome, Runtime};
 
 use crate::payload::account;
@@ -35,33 +34,6 @@ pub(crate) struct DispatchResult {
     pub cpu_us_per_event_unjournaled: f64,
     /// Sandboxed events per second with the durable journal.
     pub journaled_rate: f64,
-}
-
-/// A journal kept in memory: the "before" of the durable one.
-#[derive(Default)]
-struct MemoryJournal(Mutex<HashMap<RunKey, Vec<JournalEntry>>>);
-
-#[async_trait::async_trait]
-impl JournalStore for MemoryJournal {
-    async fn journal(&self, run: &RunKey) -> Result<Vec<JournalEntry>, InboxError> {
-        Ok(self.0.lock().unwrap().get(run).cloned().unwrap_or_default())
-    }
-
-    async fn write_entry(&self, run: &RunKey, entry: JournalEntry) -> Result<(), InboxError> {
-        self.write_entry_soon(run, entry);
-        Ok(())
-    }
-
-    fn write_entry_soon(&self, run: &RunKey, entry: JournalEntry) {
-        let mut runs = self.0.lock().unwrap();
-        let entries = runs.entry(run.clone()).or_default();
-        entries.retain(|old| old.call != entry.call);
-        entries.push(entry);
-    }
-
-    async fn accounts_for(&self, _: &str) -> Result<bool, InboxError> {
-        Ok(false)
-    }
 }
 
 /// One timed pass of sandboxed runs.

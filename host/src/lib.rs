@@ -90,7 +90,7 @@ impl Igloo {
         let data_dir = &config.storage.data_dir;
         std::fs::create_dir_all(data_dir)
             .with_context(|| format!("creating the data directory {}", data_dir.display()))?;
-        let data_dir_lock = lock_data_dir(data_dir)?;
+        let data_dir_lock = lock_data_dir(data_dir).await?;
         let inbox: Arc<dyn Inbox> = Arc::new(
             SqliteInbox::open(&data_dir.join("inbox.sqlite3")).context("opening the inbox")?,
         );
@@ -206,19 +206,27 @@ impl Drop for Igloo {
 /// Lock the data directory for this process. Two igloos on one directory
 /// (a deploy's overlap, a second instance started by mistake) would hand
 /// out interleaved positions and split each other's webhooks out of order;
-/// the second is refused instead. The lock ends with the process.
-fn lock_data_dir(data_dir: &std::path::Path) -> anyhow::Result<std::fs::File> {
+/// the second is refused instead, after waiting briefly for one that is
+/// on its way out. The lock ends with the process.
+async fn lock_data_dir(data_dir: &std::path::Path) -> anyhow::Result<std::fs::File> {
+    const PATIENCE: Duration = Duration::from_secs(3);
     let path = data_dir.join("igloo.lock");
     let file = std::fs::File::create(&path)
         .with_context(|| format!("creating the lock file {}", path.display()))?;
-    match file.try_lock() {
-        Ok(()) => Ok(file),
-        Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
-            "another igloo is using the data directory {}",
-            data_dir.display()
-        ),
-        Err(std::fs::TryLockError::Error(error)) => {
-            Err(error).with_context(|| format!("locking {}", path.display()))
+    let started = std::time::Instant::now();
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(file),
+            Err(std::fs::TryLockError::WouldBlock) if started.elapsed() < PATIENCE => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
+                "another igloo is using the data directory {}",
+                data_dir.display()
+            ),
+            Err(std::fs::TryLockError::Error(error)) => {
+                return Err(error).with_context(|| format!("locking {}", path.display()));
+            }
         }
     }
 }

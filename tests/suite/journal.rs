@@ -245,6 +245,26 @@ async fn a_dead_letter_is_replayed_with_igloo_events_replay_once_the_plugin_is_f
         graph.sent_messages().is_empty(),
         "nothing replays by itself"
     );
+    // The fix is tried in the sandbox first: it would reply, and nothing
+    // is sent or recorded.
+    igloo_events(&igloo, &["replay", "1", "--sandbox"])
+        .await
+        .unwrap();
+    let tried = sandbox_replay(&igloo, 1).await;
+    assert_eq!(tried["runs"][0]["outcome"], "ok", "{tried}");
+    let call = &tried["runs"][0]["calls"][0];
+    assert!(
+        call["url"].as_str().unwrap().ends_with("/messages"),
+        "{tried}"
+    );
+    assert_eq!(call["body"]["recipient"]["id"], "555", "{tried}");
+    assert!(
+        graph.sent_messages().is_empty(),
+        "the sandbox sends nothing"
+    );
+    let runs = igloo.inbox.runs(1).await.unwrap();
+    assert!(runs[0].is_dead_letter(), "nor records anything: {runs:?}");
+
     igloo_events(&igloo, &["replay", "1"]).await.unwrap();
     eventually("the replayed run to send its reply", || async {
         (graph.sent_messages().len() == 1).then_some(())
@@ -387,4 +407,79 @@ async fn a_plugin_can_mark_its_own_failure_retryable() {
         unmarked_runs[0].attempts, 1,
         "a plugin error is final unless marked: {unmarked_runs:?}"
     );
+}
+
+/// `POST /admin/events/{seq}/replay?sandbox=true`'s answer.
+async fn sandbox_replay(igloo: &TestIgloo, seq: i64) -> serde_json::Value {
+    let response = igloo
+        .client
+        .post(format!(
+            "{}/admin/events/{seq}/replay?sandbox=true",
+            igloo.url
+        ))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    response.json().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sandboxed_replay_reads_the_hosts_state_and_writes_none_of_it() {
+    let graph = FakeGraph::start().await;
+    let plugins = tempfile::tempdir().unwrap();
+    let mut config = live_config(&graph);
+    config.plugins = vec![igloo_tests::install_probe(
+        plugins.path(),
+        "probe",
+        &[
+            "messages:reply",
+            "comments:reply",
+            "profiles:read",
+            "profiles:public-lookup",
+            "kv",
+        ],
+    )];
+    config.runtime.retry_schedule_ms = Vec::new();
+    config.server.admin_token = Some(ADMIN_TOKEN.into());
+    let igloo = TestIgloo::start(config).await;
+    let command = serde_json::json!({"op": "all", "commands": [
+        {"op": "kv_get", "key": "seen"},
+        {"op": "kv_set", "key": "seen", "value": "again"},
+    ]});
+    let live = igloo.probe("probe", "661", command).await;
+    assert_eq!(live, "Ok(None) | Ok(())", "the live run stored `seen`");
+
+    let state =
+        igloo::state::SqliteState::open(&igloo.data_dir.path().join("state.sqlite3")).unwrap();
+    let scope = igloo::state::KvScope {
+        plugin: "probe".into(),
+        account_id: ACCOUNT_ID.into(),
+    };
+    let seen = || async {
+        use igloo::state::HostState as _;
+        state
+            .kv_get(&scope, "seen", igloo::clock::now_ms())
+            .await
+            .unwrap()
+    };
+    assert_eq!(seen().await.as_deref(), Some(&b"again"[..]));
+
+    let tried = sandbox_replay(&igloo, 1).await;
+    assert_eq!(
+        tried["runs"][0]["detail"], "Ok(Some(\"again\")) | Ok(())",
+        "the sandbox read the live state: {tried}"
+    );
+    assert_eq!(seen().await.as_deref(), Some(&b"again"[..]));
+    // What the sandbox wrote went to its copy: deleting the key for real
+    // and trying again, the sandbox finds it missing.
+    {
+        use igloo::state::HostState as _;
+        state.kv_delete(&scope, "seen").await.unwrap();
+    }
+    let tried = sandbox_replay(&igloo, 1).await;
+    assert_eq!(tried["runs"][0]["detail"], "Ok(None) | Ok(())", "{tried}");
+    assert_eq!(seen().await, None, "the sandbox's write stayed in its copy");
+    assert!(graph.requests().is_empty(), "nothing reached Meta");
 }

@@ -76,6 +76,15 @@ pub struct HostServices {
     pub public_profiles: PublicProfiles,
     /// Plugins' state.
     pub kv: Kv,
+    /// The capabilities' config sections, to build a sandbox's services.
+    configs: OwnedConfigs,
+}
+
+/// [`CapabilityConfigs`], kept.
+struct OwnedConfigs {
+    profiles: ProfilesConfig,
+    public_profiles: PublicProfilesConfig,
+    kv: KvConfig,
 }
 
 /// Each capability's config section.
@@ -104,7 +113,31 @@ impl HostServices {
             kv: Kv::new(Arc::clone(&state), configs.kv.clone()),
             graph,
             state,
+            configs: OwnedConfigs {
+                profiles: configs.profiles.clone(),
+                public_profiles: configs.public_profiles.clone(),
+                kv: configs.kv.clone(),
+            },
         })
+    }
+
+    /// Services for a sandboxed run: every call to Meta recorded, not sent
+    /// (see [`HostServices::graph`]'s `dry_run`), and the host's state a
+    /// copy taken now in `scratch`, so the plugin reads what it would read
+    /// live and its writes go nowhere.
+    pub async fn sandboxed(&self, scratch: &std::path::Path) -> anyhow::Result<Self> {
+        let state = self.state.copy_to(scratch).await?;
+        let configs = CapabilityConfigs {
+            profiles: &self.configs.profiles,
+            public_profiles: &self.configs.public_profiles,
+            kv: &self.configs.kv,
+        };
+        Ok(Self::new(Arc::new(self.graph.sandboxed()), state, configs)?)
+    }
+
+    /// The calls recorded instead of sent, if these services are a dry run.
+    pub fn recorded_calls(&self) -> Option<Vec<crate::graph::RecordedCall>> {
+        self.graph.dry_run().map(|dry_run| dry_run.calls())
     }
 
     /// The events the host itself must see (see [`Self::observe`]).

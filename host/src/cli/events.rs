@@ -60,6 +60,8 @@ pub enum EventsCommand {
     },
     /// Run events again: their dead letters, or with `--force` their
     /// handled runs too (calls those completed are still not repeated).
+    /// With `--sandbox`, run them now in the sandbox instead and print what
+    /// each plugin would do: nothing is sent and nothing is recorded.
     Replay {
         /// The events' positions.
         #[arg(required = true)]
@@ -68,8 +70,12 @@ pub enum EventsCommand {
         #[arg(long)]
         plugin: Option<String>,
         /// Replay runs that ended `ok` too.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "sandbox")]
         force: bool,
+        /// Run in the sandbox: calls to Meta recorded, not sent; the
+        /// host's state a copy; the inbox unchanged.
+        #[arg(long)]
+        sandbox: bool,
     },
 }
 
@@ -139,6 +145,7 @@ pub async fn run(args: EventsArgs) -> anyhow::Result<()> {
             seqs,
             plugin,
             force,
+            sandbox,
         } => {
             let mut query = Vec::new();
             if let Some(plugin) = plugin {
@@ -147,12 +154,20 @@ pub async fn run(args: EventsArgs) -> anyhow::Result<()> {
             if force {
                 query.push(("force", "true".to_owned()));
             }
+            if sandbox {
+                query.push(("sandbox", "true".to_owned()));
+            }
+            let done = if sandbox {
+                reqwest::StatusCode::OK
+            } else {
+                reqwest::StatusCode::ACCEPTED
+            };
             let mut refused = 0;
             for seq in seqs {
                 let path = format!("/admin/events/{seq}/replay");
                 let (status, answer) = admin.send(reqwest::Method::POST, &path, &query).await?;
                 println!("{seq}: {answer}");
-                refused += usize::from(status != reqwest::StatusCode::ACCEPTED);
+                refused += usize::from(status != done);
             }
             if refused > 0 {
                 bail!("{refused} event(s) were not replayed (see above)");

@@ -141,6 +141,19 @@ impl GraphClient {
         })
     }
 
+    /// A client for the same accounts that records every call instead of
+    /// sending it (a dry run of its own), for a sandboxed replay.
+    pub fn sandboxed(&self) -> Self {
+        Self {
+            transport: Transport::DryRun(Arc::default()),
+            throttle: Throttle::default(),
+            accounts: self.accounts.clone(),
+            instagram_base_url: self.instagram_base_url.clone(),
+            facebook_base_url: self.facebook_base_url.clone(),
+            api_version: self.api_version.clone(),
+        }
+    }
+
     /// Forget rate-limit state of idle accounts.
     pub fn prune(&self) {
         self.throttle.prune();

@@ -189,6 +189,15 @@ pub struct FailedPlugin {
     pub error: LoadError,
 }
 
+/// What a sandboxed run did.
+#[derive(Debug)]
+pub struct SandboxRun {
+    /// How it ended.
+    pub receipt: RunReceipt,
+    /// The calls to Meta it made, recorded instead of sent.
+    pub calls: Vec<crate::graph::RecordedCall>,
+}
+
 /// The loaded plugins and the engine they run on.
 pub struct Runtime {
     engine: Engine,
@@ -313,9 +322,9 @@ impl Runtime {
         plugin: &LoadedPlugin,
         event: Arc<Event>,
         received_at_ms: u64,
-        mut journal: RunJournal,
+        journal: RunJournal,
     ) -> RunReceipt {
-        let mut receipt = RunReceipt::before_running(
+        let receipt = RunReceipt::before_running(
             &plugin.info.id,
             &plugin.info.version,
             &event.key,
@@ -330,6 +339,73 @@ impl Runtime {
         let Some(admission) = plugin.breaker.admit() else {
             return receipt;
         };
+        let receipt = self
+            .execute(
+                &self.services,
+                plugin,
+                event,
+                received_at_ms,
+                journal,
+                receipt,
+            )
+            .await;
+        let crash = receipt.outcome.is_crash().then(|| receipt.outcome.detail());
+        if plugin.breaker.record(admission, crash.as_deref()) {
+            tracing::warn!(plugin = %plugin.info.id, reason = ?crash, "plugin quarantined: its runs keep crashing");
+        }
+        receipt
+    }
+
+    /// Run `plugin` on `event` in the sandbox: in a fresh instance with
+    /// the same limits, every call to Meta recorded instead of sent, and
+    /// the host's state a copy in `scratch` (the plugin reads what it
+    /// would read live; what it writes goes nowhere). Nothing is recorded
+    /// in the inbox, and the plugin's circuit breaker neither gates nor
+    /// counts it: an operator tries a fix on a dead letter before
+    /// replaying it live.
+    pub async fn sandbox_run(
+        &self,
+        plugin: &LoadedPlugin,
+        event: Arc<Event>,
+        received_at_ms: u64,
+        scratch: &std::path::Path,
+    ) -> anyhow::Result<SandboxRun> {
+        let services = Arc::new(self.services.sandboxed(scratch).await?);
+        let journal = RunJournal::fresh(
+            Arc::new(crate::journal::MemoryJournal::default()),
+            crate::journal::RunKey {
+                seq: 0,
+                plugin: plugin.info.id.clone(),
+            },
+        );
+        let receipt = RunReceipt::before_running(
+            &plugin.info.id,
+            &plugin.info.version,
+            &event.key,
+            RunOutcome::Ok,
+        );
+        let _running = plugin.concurrency.acquire().await.expect("never closed");
+        let _slot = self.slots.acquire().await.expect("never closed");
+        let receipt = self
+            .execute(&services, plugin, event, received_at_ms, journal, receipt)
+            .await;
+        Ok(SandboxRun {
+            receipt,
+            calls: services.recorded_calls().unwrap_or_default(),
+        })
+    }
+
+    /// Run `plugin` on `event` in a fresh instance, with `services`; fill
+    /// in `receipt`.
+    async fn execute(
+        &self,
+        services: &Arc<HostServices>,
+        plugin: &LoadedPlugin,
+        event: Arc<Event>,
+        received_at_ms: u64,
+        mut journal: RunJournal,
+        mut receipt: RunReceipt,
+    ) -> RunReceipt {
         let limits = plugin.limits;
         let upstream = Arc::new(UpstreamClock::default());
         journal.count_waits_on(Arc::clone(&upstream));
@@ -342,7 +418,7 @@ impl Runtime {
             transient_failures: AtomicU32::new(0),
             retry_requested: AtomicBool::new(false),
         };
-        let state = InstanceState::new(run, Arc::clone(&self.services), limits);
+        let state = InstanceState::new(run, Arc::clone(services), limits);
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.limiter);
         store.call_hook(instance::on_call);
@@ -390,10 +466,6 @@ impl Runtime {
         receipt.transient_failures = state.run.transient_failures.load(Ordering::Relaxed);
         receipt.retry_requested = state.run.retry_requested.load(Ordering::Relaxed);
         receipt.fuel_used = limits.fuel.saturating_sub(store.get_fuel().unwrap_or(0));
-        let crash = receipt.outcome.is_crash().then(|| receipt.outcome.detail());
-        if plugin.breaker.record(admission, crash.as_deref()) {
-            tracing::warn!(plugin = %plugin.info.id, reason = ?crash, "plugin quarantined: its runs keep crashing");
-        }
         receipt
     }
 

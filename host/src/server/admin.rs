@@ -10,7 +10,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::AppState;
+use crate::events::Event;
 use crate::inbox::{EventFilter, InboxError, ReplayRequest, Replayed, Seq};
+use crate::runtime::LoadedPlugin;
 
 /// Events listed at most per request.
 const MAX_LISTED: u32 = 1_000;
@@ -157,11 +159,14 @@ pub(super) struct ReplayQuery {
     plugin: Option<String>,
     #[serde(default)]
     force: bool,
+    #[serde(default)]
+    sandbox: bool,
 }
 
 /// `POST /admin/events/{seq}/replay[?plugin=ID][&force=true]`: run an
 /// event's dead letters again (its handled runs too, with `force`; calls
-/// they completed are still not repeated).
+/// they completed are still not repeated). With `sandbox=true`, run it now
+/// in the sandbox instead (see [`sandbox_replay`]).
 pub(super) async fn replay_event(
     State(app): State<Arc<AppState>>,
     Path(seq): Path<Seq>,
@@ -172,6 +177,9 @@ pub(super) async fn replay_event(
         Ok(query) => query,
         Err(refusal) => return refusal,
     };
+    if query.sandbox {
+        return sandbox_replay(&app, seq, query.plugin.as_deref()).await;
+    }
     let request = ReplayRequest {
         seq,
         plugin: query.plugin,
@@ -191,4 +199,86 @@ pub(super) async fn replay_event(
         Replayed::NotFound => StatusCode::NOT_FOUND,
     };
     (status, Json(json!(replayed)))
+}
+
+/// Run the event at `seq` now, in the sandbox, through `plugin` or every
+/// plugin that subscribes to it, and answer what each run did: its outcome
+/// and the calls to Meta it would have made. Nothing is sent, the host's
+/// state is a copy, and the inbox does not change: a dry run of a replay.
+async fn sandbox_replay(app: &AppState, seq: Seq, plugin: Option<&str>) -> Answer {
+    let detail = match app.inbox.event_detail(seq).await {
+        Ok(Some(detail)) => detail,
+        Ok(None) => {
+            return (StatusCode::NOT_FOUND, Json(json!({"result": "not-found"})));
+        }
+        Err(error) => return storage_failed(&error),
+    };
+    let event: Event = match serde_json::from_value(detail.event) {
+        Ok(event) => event,
+        Err(error) => {
+            tracing::error!(seq, %error, "a stored event does not read back");
+            return (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Json(json!({"error": "the stored event does not read back"})),
+            );
+        }
+    };
+    let plugins: Vec<&LoadedPlugin> = match plugin {
+        Some(id) => match app.runtime.plugin(id) {
+            Some(plugin) => vec![plugin],
+            None => {
+                return (
+                    StatusCode::NOT_FOUND,
+                    Json(json!({"error": "no loaded plugin has that id"})),
+                );
+            }
+        },
+        None => app
+            .runtime
+            .plugins()
+            .iter()
+            .filter(|plugin| plugin.info.subscription.matches(&event))
+            .collect(),
+    };
+    let event = Arc::new(event);
+    let mut runs = Vec::new();
+    for plugin in plugins {
+        let ran = async {
+            let scratch = tempfile::Builder::new()
+                .prefix("igloo-sandbox-")
+                .tempdir()?;
+            app.runtime
+                .sandbox_run(
+                    plugin,
+                    Arc::clone(&event),
+                    detail.summary.received_at_ms,
+                    scratch.path(),
+                )
+                .await
+        };
+        match ran.await {
+            Ok(ran) => runs.push(json!({
+                "plugin": plugin.info.id,
+                "outcome": ran.receipt.outcome.label(),
+                "detail": ran.receipt.outcome.detail(),
+                "calls": ran.calls,
+            })),
+            Err(error) => {
+                tracing::error!(seq, plugin = %plugin.info.id, error = %format!("{error:#}"), "a sandboxed replay could not start");
+                return (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    Json(json!({"error": "the sandbox could not be set up; try again"})),
+                );
+            }
+        }
+    }
+    tracing::info!(
+        seq,
+        runs = runs.len(),
+        "sandboxed replay run by an operator"
+    );
+    (
+        StatusCode::OK,
+        Json(json!({"result": "sandboxed", "seq": seq, "runs": runs})),
+    )
 }

@@ -81,6 +81,13 @@ pub enum KvWrite {
 /// The host's memory.
 #[async_trait]
 pub trait HostState: Send + Sync + 'static {
+    /// A copy of everything as it stands, kept in the folder `scratch`
+    /// (for a sandboxed run: it reads the truth, and writes go nowhere).
+    async fn copy_to(
+        &self,
+        scratch: &std::path::Path,
+    ) -> Result<std::sync::Arc<dyn HostState>, StateError>;
+
     /// The value at `key`, unless missing or expired at `now_ms`.
     async fn kv_get(
         &self,

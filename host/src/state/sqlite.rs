@@ -119,6 +119,15 @@ fn error(error: impl std::error::Error + Send + Sync + 'static) -> StateError {
 
 #[async_trait]
 impl HostState for SqliteState {
+    async fn copy_to(&self, scratch: &Path) -> Result<Arc<dyn HostState>, StateError> {
+        let copy = scratch.join("state.sqlite3");
+        let target = copy.to_string_lossy().into_owned();
+        // One statement, one consistent snapshot, whatever the WAL holds.
+        self.with(move |db| db.execute("VACUUM INTO ?1", [target]).map(|_| ()))
+            .await?;
+        Ok(Arc::new(Self::open(&copy)?))
+    }
+
     async fn kv_get(
         &self,
         scope: &KvScope,
