@@ -49,9 +49,19 @@ CREATE INDEX IF NOT EXISTS comments_age ON comments(at_ms);
 /// database stays the truth).
 const MAX_CACHED_WINDOWS: usize = 100_000;
 
-/// The SQLite state store.
+/// A write, run by the writer thread inside its group's transaction; what
+/// it returns answers its caller once the group has committed (or not).
+type Job = Box<dyn FnOnce(&Connection) -> Box<dyn FnOnce(Result<(), String>) + Send> + Send>;
+
+/// Most writes committed together.
+const MAX_GROUP: usize = 256;
+
+/// The SQLite state store. Reads go through their own connection; writes
+/// go to one thread that commits whatever waits in one transaction, so a
+/// burst of events (each opening a window) costs one commit, not one each.
 pub struct SqliteState {
-    connection: Arc<Mutex<Connection>>,
+    reader: Arc<Mutex<Connection>>,
+    writes: std::sync::mpsc::Sender<Job>,
     /// Windows read or written recently: every send checks one, and a
     /// lookup that suspends the plugin's fiber for a blocking read costs
     /// more than the rest of the run (BENCHMARKS.md). Bounded, and pruned
@@ -76,27 +86,27 @@ impl SqliteState {
 impl SqliteState {
     /// Open (or create) the state database at `path`.
     pub fn open(path: &Path) -> Result<Self, StateError> {
-        let mut connection = Connection::open(path).map_err(error)?;
-        // NORMAL in WAL mode survives a crash of igloo; state is small and
-        // written per host call, so it is not worth an fsync each.
-        connection
-            .execute_batch(
-                "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;
-                 PRAGMA journal_size_limit = 67108864;",
-            )
+        let mut writer = open_connection(path)?;
+        crate::migrate::to_latest(&mut writer, migrations(), path).map_err(error)?;
+        let reader = open_connection(path)?;
+        let (writes, jobs) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("igloo-state-writer".into())
+            .spawn(move || write_loop(&writer, &jobs))
             .map_err(error)?;
-        crate::migrate::to_latest(&mut connection, migrations(), path).map_err(error)?;
         Ok(Self {
-            connection: Arc::new(Mutex::new(connection)),
+            reader: Arc::new(Mutex::new(reader)),
+            writes,
             windows: Mutex::new(HashMap::new()),
         })
     }
 
+    /// Run a read on the reader connection.
     async fn with<T: Send + 'static>(
         &self,
         work: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
     ) -> Result<T, StateError> {
-        let connection = Arc::clone(&self.connection);
+        let connection = Arc::clone(&self.reader);
         tokio::task::spawn_blocking(move || {
             let connection = connection
                 .lock()
@@ -105,6 +115,87 @@ impl SqliteState {
         })
         .await
         .map_err(error)?
+    }
+
+    /// Run a write on the writer thread, in a savepoint of its group's
+    /// transaction (so one failed write fails alone); answers once the
+    /// group has committed.
+    async fn write<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T, StateError> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move |db| {
+            let result = in_savepoint(db, work);
+            Box::new(move |committed| {
+                let _ = reply.send(match committed {
+                    Ok(()) => result.map_err(error),
+                    Err(failed) => Err(error(std::io::Error::other(failed))),
+                });
+            })
+        });
+        self.writes
+            .send(job)
+            .map_err(|_| error(std::io::Error::other("the state writer stopped")))?;
+        answer
+            .await
+            .map_err(|_| error(std::io::Error::other("the state writer stopped")))?
+    }
+}
+
+fn open_connection(path: &Path) -> Result<Connection, StateError> {
+    let connection = Connection::open(path).map_err(error)?;
+    // NORMAL in WAL mode survives a crash of igloo; state is small and
+    // written per host call, so it is not worth an fsync each.
+    connection
+        .execute_batch(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;
+             PRAGMA journal_size_limit = 67108864;",
+        )
+        .map_err(error)?;
+    Ok(connection)
+}
+
+/// Run `work` in a savepoint: undone alone if it fails.
+fn in_savepoint<T>(
+    db: &Connection,
+    work: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+) -> rusqlite::Result<T> {
+    db.prepare_cached("SAVEPOINT job")?.execute([])?;
+    let result = work(db);
+    if result.is_err() {
+        db.prepare_cached("ROLLBACK TO job")?.execute([])?;
+    }
+    db.prepare_cached("RELEASE job")?.execute([])?;
+    result
+}
+
+/// The writer thread: take every write that waits, run them in one
+/// transaction, commit, answer each. Ends when the store is dropped.
+fn write_loop(db: &Connection, jobs: &std::sync::mpsc::Receiver<Job>) {
+    while let Ok(first) = jobs.recv() {
+        let mut group = vec![first];
+        while group.len() < MAX_GROUP {
+            match jobs.try_recv() {
+                Ok(job) => group.push(job),
+                Err(_) => break,
+            }
+        }
+        // Should the group's transaction not start, each write's savepoint
+        // is a transaction of its own, committed (or failed) alone.
+        let grouped = db.execute_batch("BEGIN IMMEDIATE").is_ok();
+        let replies: Vec<_> = group.into_iter().map(|job| job(db)).collect();
+        let committed = if grouped {
+            db.execute_batch("COMMIT").map_err(|failed| {
+                let _ = db.execute_batch("ROLLBACK");
+                failed.to_string()
+            })
+        } else {
+            Ok(())
+        };
+        for reply in replies {
+            reply(committed.clone());
+        }
     }
 }
 
@@ -157,7 +248,7 @@ impl HostState for SqliteState {
         let (scope, key, value) = (scope.clone(), set.key.to_owned(), set.value.to_vec());
         // One closure under the connection's lock: the usage read and the
         // write cannot interleave with another run's.
-        self.with(move |db| {
+        self.write(move |db| {
             let (keys, bytes): (i64, i64) = db.query_row(
                 "SELECT count(*), coalesce(sum(length(key) + length(value)), 0) FROM kv
                  WHERE plugin = ?1 AND account_id = ?2 AND key <> ?3
@@ -193,7 +284,7 @@ impl HostState for SqliteState {
 
     async fn kv_delete(&self, scope: &KvScope, key: &str) -> Result<(), StateError> {
         let (scope, key) = (scope.clone(), key.to_owned());
-        self.with(move |db| {
+        self.write(move |db| {
             db.prepare_cached("DELETE FROM kv WHERE plugin = ?1 AND account_id = ?2 AND key = ?3")?
                 .execute(params![scope.plugin, scope.account_id, key])
                 .map(|_| ())
@@ -230,7 +321,7 @@ impl HostState for SqliteState {
         let key = (account_id.to_owned(), person_id.to_owned());
         self.cache_window(key.clone(), at_ms);
         let (account_id, person_id) = key;
-        self.with(move |db| {
+        self.write(move |db| {
             db.prepare_cached(
                 "INSERT INTO windows (account_id, person_id, last_inbound_ms) VALUES (?1, ?2, ?3)
                  ON CONFLICT (account_id, person_id) DO UPDATE
@@ -280,7 +371,7 @@ impl HostState for SqliteState {
             comment.author_id.map(str::to_owned),
             comment.at_ms,
         );
-        self.with(move |db| {
+        self.write(move |db| {
             db.prepare_cached(
                 "INSERT OR IGNORE INTO comments (account_id, comment_id, author_id, at_ms)
                  VALUES (?1, ?2, ?3, ?4)",
@@ -319,7 +410,7 @@ impl HostState for SqliteState {
             comment_id.to_owned(),
             plugin.to_owned(),
         );
-        self.with(move |db| {
+        self.write(move |db| {
             // One statement: two plugins racing for the same comment cannot
             // both win.
             db.prepare_cached(
@@ -338,7 +429,7 @@ impl HostState for SqliteState {
         comment_id: &str,
     ) -> Result<(), StateError> {
         let (account_id, comment_id) = (account_id.to_owned(), comment_id.to_owned());
-        self.with(move |db| {
+        self.write(move |db| {
             db.prepare_cached(
                 "UPDATE comments SET replied_by = NULL WHERE account_id = ?1 AND comment_id = ?2",
             )?
@@ -354,7 +445,7 @@ impl HostState for SqliteState {
             .unwrap_or_else(|poison| poison.into_inner())
             .retain(|_, last| *last >= before_ms);
         let (now, before) = (now_ms as i64, before_ms as i64);
-        self.with(move |db| {
+        self.write(move |db| {
             let kv = db
                 .prepare_cached(
                     "DELETE FROM kv WHERE expires_at_ms IS NOT NULL AND expires_at_ms <= ?1",
@@ -537,6 +628,19 @@ mod tests {
         assert_eq!(set("third", b"").await.unwrap(), KvWrite::TooManyKeys);
         state.kv_delete(&mine, "lead:1").await.unwrap();
         assert_eq!(state.kv_get(&mine, "lead:1", 0).await.unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn a_failing_write_fails_alone_in_its_group() {
+        let (dir, state) = store();
+        let (failed, recorded) = tokio::join!(
+            state.write(|db| db.execute("INSERT INTO nowhere VALUES (1)", [])),
+            state.record_inbound("a", "u", 5_000),
+        );
+        assert!(failed.is_err());
+        recorded.unwrap();
+        let reopened = SqliteState::open(&dir.path().join("state.db")).unwrap();
+        assert_eq!(reopened.last_inbound("a", "u").await.unwrap(), Some(5_000));
     }
 
     #[tokio::test]
