@@ -16,7 +16,7 @@ use tokio::sync::{Notify, oneshot};
 use super::{Appended, DeliveryId, InboxError, Incoming, storage_error};
 
 /// Most bodies split in one transaction.
-const SPLIT_BATCH: usize = 256;
+const SPLIT_BATCH: usize = 64;
 
 /// Events past which a batch takes no further body: a split holds the
 /// writer, and accepts wait behind it.
