@@ -127,9 +127,15 @@ impl HostServices {
     /// live and its writes go nowhere.
     pub async fn sandboxed(&self, scratch: &std::path::Path) -> anyhow::Result<Self> {
         let state = self.state.copy_to(scratch).await?;
+        // The provider answers for real and is paid per request: a
+        // sandboxed lookup is refused, not sent.
+        let public_profiles = PublicProfilesConfig {
+            access_key: None,
+            ..self.configs.public_profiles.clone()
+        };
         let configs = CapabilityConfigs {
             profiles: &self.configs.profiles,
-            public_profiles: &self.configs.public_profiles,
+            public_profiles: &public_profiles,
             kv: &self.configs.kv,
         };
         Ok(Self::new(Arc::new(self.graph.sandboxed()), state, configs)?)

@@ -105,7 +105,9 @@ impl PublicProfiles {
         value: &str,
     ) -> Result<PublicProfile, HostError> {
         let key = self.access_key.as_deref().ok_or_else(|| {
-            HostError::Rejected("no public-profiles provider is configured".into())
+            HostError::Rejected(
+                "no public-profiles provider is configured (none in a sandboxed replay)".into(),
+            )
         })?;
         if self.budget.check_key(&plugin.to_owned()).is_err() {
             return Err(HostError::QuotaExceeded(format!(

@@ -213,6 +213,8 @@ pub struct Runtime {
     /// Woken when an operator resumes a plugin or replays events, so the
     /// dispatcher looks at every pending event again.
     operator_acted: Notify,
+    /// One sandboxed replay at a time: each copies the host's state.
+    sandbox: Semaphore,
 }
 
 impl Runtime {
@@ -246,6 +248,7 @@ impl Runtime {
             slots: Semaphore::new(config.runtime.max_instances as usize),
             max_upstream_wait: Duration::from_millis(config.runtime.max_upstream_wait_ms),
             operator_acted: Notify::new(),
+            sandbox: Semaphore::new(1),
             engine,
             plugins,
             failed,
@@ -370,6 +373,7 @@ impl Runtime {
         received_at_ms: u64,
         scratch: &std::path::Path,
     ) -> anyhow::Result<SandboxRun> {
+        let _one_at_a_time = self.sandbox.acquire().await.expect("never closed");
         let services = Arc::new(self.services.sandboxed(scratch).await?);
         let journal = RunJournal::fresh(
             Arc::new(crate::journal::MemoryJournal::default()),

@@ -51,7 +51,10 @@ const MAX_CACHED_WINDOWS: usize = 100_000;
 
 /// A write, run by the writer thread inside its group's transaction; what
 /// it returns answers its caller once the group has committed (or not).
-type Job = Box<dyn FnOnce(&Connection) -> Box<dyn FnOnce(Result<(), String>) + Send> + Send>;
+type Job = Box<dyn FnOnce(&Connection) -> Reply + Send>;
+
+/// Answers a write's caller with how its group's commit went.
+type Reply = Box<dyn FnOnce(Result<(), String>) + Send>;
 
 /// Most writes committed together.
 const MAX_GROUP: usize = 256;
@@ -60,6 +63,8 @@ const MAX_GROUP: usize = 256;
 /// go to one thread that commits whatever waits in one transaction, so a
 /// burst of events (each opening a window) costs one commit, not one each.
 pub struct SqliteState {
+    /// The database file, for copies.
+    path: std::path::PathBuf,
     reader: Arc<Mutex<Connection>>,
     writes: std::sync::mpsc::Sender<Job>,
     /// Windows read or written recently: every send checks one, and a
@@ -95,6 +100,7 @@ impl SqliteState {
             .spawn(move || write_loop(&writer, &jobs))
             .map_err(error)?;
         Ok(Self {
+            path: path.to_owned(),
             reader: Arc::new(Mutex::new(reader)),
             writes,
             windows: Mutex::new(HashMap::new()),
@@ -156,18 +162,32 @@ fn open_connection(path: &Path) -> Result<Connection, StateError> {
     Ok(connection)
 }
 
-/// Run `work` in a savepoint: undone alone if it fails.
+/// Run `work` in a savepoint: undone alone if it fails. Outside a
+/// transaction, the savepoint is a transaction of its own.
 fn in_savepoint<T>(
     db: &Connection,
     work: impl FnOnce(&Connection) -> rusqlite::Result<T>,
 ) -> rusqlite::Result<T> {
     db.prepare_cached("SAVEPOINT job")?.execute([])?;
     let result = work(db);
-    if result.is_err() {
-        db.prepare_cached("ROLLBACK TO job")?.execute([])?;
+    // SQLite may have rolled everything back itself (a full disk): then
+    // there is no savepoint left to undo or release.
+    if !db.is_autocommit() {
+        if result.is_err() {
+            db.prepare_cached("ROLLBACK TO job")?.execute([])?;
+        }
+        db.prepare_cached("RELEASE job")?.execute([])?;
     }
-    db.prepare_cached("RELEASE job")?.execute([])?;
     result
+}
+
+/// Open the group's transaction, first ending one left open by a failure.
+/// False if it did not open: each write then commits alone.
+fn begin_group(db: &Connection) -> bool {
+    if !db.is_autocommit() {
+        let _ = db.execute_batch("ROLLBACK");
+    }
+    db.execute_batch("BEGIN IMMEDIATE").is_ok()
 }
 
 /// The writer thread: take every write that waits, run them in one
@@ -181,10 +201,23 @@ fn write_loop(db: &Connection, jobs: &std::sync::mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        // Should the group's transaction not start, each write's savepoint
-        // is a transaction of its own, committed (or failed) alone.
-        let grouped = db.execute_batch("BEGIN IMMEDIATE").is_ok();
-        let replies: Vec<_> = group.into_iter().map(|job| job(db)).collect();
+        let mut grouped = begin_group(db);
+        let mut replies: Vec<Reply> = Vec::with_capacity(group.len());
+        for job in group {
+            let reply = job(db);
+            if grouped && db.is_autocommit() {
+                // SQLite rolled the group back: every write in it so far
+                // is undone, and says so; the rest start a new group.
+                let undone = "the state store rolled back a group of writes".to_owned();
+                for earlier in replies.drain(..) {
+                    earlier(Err(undone.clone()));
+                }
+                reply(Err(undone));
+                grouped = begin_group(db);
+                continue;
+            }
+            replies.push(reply);
+        }
         let committed = if grouped {
             db.execute_batch("COMMIT").map_err(|failed| {
                 let _ = db.execute_batch("ROLLBACK");
@@ -212,10 +245,19 @@ fn error(error: impl std::error::Error + Send + Sync + 'static) -> StateError {
 impl HostState for SqliteState {
     async fn copy_to(&self, scratch: &Path) -> Result<Arc<dyn HostState>, StateError> {
         let copy = scratch.join("state.sqlite3");
-        let target = copy.to_string_lossy().into_owned();
-        // One statement, one consistent snapshot, whatever the WAL holds.
-        self.with(move |db| db.execute("VACUUM INTO ?1", [target]).map(|_| ()))
-            .await?;
+        let target = copy
+            .to_str()
+            .ok_or_else(|| error(std::io::Error::other("the scratch path is not UTF-8")))?
+            .to_owned();
+        let source = self.path.clone();
+        // One statement, one consistent snapshot, whatever the WAL holds; on
+        // a connection of its own, so live reads do not wait for the copy.
+        tokio::task::spawn_blocking(move || {
+            Connection::open(&source)?.execute("VACUUM INTO ?1", [target])
+        })
+        .await
+        .map_err(error)?
+        .map_err(error)?;
         Ok(Arc::new(Self::open(&copy)?))
     }
 

@@ -147,6 +147,9 @@ impl PluginError {
     /// A failure outside the plugin (a service it depends on is down):
     /// igloo retries the run on its retry schedule, and calls the run
     /// already completed are not repeated.
+    ///
+    /// Build it only to return it: the mark is made at once, for the whole
+    /// run, and cannot be taken back.
     pub fn retryable(message: impl Into<String>) -> Self {
         run::retry_on_failure();
         PluginError {

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, TransactionBehavior, params};
 use rusqlite_migration::{HookResult, M};
 use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::{Notify, mpsc, oneshot};
@@ -498,7 +498,8 @@ enum Applied {
 /// the group fails: none of it is durable.
 fn apply_group(connection: &mut Connection, group: &[Write]) -> Vec<Result<Applied, InboxError>> {
     let result = (|| {
-        let transaction = connection.transaction()?;
+        // IMMEDIATE: see `split::split_batch`.
+        let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let now = crate::clock::now_ms() as i64;
         let mut results = Vec::with_capacity(group.len());
         for write in group {

@@ -10,7 +10,7 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, TransactionBehavior, params};
 use tokio::sync::{Notify, oneshot};
 
 use super::{Appended, DeliveryId, InboxError, Incoming, storage_error};
@@ -195,7 +195,10 @@ fn split_batch<'a>(
         .execute_batch("PRAGMA synchronous = NORMAL;")
         .map_err(SplitError::Failed)?;
     let result = (|| {
-        let transaction = connection.transaction()?;
+        // IMMEDIATE: the write lock is taken (waiting on the checkpointer's
+        // TRUNCATE if need be) before the first read. A deferred one that
+        // read first cannot wait to upgrade: it failed with "locked".
+        let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let now = crate::clock::now_ms() as i64;
         let mut through: DeliveryId =
             transaction.query_row("SELECT through FROM split_mark", [], |row| row.get(0))?;
