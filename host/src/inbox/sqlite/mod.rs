@@ -244,7 +244,7 @@ fn open_connection(path: &Path) -> Result<Connection, InboxError> {
 /// WAL (4 KiB pages: 64 MiB).
 const WAL_MAX_PAGES: i64 = 16_384;
 
-/// Keep the WAL bounded. Every 200 ms its pages are copied into the
+/// Keep the WAL bounded. Every 100 ms its pages are copied into the
 /// database without blocking the writer (PASSIVE). That falls behind when
 /// readers keep old snapshots under sustained load, and never shrinks the
 /// file; so past [`WAL_MAX_PAGES`], and whenever a tick saw no new writes,
@@ -253,7 +253,7 @@ const WAL_MAX_PAGES: i64 = 16_384;
 fn checkpoint_loop(connection: &Connection, inbox: &std::sync::Weak<()>) {
     let mut last_log = -1;
     while inbox.strong_count() > 0 {
-        std::thread::sleep(std::time::Duration::from_millis(200));
+        std::thread::sleep(std::time::Duration::from_millis(100));
         let passive = connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
             Ok((row.get::<_, i64>(1)?, row.get::<_, i64>(2)?))
         });
