@@ -24,9 +24,9 @@ pub fn now_ms() -> u64 {
     igloo::clock::now_ms()
 }
 
-/// A fixture from `tests/fixtures/webhooks/` (copied from
-/// `shared/fixtures`), with its timestamps moved to the last hour so that
-/// messaging windows are open, as they would be for live traffic. The same
+/// A fixture from this repository's `tests/fixtures/webhooks/`, with its
+/// timestamps moved to the last hour so that messaging windows are open,
+/// as they would be for live traffic. The same
 /// name gives the same bytes for the whole test run, so redelivering a
 /// fixture is a real redelivery.
 pub fn fixture(name: &str) -> Vec<u8> {

@@ -359,44 +359,61 @@ impl Runtime {
         receipt
     }
 
-    /// Run `plugin` on `event` in the sandbox: in a fresh instance with
-    /// the same limits, every call to Meta recorded instead of sent, and
-    /// the host's state a copy in `scratch` (the plugin reads what it
-    /// would read live; what it writes goes nowhere). Nothing is recorded
-    /// in the inbox, and the plugin's circuit breaker neither gates nor
-    /// counts it: an operator tries a fix on a dead letter before
-    /// replaying it live.
-    pub async fn sandbox_run(
+    /// Run `plugins` on `event` in the sandbox, one after another: each in
+    /// a fresh instance with its usual limits, every call to Meta recorded
+    /// instead of sent, and the host's state one copy in `scratch`, taken
+    /// once (the plugins read what they would read live; what they write
+    /// goes nowhere). Nothing is recorded in the inbox, and no plugin's
+    /// circuit breaker gates or counts these runs: an operator tries a fix
+    /// on a dead letter before replaying it live.
+    pub async fn sandbox_runs(
         &self,
-        plugin: &LoadedPlugin,
+        plugins: &[&LoadedPlugin],
         event: Arc<Event>,
         received_at_ms: u64,
         scratch: &std::path::Path,
-    ) -> anyhow::Result<SandboxRun> {
+    ) -> anyhow::Result<Vec<SandboxRun>> {
         let _one_at_a_time = self.sandbox.acquire().await.expect("never closed");
         let services = Arc::new(self.services.sandboxed(scratch).await?);
-        let journal = RunJournal::fresh(
-            Arc::new(crate::journal::MemoryJournal::default()),
-            crate::journal::RunKey {
-                seq: 0,
-                plugin: plugin.info.id.clone(),
-            },
-        );
-        let receipt = RunReceipt::before_running(
-            &plugin.info.id,
-            &plugin.info.version,
-            &event.key,
-            RunOutcome::Ok,
-        );
-        let _running = plugin.concurrency.acquire().await.expect("never closed");
-        let _slot = self.slots.acquire().await.expect("never closed");
-        let receipt = self
-            .execute(&services, plugin, event, received_at_ms, journal, receipt)
-            .await;
-        Ok(SandboxRun {
-            receipt,
-            calls: services.recorded_calls().unwrap_or_default(),
-        })
+        let mut runs = Vec::with_capacity(plugins.len());
+        for plugin in plugins {
+            let journal = RunJournal::fresh(
+                Arc::new(crate::journal::MemoryJournal::default()),
+                crate::journal::RunKey {
+                    seq: 0,
+                    plugin: plugin.info.id.clone(),
+                },
+            );
+            let receipt = RunReceipt::before_running(
+                &plugin.info.id,
+                &plugin.info.version,
+                &event.key,
+                RunOutcome::Ok,
+            );
+            // The record is shared by the runs: each takes the calls after
+            // the last one before it.
+            let last_before = services
+                .recorded_calls()
+                .unwrap_or_default()
+                .last()
+                .map_or(0, |call| call.number);
+            let _running = plugin.concurrency.acquire().await.expect("never closed");
+            let _slot = self.slots.acquire().await.expect("never closed");
+            let receipt = self
+                .execute(
+                    &services,
+                    plugin,
+                    Arc::clone(&event),
+                    received_at_ms,
+                    journal,
+                    receipt,
+                )
+                .await;
+            let mut calls = services.recorded_calls().unwrap_or_default();
+            calls.retain(|call| call.number > last_before);
+            runs.push(SandboxRun { receipt, calls });
+        }
+        Ok(runs)
     }
 
     /// Run `plugin` on `event` in a fresh instance, with `services`; fill

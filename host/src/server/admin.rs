@@ -240,38 +240,35 @@ async fn sandbox_replay(app: &AppState, seq: Seq, plugin: Option<&str>) -> Answe
             .filter(|plugin| plugin.info.subscription.matches(&event))
             .collect(),
     };
-    let event = Arc::new(event);
-    let mut runs = Vec::new();
-    for plugin in plugins {
-        let ran = async {
-            let scratch = tempfile::Builder::new()
-                .prefix("igloo-sandbox-")
-                .tempdir()?;
-            app.runtime
-                .sandbox_run(
-                    plugin,
-                    Arc::clone(&event),
-                    detail.summary.received_at_ms,
-                    scratch.path(),
-                )
-                .await
-        };
-        match ran.await {
-            Ok(ran) => runs.push(json!({
-                "plugin": plugin.info.id,
-                "outcome": ran.receipt.outcome.label(),
-                "detail": ran.receipt.outcome.detail(),
-                "calls": ran.calls,
-            })),
-            Err(error) => {
-                tracing::error!(seq, plugin = %plugin.info.id, error = %format!("{error:#}"), "a sandboxed replay could not start");
-                return (
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    Json(json!({"error": "the sandbox could not be set up; try again"})),
-                );
-            }
+    let ran = async {
+        let scratch = tempfile::Builder::new()
+            .prefix("igloo-sandbox-")
+            .tempdir()?;
+        let received_at_ms = detail.summary.received_at_ms;
+        app.runtime
+            .sandbox_runs(&plugins, Arc::new(event), received_at_ms, scratch.path())
+            .await
+    };
+    let runs: Vec<Value> = match ran.await {
+        Ok(runs) => runs
+            .into_iter()
+            .map(|ran| {
+                json!({
+                    "plugin": ran.receipt.plugin,
+                    "outcome": ran.receipt.outcome.label(),
+                    "detail": ran.receipt.outcome.detail(),
+                    "calls": ran.calls,
+                })
+            })
+            .collect(),
+        Err(error) => {
+            tracing::error!(seq, error = %format!("{error:#}"), "a sandboxed replay could not start");
+            return (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({"error": "the sandbox could not be set up; try again"})),
+            );
         }
-    }
+    };
     tracing::info!(
         seq,
         runs = runs.len(),

@@ -108,7 +108,7 @@ impl SqliteState {
     }
 
     /// Run a read on the reader connection.
-    async fn with<T: Send + 'static>(
+    async fn read<T: Send + 'static>(
         &self,
         work: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
     ) -> Result<T, StateError> {
@@ -268,7 +268,7 @@ impl HostState for SqliteState {
         now_ms: u64,
     ) -> Result<Option<Vec<u8>>, StateError> {
         let (scope, key) = (scope.clone(), key.to_owned());
-        self.with(move |db| {
+        self.read(move |db| {
             db.query_row(
                 "SELECT value FROM kv WHERE plugin = ?1 AND account_id = ?2 AND key = ?3
                    AND (expires_at_ms IS NULL OR expires_at_ms > ?4)",
@@ -341,7 +341,7 @@ impl HostState for SqliteState {
         now_ms: u64,
     ) -> Result<Vec<String>, StateError> {
         let (scope, prefix) = (scope.clone(), prefix.to_owned());
-        self.with(move |db| {
+        self.read(move |db| {
             // substr, not LIKE: a prefix may hold % and _.
             let mut select = db.prepare_cached(
                 "SELECT key FROM kv WHERE plugin = ?1 AND account_id = ?2 AND substr(key, 1, length(?3)) = ?3
@@ -391,7 +391,7 @@ impl HostState for SqliteState {
         }
         let (account_id, person_id) = key.clone();
         let stored = self
-            .with(move |db| {
+            .read(move |db| {
                 db.query_row(
                     "SELECT last_inbound_ms FROM windows WHERE account_id = ?1 AND person_id = ?2",
                     params![account_id, person_id],
@@ -430,7 +430,7 @@ impl HostState for SqliteState {
         comment_id: &str,
     ) -> Result<Option<u64>, StateError> {
         let (account_id, comment_id) = (account_id.to_owned(), comment_id.to_owned());
-        self.with(move |db| {
+        self.read(move |db| {
             db.query_row(
                 "SELECT at_ms FROM comments WHERE account_id = ?1 AND comment_id = ?2",
                 params![account_id, comment_id],
