@@ -12,6 +12,7 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
 use crate::capabilities::{KvConfig, ProfilesConfig, PublicProfilesConfig};
+pub use crate::dispatch::ExclusiveGroup;
 
 /// The app secret used when none is configured and igloo runs as a dry run,
 /// so that anyone can sign test webhooks. Never valid in live mode.
@@ -45,6 +46,8 @@ pub struct Config {
     pub kv: KvConfig,
     /// The plugins to run, in order. Defaults to the example plugins.
     pub plugins: Vec<PluginConfig>,
+    /// Plugins that answer an event once between them, in priority order.
+    pub exclusive_groups: Vec<ExclusiveGroup>,
 }
 
 /// The HTTP server.
@@ -395,6 +398,11 @@ impl Config {
                 return Err(ConfigError::DuplicatePluginId(plugin.id.clone()));
             }
         }
+        ExclusiveGroup::validate(
+            &self.exclusive_groups,
+            self.plugins.iter().map(|plugin| plugin.id.as_str()),
+        )
+        .map_err(ConfigError::Invalid)?;
         if self.storage.dedupe_retention_hours < 36 {
             return Err(ConfigError::Invalid(
                 "storage.dedupe_retention_hours must be at least 36: Meta retries for 36 hours"

@@ -114,6 +114,7 @@ impl Igloo {
             Arc::clone(&runtime),
             Arc::clone(&metrics),
             &config.runtime,
+            config.exclusive_groups.clone(),
         );
         let background = vec![
             plugin_threads.spawn(Arc::clone(&dispatcher).run()),

@@ -1,11 +1,13 @@
 //! igloo's integration suite: one binary, a module per area.
 
+mod api_versions;
 mod capabilities;
 mod dry_run;
 mod end_to_end;
 mod escapes;
 mod events;
 mod examples;
+mod exclusive_groups;
 mod ingress;
 mod journal;
 mod restart;

@@ -75,6 +75,25 @@ async fn a_data_directory_from_igloo_0_1_keeps_its_events_and_state_after_the_up
         .unwrap();
     }
 
+    // As if written a moment ago, not when the fixture was made: its
+    // events within their messaging window and their retention.
+    let inbox = rusqlite::Connection::open(data_dir.path().join("inbox.sqlite3")).unwrap();
+    let shift = igloo_tests::now_ms() as i64
+        - inbox
+            .query_row("SELECT max(received_at_ms) FROM events", [], |row| {
+                row.get::<_, i64>(0)
+            })
+            .unwrap();
+    inbox
+        .execute_batch(&format!(
+            "UPDATE events SET timestamp_ms = timestamp_ms + {shift},
+                 received_at_ms = received_at_ms + {shift},
+                 body = json_set(body, '$.timestamp_ms', timestamp_ms + {shift});
+             UPDATE deliveries SET received_at_ms = received_at_ms + {shift};"
+        ))
+        .unwrap();
+    drop(inbox);
+
     let graph = FakeGraph::start().await;
     let igloo = TestIgloo::start_in(live_config(&graph), Arc::clone(&data_dir)).await;
     let stats = igloo.wait_until_idle().await;

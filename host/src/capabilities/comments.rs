@@ -11,8 +11,8 @@ use super::messaging::policy::check_chars;
 use crate::events::EventKind;
 use crate::graph::{GraphClient, GraphId};
 use crate::journal::{Call, Resolution};
-use crate::plugin_api::comments::{self as api, Host};
-use crate::plugin_api::{Capability, HostError, HostResult, HostView, RunContext, ViewOf};
+use crate::plugin_api::comments::Host;
+use crate::plugin_api::{Capability, HostError, HostResult, HostView, RunContext};
 use crate::state::HostState;
 
 /// The interface, and the capabilities importing it needs (either).
@@ -40,9 +40,7 @@ impl Comments {
 }
 
 pub(super) fn link<T: ServesHostCalls>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
-    api::add_to_linker::<T, ViewOf<Comments>>(linker, |host| {
-        host.view(|services| &services.comments)
-    })
+    super::link_every_version!(linker, comments, Comments, |services| &services.comments)
 }
 
 /// `comments:reply` reaches only the comment being handled, and not a live

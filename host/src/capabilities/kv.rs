@@ -12,8 +12,8 @@ use wasmtime::component::Linker;
 use super::ServesHostCalls;
 use crate::clock::now_ms;
 use crate::journal::Call;
-use crate::plugin_api::kv::{self as api, Host};
-use crate::plugin_api::{Capability, HostError, HostResult, HostView, ViewOf};
+use crate::plugin_api::kv::Host;
+use crate::plugin_api::{Capability, HostError, HostResult, HostView};
 use crate::state::{HostState, KvQuota, KvScope, KvSet, KvWrite};
 
 /// Quotas on each plugin's state, per account.
@@ -58,7 +58,7 @@ impl Kv {
 }
 
 pub(super) fn link<T: ServesHostCalls>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
-    api::add_to_linker::<T, ViewOf<Kv>>(linker, |host| host.view(|services| &services.kv))
+    super::link_every_version!(linker, kv, Kv, |services| &services.kv)
 }
 
 impl HostView<'_, Kv> {

@@ -5,8 +5,8 @@
 use wasmtime::component::Linker;
 
 use super::ServesHostCalls;
-use crate::plugin_api::log::{self as api, Host, Level};
-use crate::plugin_api::{HostView, ViewOf};
+use crate::plugin_api::HostView;
+use crate::plugin_api::log::{Host, Level};
 use crate::untrusted;
 
 /// Longest line kept; the rest is cut so a plugin cannot flood the log.
@@ -16,7 +16,7 @@ const MAX_LINE_BYTES: usize = 4096;
 pub struct Log;
 
 pub(super) fn link<T: ServesHostCalls>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
-    api::add_to_linker::<T, ViewOf<Log>>(linker, |host| host.view(|_| &Log))
+    super::link_every_version!(linker, log, Log, |_| &Log)
 }
 
 impl Host for HostView<'_, Log> {

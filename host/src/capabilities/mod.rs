@@ -10,6 +10,23 @@
 //! service ([`HostView`]); what a plugin is and may do comes from
 //! [`crate::plugin_api`], never from the runtime that runs it.
 
+/// Link interface `$interface` of every API version the host serves into
+/// `$linker`, each answered by `$service`'s host functions (see
+/// [`crate::plugin_api::v0_1_0`] for how an older version is served).
+macro_rules! link_every_version {
+    ($linker:expr, $interface:ident, $service:ty, $get:expr) => {{
+        fn view<T: $crate::capabilities::ServesHostCalls>(
+            host: &mut T,
+        ) -> $crate::plugin_api::HostView<'_, $service> {
+            host.view($get)
+        }
+        use $crate::plugin_api::{ViewOf, v0_1_0};
+        $crate::plugin_api::$interface::add_to_linker::<T, ViewOf<$service>>($linker, view::<T>)?;
+        v0_1_0::$interface::add_to_linker::<T, ViewOf<$service>>($linker, view::<T>)
+    }};
+}
+use link_every_version;
+
 mod comments;
 mod kv;
 mod log;

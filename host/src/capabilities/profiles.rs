@@ -11,8 +11,8 @@ use wasmtime::component::Linker;
 
 use super::ServesHostCalls;
 use crate::graph::{GraphClient, GraphError, GraphId, UserProfile};
-use crate::plugin_api::profiles::{self as api, Host, Profile};
-use crate::plugin_api::{Capability, HostError, HostFailure, HostResult, HostView, ViewOf};
+use crate::plugin_api::profiles::{Host, Profile};
+use crate::plugin_api::{Capability, HostError, HostFailure, HostResult, HostView};
 
 /// The interface, and the capability importing it needs.
 pub(super) const IMPORT: super::Import = ("igloo:plugin/profiles", &[Capability::ProfilesRead]);
@@ -53,9 +53,7 @@ impl Profiles {
 }
 
 pub(super) fn link<T: ServesHostCalls>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
-    api::add_to_linker::<T, ViewOf<Profiles>>(linker, |host| {
-        host.view(|services| &services.profiles)
-    })
+    super::link_every_version!(linker, profiles, Profiles, |services| &services.profiles)
 }
 
 /// Recently fetched profiles, per (account, IGSID).

@@ -13,8 +13,8 @@ use wasmtime::component::Linker;
 
 use super::ServesHostCalls;
 use crate::graph::{GraphId, Username};
-use crate::plugin_api::public_profiles::{self as api, Host, PublicProfile};
-use crate::plugin_api::{Capability, HostError, HostResult, HostView, ViewOf};
+use crate::plugin_api::public_profiles::{Host, PublicProfile};
+use crate::plugin_api::{Capability, HostError, HostResult, HostView};
 
 /// The interface, and the capability importing it needs.
 pub(super) const IMPORT: super::Import = (
@@ -167,8 +167,8 @@ impl PublicProfiles {
 }
 
 pub(super) fn link<T: ServesHostCalls>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
-    api::add_to_linker::<T, ViewOf<PublicProfiles>>(linker, |host| {
-        host.view(|services| &services.public_profiles)
+    super::link_every_version!(linker, public_profiles, PublicProfiles, |services| {
+        &services.public_profiles
     })
 }
 

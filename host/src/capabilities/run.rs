@@ -7,14 +7,14 @@ use std::sync::atomic::Ordering;
 use wasmtime::component::Linker;
 
 use super::ServesHostCalls;
-use crate::plugin_api::run::{self as api, Host};
-use crate::plugin_api::{HostView, ViewOf};
+use crate::plugin_api::HostView;
+use crate::plugin_api::run::Host;
 
 /// Marks runs whose failure the plugin says is passing.
 pub struct Run;
 
 pub(super) fn link<T: ServesHostCalls>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
-    api::add_to_linker::<T, ViewOf<Run>>(linker, |host| host.view(|_| &Run))
+    super::link_every_version!(linker, run, Run, |_| &Run)
 }
 
 impl Host for HostView<'_, Run> {

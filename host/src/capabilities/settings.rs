@@ -5,14 +5,14 @@
 use wasmtime::component::Linker;
 
 use super::ServesHostCalls;
-use crate::plugin_api::settings::{self as api, Host};
-use crate::plugin_api::{HostView, ViewOf};
+use crate::plugin_api::HostView;
+use crate::plugin_api::settings::Host;
 
 /// Reads a plugin's settings; they travel with the plugin's identity.
 pub struct Settings;
 
 pub(super) fn link<T: ServesHostCalls>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
-    api::add_to_linker::<T, ViewOf<Settings>>(linker, |host| host.view(|_| &Settings))
+    super::link_every_version!(linker, settings, Settings, |_| &Settings)
 }
 
 impl Host for HostView<'_, Settings> {

@@ -194,7 +194,7 @@ fn list_line(event: &Value) -> String {
         .map(|run| {
             let state = match (run["outcome"].as_str(), run["retry_at_ms"].is_null()) {
                 (_, false) => " retrying",
-                (Some("ok"), true) => "",
+                (Some(outcome), true) if crate::inbox::is_settled(outcome) => "",
                 (_, true) => " dead",
             };
             format!(

@@ -10,6 +10,10 @@
 //! An event a quarantined plugin could not run on is not completed: it
 //! stays pending for that plugin, and the dispatcher takes it up again once
 //! the plugin comes back (its cool-down over, or an operator's resume).
+//!
+//! Plugins in an exclusive group take an event one after another, in
+//! priority order, until one handles it ([`groups`]); the others run side
+//! by side.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet};
@@ -19,13 +23,17 @@ use std::time::Duration;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+mod groups;
 mod retry;
 
+pub use groups::ExclusiveGroup;
+
 use crate::config::RuntimeConfig;
-use crate::inbox::{Inbox, InboxError, PendingEvent, RunRecord, Seq};
+use crate::events::Event;
+use crate::inbox::{self, Inbox, InboxError, PendingEvent, RunRecord, Seq};
 use crate::journal::{JournalStore, RunJournal, RunKey};
 use crate::metrics::Metrics;
-use crate::runtime::{RunOutcome, RunReceipt, Runtime};
+use crate::runtime::{LoadedPlugin, RunOutcome, RunReceipt, Runtime};
 use retry::RetrySchedule;
 
 /// Events read from the inbox per query.
@@ -57,6 +65,18 @@ pub(crate) struct Dispatcher {
     draining: AtomicBool,
     /// When failed runs are tried again.
     retries: RetrySchedule,
+    /// Plugins that answer an event once between them.
+    groups: Vec<ExclusiveGroup>,
+}
+
+/// What to do with an event now, given the runs recorded on it.
+struct Plan<'p> {
+    /// Plugins to run now.
+    run: Vec<&'p LoadedPlugin>,
+    /// Group members to record as skipped: another in their group answered.
+    skip: Vec<RunRecord>,
+    /// Subscribed plugins not yet finished with the event.
+    unfinished: usize,
 }
 
 /// An event waiting in its lane, ordered by when it happened, then by
@@ -102,6 +122,7 @@ impl Dispatcher {
         runtime: Arc<Runtime>,
         metrics: Arc<Metrics>,
         limits: &RuntimeConfig,
+        groups: Vec<ExclusiveGroup>,
     ) -> Arc<Self> {
         Arc::new(Self {
             inbox,
@@ -115,6 +136,7 @@ impl Dispatcher {
             deferred: AtomicBool::new(false),
             draining: AtomicBool::new(false),
             retries: RetrySchedule::new(limits.retry_schedule_ms.clone()),
+            groups,
         })
     }
 
@@ -179,24 +201,69 @@ impl Dispatcher {
 
     /// Whether to take `pending` now: not if it is already in flight, nor
     /// if every plugin it still waits for is quarantined or waiting for a
-    /// retry not yet due (it stays pending and is looked at again later).
+    /// retry not yet due, or for its turn in an exclusive group behind one
+    /// that is (it stays pending and is looked at again later).
     fn should_take(&self, pending: &PendingEvent) -> bool {
         if self.lock_in_flight().contains(&pending.seq) {
             return false;
         }
-        let now = crate::clock::now_ms();
-        let mut waiting_for = self.runtime.plugins().iter().filter(|plugin| {
-            plugin.info.subscription.matches(&pending.event)
-                && !pending.is_done_for(&plugin.info.id)
-        });
-        let runnable = waiting_for.clone().any(|plugin| {
-            plugin.breaker.accepts_runs() && pending.is_due_for(&plugin.info.id, now)
-        });
-        if waiting_for.next().is_some() && !runnable {
+        let plan = self.plan(&pending.event, &pending.runs, crate::clock::now_ms());
+        let runnable = plan.run.iter().any(|plugin| plugin.breaker.accepts_runs());
+        if plan.unfinished > 0 && plan.skip.is_empty() && !runnable {
             self.deferred.store(true, Ordering::Release);
             return false;
         }
         true
+    }
+
+    /// Which plugins run on `event` now, given its `runs` so far: each
+    /// subscribed plugin not finished with it and due, except that of an
+    /// exclusive group only the member whose turn it is runs.
+    fn plan(&self, event: &Event, runs: &[RunRecord], now_ms: u64) -> Plan<'_> {
+        let finished = |id: &str| inbox::is_done_for(runs, id);
+        let due = |id: &str| inbox::is_due_for(runs, id, now_ms);
+        let subscribed: Vec<&LoadedPlugin> = self
+            .runtime
+            .plugins()
+            .iter()
+            .filter(|plugin| plugin.info.subscription.matches(event))
+            .collect();
+        let mut plan = Plan {
+            run: Vec::new(),
+            skip: Vec::new(),
+            unfinished: subscribed.iter().filter(|p| !finished(&p.info.id)).count(),
+        };
+        let grouped = |id: &str| {
+            self.groups
+                .iter()
+                .any(|g| g.plugins.iter().any(|p| p == id))
+        };
+        plan.run.extend(subscribed.iter().copied().filter(|plugin| {
+            let id = plugin.info.id.as_str();
+            !grouped(id) && !finished(id) && due(id)
+        }));
+        for group in &self.groups {
+            let members: Vec<&str> = group
+                .plugins
+                .iter()
+                .map(String::as_str)
+                .filter(|id| subscribed.iter().any(|plugin| plugin.info.id == *id))
+                .collect();
+            match groups::turn(&members, runs) {
+                groups::Turn::Next(id) if due(id) => plan.run.extend(
+                    subscribed
+                        .iter()
+                        .copied()
+                        .find(|plugin| plugin.info.id == id),
+                ),
+                groups::Turn::Next(_) | groups::Turn::Done => {}
+                groups::Turn::Over { by, skip } => plan.skip.extend(
+                    skip.into_iter()
+                        .map(|id| groups::skipped(id, &group.name, by)),
+                ),
+            }
+        }
+        plan
     }
 
     fn lock_in_flight(&self) -> std::sync::MutexGuard<'_, HashSet<Seq>> {
@@ -317,63 +384,47 @@ impl Dispatcher {
     }
 
     /// Run every subscribed plugin on the event, side by side, so a slow or
-    /// hostile plugin does not hold up the others; record each run; then
+    /// hostile plugin does not hold up the others (an exclusive group's
+    /// members one at a time, until one handles it); record each run; then
     /// complete the event once every plugin is finished with it. A run that
     /// failed for a passing reason is scheduled again instead.
     async fn process(&self, pending: PendingEvent) {
         let event = Arc::clone(&pending.event);
-        let received_at_ms = pending.received_at_ms;
         // Windows and comments are noted before any plugin runs, so a reply
         // to this very message finds its window open.
-        while let Err(error) = self.runtime.observe(&event, received_at_ms).await {
+        while let Err(error) = self.runtime.observe(&event, pending.received_at_ms).await {
             tracing::error!(%error, "noting the event's window failed; retrying");
             tokio::time::sleep(STORAGE_RETRY).await;
         }
-        let now = crate::clock::now_ms();
-        let waiting_for: Vec<_> = self
-            .runtime
-            .plugins()
-            .iter()
-            .filter(|plugin| {
-                plugin.info.subscription.matches(&event) && !pending.is_done_for(&plugin.info.id)
-            })
-            .collect();
-        let due = waiting_for.len();
-        let runs = waiting_for
-            .into_iter()
-            .filter(|plugin| pending.is_due_for(&plugin.info.id, now))
-            .map(|plugin| async {
-                let journal = self
-                    .journal(pending.seq, &pending.journaled_plugins, &plugin.info.id)
-                    .await;
-                let receipt = self
-                    .runtime
-                    .run(plugin, Arc::clone(&event), received_at_ms, journal)
-                    .await;
-                log_receipt(&receipt);
-                self.metrics.receipt(&receipt);
-                if receipt.outcome.is_deferred() {
-                    return false;
-                }
-                let attempts = pending.attempts_of(&plugin.info.id) + 1;
-                let retry_at_ms =
-                    self.retries
-                        .next_attempt_at(&receipt, attempts, crate::clock::now_ms());
-                let record = RunRecord {
-                    plugin: receipt.plugin.clone(),
-                    outcome: receipt.outcome.label().to_owned(),
-                    detail: receipt.outcome.detail(),
-                    attempts,
-                    retry_at_ms,
-                };
-                log_disposition(&record);
+        let mut runs = pending.runs.clone();
+        // Each plugin runs once per take, whatever its retry schedule says.
+        let mut ran = HashSet::new();
+        let unfinished = loop {
+            let plan = self.plan(&event, &runs, crate::clock::now_ms());
+            let skipped = !plan.skip.is_empty();
+            for record in plan.skip {
                 self.retry_storage(|| self.inbox.record_run(pending.seq, record.clone()))
                     .await;
-                retry_at_ms.is_none()
-            });
-        let finished = futures::future::join_all(runs).await;
-        let completed = finished.len() == due
-            && finished.iter().all(|ran| *ran)
+                runs.push(record);
+            }
+            let now: Vec<_> = plan
+                .run
+                .into_iter()
+                .filter(|plugin| ran.insert(plugin.info.id.clone()))
+                .collect();
+            if now.is_empty() && !skipped {
+                break plan.unfinished;
+            }
+            let records = futures::future::join_all(
+                now.into_iter().map(|plugin| self.run_one(plugin, &pending)),
+            )
+            .await;
+            for record in records.into_iter().flatten() {
+                runs.retain(|run| run.plugin != record.plugin);
+                runs.push(record);
+            }
+        };
+        let completed = unfinished == 0
             && self
                 .retry_storage(|| self.inbox.complete(pending.seq))
                 .await;
@@ -382,6 +433,43 @@ impl Dispatcher {
             // (or replayed by an operator meanwhile): looked at again.
             self.deferred.store(true, Ordering::Release);
         }
+    }
+
+    /// Run `plugin` on `pending` and record the run; `None` if it did not
+    /// run (its quarantine began meanwhile).
+    async fn run_one(&self, plugin: &LoadedPlugin, pending: &PendingEvent) -> Option<RunRecord> {
+        let journal = self
+            .journal(pending.seq, &pending.journaled_plugins, &plugin.info.id)
+            .await;
+        let receipt = self
+            .runtime
+            .run(
+                plugin,
+                Arc::clone(&pending.event),
+                pending.received_at_ms,
+                journal,
+            )
+            .await;
+        log_receipt(&receipt);
+        self.metrics.receipt(&receipt);
+        if receipt.outcome.is_deferred() {
+            return None;
+        }
+        let attempts = pending.attempts_of(&plugin.info.id) + 1;
+        let retry_at_ms = self
+            .retries
+            .next_attempt_at(&receipt, attempts, crate::clock::now_ms());
+        let record = RunRecord {
+            plugin: receipt.plugin.clone(),
+            outcome: receipt.outcome.label().to_owned(),
+            detail: receipt.outcome.detail(),
+            attempts,
+            retry_at_ms,
+        };
+        log_disposition(&record);
+        self.retry_storage(|| self.inbox.record_run(pending.seq, record.clone()))
+            .await;
+        Some(record)
     }
 
     /// The journal of `plugin`'s run on the event at `seq`: read back if an
@@ -448,7 +536,7 @@ fn log_receipt(receipt: &RunReceipt) {
         tracing::debug!(plugin = %receipt.plugin, event = %receipt.event_key, "run deferred: the plugin is quarantined");
         return;
     }
-    if receipt.outcome == RunOutcome::Ok {
+    if matches!(receipt.outcome, RunOutcome::Ok | RunOutcome::Passed) {
         tracing::info!(
             plugin = %receipt.plugin, version = %receipt.version, event = %receipt.event_key,
             wall_us, upstream_us = receipt.upstream.as_micros() as u64, fuel = receipt.fuel_used,

@@ -152,23 +152,19 @@ pub struct PendingEvent {
 
 impl PendingEvent {
     fn run_of(&self, plugin: &str) -> Option<&RunRecord> {
-        self.runs.iter().find(|run| run.plugin == plugin)
+        run_of(&self.runs, plugin)
     }
 
     /// Whether `plugin` is finished with the event: its run ended for good
     /// (done, or a dead letter), with no retry to come.
     pub fn is_done_for(&self, plugin: &str) -> bool {
-        self.run_of(plugin)
-            .is_some_and(|run| run.retry_at_ms.is_none())
+        is_done_for(&self.runs, plugin)
     }
 
     /// Whether `plugin` should run on the event at `now_ms`: it is not
     /// finished, and any retry it waits for is due.
     pub fn is_due_for(&self, plugin: &str, now_ms: u64) -> bool {
-        match self.run_of(plugin) {
-            None => true,
-            Some(run) => run.retry_at_ms.is_some_and(|at| at <= now_ms),
-        }
+        is_due_for(&self.runs, plugin, now_ms)
     }
 
     /// How many times `plugin` has run on the event so far.
@@ -207,7 +203,42 @@ impl RunRecord {
 
     /// Whether this is a dead letter: it failed, and nothing will retry it.
     pub fn is_dead_letter(&self) -> bool {
-        self.outcome != "ok" && self.retry_at_ms.is_none()
+        !is_settled(&self.outcome) && self.retry_at_ms.is_none()
+    }
+
+    /// Whether the plugin is finished with the event, and not by failing.
+    pub fn is_settled(&self) -> bool {
+        is_settled(&self.outcome) && self.retry_at_ms.is_none()
+    }
+}
+
+/// Outcomes that end a plugin's part in an event without failing: it
+/// handled the event, passed, or was skipped because a plugin before it in
+/// its exclusive group handled it. Any other final outcome is a dead letter.
+pub const SETTLED_OUTCOMES: [&str; 3] = ["ok", "passed", "skipped"];
+
+/// [`SETTLED_OUTCOMES`], as an SQL list.
+pub(crate) const SETTLED_OUTCOMES_SQL: &str = "('ok', 'passed', 'skipped')";
+
+/// Whether a run that ended as `outcome` (a label) settled its event.
+pub fn is_settled(outcome: &str) -> bool {
+    SETTLED_OUTCOMES.contains(&outcome)
+}
+
+fn run_of<'r>(runs: &'r [RunRecord], plugin: &str) -> Option<&'r RunRecord> {
+    runs.iter().find(|run| run.plugin == plugin)
+}
+
+/// [`PendingEvent::is_done_for`], for an event whose runs so far are `runs`.
+pub fn is_done_for(runs: &[RunRecord], plugin: &str) -> bool {
+    run_of(runs, plugin).is_some_and(|run| run.retry_at_ms.is_none())
+}
+
+/// [`PendingEvent::is_due_for`], for an event whose runs so far are `runs`.
+pub fn is_due_for(runs: &[RunRecord], plugin: &str, now_ms: u64) -> bool {
+    match run_of(runs, plugin) {
+        None => true,
+        Some(run) => run.retry_at_ms.is_some_and(|at| at <= now_ms),
     }
 }
 
@@ -380,4 +411,15 @@ pub fn spawn_pruner(inbox: Arc<dyn Inbox>, retention: Duration) -> tokio::task::
             }
         }
     })
+}
+
+#[cfg(test)]
+mod settled_tests {
+    use super::*;
+
+    #[test]
+    fn the_sql_list_is_the_settled_outcomes() {
+        let quoted: Vec<String> = SETTLED_OUTCOMES.iter().map(|o| format!("'{o}'")).collect();
+        assert_eq!(SETTLED_OUTCOMES_SQL, format!("({})", quoted.join(", ")));
+    }
 }

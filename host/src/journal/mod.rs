@@ -275,6 +275,8 @@ fn failure_record(error: &HostError) -> String {
         HostError::Blocked => ("blocked", String::new()),
         HostError::PrivateAccount => ("private-account", String::new()),
         HostError::QuotaExceeded(text) => ("quota-exceeded", text.clone()),
+        HostError::Paused => ("paused", String::new()),
+        HostError::OptedOut => ("opted-out", String::new()),
     };
     serde_json::json!({ "error": kind, "detail": detail }).to_string()
 }
@@ -304,6 +306,8 @@ fn failure_from_record(record: &str) -> Option<HostError> {
         "blocked" => HostError::Blocked,
         "private-account" => HostError::PrivateAccount,
         "quota-exceeded" => HostError::QuotaExceeded(detail),
+        "paused" => HostError::Paused,
+        "opted-out" => HostError::OptedOut,
         _ => return None,
     })
 }

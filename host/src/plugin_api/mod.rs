@@ -1,5 +1,5 @@
 //! What a plugin sees, shared by both sides of the sandbox: the bindings of
-//! `wit/igloo.wit`, the capabilities a plugin may be granted, the errors
+//! each version of `igloo:plugin` under `wit/`, the capabilities a plugin may be granted, the errors
 //! host functions return, and the context of the run a host call serves.
 //!
 //! The runtime (which runs plugins) and the capabilities (which answer
@@ -12,8 +12,8 @@ mod context;
 use std::sync::atomic::Ordering;
 
 pub use bindings::{
-    Automation, AutomationPre, GuestEvent, HostError, comments, kv, log, messaging, profiles,
-    public_profiles, run, settings, types,
+    ApiVersion, GuestEvent, GuestInstance, GuestPre, HostError, Outcome, SERVED_VERSIONS, comments,
+    kv, log, messaging, profiles, public_profiles, run, settings, types, v0_1_0, v0_2_0,
 };
 pub use capability::{Capability, UnknownCapability};
 pub use context::{HostView, PluginInfo, RunContext, UpstreamClock, UpstreamWait, ViewOf};

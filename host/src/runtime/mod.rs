@@ -30,7 +30,7 @@ use crate::config::Config;
 use crate::events::{Event, Subscriptions};
 use crate::graph::GraphClient;
 use crate::journal::{JournalStop, RunJournal};
-use crate::plugin_api::{GuestEvent, RunContext, UpstreamClock};
+use crate::plugin_api::{GuestEvent, Outcome, RunContext, UpstreamClock};
 use crate::untrusted;
 
 /// How a run ended.
@@ -38,6 +38,9 @@ use crate::untrusted;
 pub enum RunOutcome {
     /// The plugin handled the event.
     Ok,
+    /// The plugin looked at the event and passed: it was not for it (in an
+    /// exclusive group, the next plugin gets its turn).
+    Passed,
     /// The plugin returned an error of its own (sanitised and bounded).
     PluginError(String),
     /// The plugin's own time (not counting waits on Meta) ran out.
@@ -68,6 +71,7 @@ impl RunOutcome {
     pub fn label(&self) -> &'static str {
         match self {
             RunOutcome::Ok => "ok",
+            RunOutcome::Passed => "passed",
             RunOutcome::PluginError(_) => "plugin-error",
             RunOutcome::Deadline => "deadline",
             RunOutcome::FuelExhausted => "fuel",
@@ -87,7 +91,7 @@ impl RunOutcome {
     /// What went wrong, for the operator; empty on success.
     pub fn detail(&self) -> String {
         match self {
-            RunOutcome::Ok => String::new(),
+            RunOutcome::Ok | RunOutcome::Passed => String::new(),
             RunOutcome::HostLimit(violation) => violation.to_string(),
             RunOutcome::PluginError(detail)
             | RunOutcome::Trap(detail)
@@ -111,6 +115,7 @@ impl RunOutcome {
         !matches!(
             self,
             RunOutcome::Ok
+                | RunOutcome::Passed
                 | RunOutcome::PluginError(_)
                 | RunOutcome::UpstreamTimeout
                 | RunOutcome::Quarantined
@@ -460,8 +465,7 @@ impl Runtime {
                 .map_err(|error| (true, error))?;
             instantiate = started.elapsed();
             instance
-                .igloo_plugin_handler()
-                .call_handle(&mut store, &guest_event)
+                .handle(&mut store, &guest_event)
                 .await
                 .map_err(|error| (false, error))
         };
@@ -473,9 +477,10 @@ impl Runtime {
         let state = store.data();
         receipt.outcome = match result {
             Err(outcome) => outcome,
-            Ok(Ok(Ok(()))) => RunOutcome::Ok,
+            Ok(Ok(Ok(Outcome::Handled))) => RunOutcome::Ok,
+            Ok(Ok(Ok(Outcome::Passed))) => RunOutcome::Passed,
             Ok(Ok(Err(plugin_error))) => RunOutcome::PluginError(untrusted::sanitize(
-                &plugin_error.message,
+                &plugin_error,
                 untrusted::MAX_RECORDED_BYTES,
             )),
             Ok(Err((instantiating, error))) => {

@@ -17,7 +17,7 @@ use super::manifest::{ManifestError, PluginManifest};
 use crate::capabilities::required_for_import;
 use crate::config::{PluginConfig, PluginSource, RuntimeConfig};
 use crate::events::{AccountScope, Subscription};
-use crate::plugin_api::{AutomationPre, Capability, PluginInfo, UnknownCapability};
+use crate::plugin_api::{Capability, GuestPre, PluginInfo, UnknownCapability};
 
 /// Why a plugin did not load. igloo starts without it, and `/healthz`
 /// shows it as failed with this error.
@@ -88,8 +88,9 @@ pub enum LoadError {
 pub struct LoadedPlugin {
     /// Its identity, subscriptions and grants.
     pub info: Arc<PluginInfo>,
-    /// Instantiates it cheaply, once per event.
-    pub pre: AutomationPre<InstanceState>,
+    /// Instantiates it cheaply, once per event, as the API version it
+    /// targets.
+    pub pre: GuestPre<InstanceState>,
     /// What each run may use.
     pub limits: Limits,
     /// Quarantines it when its runs keep crashing.
@@ -181,7 +182,7 @@ pub(super) fn load(
     let pre = linker
         .instantiate_pre(&component)
         .map_err(component_error)?;
-    let pre = AutomationPre::new(pre).map_err(component_error)?;
+    let pre = GuestPre::new(pre).map_err(component_error)?;
 
     let limits = Limits::new(runtime, manifest.limits);
     let accounts = AccountScope::intersect(&manifest.accounts, &config.accounts);

@@ -26,6 +26,7 @@ pub(super) async fn healthz(State(app): State<Arc<AppState>>) -> Result<Json<Val
                 "id": plugin.info.id,
                 "name": plugin.info.name,
                 "version": plugin.info.version,
+                "api": format!("igloo:plugin@{}", plugin.pre.version().as_str()),
                 "state": if breaker.quarantined { "quarantined" } else { "active" },
                 "consecutive_failures": breaker.consecutive_failures,
                 "quarantine_remaining_secs": breaker.remaining.map(|left| left.as_secs()),

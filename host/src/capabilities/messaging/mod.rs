@@ -16,10 +16,8 @@ use super::ServesHostCalls;
 use crate::clock::now_ms;
 use crate::graph::{GraphClient, GraphError, GraphId, MessageId, SendRequest, WebUrl};
 use crate::journal::Call;
-use crate::plugin_api::messaging::{
-    self as api, Content, Host, MediaKind, Outgoing, Recipient, Sent,
-};
-use crate::plugin_api::{Capability, HostError, HostResult, HostView, ViewOf};
+use crate::plugin_api::messaging::{Content, Host, MediaKind, Outgoing, Recipient, Sent};
+use crate::plugin_api::{Capability, HostError, HostResult, HostView};
 use crate::state::HostState;
 
 /// The interface, and the capabilities importing it needs (either).
@@ -42,9 +40,7 @@ impl Messaging {
 }
 
 pub(super) fn link<T: ServesHostCalls>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
-    api::add_to_linker::<T, ViewOf<Messaging>>(linker, |host| {
-        host.view(|services| &services.messaging)
-    })
+    super::link_every_version!(linker, messaging, Messaging, |services| &services.messaging)
 }
 
 impl HostView<'_, Messaging> {

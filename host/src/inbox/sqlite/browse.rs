@@ -5,7 +5,8 @@ use rusqlite::{Connection, OptionalExtension, Transaction, params};
 
 use super::{journal, read_runs};
 use crate::inbox::{
-    EventDetail, EventFilter, EventSummary, JournaledCall, ReplayRequest, Replayed, Seq,
+    EventDetail, EventFilter, EventSummary, JournaledCall, ReplayRequest, Replayed,
+    SETTLED_OUTCOMES_SQL, Seq,
 };
 
 /// What a summary reads, from `events e`.
@@ -46,7 +47,7 @@ pub(super) fn list(
            AND (NOT ?6 OR EXISTS (SELECT 1 FROM runs r WHERE r.seq = e.seq
                  AND (?7 IS NULL OR r.plugin = ?7)
                  AND (?8 IS NULL OR r.outcome = ?8)
-                 AND (NOT ?9 OR (r.outcome != 'ok' AND r.retry_at_ms IS NULL))))
+                 AND (NOT ?9 OR (r.outcome NOT IN {SETTLED_OUTCOMES_SQL} AND r.retry_at_ms IS NULL))))
          ORDER BY e.seq DESC LIMIT ?10"
     ))?;
     let rows = select.query_map(
@@ -133,7 +134,7 @@ pub(super) fn replay(
     for run in named {
         if run.is_dead_letter() {
             chosen.push(run.plugin.clone());
-        } else if run.outcome == "ok" && run.retry_at_ms.is_none() {
+        } else if run.is_settled() {
             handled.push(run.plugin.clone());
         }
     }

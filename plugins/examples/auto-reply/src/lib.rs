@@ -3,17 +3,19 @@
 //! Settings: `reply`, the text to send (a friendly default otherwise);
 //! `{text}` in it stands for the message being answered.
 
-use igloo_plugin_sdk::{Envelope, Message, Plugin, PluginError, config, log, messaging};
+use igloo_plugin_sdk::{
+    Envelope, Handled, Message, Outcome, Passed, Plugin, PluginError, config, log, messaging,
+};
 
 const DEFAULT_REPLY: &str = "Thanks for your message! We'll get back to you soon.";
 
 struct AutoReply;
 
 impl Plugin for AutoReply {
-    fn on_message(_envelope: &Envelope, message: &Message) -> Result<(), PluginError> {
+    fn on_message(_envelope: &Envelope, message: &Message) -> Result<Outcome, PluginError> {
         // Attachments, stickers and the like carry no text: nothing to answer.
         if message.text.as_deref().is_none_or(str::is_empty) {
-            return Ok(());
+            return Ok(Passed);
         }
         let text = message.text.as_deref().unwrap_or_default();
         let reply = config::get("reply")
@@ -24,7 +26,7 @@ impl Plugin for AutoReply {
             log::Level::Info,
             &format!("replied to {} with {}", sent.recipient_id, sent.message_id),
         );
-        Ok(())
+        Ok(Handled)
     }
 }
 

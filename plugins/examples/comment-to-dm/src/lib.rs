@@ -5,7 +5,10 @@
 //! `dm` (the private reply), `public_reply` (the public one; empty for none).
 
 use igloo_plugin_sdk::messaging::{Content, Outgoing, Recipient};
-use igloo_plugin_sdk::{Comment, Envelope, Plugin, PluginError, comments, config, log, messaging};
+use igloo_plugin_sdk::{
+    Comment, Envelope, Handled, Outcome, Passed, Plugin, PluginError, comments, config, log,
+    messaging,
+};
 
 struct CommentToDm;
 
@@ -14,10 +17,10 @@ fn setting(key: &str, default: &str) -> String {
 }
 
 impl Plugin for CommentToDm {
-    fn on_comment(_: &Envelope, comment: &Comment) -> Result<(), PluginError> {
+    fn on_comment(_: &Envelope, comment: &Comment) -> Result<Outcome, PluginError> {
         let keyword = setting("keyword", "PRICE").to_lowercase();
         if !comment.text.to_lowercase().contains(&keyword) {
-            return Ok(());
+            return Ok(Passed);
         }
         let dm = setting("dm", "Thanks for asking! Here are the details.");
         let private = Outgoing {
@@ -40,7 +43,7 @@ impl Plugin for CommentToDm {
         if !public.is_empty() {
             comments::reply(&comment.id, &public)?;
         }
-        Ok(())
+        Ok(Handled)
     }
 }
 

@@ -7,7 +7,9 @@
 //! with the questions.
 
 use igloo_plugin_sdk::messaging::{Content, Outgoing, QuickReply, Recipient};
-use igloo_plugin_sdk::{Envelope, Message, Plugin, PluginError, Postback, config, messaging};
+use igloo_plugin_sdk::{
+    Envelope, Handled, Message, Outcome, Plugin, PluginError, Postback, config, messaging,
+};
 
 struct FaqBot;
 
@@ -47,15 +49,17 @@ fn offer_questions(to: &str) -> Result<(), PluginError> {
 }
 
 impl Plugin for FaqBot {
-    fn on_postback(_: &Envelope, postback: &Postback) -> Result<(), PluginError> {
-        answer(&postback.sender_id, &postback.payload)
+    fn on_postback(_: &Envelope, postback: &Postback) -> Result<Outcome, PluginError> {
+        answer(&postback.sender_id, &postback.payload)?;
+        Ok(Handled)
     }
 
-    fn on_message(_: &Envelope, message: &Message) -> Result<(), PluginError> {
+    fn on_message(_: &Envelope, message: &Message) -> Result<Outcome, PluginError> {
         match &message.quick_reply_payload {
-            Some(payload) => answer(&message.sender_id, payload),
-            None => offer_questions(&message.sender_id),
+            Some(payload) => answer(&message.sender_id, payload)?,
+            None => offer_questions(&message.sender_id)?,
         }
+        Ok(Handled)
     }
 }
 

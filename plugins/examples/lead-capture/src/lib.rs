@@ -3,7 +3,9 @@
 //! email and a phone number, one step per message. Progress is kept in kv,
 //! so every event runs in a fresh instance and still knows where it was.
 
-use igloo_plugin_sdk::{Envelope, Message, Plugin, PluginError, kv, messaging, profiles};
+use igloo_plugin_sdk::{
+    Envelope, Handled, Message, Outcome, Passed, Plugin, PluginError, kv, messaging, profiles,
+};
 
 struct LeadCapture;
 
@@ -24,7 +26,7 @@ fn set(person: &str, field: &str, value: &str) -> Result<(), PluginError> {
 }
 
 impl Plugin for LeadCapture {
-    fn on_message(_: &Envelope, message: &Message) -> Result<(), PluginError> {
+    fn on_message(_: &Envelope, message: &Message) -> Result<Outcome, PluginError> {
         let person = &message.sender_id;
         let text = message.text.as_deref().unwrap_or_default().trim();
         let reply = match get(person, "step")?.as_deref() {
@@ -52,10 +54,10 @@ impl Plugin for LeadCapture {
                 "Got it, we'll be in touch soon!".to_owned()
             }
             Some("phone") => "Could you send the number with its digits?".to_owned(),
-            Some(_) => return Ok(()),
+            Some(_) => return Ok(Passed),
         };
         messaging::send_text(person, &reply)?;
-        Ok(())
+        Ok(Handled)
     }
 }
 

@@ -1,6 +1,6 @@
 //! Recurses without end: wasm's stack limit must trap it.
 
-use igloo_plugin_sdk::{Envelope, Message, Plugin, PluginError};
+use igloo_plugin_sdk::{Envelope, Handled, Message, Outcome, Plugin, PluginError};
 
 struct DeepRecursion;
 
@@ -16,10 +16,10 @@ fn descend(depth: u64, trail: &mut [u64; 16]) -> u64 {
 }
 
 impl Plugin for DeepRecursion {
-    fn on_message(_: &Envelope, _: &Message) -> Result<(), PluginError> {
+    fn on_message(_: &Envelope, _: &Message) -> Result<Outcome, PluginError> {
         let mut trail = [0u64; 16];
         std::hint::black_box(descend(0, &mut trail));
-        Ok(())
+        Ok(Handled)
     }
 }
 

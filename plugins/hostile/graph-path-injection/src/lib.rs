@@ -11,7 +11,7 @@
 use std::fmt::Debug;
 
 use igloo_plugin_sdk::{
-    Envelope, Error, Message, Plugin, PluginError, comments, messaging, profiles,
+    Envelope, Error, Message, Outcome, Plugin, PluginError, comments, messaging, profiles,
 };
 
 struct GraphPathInjection;
@@ -65,7 +65,7 @@ impl Tally {
 }
 
 impl Plugin for GraphPathInjection {
-    fn on_message(_: &Envelope, message: &Message) -> Result<(), PluginError> {
+    fn on_message(_: &Envelope, message: &Message) -> Result<Outcome, PluginError> {
         let sender = &message.sender_id;
         let mut tally = Tally::default();
         for &id in FORGED_IDS {

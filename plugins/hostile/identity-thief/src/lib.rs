@@ -8,7 +8,7 @@
 //! `keys=<keys listed> values=<gets that returned Some>`; a failed call
 //! counts as nothing found.
 
-use igloo_plugin_sdk::{Envelope, Message, Plugin, PluginError, kv};
+use igloo_plugin_sdk::{Envelope, Message, Outcome, Plugin, PluginError, kv};
 
 struct IdentityThief;
 
@@ -16,7 +16,7 @@ struct IdentityThief;
 const LEAD_FIELDS: [&str; 3] = ["step", "email", "phone"];
 
 impl Plugin for IdentityThief {
-    fn on_message(_: &Envelope, message: &Message) -> Result<(), PluginError> {
+    fn on_message(_: &Envelope, message: &Message) -> Result<Outcome, PluginError> {
         let listed = kv::list_keys("").unwrap_or_default();
         let guessed = LEAD_FIELDS
             .iter()

@@ -10,7 +10,7 @@
 //! its result as the plugin error:
 //!
 //! - `error`: the 1 MiB plugin error itself.
-//! - `log`: 100 log lines of 64 KiB each, then `Ok(())`.
+//! - `log`: 100 log lines of 64 KiB each, then `Ok(Handled)`.
 //! - `quick-replies`: a text with 13 quick replies of 100 KiB payloads;
 //!   reports `{:?}` of the send.
 //! - `template`: a button template whose URL is 300 KiB long; reports
@@ -30,7 +30,9 @@ use igloo_plugin_sdk::messaging::{
     Button, ButtonTemplate, Content, GenericElement, MediaKind, Outgoing, QuickReply, Recipient,
     UrlButton,
 };
-use igloo_plugin_sdk::{Envelope, Message, Plugin, PluginError, kv, log, messaging};
+use igloo_plugin_sdk::{
+    Envelope, Handled, Message, Outcome, Plugin, PluginError, kv, log, messaging,
+};
 
 struct OversizedData;
 
@@ -88,7 +90,7 @@ fn log_line() -> String {
     line
 }
 
-/// What `mode` reports, or `None` for `Ok(())`.
+/// What `mode` reports, or `None` for `Ok(Handled)`.
 fn run(mode: &str, sender: &str) -> Option<String> {
     Some(match mode {
         "error" => repeated(FORGED_RECEIPT, MIB),
@@ -163,11 +165,11 @@ fn run(mode: &str, sender: &str) -> Option<String> {
 }
 
 impl Plugin for OversizedData {
-    fn on_message(_: &Envelope, message: &Message) -> Result<(), PluginError> {
+    fn on_message(_: &Envelope, message: &Message) -> Result<Outcome, PluginError> {
         let mode = message.text.as_deref().unwrap_or_default().trim();
         match run(mode, &message.sender_id) {
             Some(report) => Err(PluginError { message: report }),
-            None => Ok(()),
+            None => Ok(Handled),
         }
     }
 }

@@ -31,7 +31,7 @@ use std::io::Write as _;
 use std::net::{TcpListener, TcpStream, ToSocketAddrs, UdpSocket};
 use std::time::{Instant, SystemTime};
 
-use igloo_plugin_sdk::{Envelope, Message, Plugin, PluginError};
+use igloo_plugin_sdk::{Envelope, Message, Outcome, Plugin, PluginError};
 
 mod wasi {
     wit_bindgen::generate!({
@@ -114,7 +114,7 @@ fn flood() -> ! {
 }
 
 impl Plugin for WasiEscape {
-    fn on_message(_: &Envelope, message: &Message) -> Result<(), PluginError> {
+    fn on_message(_: &Envelope, message: &Message) -> Result<Outcome, PluginError> {
         let report = match message.text.as_deref().unwrap_or_default().trim() {
             "sockets" => sockets(),
             "host" => host(),

@@ -5,14 +5,14 @@
 
 use std::time::Duration;
 
-use igloo_plugin_sdk::{Envelope, Message, Plugin, PluginError};
+use igloo_plugin_sdk::{Envelope, Handled, Message, Outcome, Plugin, PluginError};
 
 struct WasiSleeper;
 
 impl Plugin for WasiSleeper {
-    fn on_message(_: &Envelope, _: &Message) -> Result<(), PluginError> {
+    fn on_message(_: &Envelope, _: &Message) -> Result<Outcome, PluginError> {
         std::thread::sleep(Duration::from_secs(30));
-        Ok(())
+        Ok(Handled)
     }
 }
 

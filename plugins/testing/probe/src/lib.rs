@@ -2,14 +2,19 @@
 //! command naming one host call; the probe makes it and returns the
 //! result, debug-printed, as its plugin error, so the test reads it from
 //! the run's record. One plugin reaches every host function.
+//!
+//! With `"then": "handle"` or `"then": "pass"`, the probe makes the call
+//! and ends its run that way instead, reporting nothing (for exclusive
+//! groups). `"then"` may also map the probe's `role` setting to either, so
+//! probes sharing an event end it differently.
 
 use igloo_plugin_sdk::messaging::{
     Button, ButtonTemplate, Content, GenericElement, Media, MediaKind, MediaSource, Outgoing,
     PostbackButton, QuickReply, Recipient, UrlButton,
 };
 use igloo_plugin_sdk::{
-    Comment, Envelope, Message, Plugin, PluginError, comments, kv, messaging, profiles,
-    public_profiles,
+    Comment, Envelope, Handled, Message, Outcome, Passed, Plugin, PluginError, comments, config,
+    kv, messaging, profiles, public_profiles,
 };
 use serde_json::Value;
 
@@ -173,21 +178,29 @@ fn run(command: &Value) -> String {
     }
 }
 
-fn report(text: &str) -> Result<(), PluginError> {
+fn report(text: &str) -> Result<Outcome, PluginError> {
     let command: Value = serde_json::from_str(text).map_err(|error| PluginError {
         message: format!("bad command: {error}"),
     })?;
-    Err(PluginError {
-        message: run(&command),
-    })
+    let result = run(&command);
+    let then = &command["then"];
+    let then = match config::get("role") {
+        Some(role) if then.is_object() => &then[role.as_str()],
+        _ => then,
+    };
+    match then.as_str() {
+        Some("handle") => Ok(Handled),
+        Some("pass") => Ok(Passed),
+        _ => Err(PluginError { message: result }),
+    }
 }
 
 impl Plugin for Probe {
-    fn on_message(_: &Envelope, message: &Message) -> Result<(), PluginError> {
+    fn on_message(_: &Envelope, message: &Message) -> Result<Outcome, PluginError> {
         report(message.text.as_deref().unwrap_or_default())
     }
 
-    fn on_comment(_: &Envelope, comment: &Comment) -> Result<(), PluginError> {
+    fn on_comment(_: &Envelope, comment: &Comment) -> Result<Outcome, PluginError> {
         report(&comment.text)
     }
 }

@@ -1,14 +1,14 @@
-//! The generated bindings of `wit/igloo.wit`, private to this module and
-//! re-exported under short names, with the conversion from igloo's event
-//! model to the guest's.
+//! `igloo:plugin@0.2.0`, the current API: its generated bindings, which
+//! host functions implement, and the conversion from igloo's event model
+//! to the guest's.
 
 #[expect(
     missing_docs,
-    reason = "generated from wit/igloo.wit, which documents every item"
+    reason = "generated from wit/v0.2.0/igloo.wit, which documents every item"
 )]
 mod generated {
     wasmtime::component::bindgen!({
-        path: "../wit",
+        path: "../wit/v0.2.0",
         world: "automation",
         imports: {
             "igloo:plugin/messaging": async | trappable,
@@ -21,10 +21,13 @@ mod generated {
         // Host functions return `HostResult`: checks compose with `?`, and
         // a trap stays distinct from a refusal the plugin sees.
         trappable_error_type: { "igloo:plugin/types.error" => crate::plugin_api::HostFailure },
+        // Older API versions are served by converting their values to and
+        // from these through their (identical) serde forms.
+        additional_derives: [serde::Serialize, serde::Deserialize],
     });
 }
 
-pub use generated::igloo::plugin::types::{Error as HostError, Event as GuestEvent};
+pub use generated::igloo::plugin::types::{Error as HostError, Event as GuestEvent, Outcome};
 pub use generated::igloo::plugin::{
     comments, config as settings, kv, log, messaging, profiles, public_profiles, run, types,
 };

@@ -1,0 +1,195 @@
+//! Exclusive groups: one answer per event. The plugins of a group take the
+//! event in priority order, one at a time; the first that handles it ends
+//! the group's turn, and the rest are skipped. A plugin that passes hands
+//! the turn to the next. A plugin that fails for good (a dead letter) also
+//! ends the turn: it may have sent something before failing, and a second
+//! answer is what a group exists to prevent. While a member waits for its
+//! retry or its quarantine to end, the members after it wait too.
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+
+use crate::inbox::RunRecord;
+
+/// The outcome label of a member skipped because another handled the event.
+pub(crate) const SKIPPED: &str = "skipped";
+/// The outcome label of a plugin that passed.
+const PASSED: &str = "passed";
+
+/// `[[exclusive_groups]]`: plugins that answer an event once between them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExclusiveGroup {
+    /// The group's name, for the operator.
+    pub name: String,
+    /// Plugin ids, highest priority first.
+    pub plugins: Vec<String>,
+}
+
+impl ExclusiveGroup {
+    /// Check `groups` against the configured plugin ids: each member is a
+    /// configured plugin, in one group at most, and names are unique.
+    pub fn validate<'a>(
+        groups: &[ExclusiveGroup],
+        plugin_ids: impl IntoIterator<Item = &'a str>,
+    ) -> Result<(), String> {
+        let configured: BTreeSet<&str> = plugin_ids.into_iter().collect();
+        let mut names = BTreeSet::new();
+        let mut grouped = BTreeSet::new();
+        for group in groups {
+            if !names.insert(group.name.as_str()) {
+                return Err(format!("exclusive group `{}` is defined twice", group.name));
+            }
+            if group.plugins.is_empty() {
+                return Err(format!("exclusive group `{}` has no plugins", group.name));
+            }
+            for plugin in &group.plugins {
+                if !configured.contains(plugin.as_str()) {
+                    return Err(format!(
+                        "exclusive group `{}` names `{plugin}`, which is not a configured plugin",
+                        group.name
+                    ));
+                }
+                if !grouped.insert(plugin.as_str()) {
+                    return Err(format!(
+                        "plugin `{plugin}` is in more than one exclusive group (or twice in `{}`)",
+                        group.name
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Where a group's turn on an event stands.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Turn<'a> {
+    /// This member has the turn: it runs (when due), and the members after
+    /// it wait.
+    Next(&'a str),
+    /// `by` ended the turn; these members, not yet finished, are skipped.
+    Over { by: &'a str, skip: Vec<&'a str> },
+    /// Every member passed (or has finished).
+    Done,
+}
+
+/// The turn of `members` (the group's plugins subscribed to the event, in
+/// priority order) on an event whose runs so far are `runs`.
+pub(crate) fn turn<'a>(members: &[&'a str], runs: &[RunRecord]) -> Turn<'a> {
+    let run_of = |member: &str| runs.iter().find(|run| run.plugin == member);
+    for (at, member) in members.iter().enumerate() {
+        match run_of(member) {
+            None => return Turn::Next(member),
+            Some(run) if run.retry_at_ms.is_some() => return Turn::Next(member),
+            Some(run) if run.outcome == PASSED => continue,
+            // Skipped already: an earlier member ended the turn before.
+            Some(run) if run.outcome == SKIPPED => continue,
+            Some(_) => {
+                let skip = members[at + 1..]
+                    .iter()
+                    .copied()
+                    .filter(|later| !crate::inbox::is_done_for(runs, later))
+                    .collect();
+                return Turn::Over { by: member, skip };
+            }
+        }
+    }
+    Turn::Done
+}
+
+/// The record of `plugin`, skipped in `group` because `by` ended the turn.
+pub(crate) fn skipped(plugin: &str, group: &str, by: &str) -> RunRecord {
+    RunRecord::finished(
+        plugin,
+        SKIPPED,
+        &format!("exclusive group `{group}`: `{by}` answered the event"),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pending(runs: &[(&str, &str, Option<u64>)]) -> Vec<RunRecord> {
+        runs.iter()
+            .map(|(plugin, outcome, retry_at_ms)| RunRecord {
+                retry_at_ms: *retry_at_ms,
+                ..RunRecord::finished(plugin, outcome, "")
+            })
+            .collect()
+    }
+
+    const GROUP: &[&str] = &["a", "b", "c"];
+
+    #[test]
+    fn the_first_member_has_the_turn_until_it_runs() {
+        assert_eq!(turn(GROUP, &pending(&[])), Turn::Next("a"));
+        assert_eq!(
+            turn(GROUP, &pending(&[("a", "plugin-error", Some(5))])),
+            Turn::Next("a"),
+            "a retry to come keeps the turn"
+        );
+    }
+
+    #[test]
+    fn passing_hands_the_turn_on() {
+        assert_eq!(
+            turn(GROUP, &pending(&[("a", "passed", None)])),
+            Turn::Next("b")
+        );
+        let all_passed = [
+            ("a", "passed", None),
+            ("b", "passed", None),
+            ("c", "passed", None),
+        ];
+        assert_eq!(turn(GROUP, &pending(&all_passed)), Turn::Done);
+    }
+
+    #[test]
+    fn handling_or_failing_for_good_ends_the_turn() {
+        for outcome in ["ok", "plugin-error", "trap"] {
+            assert_eq!(
+                turn(
+                    GROUP,
+                    &pending(&[("a", "passed", None), ("b", outcome, None)])
+                ),
+                Turn::Over {
+                    by: "b",
+                    skip: vec!["c"]
+                },
+                "{outcome}"
+            );
+        }
+        let recorded = [
+            ("a", "ok", None),
+            ("b", SKIPPED, None),
+            ("c", SKIPPED, None),
+        ];
+        assert_eq!(
+            turn(GROUP, &pending(&recorded)),
+            Turn::Over {
+                by: "a",
+                skip: vec![]
+            }
+        );
+    }
+
+    #[test]
+    fn a_member_in_two_groups_or_unknown_is_refused() {
+        let group = |name: &str, plugins: &[&str]| ExclusiveGroup {
+            name: name.into(),
+            plugins: plugins.iter().map(|p| (*p).to_owned()).collect(),
+        };
+        let ids = ["a", "b", "c"];
+        assert!(ExclusiveGroup::validate(&[group("g", &["a", "b"])], ids).is_ok());
+        assert!(
+            ExclusiveGroup::validate(&[group("g", &["a", "b"]), group("h", &["b"])], ids).is_err()
+        );
+        assert!(ExclusiveGroup::validate(&[group("g", &["a", "a"])], ids).is_err());
+        assert!(ExclusiveGroup::validate(&[group("g", &["z"])], ids).is_err());
+        assert!(ExclusiveGroup::validate(&[group("g", &[])], ids).is_err());
+        assert!(ExclusiveGroup::validate(&[group("g", &["a"]), group("g", &["b"])], ids).is_err());
+    }
+}

@@ -1,0 +1,158 @@
+//! The plugin API's versions, each frozen in its own folder under `wit/`,
+//! and the one place that knows there are several. Host functions are
+//! written once, against the current version ([`v0_2_0`]); an older version
+//! adapts its calls to them. A component's exports say which version it
+//! targets, and it is instantiated and called as that version, as Zed's
+//! extension host does across its frozen API versions.
+
+pub mod v0_1_0;
+pub mod v0_2_0;
+
+use wasmtime::Store;
+use wasmtime::component::InstancePre;
+
+pub use v0_2_0::*;
+
+/// The versions of `igloo:plugin` this host serves, oldest first.
+pub const SERVED_VERSIONS: &[&str] = &["0.1.0", "0.2.0"];
+
+/// The `igloo:plugin` version a component targets, read from the handler
+/// it exports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApiVersion {
+    /// `igloo:plugin@0.1.0`: `handle` answers nothing on success.
+    V0_1_0,
+    /// `igloo:plugin@0.2.0`: the current version.
+    V0_2_0,
+}
+
+impl ApiVersion {
+    /// The version, as WIT writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ApiVersion::V0_1_0 => "0.1.0",
+            ApiVersion::V0_2_0 => "0.2.0",
+        }
+    }
+
+    /// The version whose handler `export` is, if this host serves it.
+    fn of_export(export: &str) -> Option<Self> {
+        match export.strip_prefix("igloo:plugin/handler@")? {
+            "0.1.0" => Some(ApiVersion::V0_1_0),
+            "0.2.0" => Some(ApiVersion::V0_2_0),
+            _ => None,
+        }
+    }
+}
+
+/// A component pre-linked as the API version it targets.
+pub enum GuestPre<T: 'static> {
+    /// A 0.1.0 plugin.
+    V0_1_0(v0_1_0::AutomationPre<T>),
+    /// A plugin of the current version.
+    V0_2_0(AutomationPre<T>),
+}
+
+/// An instance of a plugin, as the API version it targets.
+pub enum GuestInstance {
+    /// A 0.1.0 plugin.
+    V0_1_0(v0_1_0::Automation),
+    /// A plugin of the current version.
+    V0_2_0(Automation),
+}
+
+impl<T: Send + 'static> GuestPre<T> {
+    /// Pre-link `pre` as the API version its handler export names.
+    pub fn new(pre: InstancePre<T>) -> wasmtime::Result<Self> {
+        let component = pre.component();
+        let handlers: Vec<String> = component
+            .component_type()
+            .exports(component.engine())
+            .map(|(name, _)| name.to_owned())
+            .filter(|name| name.starts_with("igloo:plugin/handler"))
+            .collect();
+        let version = handlers.iter().find_map(|name| ApiVersion::of_export(name));
+        match version {
+            Some(ApiVersion::V0_1_0) => Ok(Self::V0_1_0(v0_1_0::AutomationPre::new(pre)?)),
+            Some(ApiVersion::V0_2_0) => Ok(Self::V0_2_0(AutomationPre::new(pre)?)),
+            None => Err(wasmtime::format_err!(
+                "the component exports {}; this igloo serves igloo:plugin/handler at versions {}",
+                if handlers.is_empty() {
+                    "no igloo:plugin/handler".to_owned()
+                } else {
+                    handlers.join(", ")
+                },
+                SERVED_VERSIONS.join(", ")
+            )),
+        }
+    }
+
+    /// The API version the plugin targets.
+    pub fn version(&self) -> ApiVersion {
+        match self {
+            GuestPre::V0_1_0(_) => ApiVersion::V0_1_0,
+            GuestPre::V0_2_0(_) => ApiVersion::V0_2_0,
+        }
+    }
+
+    /// A fresh instance in `store`.
+    pub async fn instantiate_async(&self, store: &mut Store<T>) -> wasmtime::Result<GuestInstance> {
+        Ok(match self {
+            GuestPre::V0_1_0(pre) => GuestInstance::V0_1_0(pre.instantiate_async(store).await?),
+            GuestPre::V0_2_0(pre) => GuestInstance::V0_2_0(pre.instantiate_async(store).await?),
+        })
+    }
+}
+
+impl GuestInstance {
+    /// Call the plugin's `handle` on `event`. A 0.1.0 plugin that returns
+    /// without error handled the event (it cannot pass).
+    pub async fn handle<T: Send + 'static>(
+        &self,
+        store: &mut Store<T>,
+        event: &GuestEvent,
+    ) -> wasmtime::Result<Result<Outcome, String>> {
+        match self {
+            GuestInstance::V0_2_0(instance) => Ok(instance
+                .igloo_plugin_handler()
+                .call_handle(store, event)
+                .await?
+                .map_err(|error| error.message)),
+            GuestInstance::V0_1_0(instance) => {
+                let event = v0_1_0::guest_event(event)?;
+                Ok(instance
+                    .igloo_plugin_handler()
+                    .call_handle(store, &event)
+                    .await?
+                    .map(|()| Outcome::Handled)
+                    .map_err(|error| error.message))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_handler_export_names_its_version() {
+        assert_eq!(
+            ApiVersion::of_export("igloo:plugin/handler@0.1.0"),
+            Some(ApiVersion::V0_1_0)
+        );
+        assert_eq!(
+            ApiVersion::of_export("igloo:plugin/handler@0.2.0"),
+            Some(ApiVersion::V0_2_0)
+        );
+        assert_eq!(ApiVersion::of_export("igloo:plugin/handler@0.3.0"), None);
+        assert_eq!(ApiVersion::of_export("other:plugin/handler@0.2.0"), None);
+        for version in SERVED_VERSIONS {
+            let export = format!("igloo:plugin/handler@{version}");
+            assert_eq!(
+                ApiVersion::of_export(&export).map(ApiVersion::as_str),
+                Some(*version)
+            );
+        }
+    }
+}

@@ -1,0 +1,126 @@
+//! Exclusive groups: one answer per event between the group's plugins, in
+//! priority order; plugins outside the group are not affected.
+
+use igloo::config::ExclusiveGroup;
+use igloo::inbox::RunRecord;
+use igloo_tests::{FakeGraph, TestIgloo, install_probe, live_config};
+use serde_json::{Value, json};
+
+/// Everything the probe imports.
+const PROBE_GRANTS: &[&str] = &[
+    "messages:reply",
+    "comments:reply",
+    "profiles:read",
+    "profiles:public-lookup",
+    "kv",
+];
+
+/// Probes `first`, `second` (grouped, in that order) and `outside`, each
+/// told its role; the events to run are posted by the tests.
+async fn start() -> (FakeGraph, TestIgloo, tempfile::TempDir) {
+    let graph = FakeGraph::start().await;
+    let plugins = tempfile::tempdir().unwrap();
+    let mut config = live_config(&graph);
+    config.plugins = ["first", "second", "outside"]
+        .into_iter()
+        .map(|role| {
+            let mut plugin = install_probe(plugins.path(), role, PROBE_GRANTS);
+            plugin.settings.insert("role".into(), role.into());
+            plugin
+        })
+        .collect();
+    config.exclusive_groups = vec![ExclusiveGroup {
+        name: "keywords".into(),
+        plugins: vec!["first".into(), "second".into()],
+    }];
+    let igloo = TestIgloo::start(config).await;
+    (graph, igloo, plugins)
+}
+
+/// Post `command` from person 1001 and return the runs recorded on it.
+async fn runs_on(igloo: &TestIgloo, command: Value) -> Vec<RunRecord> {
+    let before = igloo.wait_until_idle().await.events;
+    igloo
+        .post_webhook(&igloo_tests::webhook::message("1001", &command.to_string()).body())
+        .await;
+    igloo.wait_until_idle().await;
+    let mut runs = igloo.inbox.runs((before + 1) as i64).await.unwrap();
+    runs.sort_by(|a, b| a.plugin.cmp(&b.plugin));
+    runs
+}
+
+fn outcomes(runs: &[RunRecord]) -> Vec<(&str, &str)> {
+    runs.iter()
+        .map(|run| (run.plugin.as_str(), run.outcome.as_str()))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_first_handling_plugin_of_a_group_answers() {
+    let (graph, igloo, _plugins) = start().await;
+    let runs = runs_on(
+        &igloo,
+        json!({"op": "send_text", "to": "1001", "text": "hi", "then": "handle"}),
+    )
+    .await;
+    assert_eq!(
+        outcomes(&runs),
+        [("first", "ok"), ("outside", "ok"), ("second", "skipped")]
+    );
+    let skipped = runs.iter().find(|run| run.plugin == "second").unwrap();
+    assert_eq!(
+        skipped.detail,
+        "exclusive group `keywords`: `first` answered the event"
+    );
+    let sends = graph.wait_for(2).await;
+    assert_eq!(
+        sends.len(),
+        2,
+        "first's and outside's sends, not second's: {sends:?}"
+    );
+    let pending = igloo.stats().await.pending;
+    assert_eq!(pending, 0, "the event is complete");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_that_passes_hands_the_event_to_the_next() {
+    let (graph, igloo, _plugins) = start().await;
+    let runs = runs_on(
+        &igloo,
+        json!({"op": "kv_list", "prefix": "", "then": {"first": "pass", "second": "handle", "outside": "pass"}}),
+    )
+    .await;
+    assert_eq!(
+        outcomes(&runs),
+        [("first", "passed"), ("outside", "passed"), ("second", "ok")]
+    );
+    let all_pass = runs_on(
+        &igloo,
+        json!({"op": "kv_list", "prefix": "", "then": "pass"}),
+    )
+    .await;
+    assert_eq!(
+        outcomes(&all_pass),
+        [
+            ("first", "passed"),
+            ("outside", "passed"),
+            ("second", "passed")
+        ]
+    );
+    assert!(graph.requests().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_that_fails_for_good_ends_the_turn() {
+    let (_graph, igloo, _plugins) = start().await;
+    // Without `then`, the probe reports through a plugin error: final.
+    let runs = runs_on(&igloo, json!({"op": "kv_list", "prefix": ""})).await;
+    assert_eq!(
+        outcomes(&runs),
+        [
+            ("first", "plugin-error"),
+            ("outside", "plugin-error"),
+            ("second", "skipped")
+        ]
+    );
+}
