@@ -11,7 +11,9 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
-use crate::capabilities::{KvConfig, ProfilesConfig, PublicProfilesConfig};
+use crate::capabilities::{
+    KvConfig, OptOutConfig, OptOutRules, ProfilesConfig, PublicProfilesConfig,
+};
 pub use crate::dispatch::ExclusiveGroup;
 
 /// The app secret used when none is configured and igloo runs as a dry run,
@@ -48,6 +50,8 @@ pub struct Config {
     pub plugins: Vec<PluginConfig>,
     /// Plugins that answer an event once between them, in priority order.
     pub exclusive_groups: Vec<ExclusiveGroup>,
+    /// Keywords that opt a person out of automated messages, and back in.
+    pub opt_out: OptOutConfig,
 }
 
 /// The HTTP server.
@@ -192,6 +196,8 @@ pub struct AccountConfig {
     pub access_token: Option<String>,
     /// How the account was connected.
     pub login: LoginKind,
+    /// Its own opt-out keywords, instead of `[opt_out]`.
+    pub opt_out: Option<OptOutConfig>,
 }
 
 /// Limits of plugin runs: each is the default for every plugin and the ceiling a
@@ -308,6 +314,18 @@ impl PluginConfig {
 }
 
 impl Config {
+    /// Each account's opt-out keywords: its own, or `[opt_out]`.
+    pub fn opt_out_rules(&self) -> OptOutRules {
+        OptOutRules {
+            default: self.opt_out.clone(),
+            accounts: self
+                .accounts
+                .iter()
+                .filter_map(|(id, account)| Some((id.clone(), account.opt_out.clone()?)))
+                .collect(),
+        }
+    }
+
     /// Load the configuration: embedded defaults, then the TOML file if one
     /// is given, then `IGLOO_*` environment variables (`__` separates
     /// levels: `IGLOO_GRAPH__MODE=live`,
@@ -403,6 +421,16 @@ impl Config {
             self.plugins.iter().map(|plugin| plugin.id.as_str()),
         )
         .map_err(ConfigError::Invalid)?;
+        self.opt_out
+            .validate("opt_out")
+            .map_err(ConfigError::Invalid)?;
+        for (id, account) in &self.accounts {
+            if let Some(opt_out) = &account.opt_out {
+                opt_out
+                    .validate(&format!("accounts.{id}.opt_out"))
+                    .map_err(ConfigError::Invalid)?;
+            }
+        }
         if self.storage.dedupe_retention_hours < 36 {
             return Err(ConfigError::Invalid(
                 "storage.dedupe_retention_hours must be at least 36: Meta retries for 36 hours"

@@ -111,6 +111,22 @@ async fn a_plugin_that_passes_hands_the_event_to_the_next() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_that_sent_something_cannot_pass_the_event_on() {
+    let (graph, igloo, _plugins) = start().await;
+    let runs = runs_on(
+        &igloo,
+        json!({"op": "send_text", "to": "1001", "text": "hi", "then": {"first": "pass", "second": "handle", "outside": "pass"}}),
+    )
+    .await;
+    assert_eq!(
+        outcomes(&runs),
+        [("first", "ok"), ("outside", "ok"), ("second", "skipped")],
+        "a send is an answer, whatever the plugin says after it"
+    );
+    assert_eq!(graph.wait_for(2).await.len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_member_that_fails_for_good_ends_the_turn() {
     let (_graph, igloo, _plugins) = start().await;
     // Without `then`, the probe reports through a plugin error: final.

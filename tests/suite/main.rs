@@ -10,6 +10,7 @@ mod examples;
 mod exclusive_groups;
 mod ingress;
 mod journal;
+mod opt_out;
 mod restart;
 mod sandbox_limits;
 mod stops;

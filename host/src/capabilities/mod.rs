@@ -48,6 +48,7 @@ use crate::state::{HostState, StateError};
 
 pub use comments::Comments;
 pub use kv::{Kv, KvConfig};
+pub use messaging::opt_out::{OptOutConfig, OptOutRules};
 pub use messaging::{Messaging, policy as messaging_policy};
 pub use profiles::{Profiles, ProfilesConfig};
 pub use public_profiles::{PublicProfiles, PublicProfilesConfig};
@@ -99,6 +100,7 @@ pub struct HostServices {
 
 /// [`CapabilityConfigs`], kept.
 struct OwnedConfigs {
+    opt_out: OptOutRules,
     profiles: ProfilesConfig,
     public_profiles: PublicProfilesConfig,
     kv: KvConfig,
@@ -106,6 +108,8 @@ struct OwnedConfigs {
 
 /// Each capability's config section.
 pub struct CapabilityConfigs<'a> {
+    /// `[opt_out]` and each account's own.
+    pub opt_out: &'a OptOutRules,
     /// `[profiles]`.
     pub profiles: &'a ProfilesConfig,
     /// `[public_profiles]`.
@@ -123,7 +127,11 @@ impl HostServices {
         configs: CapabilityConfigs<'_>,
     ) -> Result<Self, reqwest::Error> {
         Ok(Self {
-            messaging: Messaging::new(Arc::clone(&graph), Arc::clone(&state)),
+            messaging: Messaging::new(
+                Arc::clone(&graph),
+                Arc::clone(&state),
+                configs.opt_out.clone(),
+            ),
             comments: Comments::new(Arc::clone(&graph), Arc::clone(&state)),
             profiles: Profiles::new(Arc::clone(&graph), configs.profiles),
             public_profiles: PublicProfiles::new(configs.public_profiles)?,
@@ -131,6 +139,7 @@ impl HostServices {
             graph,
             state,
             configs: OwnedConfigs {
+                opt_out: configs.opt_out.clone(),
                 profiles: configs.profiles.clone(),
                 public_profiles: configs.public_profiles.clone(),
                 kv: configs.kv.clone(),
@@ -151,6 +160,7 @@ impl HostServices {
             ..self.configs.public_profiles.clone()
         };
         let configs = CapabilityConfigs {
+            opt_out: &self.configs.opt_out,
             profiles: &self.configs.profiles,
             public_profiles: &public_profiles,
             kv: &self.configs.kv,
@@ -170,9 +180,10 @@ impl HostServices {
 
     /// Note what an event means for later host calls, before any plugin
     /// runs on it: a person writing opens their messaging window; a
-    /// comment becomes answerable by one private reply.
+    /// comment becomes answerable by one private reply; a stop keyword
+    /// opts its sender out.
     pub async fn observe(&self, event: &Event, received_at_ms: u64) -> Result<(), StateError> {
-        messaging::window::observe(self.state.as_ref(), event, received_at_ms).await
+        self.messaging.observe(event, received_at_ms).await
     }
 
     /// Forget what no rule can read any more, so the host's tables and

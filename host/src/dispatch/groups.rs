@@ -77,23 +77,31 @@ pub(crate) enum Turn<'a> {
 
 /// The turn of `members` (the group's plugins subscribed to the event, in
 /// priority order) on an event whose runs so far are `runs`.
+///
+/// A member that ended for good without passing answered the event,
+/// wherever it stands: one ahead of it with no record yet (loaded since, or
+/// added to the group) is skipped, never run after the answer. Otherwise
+/// the first member not finished has the turn; one recorded `skipped` by an
+/// answer that no longer stands (it was replayed) gets it back.
 pub(crate) fn turn<'a>(members: &[&'a str], runs: &[RunRecord]) -> Turn<'a> {
     let run_of = |member: &str| runs.iter().find(|run| run.plugin == member);
-    for (at, member) in members.iter().enumerate() {
+    let answered = |member: &&str| {
+        run_of(member).is_some_and(|run| {
+            run.retry_at_ms.is_none() && run.outcome != PASSED && run.outcome != SKIPPED
+        })
+    };
+    if let Some(by) = members.iter().copied().find(answered) {
+        let skip = members
+            .iter()
+            .copied()
+            .filter(|member| *member != by && !crate::inbox::is_done_for(runs, member))
+            .collect();
+        return Turn::Over { by, skip };
+    }
+    for member in members {
         match run_of(member) {
-            None => return Turn::Next(member),
-            Some(run) if run.retry_at_ms.is_some() => return Turn::Next(member),
-            Some(run) if run.outcome == PASSED => continue,
-            // Skipped already: an earlier member ended the turn before.
-            Some(run) if run.outcome == SKIPPED => continue,
-            Some(_) => {
-                let skip = members[at + 1..]
-                    .iter()
-                    .copied()
-                    .filter(|later| !crate::inbox::is_done_for(runs, later))
-                    .collect();
-                return Turn::Over { by: member, skip };
-            }
+            Some(run) if run.retry_at_ms.is_none() && run.outcome == PASSED => continue,
+            _ => return Turn::Next(member),
         }
     }
     Turn::Done
@@ -174,6 +182,26 @@ mod tests {
                 skip: vec![]
             }
         );
+    }
+
+    #[test]
+    fn a_member_new_to_the_event_never_runs_after_another_answered() {
+        assert_eq!(
+            turn(GROUP, &pending(&[("b", "ok", None)])),
+            Turn::Over {
+                by: "b",
+                skip: vec!["a", "c"]
+            },
+            "a loaded (or joined the group) after b answered"
+        );
+    }
+
+    #[test]
+    fn a_replayed_answer_gives_the_skipped_their_turn_back() {
+        let replayed = [("a", "passed", None), ("b", SKIPPED, None)];
+        assert_eq!(turn(GROUP, &pending(&replayed)), Turn::Next("b"));
+        let force_replayed = [("a", "ok", Some(1)), ("b", SKIPPED, Some(1))];
+        assert_eq!(turn(GROUP, &pending(&force_replayed)), Turn::Next("a"));
     }
 
     #[test]

@@ -405,7 +405,7 @@ impl Dispatcher {
             for record in plan.skip {
                 self.retry_storage(|| self.inbox.record_run(pending.seq, record.clone()))
                     .await;
-                runs.push(record);
+                replace_run(&mut runs, record);
             }
             let now: Vec<_> = plan
                 .run
@@ -420,8 +420,7 @@ impl Dispatcher {
             )
             .await;
             for record in records.into_iter().flatten() {
-                runs.retain(|run| run.plugin != record.plugin);
-                runs.push(record);
+                replace_run(&mut runs, record);
             }
         };
         let completed = unfinished == 0
@@ -511,6 +510,13 @@ impl Dispatcher {
             }
         }
     }
+}
+
+/// Put `record` in `runs` in place of the plugin's earlier one: each pass
+/// plans from the runs as they now stand (a skipped member is finished).
+fn replace_run(runs: &mut Vec<RunRecord>, record: RunRecord) {
+    runs.retain(|run| run.plugin != record.plugin);
+    runs.push(record);
 }
 
 /// Say what becomes of a failed run: retried, or a dead letter.

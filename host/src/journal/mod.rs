@@ -28,7 +28,7 @@
 //! call's intent and its event's runs commit in one place.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 
 use async_trait::async_trait;
 
@@ -350,6 +350,8 @@ pub struct RunJournal {
     waits: Option<Arc<UpstreamClock>>,
     /// Bytes of read results this execution may still journal.
     read_budget: AtomicUsize,
+    /// A call with an effect succeeded (now or in an earlier execution).
+    acted: AtomicBool,
 }
 
 /// Bytes of read results journaled per run at most; reads past it are
@@ -376,6 +378,7 @@ impl RunJournal {
             next_call: AtomicU32::new(0),
             waits: None,
             read_budget: AtomicUsize::new(READ_BUDGET_BYTES),
+            acted: AtomicBool::new(false),
         }
     }
 
@@ -403,7 +406,18 @@ impl RunJournal {
         perform: impl AsyncFnOnce() -> HostResult<T>,
         resolve: impl AsyncFnOnce(u64) -> Resolution<T>,
     ) -> HostResult<T> {
-        self.perform_once(call, perform, resolve, false).await
+        let result = self.perform_once(call, perform, resolve, false).await;
+        if result.is_ok() {
+            self.acted.store(true, Ordering::Relaxed);
+        }
+        result
+    }
+
+    /// Whether a call with an effect (a message sent, a comment answered)
+    /// succeeded in this run: a plugin that did so answered the event,
+    /// whatever it says afterwards.
+    pub fn acted(&self) -> bool {
+        self.acted.load(Ordering::Relaxed)
     }
 
     /// [`RunJournal::effect`] for a call that is harmless to repeat (a

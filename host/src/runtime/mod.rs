@@ -478,6 +478,9 @@ impl Runtime {
         receipt.outcome = match result {
             Err(outcome) => outcome,
             Ok(Ok(Ok(Outcome::Handled))) => RunOutcome::Ok,
+            // A plugin that sent something answered the event: it cannot
+            // pass it on to the next of its exclusive group as well.
+            Ok(Ok(Ok(Outcome::Passed))) if state.run.journal.acted() => RunOutcome::Ok,
             Ok(Ok(Ok(Outcome::Passed))) => RunOutcome::Passed,
             Ok(Ok(Err(plugin_error))) => RunOutcome::PluginError(untrusted::sanitize(
                 &plugin_error,
@@ -577,7 +580,9 @@ fn open_services(config: &Config) -> anyhow::Result<HostServices> {
     let state_path = config.storage.data_dir.join("state.sqlite3");
     let state =
         Arc::new(crate::state::SqliteState::open(&state_path).context("opening the state store")?);
+    let opt_out = config.opt_out_rules();
     let configs = CapabilityConfigs {
+        opt_out: &opt_out,
         profiles: &config.profiles,
         public_profiles: &config.public_profiles,
         kv: &config.kv,

@@ -146,6 +146,26 @@ pub trait HostState: Send + Sync + 'static {
         comment_id: &str,
     ) -> Result<(), StateError>;
 
+    /// The author of a known comment, when Meta said who it was.
+    async fn comment_author(
+        &self,
+        account_id: &str,
+        comment_id: &str,
+    ) -> Result<Option<String>, StateError>;
+
+    /// The person opted out of (`opted_out`) or back in to automated
+    /// messages with a message sent at `at_ms`; an earlier message than the
+    /// one that decided last changes nothing.
+    async fn record_opt_out(
+        &self,
+        account_id: &str,
+        person_id: &str,
+        opted_out: bool,
+        at_ms: u64,
+    ) -> Result<(), StateError>;
+    /// Whether the person is opted out of automated messages.
+    async fn opted_out(&self, account_id: &str, person_id: &str) -> Result<bool, StateError>;
+
     /// Forget kv values expired at `now_ms`, and windows and comments older
     /// than `before_ms`; returns how many rows went.
     async fn prune(&self, now_ms: u64, before_ms: u64) -> Result<u64, StateError>;

@@ -14,8 +14,9 @@ use super::{CommentSeen, HostState, KvScope, KvSet, KvWrite, StateError};
 /// Version 1 is the schema of igloo 0.1, which kept no version: `IF NOT
 /// EXISTS` adopts a database it wrote.
 fn migrations() -> Vec<M<'static>> {
-    vec![M::up(
-        "
+    vec![
+        M::up(
+            "
 CREATE TABLE IF NOT EXISTS kv (
     plugin        TEXT NOT NULL,
     account_id    TEXT NOT NULL,
@@ -42,7 +43,20 @@ CREATE INDEX IF NOT EXISTS kv_expiry ON kv(expires_at_ms) WHERE expires_at_ms IS
 CREATE INDEX IF NOT EXISTS windows_age ON windows(last_inbound_ms);
 CREATE INDEX IF NOT EXISTS comments_age ON comments(at_ms);
 ",
-    )]
+        ),
+        // Opt-outs are kept until the person opts back in: never pruned.
+        M::up(
+            "
+CREATE TABLE opt_outs (
+    account_id TEXT NOT NULL,
+    person_id  TEXT NOT NULL,
+    opted_out  INTEGER NOT NULL,
+    at_ms      INTEGER NOT NULL,
+    PRIMARY KEY (account_id, person_id)
+);
+",
+        ),
+    ]
 }
 
 /// Windows cached in memory at most; past it, the cache starts over (the
@@ -424,6 +438,59 @@ impl HostState for SqliteState {
         .await
     }
 
+    async fn comment_author(
+        &self,
+        account_id: &str,
+        comment_id: &str,
+    ) -> Result<Option<String>, StateError> {
+        let (account_id, comment_id) = (account_id.to_owned(), comment_id.to_owned());
+        self.read(move |db| {
+            db.query_row(
+                "SELECT author_id FROM comments WHERE account_id = ?1 AND comment_id = ?2",
+                params![account_id, comment_id],
+                |row| row.get::<_, Option<String>>(0),
+            )
+            .optional()
+            .map(Option::flatten)
+        })
+        .await
+    }
+
+    async fn record_opt_out(
+        &self,
+        account_id: &str,
+        person_id: &str,
+        opted_out: bool,
+        at_ms: u64,
+    ) -> Result<(), StateError> {
+        let (account_id, person_id) = (account_id.to_owned(), person_id.to_owned());
+        self.write(move |db| {
+            db.prepare_cached(
+                "INSERT INTO opt_outs (account_id, person_id, opted_out, at_ms) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (account_id, person_id) DO UPDATE
+                   SET opted_out = excluded.opted_out, at_ms = excluded.at_ms
+                   WHERE excluded.at_ms >= opt_outs.at_ms",
+            )?
+            .execute(params![account_id, person_id, opted_out, at_ms as i64])
+            .map(|_| ())
+        })
+        .await
+    }
+
+    async fn opted_out(&self, account_id: &str, person_id: &str) -> Result<bool, StateError> {
+        let (account_id, person_id) = (account_id.to_owned(), person_id.to_owned());
+        self.read(move |db| {
+            db.query_row(
+                "SELECT opted_out FROM opt_outs WHERE account_id = ?1 AND person_id = ?2",
+                params![account_id, person_id],
+                |row| row.get::<_, bool>(0),
+            )
+            .optional()
+            .map(|opted_out| opted_out.unwrap_or(false))
+        })
+        .await
+    }
+
     async fn comment_time(
         &self,
         account_id: &str,
@@ -505,6 +572,28 @@ impl HostState for SqliteState {
 mod tests {
     use super::*;
     use crate::state::KvQuota;
+
+    #[tokio::test]
+    async fn an_opt_out_is_changed_only_by_a_later_message() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = SqliteState::open(&dir.path().join("state.sqlite3")).unwrap();
+        assert!(!state.opted_out("a", "p").await.unwrap());
+        state.record_opt_out("a", "p", true, 1_000).await.unwrap();
+        assert!(state.opted_out("a", "p").await.unwrap());
+        assert!(!state.opted_out("a", "q").await.unwrap(), "per person");
+        assert!(!state.opted_out("b", "p").await.unwrap(), "per account");
+        state.record_opt_out("a", "p", false, 2_000).await.unwrap();
+        assert!(!state.opted_out("a", "p").await.unwrap());
+        state.record_opt_out("a", "p", true, 1_000).await.unwrap();
+        assert!(
+            !state.opted_out("a", "p").await.unwrap(),
+            "the old STOP handled again does not undo the START"
+        );
+        state.prune(u64::MAX, u64::MAX).await.unwrap();
+        state.record_opt_out("a", "p", true, 3_000).await.unwrap();
+        state.prune(u64::MAX, u64::MAX).await.unwrap();
+        assert!(state.opted_out("a", "p").await.unwrap(), "never pruned");
+    }
 
     #[tokio::test]
     async fn a_far_future_expiry_keeps_the_value_instead_of_wrapping_into_the_past() {

@@ -1,9 +1,10 @@
 //! `igloo:plugin/messaging`: direct messages through the Send API. The
 //! rules live in [`policy`], the step to Meta's request in [`outgoing`],
 //! and what events mean for later sends (windows, answerable comments) in
-//! [`window`].
+//! [`window`]; who opted out of automated messages, in [`opt_out`].
 
 mod journaled;
+pub(super) mod opt_out;
 mod outgoing;
 pub mod policy;
 pub(super) mod window;
@@ -19,6 +20,7 @@ use crate::journal::Call;
 use crate::plugin_api::messaging::{Content, Host, MediaKind, Outgoing, Recipient, Sent};
 use crate::plugin_api::{Capability, HostError, HostResult, HostView};
 use crate::state::HostState;
+use opt_out::OptOutRules;
 
 /// The interface, and the capabilities importing it needs (either).
 pub(super) const IMPORT: super::Import = (
@@ -26,16 +28,37 @@ pub(super) const IMPORT: super::Import = (
     &[Capability::MessagesReply, Capability::MessagesSend],
 );
 
-/// Messages through the Send API, within the windows `state` remembers.
+/// Messages through the Send API, within the windows `state` remembers,
+/// to people who have not opted out.
 pub struct Messaging {
     graph: Arc<GraphClient>,
     state: Arc<dyn HostState>,
+    opt_out: OptOutRules,
 }
 
 impl Messaging {
-    /// Messages sent through `graph`, checked against `state`.
-    pub fn new(graph: Arc<GraphClient>, state: Arc<dyn HostState>) -> Self {
-        Self { graph, state }
+    /// Messages sent through `graph`, checked against `state`, with each
+    /// account's `opt_out` keywords.
+    pub fn new(graph: Arc<GraphClient>, state: Arc<dyn HostState>, opt_out: OptOutRules) -> Self {
+        Self {
+            graph,
+            state,
+            opt_out,
+        }
+    }
+
+    /// Note what `event` means for later sends: windows, answerable
+    /// comments, opt-outs. Each counts from when the person acted: Meta's
+    /// timestamp, or when igloo received the event if that is earlier (a
+    /// clock running ahead cannot stretch a window).
+    pub(crate) async fn observe(
+        &self,
+        event: &crate::events::Event,
+        received_at_ms: u64,
+    ) -> Result<(), crate::state::StateError> {
+        let acted_at_ms = event.timestamp_ms.min(received_at_ms);
+        window::observe(self.state.as_ref(), event, acted_at_ms).await?;
+        opt_out::observe(self.state.as_ref(), &self.opt_out, event, acted_at_ms).await
     }
 }
 
@@ -48,6 +71,7 @@ impl HostView<'_, Messaging> {
     /// (no window) covers only the account talking to itself in the event
     /// being handled, never a third person.
     async fn check_window(&self, person_id: &str, human_agent: bool) -> HostResult<()> {
+        self.check_opt_out(person_id).await?;
         let event = &self.run.event;
         let self_messaging = event.is_self && event.counterpart_id() == Some(person_id);
         let last = self
@@ -63,11 +87,23 @@ impl HostView<'_, Messaging> {
         )?)
     }
 
+    /// Refuse any automated message to a person who opted out.
+    async fn check_opt_out(&self, person_id: &str) -> HostResult<()> {
+        let account_id = self.run.account_id();
+        if self.service.state.opted_out(account_id, person_id).await? {
+            return Err(HostError::OptedOut.into());
+        }
+        Ok(())
+    }
+
     /// Claim the one private reply `comment_id` may get.
     async fn claim_private_reply(&self, comment_id: &str) -> HostResult<()> {
         policy::check_private_reply_scope(self.run, comment_id)?;
         let state = &self.service.state;
         let account_id = self.run.account_id();
+        if let Some(author) = state.comment_author(account_id, comment_id).await? {
+            self.check_opt_out(&author).await?;
+        }
         let made_at = state.comment_time(account_id, comment_id).await?;
         policy::check_comment_age(made_at, now_ms())?;
         if !state

@@ -32,21 +32,19 @@ pub(crate) fn observed_events() -> Subscription {
 
 /// Note what `event` means for later host calls.
 ///
-/// Windows count from when the person acted: Meta's timestamp, or the
-/// time igloo received the event if that is earlier (a clock running
-/// ahead cannot stretch a window). Never from when igloo got round to
-/// the event, so a delivery hours late or a backlog handled after
-/// downtime does not reopen a window Meta has closed.
+/// Windows count from `acted_at`, when the person acted (see
+/// [`super::Messaging::observe`]), never from when igloo got round to the
+/// event, so a delivery hours late or a backlog handled after downtime
+/// does not reopen a window Meta has closed.
 pub(crate) async fn observe(
     state: &dyn HostState,
     event: &Event,
-    received_at_ms: u64,
+    acted_at: u64,
 ) -> Result<(), StateError> {
     if event.is_echo {
         return Ok(());
     }
     let account = &event.account_id;
-    let acted_at = event.timestamp_ms.min(received_at_ms);
     match noted(&event.kind) {
         Noted::Inbound => {
             if let Some(person) = event.counterpart_id() {

@@ -17,8 +17,8 @@ pub use v0_2_0::*;
 pub const SERVED_VERSIONS: &[&str] = &["0.1.0", "0.2.0"];
 
 /// The `igloo:plugin` version a component targets, read from the handler
-/// it exports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// it exports. Ordered oldest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum ApiVersion {
     /// `igloo:plugin@0.1.0`: `handle` answers nothing on success.
     V0_1_0,
@@ -71,7 +71,11 @@ impl<T: Send + 'static> GuestPre<T> {
             .map(|(name, _)| name.to_owned())
             .filter(|name| name.starts_with("igloo:plugin/handler"))
             .collect();
-        let version = handlers.iter().find_map(|name| ApiVersion::of_export(name));
+        // A component exporting several versions is run as the newest.
+        let version = handlers
+            .iter()
+            .filter_map(|name| ApiVersion::of_export(name))
+            .max();
         match version {
             Some(ApiVersion::V0_1_0) => Ok(Self::V0_1_0(v0_1_0::AutomationPre::new(pre)?)),
             Some(ApiVersion::V0_2_0) => Ok(Self::V0_2_0(AutomationPre::new(pre)?)),

@@ -55,8 +55,8 @@ fn convert<A: Serialize, B: DeserializeOwned>(value: A) -> HostResult<B> {
     convert_or_trap(value).map_err(HostFailure::Trap)
 }
 
-/// The event as a 0.1.0 plugin sees it. Only kinds 0.1.0 knows reach it
-/// (timers are set through an interface 0.1.0 does not have).
+/// The event as a 0.1.0 plugin sees it. A kind 0.1.0 does not know (a
+/// timer) does not convert: such events must never be routed to it.
 pub fn guest_event(event: &latest::GuestEvent) -> wasmtime::Result<types::Event> {
     convert_or_trap(event)
 }

@@ -1,0 +1,174 @@
+//! Opt-out: a person who sends a stop keyword gets no automated message
+//! from any plugin until they opt back in (a start keyword, or, if the
+//! account is configured so, any message). Enforced here, in the host, so
+//! no plugin can forget it; a send to them is the typed `opted-out` error.
+//!
+//! Each decision is kept with the time of the message that made it, and
+//! only a later message changes it: an old STOP handled again (a retry, a
+//! replay) cannot undo the START that followed it.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::events::{Event, EventKind};
+use crate::state::{HostState, StateError};
+
+/// `[opt_out]`, and each account's `accounts.<id>.opt_out`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OptOutConfig {
+    /// A message that is one of these (ignoring case and surrounding
+    /// spaces) opts its sender out.
+    pub stop_keywords: Vec<String>,
+    /// A message that is one of these opts its sender back in.
+    pub start_keywords: Vec<String>,
+    /// Any message from the person (not only a start keyword) opts them
+    /// back in.
+    pub any_message_opts_in: bool,
+}
+
+impl Default for OptOutConfig {
+    fn default() -> Self {
+        Self {
+            stop_keywords: vec!["STOP".into(), "UNSUBSCRIBE".into()],
+            start_keywords: vec!["START".into(), "SUBSCRIBE".into()],
+            any_message_opts_in: false,
+        }
+    }
+}
+
+impl OptOutConfig {
+    /// A keyword must not be empty, nor both a stop and a start keyword.
+    pub fn validate(&self, section: &str) -> Result<(), String> {
+        let all = self.stop_keywords.iter().chain(&self.start_keywords);
+        if all.clone().any(|keyword| keyword.trim().is_empty()) {
+            return Err(format!("{section}: keywords must not be empty"));
+        }
+        if let Some(both) = self
+            .stop_keywords
+            .iter()
+            .find(|stop| self.start_keywords.iter().any(|start| same(stop, start)))
+        {
+            return Err(format!(
+                "{section}: `{both}` is both a stop and a start keyword"
+            ));
+        }
+        Ok(())
+    }
+
+    /// What a message saying `text` decides: `Some(true)` opts out,
+    /// `Some(false)` opts in, `None` leaves things as they are.
+    fn decide(&self, text: Option<&str>) -> Option<bool> {
+        let text = text.unwrap_or_default();
+        let is = |keywords: &[String]| keywords.iter().any(|keyword| same(keyword, text));
+        if is(&self.stop_keywords) {
+            Some(true)
+        } else if is(&self.start_keywords) || self.any_message_opts_in {
+            Some(false)
+        } else {
+            None
+        }
+    }
+}
+
+/// Keywords match whole messages, ignoring case and surrounding spaces.
+fn same(keyword: &str, text: &str) -> bool {
+    keyword.trim().to_lowercase() == text.trim().to_lowercase()
+}
+
+/// The opt-out rules of every account: its own, or the default.
+#[derive(Debug, Clone, Default)]
+pub struct OptOutRules {
+    /// `[opt_out]`.
+    pub default: OptOutConfig,
+    /// Accounts with their own.
+    pub accounts: BTreeMap<String, OptOutConfig>,
+}
+
+impl OptOutRules {
+    fn of(&self, account_id: &str) -> &OptOutConfig {
+        self.accounts.get(account_id).unwrap_or(&self.default)
+    }
+}
+
+/// Note what `event` decides, if it is a message from a person.
+pub(crate) async fn observe(
+    state: &dyn HostState,
+    rules: &OptOutRules,
+    event: &Event,
+    acted_at_ms: u64,
+) -> Result<(), StateError> {
+    let EventKind::Message(message) = &event.kind else {
+        return Ok(());
+    };
+    if event.is_echo || event.is_self {
+        return Ok(());
+    }
+    let Some(opted_out) = rules.of(&event.account_id).decide(message.text.as_deref()) else {
+        return Ok(());
+    };
+    state
+        .record_opt_out(
+            &event.account_id,
+            &message.sender_id,
+            opted_out,
+            acted_at_ms,
+        )
+        .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keywords_match_whole_messages_ignoring_case_and_spaces() {
+        let rules = OptOutConfig::default();
+        assert_eq!(rules.decide(Some("stop")), Some(true));
+        assert_eq!(rules.decide(Some("  Stop \n")), Some(true));
+        assert_eq!(rules.decide(Some("START")), Some(false));
+        assert_eq!(rules.decide(Some("please stop")), None);
+        assert_eq!(rules.decide(Some("hello")), None);
+        assert_eq!(rules.decide(None), None);
+        let any = OptOutConfig {
+            any_message_opts_in: true,
+            ..OptOutConfig::default()
+        };
+        assert_eq!(any.decide(Some("hello")), Some(false));
+        assert_eq!(any.decide(None), Some(false), "a photo is writing again");
+        assert_eq!(any.decide(Some("STOP")), Some(true));
+    }
+
+    #[test]
+    fn a_keyword_both_stop_and_start_or_empty_is_refused() {
+        let both = OptOutConfig {
+            stop_keywords: vec!["end".into()],
+            start_keywords: vec!["END ".into()],
+            any_message_opts_in: false,
+        };
+        assert!(both.validate("opt_out").is_err());
+        let empty = OptOutConfig {
+            stop_keywords: vec![" ".into()],
+            ..OptOutConfig::default()
+        };
+        assert!(empty.validate("opt_out").is_err());
+        assert!(OptOutConfig::default().validate("opt_out").is_ok());
+    }
+
+    #[test]
+    fn an_account_may_have_its_own_keywords() {
+        let own = OptOutConfig {
+            stop_keywords: vec!["PARAR".into()],
+            start_keywords: vec!["VOLTAR".into()],
+            any_message_opts_in: false,
+        };
+        let rules = OptOutRules {
+            default: OptOutConfig::default(),
+            accounts: BTreeMap::from([("pt".to_owned(), own)]),
+        };
+        assert_eq!(rules.of("pt").decide(Some("parar")), Some(true));
+        assert_eq!(rules.of("pt").decide(Some("stop")), None);
+        assert_eq!(rules.of("other").decide(Some("stop")), Some(true));
+    }
+}
