@@ -12,7 +12,7 @@ use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
 use crate::capabilities::{
-    KvConfig, OptOutConfig, OptOutRules, ProfilesConfig, PublicProfilesConfig,
+    KvConfig, OptOutConfig, OptOutRules, ProfilesConfig, PublicProfilesConfig, TimersConfig,
 };
 pub use crate::dispatch::ExclusiveGroup;
 
@@ -52,6 +52,8 @@ pub struct Config {
     pub exclusive_groups: Vec<ExclusiveGroup>,
     /// Keywords that opt a person out of automated messages, and back in.
     pub opt_out: OptOutConfig,
+    /// Limits on plugins' timers.
+    pub timers: TimersConfig,
 }
 
 /// The HTTP server.
@@ -163,6 +165,10 @@ pub struct GraphConfig {
     pub api_version: String,
     /// Timeout of one outbound request, in milliseconds.
     pub timeout_ms: u64,
+    /// This Meta app's id. With it, handover events pause a conversation
+    /// whose thread went to another app, and resume it when the thread
+    /// comes back.
+    pub app_id: Option<String>,
 }
 
 impl Default for GraphConfig {
@@ -173,6 +179,7 @@ impl Default for GraphConfig {
             facebook_base_url: "https://graph.facebook.com".into(),
             api_version: "v24.0".into(),
             timeout_ms: 10_000,
+            app_id: None,
         }
     }
 }

@@ -120,6 +120,10 @@ impl Igloo {
             plugin_threads.spawn(Arc::clone(&dispatcher).run()),
             inbox::spawn_pruner(Arc::clone(&inbox), retention),
             plugin_threads.spawn(capabilities::prune_forever(Arc::clone(&services))),
+            plugin_threads.spawn(dispatch::timers::fire_forever(
+                Arc::clone(&inbox),
+                Arc::clone(&services),
+            )),
         ];
         let state = Arc::new(AppState {
             verifier: SignatureVerifier::new(

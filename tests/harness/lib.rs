@@ -7,7 +7,7 @@ mod server;
 pub mod webhook;
 
 pub use fake_graph::{FakeGraph, RecordedRequest, SentMessage};
-pub use probe::install_probe;
+pub use probe::{PROBE_GRANTS, install_probe};
 pub use server::{ACCESS_TOKEN, ACCOUNT_ID, APP_SECRET, TestIgloo, VERIFY_TOKEN, live_config};
 
 use std::collections::HashMap;

@@ -7,10 +7,30 @@ use serde_json::Value;
 
 use crate::{TestIgloo, webhook};
 
-/// Install the probe as `name`, declaring and granted `capabilities`.
+/// The capabilities the probe imports (its default manifest's): the least
+/// it loads with.
+pub const PROBE_GRANTS: &[&str] = &[
+    "messages:reply",
+    "comments:reply",
+    "profiles:read",
+    "profiles:public-lookup",
+    "kv",
+];
+
+/// Capabilities of interfaces the probe imports that no test varies.
+const ALWAYS_GRANTED: &[&str] = &["schedule", "conversations:control"];
+
+/// Install the probe as `name`, declaring and granted `capabilities`, and
+/// [`ALWAYS_GRANTED`].
 pub fn install_probe(root: &std::path::Path, name: &str, capabilities: &[&str]) -> PluginConfig {
     let dir = root.join(name);
     std::fs::create_dir_all(&dir).unwrap();
+    let mut capabilities = capabilities.to_vec();
+    for always in ALWAYS_GRANTED {
+        if !capabilities.contains(always) {
+            capabilities.push(always);
+        }
+    }
     let quoted: Vec<String> = capabilities.iter().map(|c| format!("{c:?}")).collect();
     let manifest = format!(
         "name = {name:?}\nversion = \"0.1.0\"\nevents = [\"message\", \"comment\"]\ncapabilities = [{}]\n",
@@ -22,7 +42,7 @@ pub fn install_probe(root: &std::path::Path, name: &str, capabilities: &[&str]) 
         igloo_plugin_artifacts::PROBE.component,
     )
     .unwrap();
-    PluginConfig::new(name, PluginSource::Path(dir), capabilities)
+    PluginConfig::new(name, PluginSource::Path(dir), &capabilities)
 }
 
 impl TestIgloo {

@@ -7,6 +7,7 @@
 //! webhook::message("7001", "hi").body()
 //! webhook::message("7001", "hi").mid("m-1").at(timestamp_ms).body()
 //! webhook::delivery([webhook::message("7001", "a"), webhook::message("7002", "b")])
+//! webhook::echo("7001", "our reply").body()
 //! webhook::postback("7005", "Talk to us", "TALK").mid("pb-1").body()
 //! webhook::comment("9001", "1002", "nice").body()
 //! ```
@@ -31,6 +32,18 @@ pub struct Messaging {
 /// a timestamp within the last second.
 pub fn message(sender: &str, text: &str) -> Messaging {
     Messaging::new(sender, "message", json!({"text": text}))
+}
+
+/// The echo of a message the account sent `recipient` whose text is
+/// `text`. Mid and timestamp as for [`message`].
+pub fn echo(recipient: &str, text: &str) -> Messaging {
+    let mut echo = Messaging::new(
+        ACCOUNT_ID,
+        "message",
+        json!({"text": text, "is_echo": true}),
+    );
+    echo.item["recipient"]["id"] = recipient.into();
+    echo
 }
 
 /// A postback from `sender`: the button `title` with `payload` was tapped.

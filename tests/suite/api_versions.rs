@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 
 use igloo::config::{PluginConfig, PluginSource};
-use igloo_tests::{FakeGraph, TestIgloo, live_config, webhook};
+use igloo_tests::{FakeGraph, PROBE_GRANTS, TestIgloo, live_config, webhook};
 use serde_json::json;
 
 /// The frozen 0.1.0 build of plugin `name`, granted `grants`.
@@ -46,17 +46,7 @@ async fn a_plugin_built_against_0_1_0_still_loads_and_answers() {
 async fn a_0_1_0_plugin_reaches_its_capabilities_with_0_1_0_values_and_errors() {
     let graph = FakeGraph::start().await;
     let mut config = live_config(&graph);
-    // Everything its manifest declares.
-    config.plugins = vec![built_against_0_1_0(
-        "probe",
-        &[
-            "messages:reply",
-            "comments:reply",
-            "profiles:read",
-            "profiles:public-lookup",
-            "kv",
-        ],
-    )];
+    config.plugins = vec![built_against_0_1_0("probe", PROBE_GRANTS)];
     let igloo = TestIgloo::start(config).await;
 
     let report = igloo

@@ -139,3 +139,100 @@ async fn lead_capture_greets_by_name_and_keeps_its_progress_in_kv() {
         1
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn follow_up_reminds_a_silent_person_once_and_not_one_who_wrote() {
+    let (graph, igloo) = start_example(
+        "follow-up",
+        &["messages:reply", "schedule"],
+        &[("after_seconds", "2"), ("reminder", "Still there?")],
+    )
+    .await;
+    // 1001 writes, the business answers, 1001 stays silent.
+    igloo
+        .post_webhook(&webhook::message("1001", "hi").body())
+        .await;
+    igloo
+        .post_webhook(&webhook::echo("1001", "Hello!").body())
+        .await;
+    // 1002 writes, is answered, and writes again before the reminder.
+    igloo
+        .post_webhook(&webhook::message("1002", "hi").body())
+        .await;
+    igloo
+        .post_webhook(&webhook::echo("1002", "Hello!").body())
+        .await;
+    igloo.wait_until_idle().await;
+    igloo
+        .post_webhook(&webhook::message("1002", "thanks").body())
+        .await;
+
+    let sent = graph.wait_for(1).await;
+    assert_eq!(
+        sent[0].body,
+        json!({"recipient": {"id": "1001"}, "message": {"text": "Still there?"}})
+    );
+    // The reminder's own echo starts no second wait.
+    igloo
+        .post_webhook(&webhook::echo("1001", "Still there?").body())
+        .await;
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    igloo.wait_until_idle().await;
+    assert_eq!(graph.requests().len(), 1, "one reminder, to 1001 only");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handover_tells_the_person_and_pauses_the_other_plugins() {
+    let graph = FakeGraph::start().await;
+    let mut config = live_config(&graph);
+    let mut handover = PluginConfig::new(
+        "handover",
+        PluginSource::Builtin("handover".into()),
+        &["messages:reply", "conversations:control"],
+    );
+    handover
+        .settings
+        .insert("message".into(), "A person will answer.".into());
+    config.plugins.push(handover);
+    // The keyword is the handover's alone; anything else, auto-reply's.
+    config.exclusive_groups = vec![igloo::config::ExclusiveGroup {
+        name: "front-desk".into(),
+        plugins: vec!["handover".into(), "auto-reply".into()],
+    }];
+    let igloo = TestIgloo::start(config).await;
+
+    igloo
+        .post_webhook(&webhook::message("1001", " Human ").body())
+        .await;
+    igloo.wait_until_idle().await;
+    igloo
+        .post_webhook(&webhook::message("1001", "hello?").body())
+        .await;
+    igloo
+        .post_webhook(&webhook::message("1002", "hello").body())
+        .await;
+    igloo.wait_until_idle().await;
+
+    let sent: Vec<(String, String)> = graph
+        .wait_for(2)
+        .await
+        .iter()
+        .map(|request| {
+            (
+                request.body["recipient"]["id"].as_str().unwrap().to_owned(),
+                request.body["message"]["text"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        sent,
+        [
+            ("1001".to_owned(), "A person will answer.".to_owned()),
+            (
+                "1002".to_owned(),
+                "Thanks for your message! We'll get back to you soon.".to_owned()
+            ),
+        ],
+        "nothing automated reached 1001 after the keyword"
+    );
+}

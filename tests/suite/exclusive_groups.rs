@@ -3,17 +3,8 @@
 
 use igloo::config::ExclusiveGroup;
 use igloo::inbox::RunRecord;
-use igloo_tests::{FakeGraph, TestIgloo, install_probe, live_config};
+use igloo_tests::{FakeGraph, PROBE_GRANTS, TestIgloo, install_probe, live_config};
 use serde_json::{Value, json};
-
-/// Everything the probe imports.
-const PROBE_GRANTS: &[&str] = &[
-    "messages:reply",
-    "comments:reply",
-    "profiles:read",
-    "profiles:public-lookup",
-    "kv",
-];
 
 /// Probes `first`, `second` (grouped, in that order) and `outside`, each
 /// told its role; the events to run are posted by the tests.

@@ -433,13 +433,7 @@ async fn a_sandboxed_replay_reads_the_hosts_state_and_writes_none_of_it() {
     config.plugins = vec![igloo_tests::install_probe(
         plugins.path(),
         "probe",
-        &[
-            "messages:reply",
-            "comments:reply",
-            "profiles:read",
-            "profiles:public-lookup",
-            "kv",
-        ],
+        igloo_tests::PROBE_GRANTS,
     )];
     config.runtime.retry_schedule_ms = Vec::new();
     config.server.admin_token = Some(ADMIN_TOKEN.into());

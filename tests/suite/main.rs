@@ -2,6 +2,7 @@
 
 mod api_versions;
 mod capabilities;
+mod conversations;
 mod dry_run;
 mod end_to_end;
 mod escapes;
@@ -14,3 +15,4 @@ mod opt_out;
 mod restart;
 mod sandbox_limits;
 mod stops;
+mod timers;

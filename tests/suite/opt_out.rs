@@ -4,17 +4,8 @@
 use std::path::PathBuf;
 
 use igloo::config::{PluginConfig, PluginSource};
-use igloo_tests::{FakeGraph, TestIgloo, install_probe, live_config, webhook};
+use igloo_tests::{FakeGraph, PROBE_GRANTS, TestIgloo, install_probe, live_config, webhook};
 use serde_json::json;
-
-/// Everything the probe imports.
-const PROBE_GRANTS: &[&str] = &[
-    "messages:reply",
-    "comments:reply",
-    "profiles:read",
-    "profiles:public-lookup",
-    "kv",
-];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stop_blocks_every_plugins_sends_to_that_person_until_start() {

@@ -28,12 +28,14 @@ macro_rules! link_every_version {
 use link_every_version;
 
 mod comments;
+pub mod conversations;
 mod kv;
 mod log;
 mod messaging;
 mod profiles;
 mod public_profiles;
 mod run;
+mod scheduler;
 mod settings;
 
 use std::sync::Arc;
@@ -47,11 +49,13 @@ use crate::plugin_api::{Capability, HostError, HostFailure, HostView, RunContext
 use crate::state::{HostState, StateError};
 
 pub use comments::Comments;
+pub use conversations::Conversations;
 pub use kv::{Kv, KvConfig};
 pub use messaging::opt_out::{OptOutConfig, OptOutRules};
 pub use messaging::{Messaging, policy as messaging_policy};
 pub use profiles::{Profiles, ProfilesConfig};
 pub use public_profiles::{PublicProfiles, PublicProfilesConfig};
+pub use scheduler::{Scheduler, TimersConfig};
 
 /// A host interface, and the capabilities of which a plugin importing it
 /// must hold one.
@@ -65,6 +69,8 @@ const IMPORTS: &[Import] = &[
     profiles::IMPORT,
     public_profiles::IMPORT,
     kv::IMPORT,
+    scheduler::IMPORT,
+    conversations::IMPORT,
 ];
 
 /// What importing a host interface requires: any one of these capabilities.
@@ -94,6 +100,10 @@ pub struct HostServices {
     pub public_profiles: PublicProfiles,
     /// Plugins' state.
     pub kv: Kv,
+    /// Plugins' timers.
+    pub scheduler: Scheduler,
+    /// Pauses of conversations for automation.
+    pub conversations: Conversations,
     /// The capabilities' config sections, to build a sandbox's services.
     configs: OwnedConfigs,
 }
@@ -104,6 +114,8 @@ struct OwnedConfigs {
     profiles: ProfilesConfig,
     public_profiles: PublicProfilesConfig,
     kv: KvConfig,
+    timers: TimersConfig,
+    app_id: Option<String>,
 }
 
 /// Each capability's config section.
@@ -116,6 +128,10 @@ pub struct CapabilityConfigs<'a> {
     pub public_profiles: &'a PublicProfilesConfig,
     /// `[kv]`.
     pub kv: &'a KvConfig,
+    /// `[timers]`.
+    pub timers: &'a TimersConfig,
+    /// `graph.app_id`.
+    pub app_id: Option<&'a str>,
 }
 
 impl HostServices {
@@ -136,6 +152,11 @@ impl HostServices {
             profiles: Profiles::new(Arc::clone(&graph), configs.profiles),
             public_profiles: PublicProfiles::new(configs.public_profiles)?,
             kv: Kv::new(Arc::clone(&state), configs.kv.clone()),
+            scheduler: Scheduler::new(Arc::clone(&state), configs.timers.clone()),
+            conversations: Conversations::new(
+                Arc::clone(&state),
+                configs.app_id.map(str::to_owned),
+            ),
             graph,
             state,
             configs: OwnedConfigs {
@@ -143,6 +164,8 @@ impl HostServices {
                 profiles: configs.profiles.clone(),
                 public_profiles: configs.public_profiles.clone(),
                 kv: configs.kv.clone(),
+                timers: configs.timers.clone(),
+                app_id: configs.app_id.map(str::to_owned),
             },
         })
     }
@@ -164,6 +187,8 @@ impl HostServices {
             profiles: &self.configs.profiles,
             public_profiles: &public_profiles,
             kv: &self.configs.kv,
+            timers: &self.configs.timers,
+            app_id: self.configs.app_id.as_deref(),
         };
         Ok(Self::new(Arc::new(self.graph.sandboxed()), state, configs)?)
     }
@@ -175,14 +200,18 @@ impl HostServices {
 
     /// The events the host itself must see (see [`Self::observe`]).
     pub fn observed_events() -> Subscription {
-        messaging::window::observed_events()
+        let mut observed = messaging::window::observed_events();
+        // Handovers pause and resume conversations.
+        observed.kinds.insert("handover".to_owned());
+        observed
     }
 
     /// Note what an event means for later host calls, before any plugin
     /// runs on it: a person writing opens their messaging window; a
     /// comment becomes answerable by one private reply; a stop keyword
-    /// opts its sender out.
+    /// opts its sender out; a handover pauses or resumes automation.
     pub async fn observe(&self, event: &Event, received_at_ms: u64) -> Result<(), StateError> {
+        self.conversations.observe(event).await?;
         self.messaging.observe(event, received_at_ms).await
     }
 
@@ -242,6 +271,8 @@ pub fn add_to_linker<T: ServesHostCalls>(linker: &mut Linker<T>) -> wasmtime::Re
     profiles::link(linker)?;
     public_profiles::link(linker)?;
     kv::link(linker)?;
+    scheduler::link(linker)?;
+    conversations::link(linker)?;
     settings::link(linker)?;
     run::link(linker)?;
     log::link(linker)

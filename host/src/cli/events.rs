@@ -1,21 +1,12 @@
 //! `igloo events list|show|replay`: the inbox for an operator, through a
 //! running igloo's admin API (so the dispatcher learns of a replay at once).
 
-use anyhow::{Context as _, bail};
+use anyhow::bail;
 use chrono::{DateTime, Utc};
 use clap::{Args, Subcommand};
 use serde_json::Value;
 
-/// Where the running igloo is, and the operator's token.
-#[derive(Debug, Args)]
-pub struct AdminArgs {
-    /// The running igloo's base URL.
-    #[arg(long, env = "IGLOO_URL", default_value = "http://127.0.0.1:8080")]
-    pub url: String,
-    /// Its `server.admin_token`.
-    #[arg(long, env = "IGLOO_ADMIN_TOKEN", hide_env_values = true)]
-    pub admin_token: String,
-}
+use super::admin::{Admin, AdminArgs};
 
 /// What to do with events.
 #[derive(Debug, Subcommand)]
@@ -217,51 +208,4 @@ fn list_line(event: &Value) -> String {
             runs.join(" ")
         }
     )
-}
-
-/// A client of the admin API.
-struct Admin {
-    args: AdminArgs,
-    client: reqwest::Client,
-}
-
-impl Admin {
-    fn new(args: AdminArgs) -> Self {
-        Self {
-            args,
-            client: reqwest::Client::new(),
-        }
-    }
-
-    /// Call `path`; the answer's status and JSON. Refusals other than a
-    /// replay's 409 and 404 are errors.
-    async fn send(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        query: &[(&str, String)],
-    ) -> anyhow::Result<(reqwest::StatusCode, Value)> {
-        let url = format!("{}{path}", self.args.url.trim_end_matches('/'));
-        let response = self
-            .client
-            .request(method, &url)
-            .bearer_auth(&self.args.admin_token)
-            .query(query)
-            .send()
-            .await
-            .with_context(|| format!("reaching igloo at {}", self.args.url))?;
-        let status = response.status();
-        let answer: Value = response
-            .json()
-            .await
-            .with_context(|| format!("reading {url}'s answer"))?;
-        if status.is_success() || matches!(status.as_u16(), 404 | 409) && path.ends_with("/replay")
-        {
-            return Ok((status, answer));
-        }
-        bail!(
-            "{url} answered {status}: {}",
-            answer["error"].as_str().unwrap_or("no reason given")
-        )
-    }
 }

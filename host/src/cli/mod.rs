@@ -1,5 +1,7 @@
 //! The `igloo` command line.
 
+mod admin;
+pub mod conversations;
 pub mod events;
 pub mod simulate;
 
@@ -47,6 +49,9 @@ pub enum Command {
     /// The events a running igloo stored: list them (dead letters with
     /// `--dead`), show one whole, replay them. Needs its admin token.
     Events(events::EventsArgs),
+    /// Hand a conversation to a human (pause automation there) or back
+    /// (resume), or list the paused ones. Needs the admin token.
+    Conversations(conversations::ConversationsArgs),
 }
 
 /// Parse the command line and run it.
@@ -70,6 +75,7 @@ pub async fn main() -> anyhow::Result<()> {
         } => serve(config, listen, data_dir).await,
         Command::Simulate(args) => simulate::run(args).await,
         Command::Events(args) => events::run(args).await,
+        Command::Conversations(args) => conversations::run(args).await,
     }
 }
 

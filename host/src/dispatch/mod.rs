@@ -25,6 +25,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 mod groups;
 mod retry;
+pub(crate) mod timers;
 
 pub use groups::ExclusiveGroup;
 
@@ -207,7 +208,7 @@ impl Dispatcher {
         if self.lock_in_flight().contains(&pending.seq) {
             return false;
         }
-        let plan = self.plan(&pending.event, &pending.runs, crate::clock::now_ms());
+        let plan = self.plan(&pending.event, &pending.runs, crate::clock::now_ms(), false);
         let runnable = plan.run.iter().any(|plugin| plugin.breaker.accepts_runs());
         if plan.unfinished > 0 && plan.skip.is_empty() && !runnable {
             self.deferred.store(true, Ordering::Release);
@@ -218,21 +219,39 @@ impl Dispatcher {
 
     /// Which plugins run on `event` now, given its `runs` so far: each
     /// subscribed plugin not finished with it and due, except that of an
-    /// exclusive group only the member whose turn it is runs.
-    fn plan(&self, event: &Event, runs: &[RunRecord], now_ms: u64) -> Plan<'_> {
+    /// exclusive group only the member whose turn it is runs. If the event
+    /// is `held_back` (its conversation is paused), plugins that do not run
+    /// while paused are skipped.
+    fn plan(&self, event: &Event, runs: &[RunRecord], now_ms: u64, held_back: bool) -> Plan<'_> {
         let finished = |id: &str| inbox::is_done_for(runs, id);
         let due = |id: &str| inbox::is_due_for(runs, id, now_ms);
-        let subscribed: Vec<&LoadedPlugin> = self
+        let (subscribed, paused): (Vec<&LoadedPlugin>, Vec<&LoadedPlugin>) = self
             .runtime
             .plugins()
             .iter()
-            .filter(|plugin| plugin.info.subscription.matches(event))
-            .collect();
+            .filter(|plugin| plugin.info.receives(event))
+            .partition(|plugin| !held_back || plugin.info.while_paused);
         let mut plan = Plan {
             run: Vec::new(),
             skip: Vec::new(),
-            unfinished: subscribed.iter().filter(|p| !finished(&p.info.id)).count(),
+            unfinished: subscribed
+                .iter()
+                .chain(&paused)
+                .filter(|p| !finished(&p.info.id))
+                .count(),
         };
+        plan.skip.extend(
+            paused
+                .iter()
+                .filter(|plugin| !finished(&plugin.info.id))
+                .map(|plugin| {
+                    RunRecord::finished(
+                        &plugin.info.id,
+                        groups::SKIPPED,
+                        "automation is paused in this conversation",
+                    )
+                }),
+        );
         let grouped = |id: &str| {
             self.groups
                 .iter()
@@ -396,11 +415,28 @@ impl Dispatcher {
             tracing::error!(%error, "noting the event's window failed; retrying");
             tokio::time::sleep(STORAGE_RETRY).await;
         }
+        // A human took the conversation over: its messages reach only the
+        // plugins that run while paused.
+        let held_back = loop {
+            match self
+                .runtime
+                .services()
+                .conversations
+                .holds_back(&event)
+                .await
+            {
+                Ok(held_back) => break held_back,
+                Err(error) => {
+                    tracing::error!(%error, "reading the conversation's pause failed; retrying");
+                    tokio::time::sleep(STORAGE_RETRY).await;
+                }
+            }
+        };
         let mut runs = pending.runs.clone();
         // Each plugin runs once per take, whatever its retry schedule says.
         let mut ran = HashSet::new();
         let unfinished = loop {
-            let plan = self.plan(&event, &runs, crate::clock::now_ms());
+            let plan = self.plan(&event, &runs, crate::clock::now_ms(), held_back);
             let skipped = !plan.skip.is_empty();
             for record in plan.skip {
                 self.retry_storage(|| self.inbox.record_run(pending.seq, record.clone()))

@@ -69,6 +69,9 @@ pub enum EventKind {
     StoryInsights(StoryInsights),
     /// Anything igloo does not model, verbatim.
     Unknown(Unknown),
+    /// A timer a plugin set fired: for that plugin only, whatever the
+    /// manifests subscribe to.
+    Timer(Timer),
 }
 
 /// Every kind's name, as used in manifests' `events`.
@@ -392,6 +395,21 @@ pub struct StoryInsights {
     pub impressions: Option<u64>,
 }
 
+/// A timer firing (see [`crate::capabilities::Scheduler`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Timer {
+    /// The operator's id of the plugin that set it: the only one it reaches.
+    pub plugin: String,
+    /// The key it was set with.
+    pub key: String,
+    /// The person whose conversation it was set in.
+    pub person_id: String,
+    /// The payload it was set with.
+    pub payload: Vec<u8>,
+    /// When it was due, in milliseconds since the epoch.
+    pub due_at_ms: u64,
+}
+
 /// Something igloo does not model.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Unknown {
@@ -419,11 +437,21 @@ impl EventKind {
             EventKind::Mention(_) => "mention",
             EventKind::StoryInsights(_) => "story-insights",
             EventKind::Unknown(_) => "unknown",
+            EventKind::Timer(_) => "timer",
         }
     }
 }
 
 impl Event {
+    /// The one plugin this event is for, whatever the subscriptions say:
+    /// a timer's, which only its plugin may see.
+    pub fn addressee(&self) -> Option<&str> {
+        match &self.kind {
+            EventKind::Timer(timer) => Some(&timer.plugin),
+            _ => None,
+        }
+    }
+
     /// The name plugins subscribe to in their manifest.
     pub fn kind_name(&self) -> &'static str {
         self.kind.name()
@@ -431,7 +459,7 @@ impl Event {
 
     /// The person on the other side of the conversation, if the event
     /// belongs to one: for an echo the recipient, otherwise the sender or
-    /// the comment's author.
+    /// the comment's author; for a timer, the person it was set for.
     pub fn counterpart_id(&self) -> Option<&str> {
         let id = match &self.kind {
             EventKind::Message(message) if message.sender_id == self.account_id => {
@@ -449,6 +477,7 @@ impl Event {
             EventKind::Comment(comment) | EventKind::LiveComment(comment) => {
                 comment.from_id.as_ref()?
             }
+            EventKind::Timer(timer) => &timer.person_id,
             EventKind::Mention(_) | EventKind::StoryInsights(_) | EventKind::Unknown(_) => {
                 return None;
             }

@@ -323,6 +323,10 @@ pub trait Inbox: JournalStore {
         events: Vec<Incoming>,
     ) -> Result<Appended, InboxError>;
 
+    /// Store events igloo made itself (fired timers), deduplicated by key
+    /// like any other, and have them dispatched; how many were new.
+    async fn append_internal(&self, events: Vec<Event>) -> Result<u64, InboxError>;
+
     /// Up to `limit` uncompleted events with `seq > after`, in order.
     async fn pending(&self, after: Seq, limit: usize) -> Result<Vec<PendingEvent>, InboxError>;
 

@@ -250,6 +250,17 @@ impl Journaled for Option<Vec<u8>> {
     }
 }
 
+/// A yes or no (a timer was there to cancel), as JSON.
+impl Journaled for bool {
+    fn to_record(&self) -> String {
+        self.to_string()
+    }
+
+    fn from_record(record: &str) -> Option<Self> {
+        record.parse().ok()
+    }
+}
+
 /// Keys, as a JSON list.
 impl Journaled for Vec<String> {
     fn to_record(&self) -> String {

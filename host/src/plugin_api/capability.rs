@@ -27,6 +27,10 @@ pub enum Capability {
     ProfilesPublicLookup,
     /// Keep state in the host.
     Kv,
+    /// Set timers for the conversation being handled.
+    Schedule,
+    /// Pause and resume automation in the conversation being handled.
+    ConversationsControl,
 }
 
 /// A capability name igloo does not know.
@@ -48,6 +52,8 @@ impl Capability {
         Capability::ProfilesRead,
         Capability::ProfilesPublicLookup,
         Capability::Kv,
+        Capability::Schedule,
+        Capability::ConversationsControl,
     ];
 
     /// The name used in manifests and config.
@@ -61,6 +67,8 @@ impl Capability {
             Capability::ProfilesRead => "profiles:read",
             Capability::ProfilesPublicLookup => "profiles:public-lookup",
             Capability::Kv => "kv",
+            Capability::Schedule => "schedule",
+            Capability::ConversationsControl => "conversations:control",
         }
     }
 

@@ -29,6 +29,20 @@ pub struct PluginInfo {
     pub capabilities: BTreeSet<Capability>,
     /// Its settings from the operator.
     pub settings: BTreeMap<String, String>,
+    /// It keeps running where automation is paused (its manifest's
+    /// `while_paused`).
+    pub while_paused: bool,
+}
+
+impl PluginInfo {
+    /// Whether `event` is for this plugin: one addressed to it (its own
+    /// timer), or one its subscription matches.
+    pub fn receives(&self, event: &Event) -> bool {
+        match event.addressee() {
+            Some(plugin) => plugin == self.id,
+            None => self.subscription.matches(event),
+        }
+    }
 }
 
 /// One run of one plugin on one event, as host functions see it.

@@ -13,7 +13,8 @@ use std::sync::atomic::Ordering;
 
 pub use bindings::{
     ApiVersion, GuestEvent, GuestInstance, GuestPre, HostError, Outcome, SERVED_VERSIONS, comments,
-    kv, log, messaging, profiles, public_profiles, run, settings, types, v0_1_0, v0_2_0,
+    conversations, kv, log, messaging, profiles, public_profiles, run, scheduler, settings, types,
+    v0_1_0, v0_2_0,
 };
 pub use capability::{Capability, UnknownCapability};
 pub use context::{HostView, PluginInfo, RunContext, UpstreamClock, UpstreamWait, ViewOf};

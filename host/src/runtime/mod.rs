@@ -586,6 +586,8 @@ fn open_services(config: &Config) -> anyhow::Result<HostServices> {
         profiles: &config.profiles,
         public_profiles: &config.public_profiles,
         kv: &config.kv,
+        timers: &config.timers,
+        app_id: config.graph.app_id.as_deref(),
     };
     HostServices::new(graph, state, configs).context("building the public-profiles client")
 }

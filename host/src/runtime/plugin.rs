@@ -207,6 +207,7 @@ pub(super) fn load(
             },
             capabilities,
             settings: config.settings.clone(),
+            while_paused: manifest.while_paused,
         }),
         pre,
     })

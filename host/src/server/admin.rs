@@ -237,7 +237,7 @@ async fn sandbox_replay(app: &AppState, seq: Seq, plugin: Option<&str>) -> Answe
             .runtime
             .plugins()
             .iter()
-            .filter(|plugin| plugin.info.subscription.matches(&event))
+            .filter(|plugin| plugin.info.receives(&event))
             .collect(),
     };
     let ran = async {
@@ -278,4 +278,113 @@ async fn sandbox_replay(app: &AppState, seq: Seq, plugin: Option<&str>) -> Answe
         StatusCode::OK,
         Json(json!({"result": "sandboxed", "seq": seq, "runs": runs})),
     )
+}
+
+/// `POST /admin/conversations/{account}/{person}/pause`'s query.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct PauseQuery {
+    /// For this long; until resumed when absent.
+    for_secs: Option<u64>,
+}
+
+/// The conversation named by a path, once both ids are checked to be ids.
+fn conversation(account: &str, person: &str) -> Result<(), Answer> {
+    for (what, id) in [("account id", account), ("person IGSID", person)] {
+        crate::graph::GraphId::parse(what, id).map_err(|error| {
+            (
+                StatusCode::BAD_REQUEST,
+                Json(json!({"error": error.to_string()})),
+            )
+        })?;
+    }
+    Ok(())
+}
+
+fn state_failed(error: &crate::state::StateError) -> Answer {
+    tracing::error!(%error, "an admin change to conversations failed");
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        Json(json!({"error": "the host's state is unavailable; try again"})),
+    )
+}
+
+/// `POST /admin/conversations/{account}/{person}/pause[?for_secs=N]`: a
+/// human takes the conversation over; automation stops there for that
+/// long, or until resumed.
+pub(super) async fn pause_conversation(
+    State(app): State<Arc<AppState>>,
+    Path((account, person)): Path<(String, String)>,
+    query: Result<Query<PauseQuery>, QueryRejection>,
+    headers: HeaderMap,
+) -> Answer {
+    let query = match authorised_query(&app, &headers, query) {
+        Ok(query) => query,
+        Err(refusal) => return refusal,
+    };
+    if let Err(refusal) = conversation(&account, &person) {
+        return refusal;
+    }
+    let for_ms = query.for_secs.map(|secs| secs.saturating_mul(1000));
+    let conversations = &app.runtime.services().conversations;
+    let by = crate::capabilities::conversations::BY_OPERATOR;
+    match conversations.pause(&account, &person, for_ms, by).await {
+        Ok(()) => {
+            tracing::info!(%account, %person, for_secs = ?query.for_secs, "conversation paused by an operator");
+            (
+                StatusCode::OK,
+                Json(
+                    json!({"account": account, "person": person, "paused": true, "for_secs": query.for_secs}),
+                ),
+            )
+        }
+        Err(error) => state_failed(&error),
+    }
+}
+
+/// `POST /admin/conversations/{account}/{person}/resume`: automation
+/// resumes in the conversation.
+pub(super) async fn resume_conversation(
+    State(app): State<Arc<AppState>>,
+    Path((account, person)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Answer {
+    if let Err(refusal) = authorise(&app, &headers) {
+        return refusal;
+    }
+    if let Err(refusal) = conversation(&account, &person) {
+        return refusal;
+    }
+    match app
+        .runtime
+        .services()
+        .conversations
+        .resume(&account, &person)
+        .await
+    {
+        Ok(was_paused) => {
+            tracing::info!(%account, %person, was_paused, "conversation resumed by an operator");
+            (
+                StatusCode::OK,
+                Json(
+                    json!({"account": account, "person": person, "paused": false, "was_paused": was_paused}),
+                ),
+            )
+        }
+        Err(error) => state_failed(&error),
+    }
+}
+
+/// `GET /admin/conversations/paused`: every paused conversation.
+pub(super) async fn paused_conversations(
+    State(app): State<Arc<AppState>>,
+    headers: HeaderMap,
+) -> Answer {
+    if let Err(refusal) = authorise(&app, &headers) {
+        return refusal;
+    }
+    match app.runtime.services().conversations.paused().await {
+        Ok(paused) => (StatusCode::OK, Json(json!({"paused": paused}))),
+        Err(error) => state_failed(&error),
+    }
 }

@@ -101,6 +101,18 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .route("/admin/events", get(admin::list_events))
         .route("/admin/events/{seq}", get(admin::show_event))
         .route("/admin/events/{seq}/replay", post(admin::replay_event))
+        .route(
+            "/admin/conversations/paused",
+            get(admin::paused_conversations),
+        )
+        .route(
+            "/admin/conversations/{account}/{person}/pause",
+            post(admin::pause_conversation),
+        )
+        .route(
+            "/admin/conversations/{account}/{person}/resume",
+            post(admin::resume_conversation),
+        )
         .route("/dry-run/calls", get(dry_run::calls))
         .with_state(state)
 }

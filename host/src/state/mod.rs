@@ -1,6 +1,6 @@
 //! What host functions remember between runs: plugins' key-value state,
-//! each conversation's messaging window, and which comments already got
-//! their one private reply. Behind [`HostState`] so that a shared backend
+//! each conversation's messaging window, which comments already got their
+//! one private reply, who opted out, and plugins' timers. Behind [`HostState`] so that a shared backend
 //! (NATS KV) can replace SQLite.
 
 mod sqlite;
@@ -65,6 +65,36 @@ pub struct KvSet<'a> {
     pub now_ms: u64,
     /// The scope's quota.
     pub quota: KvQuota,
+}
+
+/// A plugin's timer in one conversation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimerEntry {
+    /// The plugin's operator-given id.
+    pub plugin: String,
+    /// The account.
+    pub account_id: String,
+    /// The person the conversation is with.
+    pub person_id: String,
+    /// The plugin's key for it, unique in the conversation.
+    pub key: String,
+    /// When it fires.
+    pub due_at_ms: u64,
+    /// What it carries back to the plugin.
+    pub payload: Vec<u8>,
+}
+
+/// A conversation where automation is paused (a human took it over).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Pause {
+    /// The account.
+    pub account_id: String,
+    /// The person the conversation is with.
+    pub person_id: String,
+    /// Until when, in milliseconds since the epoch; `None` until resumed.
+    pub until_ms: Option<u64>,
+    /// Who paused it: `operator`, a plugin's id, or `handover`.
+    pub by: String,
 }
 
 /// How a quota-checked write ended.
@@ -165,6 +195,39 @@ pub trait HostState: Send + Sync + 'static {
     ) -> Result<(), StateError>;
     /// Whether the person is opted out of automated messages.
     async fn opted_out(&self, account_id: &str, person_id: &str) -> Result<bool, StateError>;
+
+    /// Pause automation in a conversation, replacing any pause there was.
+    async fn pause(&self, pause: Pause) -> Result<(), StateError>;
+    /// Resume automation in a conversation; whether it was paused.
+    async fn resume(&self, account_id: &str, person_id: &str) -> Result<bool, StateError>;
+    /// The pause of a conversation, if it is paused at `now_ms`.
+    async fn pause_of(
+        &self,
+        account_id: &str,
+        person_id: &str,
+        now_ms: u64,
+    ) -> Result<Option<Pause>, StateError>;
+    /// Every conversation paused at `now_ms`.
+    async fn pauses(&self, now_ms: u64) -> Result<Vec<Pause>, StateError>;
+
+    /// Set `timer`, replacing the plugin's timer of the same key in the same
+    /// conversation; false (and nothing set) if the plugin would then have
+    /// more than `max_per_account` timers in the account.
+    async fn set_timer(&self, timer: TimerEntry, max_per_account: u64) -> Result<bool, StateError>;
+    /// Cancel a timer; whether there was one.
+    async fn cancel_timer(
+        &self,
+        plugin: &str,
+        account_id: &str,
+        person_id: &str,
+        key: &str,
+    ) -> Result<bool, StateError>;
+    /// Up to `limit` timers due at `now_ms`, earliest first.
+    async fn due_timers(&self, now_ms: u64, limit: usize) -> Result<Vec<TimerEntry>, StateError>;
+    /// Forget timers that fired, unless set again (to another time) since.
+    async fn remove_fired(&self, fired: Vec<TimerEntry>) -> Result<(), StateError>;
+    /// When the next timer is due.
+    async fn next_timer_due(&self) -> Result<Option<u64>, StateError>;
 
     /// Forget kv values expired at `now_ms`, and windows and comments older
     /// than `before_ms`; returns how many rows went.

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
 use rusqlite_migration::M;
 
-use super::{CommentSeen, HostState, KvScope, KvSet, KvWrite, StateError};
+use super::{CommentSeen, HostState, KvScope, KvSet, KvWrite, Pause, StateError, TimerEntry};
 
 /// The schema, version by version; a list that only grows at its end.
 /// Version 1 is the schema of igloo 0.1, which kept no version: `IF NOT
@@ -44,7 +44,7 @@ CREATE INDEX IF NOT EXISTS windows_age ON windows(last_inbound_ms);
 CREATE INDEX IF NOT EXISTS comments_age ON comments(at_ms);
 ",
         ),
-        // Opt-outs are kept until the person opts back in: never pruned.
+        // Opt-outs, kept until the person opts back in: never pruned.
         M::up(
             "
 CREATE TABLE opt_outs (
@@ -52,6 +52,29 @@ CREATE TABLE opt_outs (
     person_id  TEXT NOT NULL,
     opted_out  INTEGER NOT NULL,
     at_ms      INTEGER NOT NULL,
+    PRIMARY KEY (account_id, person_id)
+);
+",
+        ),
+        // Timers, kept until they fire or are cancelled; pauses, until they
+        // end. Neither is pruned with windows.
+        M::up(
+            "
+CREATE TABLE timers (
+    plugin     TEXT NOT NULL,
+    account_id TEXT NOT NULL,
+    person_id  TEXT NOT NULL,
+    key        TEXT NOT NULL,
+    due_at_ms  INTEGER NOT NULL,
+    payload    BLOB NOT NULL,
+    PRIMARY KEY (plugin, account_id, person_id, key)
+);
+CREATE INDEX timers_due ON timers(due_at_ms);
+CREATE TABLE pauses (
+    account_id TEXT NOT NULL,
+    person_id  TEXT NOT NULL,
+    until_ms   INTEGER,
+    paused_by  TEXT NOT NULL,
     PRIMARY KEY (account_id, person_id)
 );
 ",
@@ -247,6 +270,15 @@ fn write_loop(db: &Connection, jobs: &std::sync::mpsc::Receiver<Job>) {
 }
 
 /// A time in milliseconds as SQLite stores it, saturating at its largest.
+fn pause_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Pause> {
+    Ok(Pause {
+        account_id: row.get(0)?,
+        person_id: row.get(1)?,
+        until_ms: row.get::<_, Option<i64>>(2)?.map(|at| at as u64),
+        by: row.get(3)?,
+    })
+}
+
 fn sql_ms(ms: u64) -> i64 {
     i64::try_from(ms).unwrap_or(i64::MAX)
 }
@@ -487,6 +519,162 @@ impl HostState for SqliteState {
             )
             .optional()
             .map(|opted_out| opted_out.unwrap_or(false))
+        })
+        .await
+    }
+
+    async fn pause(&self, pause: Pause) -> Result<(), StateError> {
+        self.write(move |db| {
+            db.prepare_cached(
+                "INSERT OR REPLACE INTO pauses (account_id, person_id, until_ms, paused_by)
+                 VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![
+                pause.account_id,
+                pause.person_id,
+                pause.until_ms.map(sql_ms),
+                pause.by
+            ])
+            .map(|_| ())
+        })
+        .await
+    }
+
+    async fn resume(&self, account_id: &str, person_id: &str) -> Result<bool, StateError> {
+        let (account_id, person_id) = (account_id.to_owned(), person_id.to_owned());
+        self.write(move |db| {
+            db.prepare_cached("DELETE FROM pauses WHERE account_id = ?1 AND person_id = ?2")?
+                .execute(params![account_id, person_id])
+                .map(|deleted| deleted > 0)
+        })
+        .await
+    }
+
+    async fn pause_of(
+        &self,
+        account_id: &str,
+        person_id: &str,
+        now_ms: u64,
+    ) -> Result<Option<Pause>, StateError> {
+        let (account_id, person_id) = (account_id.to_owned(), person_id.to_owned());
+        self.read(move |db| {
+            db.prepare_cached(
+                "SELECT account_id, person_id, until_ms, paused_by FROM pauses
+                 WHERE account_id = ?1 AND person_id = ?2 AND (until_ms IS NULL OR until_ms > ?3)",
+            )?
+            .query_row(params![account_id, person_id, sql_ms(now_ms)], pause_row)
+            .optional()
+        })
+        .await
+    }
+
+    async fn pauses(&self, now_ms: u64) -> Result<Vec<Pause>, StateError> {
+        self.read(move |db| {
+            let mut select = db.prepare_cached(
+                "SELECT account_id, person_id, until_ms, paused_by FROM pauses
+                 WHERE until_ms IS NULL OR until_ms > ?1 ORDER BY account_id, person_id",
+            )?;
+            let rows = select.query_map([sql_ms(now_ms)], pause_row)?;
+            rows.collect()
+        })
+        .await
+    }
+
+    async fn set_timer(&self, timer: TimerEntry, max_per_account: u64) -> Result<bool, StateError> {
+        self.write(move |db| {
+            let others: i64 = db.query_row(
+                "SELECT count(*) FROM timers WHERE plugin = ?1 AND account_id = ?2
+                   AND NOT (person_id = ?3 AND key = ?4)",
+                params![timer.plugin, timer.account_id, timer.person_id, timer.key],
+                |row| row.get(0),
+            )?;
+            if others as u64 >= max_per_account {
+                return Ok(false);
+            }
+            db.prepare_cached(
+                "INSERT OR REPLACE INTO timers
+                   (plugin, account_id, person_id, key, due_at_ms, payload)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?
+            .execute(params![
+                timer.plugin,
+                timer.account_id,
+                timer.person_id,
+                timer.key,
+                sql_ms(timer.due_at_ms),
+                timer.payload
+            ])?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn cancel_timer(
+        &self,
+        plugin: &str,
+        account_id: &str,
+        person_id: &str,
+        key: &str,
+    ) -> Result<bool, StateError> {
+        let row = [plugin, account_id, person_id, key].map(str::to_owned);
+        self.write(move |db| {
+            db.prepare_cached(
+                "DELETE FROM timers
+                 WHERE plugin = ?1 AND account_id = ?2 AND person_id = ?3 AND key = ?4",
+            )?
+            .execute(params![row[0], row[1], row[2], row[3]])
+            .map(|deleted| deleted > 0)
+        })
+        .await
+    }
+
+    async fn due_timers(&self, now_ms: u64, limit: usize) -> Result<Vec<TimerEntry>, StateError> {
+        self.read(move |db| {
+            let mut select = db.prepare_cached(
+                "SELECT plugin, account_id, person_id, key, due_at_ms, payload FROM timers
+                 WHERE due_at_ms <= ?1 ORDER BY due_at_ms LIMIT ?2",
+            )?;
+            let rows = select.query_map(params![sql_ms(now_ms), limit as i64], |row| {
+                Ok(TimerEntry {
+                    plugin: row.get(0)?,
+                    account_id: row.get(1)?,
+                    person_id: row.get(2)?,
+                    key: row.get(3)?,
+                    due_at_ms: row.get::<_, i64>(4)? as u64,
+                    payload: row.get(5)?,
+                })
+            })?;
+            rows.collect()
+        })
+        .await
+    }
+
+    async fn remove_fired(&self, fired: Vec<TimerEntry>) -> Result<(), StateError> {
+        self.write(move |db| {
+            let mut delete = db.prepare_cached(
+                "DELETE FROM timers WHERE plugin = ?1 AND account_id = ?2 AND person_id = ?3
+                   AND key = ?4 AND due_at_ms = ?5",
+            )?;
+            for timer in &fired {
+                delete.execute(params![
+                    timer.plugin,
+                    timer.account_id,
+                    timer.person_id,
+                    timer.key,
+                    sql_ms(timer.due_at_ms)
+                ])?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn next_timer_due(&self) -> Result<Option<u64>, StateError> {
+        self.read(|db| {
+            db.query_row("SELECT min(due_at_ms) FROM timers", [], |row| {
+                row.get::<_, Option<i64>>(0)
+            })
+            .map(|due| due.map(|at| at as u64))
         })
         .await
     }

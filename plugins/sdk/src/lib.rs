@@ -2,13 +2,15 @@
 //!
 //! Implement [`Plugin`] and register it with [`register_plugin!`]; build the
 //! crate as a `cdylib` for `wasm32-wasip2`. The plugin targets
-//! `igloo:plugin@0.2.0` (`wit/v0.2.0`). Each `on_*` method says whether
-//! it [`Handled`] the event or [`Passed`]: in an exclusive group, the first
-//! plugin that handles an event is the only one to answer it. The host functions live in
-//! [`messaging`], [`comments`], [`profiles`], [`public_profiles`], [`kv`],
-//! [`log`] and [`config`]; each returns a typed [`Error`] the plugin can
-//! match on. A component imports only the interfaces it uses, so a plugin
-//! needs capabilities only for what it calls.
+//! `igloo:plugin@0.2.0` (`wit/v0.2.0`). Each `on_*` method says whether it
+//! [`Handled`] the event or [`Passed`]: in an exclusive group, the first
+//! plugin that handles an event is the only one to answer it.
+//!
+//! The host functions live in [`messaging`], [`comments`], [`profiles`],
+//! [`public_profiles`], [`kv`], [`log`], [`config`], [`scheduler`] and
+//! [`conversations`]; each returns a typed [`Error`] the plugin can match
+//! on. A component imports only the interfaces it uses, so a plugin needs
+//! capabilities only for what it calls.
 //!
 //! ```ignore
 //! use igloo_plugin_sdk::{Envelope, Handled, Message, Outcome, Passed, Plugin, PluginError, messaging};
@@ -50,7 +52,7 @@ pub use bindings::igloo::plugin::types::{
     StoryInsights, StoryRef, Timer, UnknownEvent,
 };
 pub use bindings::igloo::plugin::{
-    comments, config, kv, log, messaging, profiles, public_profiles, run,
+    comments, config, conversations, kv, log, messaging, profiles, public_profiles, run, scheduler,
 };
 
 /// An automation. igloo calls [`Plugin::handle`] once per subscribed event,

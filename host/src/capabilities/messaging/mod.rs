@@ -71,7 +71,7 @@ impl HostView<'_, Messaging> {
     /// (no window) covers only the account talking to itself in the event
     /// being handled, never a third person.
     async fn check_window(&self, person_id: &str, human_agent: bool) -> HostResult<()> {
-        self.check_opt_out(person_id).await?;
+        self.check_reachable(person_id).await?;
         let event = &self.run.event;
         let self_messaging = event.is_self && event.counterpart_id() == Some(person_id);
         let last = self
@@ -87,11 +87,22 @@ impl HostView<'_, Messaging> {
         )?)
     }
 
-    /// Refuse any automated message to a person who opted out.
-    async fn check_opt_out(&self, person_id: &str) -> HostResult<()> {
+    /// Refuse any automated message to a person who opted out, or whose
+    /// conversation a human took over (unless this plugin runs while
+    /// paused).
+    async fn check_reachable(&self, person_id: &str) -> HostResult<()> {
         let account_id = self.run.account_id();
-        if self.service.state.opted_out(account_id, person_id).await? {
+        let state = &self.service.state;
+        if state.opted_out(account_id, person_id).await? {
             return Err(HostError::OptedOut.into());
+        }
+        if !self.run.plugin.while_paused
+            && state
+                .pause_of(account_id, person_id, now_ms())
+                .await?
+                .is_some()
+        {
+            return Err(HostError::Paused.into());
         }
         Ok(())
     }
@@ -102,7 +113,7 @@ impl HostView<'_, Messaging> {
         let state = &self.service.state;
         let account_id = self.run.account_id();
         if let Some(author) = state.comment_author(account_id, comment_id).await? {
-            self.check_opt_out(&author).await?;
+            self.check_reachable(&author).await?;
         }
         let made_at = state.comment_time(account_id, comment_id).await?;
         policy::check_comment_age(made_at, now_ms())?;

@@ -143,6 +143,8 @@ enum Write {
         oneshot::Sender<Result<(), InboxError>>,
     ),
     Replay(ReplayRequest, oneshot::Sender<Result<Replayed, InboxError>>),
+    /// Store events igloo made itself.
+    AppendInternal(Vec<Event>, oneshot::Sender<Result<u64, InboxError>>),
 }
 
 /// The SQLite inbox. Cheap to share behind an `Arc`.
@@ -472,6 +474,17 @@ fn write_loop(
                         _ => unreachable!("a replay yields Replayed"),
                     }));
                 }
+                Write::AppendInternal(_, reply) => {
+                    let _ = reply.send(result.map(|applied| match applied {
+                        Applied::AppendedInternal(new) => {
+                            if new > 0 {
+                                appended.notify_one();
+                            }
+                            new
+                        }
+                        _ => unreachable!("an internal append yields AppendedInternal"),
+                    }));
+                }
             }
         }
     }
@@ -490,8 +503,49 @@ enum Applied {
     Replayed(Replayed),
     /// Whether an event was completed.
     Completed(bool),
+    /// Events igloo made, this many of them new.
+    AppendedInternal(u64),
     /// A run recorded or an event completed.
     Done,
+}
+
+/// The delivery that stands for igloo itself, which events it makes (fired
+/// timers) belong to. Id 0 is below every split mark, so it is never taken
+/// for an unsplit webhook; pruned when unused, it is made again on demand.
+const INTERNAL_DELIVERY: DeliveryId = 0;
+
+/// Store events igloo made, deduplicated by key like any other.
+fn append_internal(
+    transaction: &rusqlite::Transaction<'_>,
+    events: &[Event],
+    now: i64,
+) -> rusqlite::Result<u64> {
+    transaction
+        .prepare_cached(
+            "INSERT OR IGNORE INTO deliveries (id, received_at_ms, body) VALUES (?1, 0, x'')",
+        )?
+        .execute([INTERNAL_DELIVERY])?;
+    let mut insert = transaction.prepare_cached(
+        "INSERT INTO events (event_key, delivery_id, account_id, kind, timestamp_ms, received_at_ms, body, person_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+         ON CONFLICT (event_key) DO NOTHING",
+    )?;
+    let mut new = 0;
+    for event in events {
+        let body = serde_json::to_string(event)
+            .map_err(|error| rusqlite::Error::ToSqlConversionFailure(Box::new(error)))?;
+        new += insert.execute(params![
+            event.key,
+            INTERNAL_DELIVERY,
+            event.account_id,
+            event.kind_name(),
+            i64::try_from(event.timestamp_ms).unwrap_or(i64::MAX),
+            now,
+            body,
+            event.counterpart_id()
+        ])? as u64;
+    }
+    Ok(new)
 }
 
 /// Apply a group in one transaction. If the commit fails, every write in
@@ -543,6 +597,9 @@ fn apply_group(connection: &mut Connection, group: &[Write]) -> Vec<Result<Appli
                 }
                 Write::Prune(before_ms, _) => {
                     prune(&transaction, *before_ms).map(|pruned| Applied::Pruned(pruned as u64))
+                }
+                Write::AppendInternal(events, _) => {
+                    append_internal(&transaction, events, now).map(Applied::AppendedInternal)
                 }
             });
         }
@@ -672,6 +729,11 @@ impl Inbox for SqliteInbox {
 
     async fn prune(&self, before_ms: i64) -> Result<u64, InboxError> {
         self.write(|reply| Write::Prune(before_ms, reply)).await
+    }
+
+    async fn append_internal(&self, events: Vec<Event>) -> Result<u64, InboxError> {
+        self.write(|reply| Write::AppendInternal(events, reply))
+            .await
     }
 
     async fn runs(&self, seq: Seq) -> Result<Vec<RunRecord>, InboxError> {

@@ -110,7 +110,8 @@ impl<T: Send + 'static> GuestPre<T> {
 
 impl GuestInstance {
     /// Call the plugin's `handle` on `event`. A 0.1.0 plugin that returns
-    /// without error handled the event (it cannot pass).
+    /// without error handled the event (it cannot pass); one it cannot be
+    /// given (a timer) is passed without calling it.
     pub async fn handle<T: Send + 'static>(
         &self,
         store: &mut Store<T>,
@@ -123,7 +124,9 @@ impl GuestInstance {
                 .await?
                 .map_err(|error| error.message)),
             GuestInstance::V0_1_0(instance) => {
-                let event = v0_1_0::guest_event(event)?;
+                let Some(event) = v0_1_0::guest_event(event)? else {
+                    return Ok(Ok(Outcome::Passed));
+                };
                 Ok(instance
                     .igloo_plugin_handler()
                     .call_handle(store, &event)

@@ -16,6 +16,8 @@ mod generated {
             "igloo:plugin/profiles": async | trappable,
             "igloo:plugin/public-profiles": async | trappable,
             "igloo:plugin/kv": async | trappable,
+            "igloo:plugin/scheduler": async | trappable,
+            "igloo:plugin/conversations": async | trappable,
         },
         exports: { default: async },
         // Host functions return `HostResult`: checks compose with `?`, and
@@ -29,7 +31,8 @@ mod generated {
 
 pub use generated::igloo::plugin::types::{Error as HostError, Event as GuestEvent, Outcome};
 pub use generated::igloo::plugin::{
-    comments, config as settings, kv, log, messaging, profiles, public_profiles, run, types,
+    comments, config as settings, conversations, kv, log, messaging, profiles, public_profiles,
+    run, scheduler, types,
 };
 pub use generated::{Automation, AutomationPre};
 
@@ -143,6 +146,12 @@ fn guest_kind(kind: EventKind) -> types::EventKind {
         EventKind::Unknown(u) => Guest::Unknown(types::UnknownEvent {
             field: u.field,
             raw_json: u.raw_json,
+        }),
+        EventKind::Timer(t) => Guest::Timer(types::Timer {
+            key: t.key,
+            person_id: t.person_id,
+            payload: t.payload,
+            due_at_ms: t.due_at_ms,
         }),
     }
 }

@@ -13,8 +13,8 @@ use igloo_plugin_sdk::messaging::{
     PostbackButton, QuickReply, Recipient, UrlButton,
 };
 use igloo_plugin_sdk::{
-    Comment, Envelope, Handled, Message, Outcome, Passed, Plugin, PluginError, comments, config,
-    kv, messaging, profiles, public_profiles,
+    Comment, Envelope, Handled, Message, Outcome, Passed, Plugin, PluginError, Timer, comments,
+    config, conversations, kv, messaging, profiles, public_profiles, scheduler,
 };
 use serde_json::Value;
 
@@ -163,6 +163,17 @@ fn run(command: &Value) -> String {
         ),
         "kv_delete" => format!("{:?}", kv::delete(&text(command, "key"))),
         "kv_list" => format!("{:?}", kv::list_keys(&text(command, "prefix"))),
+        "timer_set" => format!(
+            "{:?}",
+            scheduler::set(
+                &text(command, "key"),
+                scheduler::When::AfterMs(command["after_ms"].as_u64().unwrap_or_default()),
+                text(command, "payload").as_bytes(),
+            )
+        ),
+        "timer_cancel" => format!("{:?}", scheduler::cancel(&text(command, "key"))),
+        "pause" => format!("{:?}", conversations::pause(command["for_ms"].as_u64())),
+        "resume" => format!("{:?}", conversations::resume()),
         "retry_on_failure" => {
             igloo_plugin_sdk::run::retry_on_failure();
             "retry asked for".to_owned()
@@ -202,6 +213,16 @@ impl Plugin for Probe {
 
     fn on_comment(_: &Envelope, comment: &Comment) -> Result<Outcome, PluginError> {
         report(&comment.text)
+    }
+
+    /// A timer sends its payload, as text, to its person, and reports
+    /// how that went.
+    fn on_timer(_: &Envelope, timer: &Timer) -> Result<Outcome, PluginError> {
+        let text = String::from_utf8_lossy(&timer.payload);
+        let sent = messaging::send_text(&timer.person_id, &text);
+        Err(PluginError {
+            message: format!("timer {}: {sent:?}", timer.key),
+        })
     }
 }
 

@@ -1,0 +1,174 @@
+//! `igloo:plugin/conversations`: conversation control (capability
+//! `conversations:control`). A conversation paused for automation (a human
+//! took it over) gets no automated message: its message events reach only
+//! plugins whose manifest sets `while_paused`, and other plugins' sends to
+//! the person are the typed `paused` error (enforced by messaging).
+//!
+//! A conversation is paused by a plugin holding the capability (for the
+//! conversation it is handling), by the operator (admin API and CLI), or by
+//! Meta's handover events: control passed to another app pauses it until
+//! control comes back to this one.
+
+use std::sync::Arc;
+
+use wasmtime::component::Linker;
+
+use super::ServesHostCalls;
+use crate::clock::now_ms;
+use crate::events::{Event, EventKind, HandoverAction};
+use crate::journal::Call;
+use crate::plugin_api::conversations::Host;
+use crate::plugin_api::{Capability, HostError, HostResult, HostView, ViewOf};
+use crate::state::{HostState, Pause, StateError};
+
+/// The interface, and the capability importing it needs.
+pub(super) const IMPORT: super::Import = (
+    "igloo:plugin/conversations",
+    &[Capability::ConversationsControl],
+);
+
+/// The event kinds a pause holds back from plugins that do not run while
+/// paused: what the person does in the direct conversation. (Handovers and
+/// timers still arrive: a plugin's own timer is its to handle, and a
+/// handover may end the pause.)
+const HELD_BACK: &[&str] = &[
+    "message",
+    "message-deleted",
+    "message-edit",
+    "reaction",
+    "postback",
+    "seen",
+    "referral",
+    "optin",
+];
+
+/// Who paused a conversation, when no plugin did.
+pub const BY_OPERATOR: &str = "operator";
+/// Paused because Meta's handover protocol gave the thread to another app.
+const BY_HANDOVER: &str = "handover";
+
+/// Pauses of conversations for automation.
+pub struct Conversations {
+    state: Arc<dyn HostState>,
+    /// This app's id, to tell a handover to it from one away from it.
+    app_id: Option<String>,
+}
+
+impl Conversations {
+    /// Pauses kept in `state`; `app_id` is this Meta app's id, if known.
+    pub fn new(state: Arc<dyn HostState>, app_id: Option<String>) -> Self {
+        Self { state, app_id }
+    }
+
+    /// Pause automation with `person_id` in `account_id`, for `for_ms`
+    /// milliseconds or until resumed.
+    pub async fn pause(
+        &self,
+        account_id: &str,
+        person_id: &str,
+        for_ms: Option<u64>,
+        by: &str,
+    ) -> Result<(), StateError> {
+        let pause = Pause {
+            account_id: account_id.to_owned(),
+            person_id: person_id.to_owned(),
+            until_ms: for_ms.map(|ms| now_ms().saturating_add(ms)),
+            by: by.to_owned(),
+        };
+        self.state.pause(pause).await
+    }
+
+    /// Resume automation; whether the conversation was paused.
+    pub async fn resume(&self, account_id: &str, person_id: &str) -> Result<bool, StateError> {
+        self.state.resume(account_id, person_id).await
+    }
+
+    /// Every paused conversation.
+    pub async fn paused(&self) -> Result<Vec<Pause>, StateError> {
+        self.state.pauses(now_ms()).await
+    }
+
+    /// Whether `event` is held back from plugins that do not run while
+    /// paused: a message event of a paused conversation.
+    pub async fn holds_back(&self, event: &Event) -> Result<bool, StateError> {
+        let Some(person) = event.counterpart_id() else {
+            return Ok(false);
+        };
+        if !HELD_BACK.contains(&event.kind_name()) {
+            return Ok(false);
+        }
+        let pause = self
+            .state
+            .pause_of(&event.account_id, person, now_ms())
+            .await?;
+        Ok(pause.is_some())
+    }
+
+    /// Note a handover: control passed or taken away from this app pauses
+    /// the conversation until resumed; control coming to it resumes.
+    pub(super) async fn observe(&self, event: &Event) -> Result<(), StateError> {
+        let (EventKind::Handover(handover), Some(app_id)) = (&event.kind, &self.app_id) else {
+            return Ok(());
+        };
+        if handover.action == HandoverAction::Request {
+            return Ok(());
+        }
+        let Some(new_owner) = &handover.new_owner_app_id else {
+            return Ok(());
+        };
+        let person = &handover.sender_id;
+        if new_owner == app_id {
+            self.resume(&event.account_id, person).await.map(drop)
+        } else {
+            self.pause(&event.account_id, person, None, BY_HANDOVER)
+                .await
+        }
+    }
+}
+
+pub(super) fn link<T: ServesHostCalls>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+    fn view<T: ServesHostCalls>(host: &mut T) -> HostView<'_, Conversations> {
+        host.view(|services| &services.conversations)
+    }
+    // Only the current version has conversation control.
+    crate::plugin_api::conversations::add_to_linker::<T, ViewOf<Conversations>>(linker, view::<T>)
+}
+
+impl HostView<'_, Conversations> {
+    /// The person of the conversation being handled, once the grant is
+    /// checked.
+    fn person(&self) -> HostResult<&str> {
+        if !self.run.granted(Capability::ConversationsControl) {
+            return Err(HostError::Denied(
+                "conversation control needs conversations:control".into(),
+            )
+            .into());
+        }
+        self.run.event.counterpart_id().ok_or_else(|| {
+            HostError::Invalid("this event is with no person: there is no conversation".into())
+                .into()
+        })
+    }
+}
+
+impl Host for HostView<'_, Conversations> {
+    async fn pause(&mut self, for_ms: Option<u64>) -> HostResult<()> {
+        let call = Call::new("conversations.pause", &format!("{for_ms:?}"));
+        let pause = async || {
+            let person = self.person()?;
+            let by = &self.run.plugin.id;
+            let account = self.run.account_id();
+            Ok(self.service.pause(account, person, for_ms, by).await?)
+        };
+        self.run.journal.repeatable(call, pause).await
+    }
+
+    async fn resume(&mut self) -> HostResult<bool> {
+        let call = Call::new("conversations.resume", "");
+        let resume = async || {
+            let person = self.person()?;
+            Ok(self.service.resume(self.run.account_id(), person).await?)
+        };
+        self.run.journal.repeatable(call, resume).await
+    }
+}

@@ -1,0 +1,188 @@
+//! `igloo:plugin/scheduler`: durable timers for the conversation being
+//! handled, kept in the host's state ([`crate::state`]) under the `[timers]`
+//! limits. Setting and cancelling live here; firing (a due timer becomes a
+//! `timer` event in the inbox) is the dispatcher's (`dispatch::timers`).
+//!
+//! A timer belongs to the operator's id for the plugin, the event's account
+//! and the person the event is with: a plugin can neither set a timer in
+//! another conversation nor see or cancel another plugin's.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tokio::sync::Notify;
+use wasmtime::component::Linker;
+
+use super::ServesHostCalls;
+use crate::clock::now_ms;
+use crate::journal::Call;
+use crate::plugin_api::scheduler::{Host, When};
+use crate::plugin_api::{Capability, HostError, HostResult, HostView, ViewOf};
+use crate::state::{HostState, StateError, TimerEntry};
+
+/// `[timers]`: what each plugin may schedule.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TimersConfig {
+    /// Timers one plugin may have waiting in one account.
+    pub max_per_plugin_account: u64,
+    /// How far ahead a timer may be set, in seconds.
+    pub max_horizon_secs: u64,
+    /// Bytes of a timer's key.
+    pub max_key_bytes: usize,
+    /// Bytes of a timer's payload.
+    pub max_payload_bytes: usize,
+}
+
+impl Default for TimersConfig {
+    fn default() -> Self {
+        Self {
+            max_per_plugin_account: 10_000,
+            max_horizon_secs: 90 * 24 * 3600,
+            max_key_bytes: 128,
+            max_payload_bytes: 4096,
+        }
+    }
+}
+
+/// The interface, and the capability importing it needs.
+pub(super) const IMPORT: super::Import = ("igloo:plugin/scheduler", &[Capability::Schedule]);
+
+/// Plugins' timers, within the configured limits.
+pub struct Scheduler {
+    state: Arc<dyn HostState>,
+    limits: TimersConfig,
+    /// Woken when a timer is set: it may be due before the one waited for.
+    set: Notify,
+}
+
+impl Scheduler {
+    /// Timers kept in `state`, within `limits`.
+    pub fn new(state: Arc<dyn HostState>, limits: TimersConfig) -> Self {
+        Self {
+            state,
+            limits,
+            set: Notify::new(),
+        }
+    }
+
+    /// Resolves once a timer has been set since the last call.
+    pub async fn timer_set(&self) {
+        self.set.notified().await;
+    }
+
+    /// Up to `limit` timers due at `now_ms`, earliest first.
+    pub async fn due(&self, now_ms: u64, limit: usize) -> Result<Vec<TimerEntry>, StateError> {
+        self.state.due_timers(now_ms, limit).await
+    }
+
+    /// Forget timers that fired (those set again since are kept).
+    pub async fn fired(&self, timers: Vec<TimerEntry>) -> Result<(), StateError> {
+        self.state.remove_fired(timers).await
+    }
+
+    /// When the next timer is due.
+    pub async fn next_due(&self) -> Result<Option<u64>, StateError> {
+        self.state.next_timer_due().await
+    }
+}
+
+/// Only the current version has timers: 0.1.0 plugins cannot import them.
+pub(super) fn link<T: ServesHostCalls>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+    fn view<T: ServesHostCalls>(host: &mut T) -> HostView<'_, Scheduler> {
+        host.view(|services| &services.scheduler)
+    }
+    crate::plugin_api::scheduler::add_to_linker::<T, ViewOf<Scheduler>>(linker, view::<T>)
+}
+
+impl HostView<'_, Scheduler> {
+    /// The timer `key` of this run's plugin in this event's conversation,
+    /// once the grant and the key are checked.
+    fn timer(&self, key: &str) -> HostResult<TimerEntry> {
+        if !self.run.granted(Capability::Schedule) {
+            return Err(HostError::Denied("timers need the schedule capability".into()).into());
+        }
+        let max = self.service.limits.max_key_bytes;
+        if key.is_empty() || key.len() > max {
+            return Err(HostError::Invalid(format!("timer keys are 1 to {max} bytes")).into());
+        }
+        let Some(person_id) = self.run.event.counterpart_id() else {
+            return Err(HostError::Invalid(
+                "this event is with no person: there is no conversation to set a timer in".into(),
+            )
+            .into());
+        };
+        Ok(TimerEntry {
+            plugin: self.run.plugin.id.clone(),
+            account_id: self.run.account_id().to_owned(),
+            person_id: person_id.to_owned(),
+            key: key.to_owned(),
+            due_at_ms: 0,
+            payload: Vec::new(),
+        })
+    }
+
+    /// Set the timer within the horizon, the payload size and the count.
+    async fn set_checked(&self, key: &str, when: When, payload: Vec<u8>) -> HostResult<()> {
+        let limits = &self.service.limits;
+        let mut timer = self.timer(key)?;
+        if payload.len() > limits.max_payload_bytes {
+            return Err(HostError::Invalid(format!(
+                "a timer's payload is at most {} bytes",
+                limits.max_payload_bytes
+            ))
+            .into());
+        }
+        let now = now_ms();
+        let due_at_ms = match when {
+            When::AfterMs(after) => now.saturating_add(after),
+            When::AtMs(at) => at.max(now),
+        };
+        if due_at_ms - now > limits.max_horizon_secs.saturating_mul(1000) {
+            return Err(HostError::Invalid(format!(
+                "timers are set at most {} seconds ahead",
+                limits.max_horizon_secs
+            ))
+            .into());
+        }
+        timer.due_at_ms = due_at_ms;
+        timer.payload = payload;
+        let max = limits.max_per_plugin_account;
+        if !self.service.state.set_timer(timer, max).await? {
+            return Err(HostError::QuotaExceeded(format!(
+                "{max} timers is the most a plugin keeps waiting per account"
+            ))
+            .into());
+        }
+        self.service.set.notify_one();
+        Ok(())
+    }
+}
+
+impl Host for HostView<'_, Scheduler> {
+    async fn set(&mut self, key: String, when: When, payload: Vec<u8>) -> HostResult<()> {
+        // A retried run keeps the time its first execution set.
+        let call = Call::new(
+            "scheduler.set",
+            &format!("{key:?} {when:?} {}", hex::encode(Sha256::digest(&payload))),
+        );
+        self.run
+            .journal
+            .repeatable(call, async || self.set_checked(&key, when, payload).await)
+            .await
+    }
+
+    async fn cancel(&mut self, key: String) -> HostResult<bool> {
+        let call = Call::new("scheduler.cancel", &format!("{key:?}"));
+        let cancel = async || {
+            let timer = self.timer(&key)?;
+            Ok(self
+                .service
+                .state
+                .cancel_timer(&timer.plugin, &timer.account_id, &timer.person_id, &key)
+                .await?)
+        };
+        self.run.journal.repeatable(call, cancel).await
+    }
+}
