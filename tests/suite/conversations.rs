@@ -2,6 +2,7 @@
 //! operator, a plugin, or Meta's handover) gets no automated message until
 //! it resumes; plugins that run while paused still work.
 
+use igloo::config::LoginKind;
 use igloo_tests::{
     ACCOUNT_ID, FakeGraph, PROBE_GRANTS, TestIgloo, install_probe, live_config, webhook,
 };
@@ -14,9 +15,15 @@ const PAGE_INBOX: &str = "263902037430900";
 
 /// A bot probe, and an `agent` probe whose manifest runs while paused.
 async fn start() -> (FakeGraph, TestIgloo, tempfile::TempDir) {
+    start_with(LoginKind::Instagram).await
+}
+
+/// [`start`], the account connected with `login`.
+async fn start_with(login: LoginKind) -> (FakeGraph, TestIgloo, tempfile::TempDir) {
     let graph = FakeGraph::start().await;
     let plugins = tempfile::tempdir().unwrap();
     let mut config = live_config(&graph);
+    config.accounts.get_mut(ACCOUNT_ID).unwrap().login = login;
     let agent = install_probe(plugins.path(), "agent", PROBE_GRANTS);
     let manifest = plugins.path().join("agent/plugin.toml");
     let mut text = std::fs::read_to_string(&manifest).unwrap();
@@ -149,4 +156,51 @@ async fn handover_to_another_app_pauses_and_back_to_this_one_resumes() {
     igloo.wait_until_idle().await;
     let runs = on_message(&igloo, send("to the bot")).await;
     assert!(runs[1].2.starts_with("Ok(Sent"), "{runs:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handover_calls_go_to_meta_for_facebook_login_and_pause_or_resume() {
+    let (graph, igloo, _plugins) = start_with(LoginKind::Facebook).await;
+    let pass = json!({"op": "pass_thread", "target": PAGE_INBOX, "metadata": "wants a human"});
+    let runs = on_message(&igloo, pass).await;
+    assert_eq!(runs[1].2, "Ok(())", "{runs:?}");
+    let requests = graph.wait_for(1).await;
+    let pass_call = requests
+        .iter()
+        .find(|request| request.path.ends_with("/pass_thread_control"))
+        .unwrap_or_else(|| panic!("{requests:?}"));
+    assert_eq!(
+        pass_call.path,
+        format!("/v24.0/{ACCOUNT_ID}/pass_thread_control")
+    );
+    assert_eq!(
+        pass_call.body,
+        json!({"recipient": {"id": "1001"}, "target_app_id": PAGE_INBOX, "metadata": "wants a human"})
+    );
+    // (Both probes ran the command: the pause is by whichever was last.)
+    let (_, listed) = admin(&igloo, reqwest::Method::GET, "/admin/conversations/paused").await;
+    let by = listed["paused"][0]["by"].as_str();
+    assert!(matches!(by, Some("bot" | "agent")), "{listed}");
+
+    // The agent (running while paused) takes the thread back: resumed.
+    let runs = on_message(&igloo, json!({"op": "take_thread"})).await;
+    assert_eq!(runs[0].2, "Ok(())", "{runs:?}");
+    let (_, listed) = admin(&igloo, reqwest::Method::GET, "/admin/conversations/paused").await;
+    assert_eq!(listed["paused"], json!([]));
+
+    let bad = json!({"op": "pass_thread", "target": "../../me", "metadata": null});
+    let runs = on_message(&igloo, bad).await;
+    assert!(runs[1].2.contains("Invalid"), "{runs:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handover_calls_are_invalid_for_instagram_login_and_send_nothing() {
+    let (graph, igloo, _plugins) = start().await;
+    let pass = json!({"op": "pass_thread", "target": PAGE_INBOX});
+    let runs = on_message(&igloo, pass).await;
+    assert_eq!(
+        runs[1].2,
+        r#"Err(Error::Invalid("thread control needs an account connected with Facebook Login"))"#
+    );
+    assert!(graph.requests().is_empty());
 }

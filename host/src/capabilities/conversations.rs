@@ -7,7 +7,8 @@
 //! A conversation is paused by a plugin holding the capability (for the
 //! conversation it is handling), by the operator (admin API and CLI), or by
 //! Meta's handover events: control passed to another app pauses it until
-//! control comes back to this one.
+//! control comes back to this one. The same capability makes Meta's
+//! handover calls (pass, take, release and request thread control).
 
 use std::sync::Arc;
 
@@ -16,7 +17,8 @@ use wasmtime::component::Linker;
 use super::ServesHostCalls;
 use crate::clock::now_ms;
 use crate::events::{Event, EventKind, HandoverAction};
-use crate::journal::Call;
+use crate::graph::{GraphClient, GraphId, ThreadAction, ThreadControl};
+use crate::journal::{Call, Resolution};
 use crate::plugin_api::conversations::Host;
 use crate::plugin_api::{Capability, HostError, HostResult, HostView, ViewOf};
 use crate::state::{HostState, Pause, StateError};
@@ -47,17 +49,26 @@ pub const BY_OPERATOR: &str = "operator";
 /// Paused because Meta's handover protocol gave the thread to another app.
 const BY_HANDOVER: &str = "handover";
 
-/// Pauses of conversations for automation.
+/// Longest `metadata` of a handover call, in characters (Meta's limit).
+const MAX_METADATA_CHARS: usize = 1000;
+
+/// Pauses of conversations for automation, and Meta's handover calls.
 pub struct Conversations {
     state: Arc<dyn HostState>,
+    graph: Arc<GraphClient>,
     /// This app's id, to tell a handover to it from one away from it.
     app_id: Option<String>,
 }
 
 impl Conversations {
-    /// Pauses kept in `state`; `app_id` is this Meta app's id, if known.
-    pub fn new(state: Arc<dyn HostState>, app_id: Option<String>) -> Self {
-        Self { state, app_id }
+    /// Pauses kept in `state`, handover calls made through `graph`;
+    /// `app_id` is this Meta app's id, if known.
+    pub fn new(state: Arc<dyn HostState>, graph: Arc<GraphClient>, app_id: Option<String>) -> Self {
+        Self {
+            state,
+            graph,
+            app_id,
+        }
     }
 
     /// Pause automation with `person_id` in `account_id`, for `for_ms`
@@ -151,6 +162,64 @@ impl HostView<'_, Conversations> {
     }
 }
 
+impl HostView<'_, Conversations> {
+    /// Make the handover call `action` for this conversation, then pause
+    /// (the thread went elsewhere) or resume (it came here) as it says.
+    async fn thread_control(
+        &self,
+        action: ThreadAction,
+        target_app_id: Option<String>,
+        metadata: Option<String>,
+    ) -> HostResult<()> {
+        let call = Call::new(
+            "conversations.thread-control",
+            &format!("{action:?} {target_app_id:?} {metadata:?}"),
+        );
+        let control = async || {
+            let person = GraphId::parse("recipient IGSID", self.person()?)?;
+            let target = target_app_id
+                .as_deref()
+                .map(|id| GraphId::parse("app id", id))
+                .transpose()?;
+            if metadata
+                .as_deref()
+                .is_some_and(|text| text.chars().count() > MAX_METADATA_CHARS)
+            {
+                return Err(HostError::Invalid(format!(
+                    "metadata is at most {MAX_METADATA_CHARS} characters"
+                ))
+                .into());
+            }
+            let account = self.run.account_id();
+            let request = ThreadControl {
+                action,
+                recipient: &person,
+                target_app_id: target.as_ref(),
+                metadata: metadata.as_deref(),
+            };
+            let service = self.service;
+            self.run
+                .upstream(service.graph.thread_control(account, request))
+                .await?;
+            match action {
+                ThreadAction::Pass => {
+                    let by = &self.run.plugin.id;
+                    service.pause(account, person.as_str(), None, by).await?;
+                }
+                ThreadAction::Take => {
+                    service.resume(account, person.as_str()).await?;
+                }
+                ThreadAction::Release | ThreadAction::Request => {}
+            }
+            Ok(())
+        };
+        self.run
+            .journal
+            .effect(call, control, async |_| Resolution::NotDone)
+            .await
+    }
+}
+
 impl Host for HostView<'_, Conversations> {
     async fn pause(&mut self, for_ms: Option<u64>) -> HostResult<()> {
         let call = Call::new("conversations.pause", &format!("{for_ms:?}"));
@@ -170,5 +239,29 @@ impl Host for HostView<'_, Conversations> {
             Ok(self.service.resume(self.run.account_id(), person).await?)
         };
         self.run.journal.repeatable(call, resume).await
+    }
+
+    async fn pass_thread_control(
+        &mut self,
+        target_app_id: String,
+        metadata: Option<String>,
+    ) -> HostResult<()> {
+        self.thread_control(ThreadAction::Pass, Some(target_app_id), metadata)
+            .await
+    }
+
+    async fn take_thread_control(&mut self, metadata: Option<String>) -> HostResult<()> {
+        self.thread_control(ThreadAction::Take, None, metadata)
+            .await
+    }
+
+    async fn release_thread_control(&mut self, metadata: Option<String>) -> HostResult<()> {
+        self.thread_control(ThreadAction::Release, None, metadata)
+            .await
+    }
+
+    async fn request_thread_control(&mut self, metadata: Option<String>) -> HostResult<()> {
+        self.thread_control(ThreadAction::Request, None, metadata)
+            .await
     }
 }

@@ -155,6 +155,7 @@ impl HostServices {
             scheduler: Scheduler::new(Arc::clone(&state), configs.timers.clone()),
             conversations: Conversations::new(
                 Arc::clone(&state),
+                Arc::clone(&graph),
                 configs.app_id.map(str::to_owned),
             ),
             graph,

@@ -273,6 +273,34 @@ impl GraphClient {
             .map(drop)
     }
 
+    /// `POST /{account}/{pass|take|release|request}_thread_control`: Meta's
+    /// handover protocol, for the thread with `recipient` (passing it to
+    /// `target_app_id`). Accounts connected with Facebook Login only (the
+    /// protocol is the Page's); for others it is `Invalid`, and nothing is
+    /// sent.
+    pub async fn thread_control(
+        &self,
+        account_id: &str,
+        control: ThreadControl<'_>,
+    ) -> Result<(), GraphError> {
+        let login = self.accounts.get(account_id).map(|account| account.login);
+        if login != Some(LoginKind::Facebook) {
+            return Err(GraphError::Invalid(
+                "thread control needs an account connected with Facebook Login".into(),
+            ));
+        }
+        let request = self.request(
+            account_id,
+            reqwest::Method::POST,
+            &[account_id, control.action.endpoint()],
+            &[],
+            Some(json_body(&control.body())),
+        );
+        self.call(account_id, request, SendClass::Other, Repeat::Once)
+            .await
+            .map(drop)
+    }
+
     /// `GET /{igsid}?fields=…`: the User Profile API.
     pub async fn profile(
         &self,
@@ -456,6 +484,57 @@ fn null_as_empty<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<St
 #[derive(Serialize)]
 struct CommentReply<'a> {
     message: &'a str,
+}
+
+/// A step of Meta's handover protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ThreadAction {
+    /// Give the thread to another app.
+    Pass,
+    /// Take the thread from the app that has it.
+    Take,
+    /// Give the thread back to the app that had it.
+    Release,
+    /// Ask the app that has the thread for it.
+    Request,
+}
+
+impl ThreadAction {
+    fn endpoint(self) -> &'static str {
+        match self {
+            ThreadAction::Pass => "pass_thread_control",
+            ThreadAction::Take => "take_thread_control",
+            ThreadAction::Release => "release_thread_control",
+            ThreadAction::Request => "request_thread_control",
+        }
+    }
+}
+
+/// One handover call: the step, the person's thread, where it goes, and
+/// what the other app is told.
+#[derive(Debug, Clone, Copy)]
+pub struct ThreadControl<'a> {
+    /// The step.
+    pub action: ThreadAction,
+    /// The person whose thread it is.
+    pub recipient: &'a GraphId,
+    /// The app given the thread (`Pass` only).
+    pub target_app_id: Option<&'a GraphId>,
+    /// Passed along to the other app.
+    pub metadata: Option<&'a str>,
+}
+
+impl ThreadControl<'_> {
+    fn body(&self) -> Value {
+        let mut body = serde_json::json!({"recipient": {"id": self.recipient.as_str()}});
+        if let Some(target) = self.target_app_id {
+            body["target_app_id"] = target.as_str().into();
+        }
+        if let Some(metadata) = self.metadata {
+            body["metadata"] = metadata.into();
+        }
+        body
+    }
 }
 
 /// A typed body as the JSON sent (and recorded by a dry run).

@@ -174,6 +174,17 @@ fn run(command: &Value) -> String {
         "timer_cancel" => format!("{:?}", scheduler::cancel(&text(command, "key"))),
         "pause" => format!("{:?}", conversations::pause(command["for_ms"].as_u64())),
         "resume" => format!("{:?}", conversations::resume()),
+        "pass_thread" => format!(
+            "{:?}",
+            conversations::pass_thread_control(
+                &text(command, "target"),
+                command["metadata"].as_str()
+            )
+        ),
+        "take_thread" => format!(
+            "{:?}",
+            conversations::take_thread_control(command["metadata"].as_str())
+        ),
         "retry_on_failure" => {
             igloo_plugin_sdk::run::retry_on_failure();
             "retry asked for".to_owned()
