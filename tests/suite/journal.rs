@@ -371,25 +371,19 @@ async fn a_plugin_can_mark_its_own_failure_retryable() {
     let graph = FakeGraph::start().await;
     let plugins = tempfile::tempdir().unwrap();
     let mut config = live_config(&graph);
-    // The probe imports every interface; `run` itself needs no capability.
-    let capabilities = [
-        "messages:reply",
-        "comments:reply",
-        "profiles:read",
-        "profiles:public-lookup",
-        "kv",
-    ];
+    // `run` itself needs no capability.
     config.plugins = vec![igloo_tests::install_probe(
         plugins.path(),
         "probe",
-        &capabilities,
+        igloo_tests::PROBE_GRANTS,
     )];
     config.runtime.retry_schedule_ms = vec![20];
     let igloo = TestIgloo::start(config).await;
 
     let marked = serde_json::json!({"op": "retry_on_failure"}).to_string();
     let unmarked = serde_json::json!({"op": "no such op"}).to_string();
-    for (sender, text) in [("551", &marked), ("552", &unmarked)] {
+    let returned = serde_json::json!({"op": "no such op", "then": "retryable"}).to_string();
+    for (sender, text) in [("551", &marked), ("552", &unmarked), ("553", &returned)] {
         let body = webhook::message(sender, text).body();
         assert_eq!(igloo.post_webhook(&body).await.status(), 200);
     }
@@ -406,6 +400,11 @@ async fn a_plugin_can_mark_its_own_failure_retryable() {
     assert_eq!(
         unmarked_runs[0].attempts, 1,
         "a plugin error is final unless marked: {unmarked_runs:?}"
+    );
+    let returned_runs = igloo.inbox.runs(3).await.unwrap();
+    assert_eq!(
+        returned_runs[0].attempts, 2,
+        "a returned error marked retryable (0.2.0) is retried too: {returned_runs:?}"
     );
 }
 

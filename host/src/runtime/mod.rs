@@ -475,6 +475,7 @@ impl Runtime {
         receipt.upstream = upstream.elapsed();
 
         let state = store.data();
+        let returned_retryable = matches!(&result, Ok(Ok(Err(error))) if error.retry);
         receipt.outcome = match result {
             Err(outcome) => outcome,
             Ok(Ok(Ok(Outcome::Handled))) => RunOutcome::Ok,
@@ -483,7 +484,7 @@ impl Runtime {
             Ok(Ok(Ok(Outcome::Passed))) if state.run.journal.acted() => RunOutcome::Ok,
             Ok(Ok(Ok(Outcome::Passed))) => RunOutcome::Passed,
             Ok(Ok(Err(plugin_error))) => RunOutcome::PluginError(untrusted::sanitize(
-                &plugin_error,
+                &plugin_error.message,
                 untrusted::MAX_RECORDED_BYTES,
             )),
             Ok(Err((instantiating, error))) => {
@@ -493,7 +494,8 @@ impl Runtime {
         receipt.peak_memory_bytes = state.limiter.peak_memory_bytes;
         receipt.host_calls = state.host_calls;
         receipt.transient_failures = state.run.transient_failures.load(Ordering::Relaxed);
-        receipt.retry_requested = state.run.retry_requested.load(Ordering::Relaxed);
+        receipt.retry_requested =
+            returned_retryable || state.run.retry_requested.load(Ordering::Relaxed);
         receipt.fuel_used = limits.fuel.saturating_sub(store.get_fuel().unwrap_or(0));
         receipt
     }

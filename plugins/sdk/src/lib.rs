@@ -158,21 +158,30 @@ impl From<Error> for PluginError {
     fn from(error: Error) -> Self {
         PluginError {
             message: format!("host call failed: {error:?}"),
+            retry: false,
         }
     }
 }
 
 impl PluginError {
+    /// A failure of the plugin's own: recorded, not retried.
+    pub fn new(message: impl Into<String>) -> Self {
+        PluginError {
+            message: message.into(),
+            retry: false,
+        }
+    }
+
     /// A failure outside the plugin (a service it depends on is down):
     /// igloo retries the run on its retry schedule, and calls the run
     /// already completed are not repeated.
     ///
-    /// Build it only to return it: the mark is made at once, for the whole
-    /// run, and cannot be taken back.
+    /// The mark travels with the error: only an error `handle` returns
+    /// asks for the retry.
     pub fn retryable(message: impl Into<String>) -> Self {
-        run::retry_on_failure();
         PluginError {
             message: message.into(),
+            retry: true,
         }
     }
 }
@@ -181,6 +190,7 @@ impl From<&str> for PluginError {
     fn from(message: &str) -> Self {
         PluginError {
             message: message.to_owned(),
+            retry: false,
         }
     }
 }

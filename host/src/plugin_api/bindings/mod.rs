@@ -116,13 +116,12 @@ impl GuestInstance {
         &self,
         store: &mut Store<T>,
         event: &GuestEvent,
-    ) -> wasmtime::Result<Result<Outcome, String>> {
+    ) -> wasmtime::Result<Result<Outcome, PluginError>> {
         match self {
             GuestInstance::V0_2_0(instance) => Ok(instance
                 .igloo_plugin_handler()
                 .call_handle(store, event)
-                .await?
-                .map_err(|error| error.message)),
+                .await?),
             GuestInstance::V0_1_0(instance) => {
                 let Some(event) = v0_1_0::guest_event(event)? else {
                     return Ok(Ok(Outcome::Passed));
@@ -132,7 +131,11 @@ impl GuestInstance {
                     .call_handle(store, &event)
                     .await?
                     .map(|()| Outcome::Handled)
-                    .map_err(|error| error.message))
+                    .map_err(|error| PluginError {
+                        message: error.message,
+                        // 0.1.0 asks through `run.retry-on-failure` only.
+                        retry: false,
+                    }))
             }
         }
     }

@@ -29,7 +29,9 @@ mod generated {
     });
 }
 
-pub use generated::igloo::plugin::types::{Error as HostError, Event as GuestEvent, Outcome};
+pub use generated::igloo::plugin::types::{
+    Error as HostError, Event as GuestEvent, Outcome, PluginError,
+};
 pub use generated::igloo::plugin::{
     comments, config as settings, conversations, kv, log, messaging, profiles, public_profiles,
     run, scheduler, types,

@@ -84,9 +84,7 @@ impl Plugin for GraphPathInjection {
             JSON_BREAKOUT_MID,
             messaging::react(sender, JSON_BREAKOUT_MID, Some("love")),
         );
-        Err(PluginError {
-            message: tally.report(),
-        })
+        Err(PluginError::new(tally.report()))
     }
 }
 

@@ -27,9 +27,10 @@ impl Plugin for IdentityThief {
             .chain(guessed)
             .filter(|key| matches!(kv::get(key), Ok(Some(_))))
             .count();
-        Err(PluginError {
-            message: format!("keys={} values={values}", listed.len()),
-        })
+        Err(PluginError::new(format!(
+            "keys={} values={values}",
+            listed.len()
+        )))
     }
 }
 

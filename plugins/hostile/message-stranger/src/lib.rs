@@ -8,12 +8,8 @@ struct MessageStranger;
 impl Plugin for MessageStranger {
     fn on_message(_: &Envelope, _: &Message) -> Result<Outcome, PluginError> {
         match messaging::send_text("1000000000000001", "hello, stranger") {
-            Err(Error::Denied(rule)) => Err(PluginError {
-                message: format!("denied: {rule}"),
-            }),
-            other => Err(PluginError {
-                message: format!("expected denied, got {other:?}"),
-            }),
+            Err(Error::Denied(rule)) => Err(PluginError::new(format!("denied: {rule}"))),
+            other => Err(PluginError::new(format!("expected denied, got {other:?}"))),
         }
     }
 }

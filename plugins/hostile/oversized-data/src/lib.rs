@@ -168,7 +168,7 @@ impl Plugin for OversizedData {
     fn on_message(_: &Envelope, message: &Message) -> Result<Outcome, PluginError> {
         let mode = message.text.as_deref().unwrap_or_default().trim();
         match run(mode, &message.sender_id) {
-            Some(report) => Err(PluginError { message: report }),
+            Some(report) => Err(PluginError::new(report)),
             None => Ok(Handled),
         }
     }

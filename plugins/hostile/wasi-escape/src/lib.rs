@@ -131,7 +131,7 @@ impl Plugin for WasiEscape {
             }
             _ => "unknown mode".to_owned(),
         };
-        Err(PluginError { message: report })
+        Err(PluginError::new(report))
     }
 }
 

@@ -5,7 +5,8 @@
 //!
 //! With `"then": "handle"` or `"then": "pass"`, the probe makes the call
 //! and ends its run that way instead, reporting nothing (for exclusive
-//! groups). `"then"` may also map the probe's `role` setting to either, so
+//! groups), or with `"then": "retryable"` report through a retryable
+//! error. `"then"` may also map the probe's `role` setting to either, so
 //! probes sharing an event end it differently.
 
 use igloo_plugin_sdk::messaging::{
@@ -201,9 +202,8 @@ fn run(command: &Value) -> String {
 }
 
 fn report(text: &str) -> Result<Outcome, PluginError> {
-    let command: Value = serde_json::from_str(text).map_err(|error| PluginError {
-        message: format!("bad command: {error}"),
-    })?;
+    let command: Value = serde_json::from_str(text)
+        .map_err(|error| PluginError::new(format!("bad command: {error}")))?;
     let result = run(&command);
     let then = &command["then"];
     let then = match config::get("role") {
@@ -213,7 +213,8 @@ fn report(text: &str) -> Result<Outcome, PluginError> {
     match then.as_str() {
         Some("handle") => Ok(Handled),
         Some("pass") => Ok(Passed),
-        _ => Err(PluginError { message: result }),
+        Some("retryable") => Err(PluginError::retryable(result)),
+        _ => Err(PluginError::new(result)),
     }
 }
 
@@ -231,9 +232,7 @@ impl Plugin for Probe {
     fn on_timer(_: &Envelope, timer: &Timer) -> Result<Outcome, PluginError> {
         let text = String::from_utf8_lossy(&timer.payload);
         let sent = messaging::send_text(&timer.person_id, &text);
-        Err(PluginError {
-            message: format!("timer {}: {sent:?}", timer.key),
-        })
+        Err(PluginError::new(format!("timer {}: {sent:?}", timer.key)))
     }
 }
 
