@@ -13,7 +13,7 @@ const ADMIN_TOKEN: &str = "conversations-admin-token-0123456789";
 const OUR_APP: &str = "111111";
 const PAGE_INBOX: &str = "263902037430900";
 
-/// A bot probe, and an `agent` probe whose manifest runs while paused.
+/// A bot probe, and an `agent` probe granted to run while paused.
 async fn start() -> (FakeGraph, TestIgloo, tempfile::TempDir) {
     start_with(LoginKind::Instagram).await
 }
@@ -24,11 +24,8 @@ async fn start_with(login: LoginKind) -> (FakeGraph, TestIgloo, tempfile::TempDi
     let plugins = tempfile::tempdir().unwrap();
     let mut config = live_config(&graph);
     config.accounts.get_mut(ACCOUNT_ID).unwrap().login = login;
-    let agent = install_probe(plugins.path(), "agent", PROBE_GRANTS);
-    let manifest = plugins.path().join("agent/plugin.toml");
-    let mut text = std::fs::read_to_string(&manifest).unwrap();
-    text.push_str("while_paused = true\n");
-    std::fs::write(&manifest, text).unwrap();
+    let agent_grants = [PROBE_GRANTS, &["conversations:while-paused"]].concat();
+    let agent = install_probe(plugins.path(), "agent", &agent_grants);
     config.plugins = vec![install_probe(plugins.path(), "bot", PROBE_GRANTS), agent];
     config.runtime.retry_schedule_ms = Vec::new();
     config.server.admin_token = Some(ADMIN_TOKEN.into());
@@ -84,7 +81,7 @@ async fn a_paused_conversation_gets_no_automated_sends_until_it_resumes() {
     assert_eq!(runs[1].0, "bot");
     assert_eq!(
         (runs[1].1.as_str(), runs[1].2.as_str()),
-        ("skipped", "automation is paused in this conversation")
+        ("paused", "automation is paused in this conversation")
     );
     assert!(runs[0].2.starts_with("Ok(Sent"), "the agent runs: {runs:?}");
     assert_eq!(graph.wait_for(1).await.len(), 1, "only the agent's send");
@@ -114,7 +111,7 @@ async fn a_plugin_pauses_its_conversation_for_a_while_or_until_resumed() {
     let runs = on_message(&igloo, json!({"op": "pause", "for_ms": 400})).await;
     assert_eq!(runs[1].2, "Ok(())", "{runs:?}");
     let runs = on_message(&igloo, send("during")).await;
-    assert_eq!(runs[1].1, "skipped", "{runs:?}");
+    assert_eq!(runs[1].1, "paused", "{runs:?}");
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     let runs = on_message(&igloo, send("after")).await;
     assert!(
@@ -148,7 +145,7 @@ async fn handover_to_another_app_pauses_and_back_to_this_one_resumes() {
     let (_, listed) = admin(&igloo, reqwest::Method::GET, "/admin/conversations/paused").await;
     assert_eq!(listed["paused"][0]["by"], "handover", "{listed}");
     let runs = on_message(&igloo, send("to a human")).await;
-    assert_eq!(runs[1].1, "skipped", "{runs:?}");
+    assert_eq!(runs[1].1, "paused", "{runs:?}");
 
     igloo
         .post_webhook(&handover("take_thread_control", PAGE_INBOX, OUR_APP))
@@ -180,7 +177,7 @@ async fn handover_calls_go_to_meta_for_facebook_login_and_pause_or_resume() {
     // (Both probes ran the command: the pause is by whichever was last.)
     let (_, listed) = admin(&igloo, reqwest::Method::GET, "/admin/conversations/paused").await;
     let by = listed["paused"][0]["by"].as_str();
-    assert!(matches!(by, Some("bot" | "agent")), "{listed}");
+    assert!(matches!(by, Some("plugin:bot" | "plugin:agent")), "{listed}");
 
     // The agent (running while paused) takes the thread back: resumed.
     let runs = on_message(&igloo, json!({"op": "take_thread"})).await;

@@ -61,7 +61,8 @@ async fn a_cancelled_timer_never_fires_and_limits_are_typed_errors() {
     let graph = FakeGraph::start().await;
     let plugins = tempfile::tempdir().unwrap();
     let mut config = with_probe(&graph, &plugins);
-    config.timers.max_per_plugin_account = 2;
+    config.timers.max_per_plugin_account = 3;
+    config.timers.max_per_conversation = 2;
     config.timers.max_horizon_secs = 3600;
     let igloo = TestIgloo::start(config).await;
 
@@ -85,15 +86,25 @@ async fn a_cancelled_timer_never_fires_and_limits_are_typed_errors() {
     assert_eq!(
         report,
         "Ok(()) | Ok(()) \
-         | Err(Error::QuotaExceeded(\"2 timers is the most a plugin keeps waiting per account\")) \
+         | Err(Error::QuotaExceeded(\"2 timers is the most a plugin keeps waiting per conversation\")) \
          | Ok(()) \
          | Err(Error::Invalid(\"timers are set at most 3600 seconds ahead\")) \
          | Err(Error::Invalid(\"timer keys are 1 to 128 bytes\")) \
          | Ok(true) | Ok(true) | Ok(false)"
     );
-    tokio::time::sleep(Duration::from_millis(1000)).await;
+    // The account holds three at most, whoever they are for.
+    let set = json!({"op": "timer_set", "key": "x", "after_ms": 60_000, "payload": "x"});
+    let elsewhere = async |person: &'static str| igloo.probe("probe", person, set.clone()).await;
+    for person in ["1002", "1003", "1004"] {
+        assert_eq!(elsewhere(person).await, "Ok(())");
+    }
+    assert_eq!(
+        elsewhere("1005").await,
+        "Err(Error::QuotaExceeded(\"3 timers is the most a plugin keeps waiting per account\"))"
+    );
+    tokio::time::sleep(Duration::from_millis(1200)).await;
     let stats = igloo.wait_until_idle().await;
-    assert_eq!(stats.events, 1, "no timer fired: {stats:?}");
+    assert_eq!(stats.events, 5, "no timer fired: {stats:?}");
     assert!(graph.requests().is_empty());
 }
 

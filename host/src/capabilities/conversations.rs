@@ -1,7 +1,7 @@
 //! `igloo:plugin/conversations`: conversation control (capability
 //! `conversations:control`). A conversation paused for automation (a human
 //! took it over) gets no automated message: its message events reach only
-//! plugins whose manifest sets `while_paused`, and other plugins' sends to
+//! plugins holding `conversations:while-paused`, and other plugins' sends to
 //! the person are the typed `paused` error (enforced by messaging).
 //!
 //! A conversation is paused by a plugin holding the capability (for the
@@ -21,7 +21,7 @@ use crate::graph::{GraphClient, GraphId, ThreadAction, ThreadControl};
 use crate::journal::{Call, Resolution};
 use crate::plugin_api::conversations::Host;
 use crate::plugin_api::{Capability, HostError, HostResult, HostView, ViewOf};
-use crate::state::{HostState, Pause, StateError};
+use crate::state::{HostState, Pause, PausedBy, ResumedBy, StateError};
 
 /// The interface, and the capability importing it needs.
 pub(super) const IMPORT: super::Import = (
@@ -43,11 +43,6 @@ const HELD_BACK: &[&str] = &[
     "referral",
     "optin",
 ];
-
-/// Who paused a conversation, when no plugin did.
-pub const BY_OPERATOR: &str = "operator";
-/// Paused because Meta's handover protocol gave the thread to another app.
-const BY_HANDOVER: &str = "handover";
 
 /// Longest `metadata` of a handover call, in characters (Meta's limit).
 const MAX_METADATA_CHARS: usize = 1000;
@@ -72,26 +67,35 @@ impl Conversations {
     }
 
     /// Pause automation with `person_id` in `account_id`, for `for_ms`
-    /// milliseconds or until resumed.
+    /// milliseconds or until resumed, as decided at `since_ms`.
     pub async fn pause(
         &self,
         account_id: &str,
         person_id: &str,
         for_ms: Option<u64>,
-        by: &str,
+        by: PausedBy,
+        since_ms: u64,
     ) -> Result<(), StateError> {
         let pause = Pause {
             account_id: account_id.to_owned(),
             person_id: person_id.to_owned(),
             until_ms: for_ms.map(|ms| now_ms().saturating_add(ms)),
-            by: by.to_owned(),
+            by,
+            since_ms,
         };
         self.state.pause(pause).await
     }
 
-    /// Resume automation; whether the conversation was paused.
-    pub async fn resume(&self, account_id: &str, person_id: &str) -> Result<bool, StateError> {
-        self.state.resume(account_id, person_id).await
+    /// Resume automation, if `by` may lift the pause (the operator any; a
+    /// plugin one a plugin made; a handover one a handover made before);
+    /// whether the conversation was paused and now is not.
+    pub async fn resume(
+        &self,
+        account_id: &str,
+        person_id: &str,
+        by: ResumedBy,
+    ) -> Result<bool, StateError> {
+        self.state.resume(account_id, person_id, by).await
     }
 
     /// Every paused conversation.
@@ -116,8 +120,11 @@ impl Conversations {
     }
 
     /// Note a handover: control passed or taken away from this app pauses
-    /// the conversation until resumed; control coming to it resumes.
-    pub(super) async fn observe(&self, event: &Event) -> Result<(), StateError> {
+    /// the conversation until resumed; control coming to it resumes (a
+    /// pause by a handover, not one by the operator or a plugin). Counted
+    /// from `acted_at_ms`, so an old handover handled again (a retry, a
+    /// replay) cannot undo a newer one.
+    pub(super) async fn observe(&self, event: &Event, acted_at_ms: u64) -> Result<(), StateError> {
         let (EventKind::Handover(handover), Some(app_id)) = (&event.kind, &self.app_id) else {
             return Ok(());
         };
@@ -128,10 +135,12 @@ impl Conversations {
             return Ok(());
         };
         let person = &handover.sender_id;
+        let account = &event.account_id;
         if new_owner == app_id {
-            self.resume(&event.account_id, person).await.map(drop)
+            let by = ResumedBy::Handover { at_ms: acted_at_ms };
+            self.resume(account, person, by).await.map(drop)
         } else {
-            self.pause(&event.account_id, person, None, BY_HANDOVER)
+            self.pause(account, person, None, PausedBy::Handover, acted_at_ms)
                 .await
         }
     }
@@ -203,11 +212,17 @@ impl HostView<'_, Conversations> {
                 .await?;
             match action {
                 ThreadAction::Pass => {
-                    let by = &self.run.plugin.id;
-                    service.pause(account, person.as_str(), None, by).await?;
+                    let by = PausedBy::Plugin(self.run.plugin.id.clone());
+                    let person = person.as_str();
+                    service.pause(account, person, None, by, now_ms()).await?;
                 }
                 ThreadAction::Take => {
-                    service.resume(account, person.as_str()).await?;
+                    // The thread is this app's again, whoever had paused.
+                    let by = ResumedBy::Handover { at_ms: now_ms() };
+                    service.resume(account, person.as_str(), by).await?;
+                    service
+                        .resume(account, person.as_str(), ResumedBy::Plugin)
+                        .await?;
                 }
                 ThreadAction::Release | ThreadAction::Request => {}
             }
@@ -225,9 +240,12 @@ impl Host for HostView<'_, Conversations> {
         let call = Call::new("conversations.pause", &format!("{for_ms:?}"));
         let pause = async || {
             let person = self.person()?;
-            let by = &self.run.plugin.id;
+            let by = PausedBy::Plugin(self.run.plugin.id.clone());
             let account = self.run.account_id();
-            Ok(self.service.pause(account, person, for_ms, by).await?)
+            Ok(self
+                .service
+                .pause(account, person, for_ms, by, now_ms())
+                .await?)
         };
         self.run.journal.repeatable(call, pause).await
     }
@@ -236,7 +254,11 @@ impl Host for HostView<'_, Conversations> {
         let call = Call::new("conversations.resume", "");
         let resume = async || {
             let person = self.person()?;
-            Ok(self.service.resume(self.run.account_id(), person).await?)
+            let account = self.run.account_id();
+            Ok(self
+                .service
+                .resume(account, person, ResumedBy::Plugin)
+                .await?)
         };
         self.run.journal.repeatable(call, resume).await
     }

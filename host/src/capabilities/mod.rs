@@ -212,7 +212,8 @@ impl HostServices {
     /// comment becomes answerable by one private reply; a stop keyword
     /// opts its sender out; a handover pauses or resumes automation.
     pub async fn observe(&self, event: &Event, received_at_ms: u64) -> Result<(), StateError> {
-        self.conversations.observe(event).await?;
+        let acted_at_ms = event.timestamp_ms.min(received_at_ms);
+        self.conversations.observe(event, acted_at_ms).await?;
         self.messaging.observe(event, received_at_ms).await
     }
 

@@ -19,7 +19,7 @@ use crate::clock::now_ms;
 use crate::journal::Call;
 use crate::plugin_api::scheduler::{Host, When};
 use crate::plugin_api::{Capability, HostError, HostResult, HostView, ViewOf};
-use crate::state::{HostState, StateError, TimerEntry};
+use crate::state::{HostState, StateError, TimerEntry, TimerLimits, TimerSet};
 
 /// `[timers]`: what each plugin may schedule.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -27,6 +27,12 @@ use crate::state::{HostState, StateError, TimerEntry};
 pub struct TimersConfig {
     /// Timers one plugin may have waiting in one account.
     pub max_per_plugin_account: u64,
+    /// Timers one plugin may have waiting in one conversation.
+    pub max_per_conversation: u64,
+    /// The soonest a timer may fire, in milliseconds from when it is set:
+    /// sooner ones fire then. A timer that sets itself again cannot flood
+    /// the inbox.
+    pub min_delay_ms: u64,
     /// How far ahead a timer may be set, in seconds.
     pub max_horizon_secs: u64,
     /// Bytes of a timer's key.
@@ -39,6 +45,8 @@ impl Default for TimersConfig {
     fn default() -> Self {
         Self {
             max_per_plugin_account: 10_000,
+            max_per_conversation: 16,
+            min_delay_ms: 1000,
             max_horizon_secs: 90 * 24 * 3600,
             max_key_bytes: 128,
             max_payload_bytes: 4096,
@@ -77,9 +85,19 @@ impl Scheduler {
         self.state.due_timers(now_ms, limit).await
     }
 
-    /// Forget timers that fired (those set again since are kept).
+    /// Mark timers fired: their events are stored.
     pub async fn fired(&self, timers: Vec<TimerEntry>) -> Result<(), StateError> {
-        self.state.remove_fired(timers).await
+        self.state.mark_fired(timers).await
+    }
+
+    /// Whether a fired timer still stands (not cancelled, nor set again).
+    pub async fn is_live(&self, timer: &TimerEntry) -> Result<bool, StateError> {
+        self.state.timer_live(timer).await
+    }
+
+    /// Forget a fired timer whose event has run.
+    pub async fn forget(&self, timer: &TimerEntry) -> Result<(), StateError> {
+        self.state.forget_timer(timer).await
     }
 
     /// When the next timer is due.
@@ -137,8 +155,9 @@ impl HostView<'_, Scheduler> {
         let now = now_ms();
         let due_at_ms = match when {
             When::AfterMs(after) => now.saturating_add(after),
-            When::AtMs(at) => at.max(now),
-        };
+            When::AtMs(at) => at,
+        }
+        .max(now.saturating_add(limits.min_delay_ms));
         if due_at_ms - now > limits.max_horizon_secs.saturating_mul(1000) {
             return Err(HostError::Invalid(format!(
                 "timers are set at most {} seconds ahead",
@@ -148,12 +167,20 @@ impl HostView<'_, Scheduler> {
         }
         timer.due_at_ms = due_at_ms;
         timer.payload = payload;
-        let max = limits.max_per_plugin_account;
-        if !self.service.state.set_timer(timer, max).await? {
-            return Err(HostError::QuotaExceeded(format!(
-                "{max} timers is the most a plugin keeps waiting per account"
+        let most = TimerLimits {
+            per_account: limits.max_per_plugin_account,
+            per_conversation: limits.max_per_conversation,
+        };
+        let full = |count: u64, scope: &str| {
+            Err(HostError::QuotaExceeded(format!(
+                "{count} timers is the most a plugin keeps waiting per {scope}"
             ))
-            .into());
+            .into())
+        };
+        match self.service.state.set_timer(timer, most).await? {
+            TimerSet::Set => {}
+            TimerSet::AccountFull => return full(most.per_account, "account"),
+            TimerSet::ConversationFull => return full(most.per_conversation, "conversation"),
         }
         self.service.set.notify_one();
         Ok(())

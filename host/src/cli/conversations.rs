@@ -10,8 +10,8 @@ use super::admin::{Admin, AdminArgs};
 /// What to do with conversations.
 #[derive(Debug, Subcommand)]
 pub enum ConversationsCommand {
-    /// Pause automation in a conversation: no plugin (but those whose
-    /// manifest sets `while_paused`) gets its messages or may message the
+    /// Pause automation in a conversation: no plugin (but those holding
+    /// `conversations:while-paused`) gets its messages or may message the
     /// person.
     Pause {
         /// The business account's id.

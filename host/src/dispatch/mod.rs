@@ -70,6 +70,46 @@ pub(crate) struct Dispatcher {
     groups: Vec<ExclusiveGroup>,
 }
 
+/// Why plugins are held back from an event, whatever they subscribe to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Hold {
+    /// Nothing holds anyone back.
+    None,
+    /// A human has the conversation: only plugins that run while paused
+    /// get its messages. Final: the message is not answered later either.
+    Paused,
+    /// The event is a timer's that was cancelled, or set again, after it
+    /// fired: it runs for no one.
+    TimerGone,
+}
+
+impl Hold {
+    fn lets_through(self, plugin: &LoadedPlugin) -> bool {
+        match self {
+            Hold::None => true,
+            Hold::Paused => plugin.info.runs_while_paused(),
+            Hold::TimerGone => false,
+        }
+    }
+
+    /// The final record of `plugin`, held back.
+    fn record(self, plugin: &str) -> RunRecord {
+        match self {
+            Hold::None => unreachable!("nothing is held back"),
+            Hold::Paused => RunRecord::finished(
+                plugin,
+                "paused",
+                "automation is paused in this conversation",
+            ),
+            Hold::TimerGone => RunRecord::finished(
+                plugin,
+                groups::SKIPPED,
+                "the timer was cancelled, or set again, before its event ran",
+            ),
+        }
+    }
+}
+
 /// What to do with an event now, given the runs recorded on it.
 struct Plan<'p> {
     /// Plugins to run now.
@@ -208,7 +248,8 @@ impl Dispatcher {
         if self.lock_in_flight().contains(&pending.seq) {
             return false;
         }
-        let plan = self.plan(&pending.event, &pending.runs, crate::clock::now_ms(), false);
+        let now = crate::clock::now_ms();
+        let plan = self.plan(&pending.event, &pending.runs, now, Hold::None);
         let runnable = plan.run.iter().any(|plugin| plugin.breaker.accepts_runs());
         if plan.unfinished > 0 && plan.skip.is_empty() && !runnable {
             self.deferred.store(true, Ordering::Release);
@@ -219,10 +260,9 @@ impl Dispatcher {
 
     /// Which plugins run on `event` now, given its `runs` so far: each
     /// subscribed plugin not finished with it and due, except that of an
-    /// exclusive group only the member whose turn it is runs. If the event
-    /// is `held_back` (its conversation is paused), plugins that do not run
-    /// while paused are skipped.
-    fn plan(&self, event: &Event, runs: &[RunRecord], now_ms: u64, held_back: bool) -> Plan<'_> {
+    /// exclusive group only the member whose turn it is runs, and those
+    /// `hold` holds back, which are recorded as such.
+    fn plan(&self, event: &Event, runs: &[RunRecord], now_ms: u64, hold: Hold) -> Plan<'_> {
         let finished = |id: &str| inbox::is_done_for(runs, id);
         let due = |id: &str| inbox::is_due_for(runs, id, now_ms);
         let (subscribed, paused): (Vec<&LoadedPlugin>, Vec<&LoadedPlugin>) = self
@@ -230,7 +270,7 @@ impl Dispatcher {
             .plugins()
             .iter()
             .filter(|plugin| plugin.info.receives(event))
-            .partition(|plugin| !held_back || plugin.info.while_paused);
+            .partition(|plugin| hold.lets_through(plugin));
         let mut plan = Plan {
             run: Vec::new(),
             skip: Vec::new(),
@@ -244,13 +284,7 @@ impl Dispatcher {
             paused
                 .iter()
                 .filter(|plugin| !finished(&plugin.info.id))
-                .map(|plugin| {
-                    RunRecord::finished(
-                        &plugin.info.id,
-                        groups::SKIPPED,
-                        "automation is paused in this conversation",
-                    )
-                }),
+                .map(|plugin| hold.record(&plugin.info.id)),
         );
         let grouped = |id: &str| {
             self.groups
@@ -415,28 +449,12 @@ impl Dispatcher {
             tracing::error!(%error, "noting the event's window failed; retrying");
             tokio::time::sleep(STORAGE_RETRY).await;
         }
-        // A human took the conversation over: its messages reach only the
-        // plugins that run while paused.
-        let held_back = loop {
-            match self
-                .runtime
-                .services()
-                .conversations
-                .holds_back(&event)
-                .await
-            {
-                Ok(held_back) => break held_back,
-                Err(error) => {
-                    tracing::error!(%error, "reading the conversation's pause failed; retrying");
-                    tokio::time::sleep(STORAGE_RETRY).await;
-                }
-            }
-        };
+        let hold = self.hold(&event).await;
         let mut runs = pending.runs.clone();
         // Each plugin runs once per take, whatever its retry schedule says.
         let mut ran = HashSet::new();
         let unfinished = loop {
-            let plan = self.plan(&event, &runs, crate::clock::now_ms(), held_back);
+            let plan = self.plan(&event, &runs, crate::clock::now_ms(), hold);
             let skipped = !plan.skip.is_empty();
             for record in plan.skip {
                 self.retry_storage(|| self.inbox.record_run(pending.seq, record.clone()))
@@ -467,6 +485,40 @@ impl Dispatcher {
             // Pending still, for plugins quarantined or waiting to retry
             // (or replayed by an operator meanwhile): looked at again.
             self.deferred.store(true, Ordering::Release);
+        } else if let Some(timer) = timers::timer_of(&event) {
+            // Its event has run: the timer is done with.
+            let scheduler = &self.runtime.services().scheduler;
+            while let Err(error) = scheduler.forget(&timer).await {
+                tracing::error!(%error, "forgetting a timer that ran failed; retrying");
+                tokio::time::sleep(STORAGE_RETRY).await;
+            }
+        }
+    }
+
+    /// What holds plugins back from `event` now: a pause of its
+    /// conversation, or, for a timer's event, the timer gone since.
+    async fn hold(&self, event: &Event) -> Hold {
+        let services = self.runtime.services();
+        loop {
+            let hold = match timers::timer_of(event) {
+                Some(timer) => services
+                    .scheduler
+                    .is_live(&timer)
+                    .await
+                    .map(|live| if live { Hold::None } else { Hold::TimerGone }),
+                None => services
+                    .conversations
+                    .holds_back(event)
+                    .await
+                    .map(|paused| if paused { Hold::Paused } else { Hold::None }),
+            };
+            match hold {
+                Ok(hold) => return hold,
+                Err(error) => {
+                    tracing::error!(%error, "reading what holds an event back failed; retrying");
+                    tokio::time::sleep(STORAGE_RETRY).await;
+                }
+            }
         }
     }
 

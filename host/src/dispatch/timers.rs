@@ -1,9 +1,13 @@
 //! Due timers become events: each a `timer` event for the plugin that set
 //! it, stored in the inbox, so it is dispatched in its conversation's lane
-//! with the journal and retry rules of every other event. A timer is
-//! stored as an event before it is forgotten; if igloo stops in between,
-//! it is stored again at the next start and deduplicated by its key (the
-//! plugin, the conversation, the key and the due time), so it fires once.
+//! with the journal and retry rules of every other event.
+//!
+//! A timer is stored as an event, then marked fired; if igloo stops in
+//! between, it is stored again at the next start and deduplicated by its
+//! key (the plugin, the conversation, the key and the due time), so it
+//! fires once. It is forgotten only once its event has run: until then a
+//! cancel (or setting the key again) still stops the event from running
+//! ([`timer_of`], checked by the dispatcher).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -64,6 +68,21 @@ async fn fire_due(inbox: &dyn Inbox, services: &HostServices) -> anyhow::Result<
     Ok(fired)
 }
 
+/// The timer `event` fired for, if it is a timer's event.
+pub(crate) fn timer_of(event: &Event) -> Option<TimerEntry> {
+    let EventKind::Timer(timer) = &event.kind else {
+        return None;
+    };
+    Some(TimerEntry {
+        plugin: timer.plugin.clone(),
+        account_id: event.account_id.clone(),
+        person_id: timer.person_id.clone(),
+        key: timer.key.clone(),
+        due_at_ms: timer.due_at_ms,
+        payload: timer.payload.clone(),
+    })
+}
+
 /// The event a timer fires as.
 fn timer_event(timer: &TimerEntry) -> Event {
     // A digest: a plugin's key may hold any character, and no two timers
@@ -120,5 +139,6 @@ mod tests {
         assert_eq!(event.addressee(), Some("p"));
         assert_eq!(event.conversation_key(), "a/1", "in the person's lane");
         assert_eq!(event.timestamp_ms, 5);
+        assert_eq!(timer_of(&event), Some(timer("k", 5)), "and back");
     }
 }

@@ -213,12 +213,13 @@ impl RunRecord {
 }
 
 /// Outcomes that end a plugin's part in an event without failing: it
-/// handled the event, passed, or was skipped because a plugin before it in
-/// its exclusive group handled it. Any other final outcome is a dead letter.
-pub const SETTLED_OUTCOMES: [&str; 3] = ["ok", "passed", "skipped"];
+/// handled the event, passed, was skipped because a plugin before it in its
+/// exclusive group handled it, or was held back because a human had the
+/// conversation. Any other final outcome is a dead letter.
+pub const SETTLED_OUTCOMES: [&str; 4] = ["ok", "passed", "skipped", "paused"];
 
 /// [`SETTLED_OUTCOMES`], as an SQL list.
-pub(crate) const SETTLED_OUTCOMES_SQL: &str = "('ok', 'passed', 'skipped')";
+pub(crate) const SETTLED_OUTCOMES_SQL: &str = "('ok', 'passed', 'skipped', 'paused')";
 
 /// Whether a run that ended as `outcome` (a label) settled its event.
 pub fn is_settled(outcome: &str) -> bool {

@@ -31,6 +31,9 @@ pub enum Capability {
     Schedule,
     /// Pause and resume automation in the conversation being handled.
     ConversationsControl,
+    /// Keep running in conversations a human took over (automation paused):
+    /// get their message events, and send to them.
+    ConversationsWhilePaused,
 }
 
 /// A capability name igloo does not know.
@@ -54,6 +57,7 @@ impl Capability {
         Capability::Kv,
         Capability::Schedule,
         Capability::ConversationsControl,
+        Capability::ConversationsWhilePaused,
     ];
 
     /// The name used in manifests and config.
@@ -69,6 +73,7 @@ impl Capability {
             Capability::Kv => "kv",
             Capability::Schedule => "schedule",
             Capability::ConversationsControl => "conversations:control",
+            Capability::ConversationsWhilePaused => "conversations:while-paused",
         }
     }
 

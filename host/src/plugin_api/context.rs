@@ -29,17 +29,26 @@ pub struct PluginInfo {
     pub capabilities: BTreeSet<Capability>,
     /// Its settings from the operator.
     pub settings: BTreeMap<String, String>,
-    /// It keeps running where automation is paused (its manifest's
-    /// `while_paused`).
-    pub while_paused: bool,
 }
 
 impl PluginInfo {
+    /// Whether it keeps running where a human took the conversation over
+    /// (it holds `conversations:while-paused`).
+    pub fn runs_while_paused(&self) -> bool {
+        self.capabilities
+            .contains(&Capability::ConversationsWhilePaused)
+    }
+
     /// Whether `event` is for this plugin: one addressed to it (its own
-    /// timer), or one its subscription matches.
+    /// timer, as long as it may still set timers in that account), or one
+    /// its subscription matches.
     pub fn receives(&self, event: &Event) -> bool {
         match event.addressee() {
-            Some(plugin) => plugin == self.id,
+            Some(plugin) => {
+                plugin == self.id
+                    && self.capabilities.contains(&Capability::Schedule)
+                    && self.subscription.accounts.contains(&event.account_id)
+            }
             None => self.subscription.matches(event),
         }
     }

@@ -46,11 +46,6 @@ pub struct PluginManifest {
     /// comments). Off by default, so a reply never triggers its plugin again.
     #[serde(default)]
     pub echoes: bool,
-    /// Keep running in conversations where automation is paused (a human
-    /// took over): their message events still reach it, and its sends are
-    /// not refused as `paused`. Off by default.
-    #[serde(default)]
-    pub while_paused: bool,
     /// Capabilities it needs; each must also be granted by the operator.
     #[serde(default)]
     pub capabilities: Vec<Capability>,

@@ -207,7 +207,6 @@ pub(super) fn load(
             },
             capabilities,
             settings: config.settings.clone(),
-            while_paused: manifest.while_paused,
         }),
         pre,
     })

@@ -13,6 +13,7 @@ use super::AppState;
 use crate::events::Event;
 use crate::inbox::{EventFilter, InboxError, ReplayRequest, Replayed, Seq};
 use crate::runtime::LoadedPlugin;
+use crate::state::{PausedBy, ResumedBy};
 
 /// Events listed at most per request.
 const MAX_LISTED: u32 = 1_000;
@@ -327,8 +328,11 @@ pub(super) async fn pause_conversation(
     }
     let for_ms = query.for_secs.map(|secs| secs.saturating_mul(1000));
     let conversations = &app.runtime.services().conversations;
-    let by = crate::capabilities::conversations::BY_OPERATOR;
-    match conversations.pause(&account, &person, for_ms, by).await {
+    let (by, now) = (PausedBy::Operator, crate::clock::now_ms());
+    match conversations
+        .pause(&account, &person, for_ms, by, now)
+        .await
+    {
         Ok(()) => {
             tracing::info!(%account, %person, for_secs = ?query.for_secs, "conversation paused by an operator");
             (
@@ -355,11 +359,9 @@ pub(super) async fn resume_conversation(
     if let Err(refusal) = conversation(&account, &person) {
         return refusal;
     }
-    match app
-        .runtime
-        .services()
-        .conversations
-        .resume(&account, &person)
+    let conversations = &app.runtime.services().conversations;
+    match conversations
+        .resume(&account, &person, ResumedBy::Operator)
         .await
     {
         Ok(was_paused) => {

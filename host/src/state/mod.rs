@@ -93,8 +93,83 @@ pub struct Pause {
     pub person_id: String,
     /// Until when, in milliseconds since the epoch; `None` until resumed.
     pub until_ms: Option<u64>,
-    /// Who paused it: `operator`, a plugin's id, or `handover`.
-    pub by: String,
+    /// Who paused it.
+    pub by: PausedBy,
+    /// When it was decided: an older decision does not replace it.
+    pub since_ms: u64,
+}
+
+/// Who paused a conversation, which decides who may resume it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(into = "String", try_from = "String")]
+pub enum PausedBy {
+    /// The operator (admin API, CLI): only the operator resumes it.
+    Operator,
+    /// Meta's handover protocol: the thread went to another app; it
+    /// coming back (or the operator) resumes it.
+    Handover,
+    /// A plugin, by its id: plugins (or the operator) resume it.
+    Plugin(String),
+}
+
+impl From<PausedBy> for String {
+    fn from(by: PausedBy) -> Self {
+        match by {
+            PausedBy::Operator => "operator".into(),
+            PausedBy::Handover => "handover".into(),
+            PausedBy::Plugin(id) => format!("plugin:{id}"),
+        }
+    }
+}
+
+impl TryFrom<String> for PausedBy {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, String> {
+        match text.as_str() {
+            "operator" => Ok(PausedBy::Operator),
+            "handover" => Ok(PausedBy::Handover),
+            _ => text
+                .strip_prefix("plugin:")
+                .map(|id| PausedBy::Plugin(id.to_owned()))
+                .ok_or(text),
+        }
+    }
+}
+
+/// Whose pauses a resume lifts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResumedBy {
+    /// The operator: any pause.
+    Operator,
+    /// The thread coming back to this app at `at_ms`: a handover's pause
+    /// decided no later.
+    Handover {
+        /// When the thread came back.
+        at_ms: u64,
+    },
+    /// A plugin: a plugin's pause.
+    Plugin,
+}
+
+/// What one plugin may have waiting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimerLimits {
+    /// Timers in one account.
+    pub per_account: u64,
+    /// Timers in one conversation.
+    pub per_conversation: u64,
+}
+
+/// How setting a timer ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimerSet {
+    /// Set.
+    Set,
+    /// Not set: the plugin has as many timers in the account as it may.
+    AccountFull,
+    /// Not set: the plugin has as many timers in the conversation as it may.
+    ConversationFull,
 }
 
 /// How a quota-checked write ended.
@@ -196,10 +271,18 @@ pub trait HostState: Send + Sync + 'static {
     /// Whether the person is opted out of automated messages.
     async fn opted_out(&self, account_id: &str, person_id: &str) -> Result<bool, StateError>;
 
-    /// Pause automation in a conversation, replacing any pause there was.
+    /// Pause automation in a conversation, replacing the pause there was
+    /// unless that one was decided later, or it is the operator's or a
+    /// plugin's and this a handover's.
     async fn pause(&self, pause: Pause) -> Result<(), StateError>;
-    /// Resume automation in a conversation; whether it was paused.
-    async fn resume(&self, account_id: &str, person_id: &str) -> Result<bool, StateError>;
+    /// Resume automation in a conversation, if `by` may lift its pause;
+    /// whether it was paused and now is not.
+    async fn resume(
+        &self,
+        account_id: &str,
+        person_id: &str,
+        by: ResumedBy,
+    ) -> Result<bool, StateError>;
     /// The pause of a conversation, if it is paused at `now_ms`.
     async fn pause_of(
         &self,
@@ -211,10 +294,15 @@ pub trait HostState: Send + Sync + 'static {
     async fn pauses(&self, now_ms: u64) -> Result<Vec<Pause>, StateError>;
 
     /// Set `timer`, replacing the plugin's timer of the same key in the same
-    /// conversation; false (and nothing set) if the plugin would then have
-    /// more than `max_per_account` timers in the account.
-    async fn set_timer(&self, timer: TimerEntry, max_per_account: u64) -> Result<bool, StateError>;
-    /// Cancel a timer; whether there was one.
+    /// conversation (fired or not), unless that would pass `limits`.
+    async fn set_timer(
+        &self,
+        timer: TimerEntry,
+        limits: TimerLimits,
+    ) -> Result<TimerSet, StateError>;
+    /// Cancel a timer, fired or not: one fired whose event has not run
+    /// yet no longer runs ([`HostState::timer_live`]). Whether there was
+    /// one.
     async fn cancel_timer(
         &self,
         plugin: &str,
@@ -222,14 +310,21 @@ pub trait HostState: Send + Sync + 'static {
         person_id: &str,
         key: &str,
     ) -> Result<bool, StateError>;
-    /// Up to `limit` timers due at `now_ms`, earliest first.
+    /// Up to `limit` timers due at `now_ms` and not fired, earliest first.
     async fn due_timers(&self, now_ms: u64, limit: usize) -> Result<Vec<TimerEntry>, StateError>;
-    /// Forget timers that fired, unless set again (to another time) since.
-    async fn remove_fired(&self, fired: Vec<TimerEntry>) -> Result<(), StateError>;
-    /// When the next timer is due.
+    /// Mark timers fired: their events are stored. Kept until those have
+    /// run ([`HostState::forget_timer`]), so a cancel can still stop them.
+    async fn mark_fired(&self, fired: Vec<TimerEntry>) -> Result<(), StateError>;
+    /// Whether the timer `timer` (its key and due time) still stands:
+    /// neither cancelled nor set again since it fired. (Fired or about to
+    /// be marked so: its event may be dispatched before the mark lands.)
+    async fn timer_live(&self, timer: &TimerEntry) -> Result<bool, StateError>;
+    /// Forget a fired timer whose event has run.
+    async fn forget_timer(&self, timer: &TimerEntry) -> Result<(), StateError>;
+    /// When the next timer not yet fired is due.
     async fn next_timer_due(&self) -> Result<Option<u64>, StateError>;
 
-    /// Forget kv values expired at `now_ms`, and windows and comments older
+    /// Forget kv values and pauses ended at `now_ms`, and windows and comments older
     /// than `before_ms`; returns how many rows went.
     async fn prune(&self, now_ms: u64, before_ms: u64) -> Result<u64, StateError>;
 }

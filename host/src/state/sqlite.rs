@@ -8,7 +8,10 @@ use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
 use rusqlite_migration::M;
 
-use super::{CommentSeen, HostState, KvScope, KvSet, KvWrite, Pause, StateError, TimerEntry};
+use super::{
+    CommentSeen, HostState, KvScope, KvSet, KvWrite, Pause, PausedBy, ResumedBy, StateError,
+    TimerEntry, TimerLimits, TimerSet,
+};
 
 /// The schema, version by version; a list that only grows at its end.
 /// Version 1 is the schema of igloo 0.1, which kept no version: `IF NOT
@@ -67,14 +70,16 @@ CREATE TABLE timers (
     key        TEXT NOT NULL,
     due_at_ms  INTEGER NOT NULL,
     payload    BLOB NOT NULL,
+    fired      INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (plugin, account_id, person_id, key)
 );
-CREATE INDEX timers_due ON timers(due_at_ms);
+CREATE INDEX timers_due ON timers(fired, due_at_ms);
 CREATE TABLE pauses (
     account_id TEXT NOT NULL,
     person_id  TEXT NOT NULL,
     until_ms   INTEGER,
     paused_by  TEXT NOT NULL,
+    since_ms   INTEGER NOT NULL,
     PRIMARY KEY (account_id, person_id)
 );
 ",
@@ -269,16 +274,35 @@ fn write_loop(db: &Connection, jobs: &std::sync::mpsc::Receiver<Job>) {
     }
 }
 
-/// A time in milliseconds as SQLite stores it, saturating at its largest.
+/// A timer's identity (its key, and the due time it fired for), as the
+/// statements above bind it.
+fn timer_row(timer: &TimerEntry) -> (&str, &str, &str, &str, i64) {
+    (
+        &timer.plugin,
+        &timer.account_id,
+        &timer.person_id,
+        &timer.key,
+        sql_ms(timer.due_at_ms),
+    )
+}
+
 fn pause_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Pause> {
     Ok(Pause {
         account_id: row.get(0)?,
         person_id: row.get(1)?,
         until_ms: row.get::<_, Option<i64>>(2)?.map(|at| at as u64),
-        by: row.get(3)?,
+        by: PausedBy::try_from(row.get::<_, String>(3)?).map_err(|by| {
+            rusqlite::Error::FromSqlConversionFailure(
+                3,
+                rusqlite::types::Type::Text,
+                format!("unknown pauser {by:?}").into(),
+            )
+        })?,
+        since_ms: row.get::<_, i64>(4)? as u64,
     })
 }
 
+/// A time in milliseconds as SQLite stores it, saturating at its largest.
 fn sql_ms(ms: u64) -> i64 {
     i64::try_from(ms).unwrap_or(i64::MAX)
 }
@@ -524,28 +548,50 @@ impl HostState for SqliteState {
     }
 
     async fn pause(&self, pause: Pause) -> Result<(), StateError> {
+        let by = String::from(pause.by.clone());
         self.write(move |db| {
             db.prepare_cached(
-                "INSERT OR REPLACE INTO pauses (account_id, person_id, until_ms, paused_by)
-                 VALUES (?1, ?2, ?3, ?4)",
+                "INSERT INTO pauses (account_id, person_id, until_ms, paused_by, since_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (account_id, person_id) DO UPDATE
+                   SET until_ms = excluded.until_ms, paused_by = excluded.paused_by,
+                       since_ms = excluded.since_ms
+                   WHERE excluded.since_ms >= pauses.since_ms
+                     AND (excluded.paused_by <> 'handover' OR pauses.paused_by = 'handover')",
             )?
             .execute(params![
                 pause.account_id,
                 pause.person_id,
                 pause.until_ms.map(sql_ms),
-                pause.by
+                by,
+                sql_ms(pause.since_ms)
             ])
             .map(|_| ())
         })
         .await
     }
 
-    async fn resume(&self, account_id: &str, person_id: &str) -> Result<bool, StateError> {
+    async fn resume(
+        &self,
+        account_id: &str,
+        person_id: &str,
+        by: ResumedBy,
+    ) -> Result<bool, StateError> {
         let (account_id, person_id) = (account_id.to_owned(), person_id.to_owned());
+        // Which pauses `by` may lift: ?3 is a `paused_by` pattern, ?4 the
+        // latest decision time it may undo.
+        let (pattern, until) = match by {
+            ResumedBy::Operator => ("%", i64::MAX),
+            ResumedBy::Handover { at_ms } => ("handover", sql_ms(at_ms)),
+            ResumedBy::Plugin => ("plugin:%", i64::MAX),
+        };
         self.write(move |db| {
-            db.prepare_cached("DELETE FROM pauses WHERE account_id = ?1 AND person_id = ?2")?
-                .execute(params![account_id, person_id])
-                .map(|deleted| deleted > 0)
+            db.prepare_cached(
+                "DELETE FROM pauses WHERE account_id = ?1 AND person_id = ?2
+                   AND paused_by LIKE ?3 AND since_ms <= ?4",
+            )?
+            .execute(params![account_id, person_id, pattern, until])
+            .map(|deleted| deleted > 0)
         })
         .await
     }
@@ -559,7 +605,7 @@ impl HostState for SqliteState {
         let (account_id, person_id) = (account_id.to_owned(), person_id.to_owned());
         self.read(move |db| {
             db.prepare_cached(
-                "SELECT account_id, person_id, until_ms, paused_by FROM pauses
+                "SELECT account_id, person_id, until_ms, paused_by, since_ms FROM pauses
                  WHERE account_id = ?1 AND person_id = ?2 AND (until_ms IS NULL OR until_ms > ?3)",
             )?
             .query_row(params![account_id, person_id, sql_ms(now_ms)], pause_row)
@@ -571,7 +617,7 @@ impl HostState for SqliteState {
     async fn pauses(&self, now_ms: u64) -> Result<Vec<Pause>, StateError> {
         self.read(move |db| {
             let mut select = db.prepare_cached(
-                "SELECT account_id, person_id, until_ms, paused_by FROM pauses
+                "SELECT account_id, person_id, until_ms, paused_by, since_ms FROM pauses
                  WHERE until_ms IS NULL OR until_ms > ?1 ORDER BY account_id, person_id",
             )?;
             let rows = select.query_map([sql_ms(now_ms)], pause_row)?;
@@ -580,21 +626,28 @@ impl HostState for SqliteState {
         .await
     }
 
-    async fn set_timer(&self, timer: TimerEntry, max_per_account: u64) -> Result<bool, StateError> {
+    async fn set_timer(
+        &self,
+        timer: TimerEntry,
+        limits: TimerLimits,
+    ) -> Result<TimerSet, StateError> {
         self.write(move |db| {
-            let others: i64 = db.query_row(
-                "SELECT count(*) FROM timers WHERE plugin = ?1 AND account_id = ?2
-                   AND NOT (person_id = ?3 AND key = ?4)",
+            let (in_account, in_conversation): (i64, i64) = db.query_row(
+                "SELECT count(*), coalesce(sum(person_id = ?3), 0) FROM timers
+                 WHERE plugin = ?1 AND account_id = ?2 AND NOT (person_id = ?3 AND key = ?4)",
                 params![timer.plugin, timer.account_id, timer.person_id, timer.key],
-                |row| row.get(0),
+                |row| Ok((row.get(0)?, row.get(1)?)),
             )?;
-            if others as u64 >= max_per_account {
-                return Ok(false);
+            if in_account as u64 >= limits.per_account {
+                return Ok(TimerSet::AccountFull);
+            }
+            if in_conversation as u64 >= limits.per_conversation {
+                return Ok(TimerSet::ConversationFull);
             }
             db.prepare_cached(
                 "INSERT OR REPLACE INTO timers
-                   (plugin, account_id, person_id, key, due_at_ms, payload)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                   (plugin, account_id, person_id, key, due_at_ms, payload, fired)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0)",
             )?
             .execute(params![
                 timer.plugin,
@@ -604,7 +657,7 @@ impl HostState for SqliteState {
                 sql_ms(timer.due_at_ms),
                 timer.payload
             ])?;
-            Ok(true)
+            Ok(TimerSet::Set)
         })
         .await
     }
@@ -632,7 +685,7 @@ impl HostState for SqliteState {
         self.read(move |db| {
             let mut select = db.prepare_cached(
                 "SELECT plugin, account_id, person_id, key, due_at_ms, payload FROM timers
-                 WHERE due_at_ms <= ?1 ORDER BY due_at_ms LIMIT ?2",
+                 WHERE fired = 0 AND due_at_ms <= ?1 ORDER BY due_at_ms LIMIT ?2",
             )?;
             let rows = select.query_map(params![sql_ms(now_ms), limit as i64], |row| {
                 Ok(TimerEntry {
@@ -649,31 +702,52 @@ impl HostState for SqliteState {
         .await
     }
 
-    async fn remove_fired(&self, fired: Vec<TimerEntry>) -> Result<(), StateError> {
+    async fn mark_fired(&self, fired: Vec<TimerEntry>) -> Result<(), StateError> {
         self.write(move |db| {
-            let mut delete = db.prepare_cached(
-                "DELETE FROM timers WHERE plugin = ?1 AND account_id = ?2 AND person_id = ?3
-                   AND key = ?4 AND due_at_ms = ?5",
+            let mut mark = db.prepare_cached(
+                "UPDATE timers SET fired = 1 WHERE plugin = ?1 AND account_id = ?2
+                   AND person_id = ?3 AND key = ?4 AND due_at_ms = ?5",
             )?;
             for timer in &fired {
-                delete.execute(params![
-                    timer.plugin,
-                    timer.account_id,
-                    timer.person_id,
-                    timer.key,
-                    sql_ms(timer.due_at_ms)
-                ])?;
+                mark.execute(timer_row(timer))?;
             }
             Ok(())
         })
         .await
     }
 
+    async fn timer_live(&self, timer: &TimerEntry) -> Result<bool, StateError> {
+        let timer = timer.clone();
+        self.read(move |db| {
+            db.prepare_cached(
+                "SELECT 1 FROM timers WHERE plugin = ?1 AND account_id = ?2 AND person_id = ?3
+                   AND key = ?4 AND due_at_ms = ?5",
+            )?
+            .exists(timer_row(&timer))
+        })
+        .await
+    }
+
+    async fn forget_timer(&self, timer: &TimerEntry) -> Result<(), StateError> {
+        let timer = timer.clone();
+        self.write(move |db| {
+            db.prepare_cached(
+                "DELETE FROM timers WHERE plugin = ?1 AND account_id = ?2 AND person_id = ?3
+                   AND key = ?4 AND due_at_ms = ?5",
+            )?
+            .execute(timer_row(&timer))
+            .map(drop)
+        })
+        .await
+    }
+
     async fn next_timer_due(&self) -> Result<Option<u64>, StateError> {
         self.read(|db| {
-            db.query_row("SELECT min(due_at_ms) FROM timers", [], |row| {
-                row.get::<_, Option<i64>>(0)
-            })
+            db.query_row(
+                "SELECT min(due_at_ms) FROM timers WHERE fired = 0",
+                [],
+                |row| row.get::<_, Option<i64>>(0),
+            )
             .map(|due| due.map(|at| at as u64))
         })
         .await
@@ -750,7 +824,11 @@ impl HostState for SqliteState {
                 .execute([now])?;
             let windows = db.execute("DELETE FROM windows WHERE last_inbound_ms < ?1", [before])?;
             let comments = db.execute("DELETE FROM comments WHERE at_ms < ?1", [before])?;
-            Ok((kv + windows + comments) as u64)
+            let pauses = db.execute(
+                "DELETE FROM pauses WHERE until_ms IS NOT NULL AND until_ms <= ?1",
+                [now],
+            )?;
+            Ok((kv + windows + comments + pauses) as u64)
         })
         .await
     }
@@ -760,6 +838,114 @@ impl HostState for SqliteState {
 mod tests {
     use super::*;
     use crate::state::KvQuota;
+
+    #[tokio::test]
+    async fn a_fired_timer_stands_until_cancelled_set_again_or_forgotten() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = SqliteState::open(&dir.path().join("state.sqlite3")).unwrap();
+        let limits = TimerLimits {
+            per_account: 10,
+            per_conversation: 10,
+        };
+        let timer = |key: &str, due_at_ms: u64| TimerEntry {
+            plugin: "p".into(),
+            account_id: "a".into(),
+            person_id: "1".into(),
+            key: key.into(),
+            due_at_ms,
+            payload: Vec::new(),
+        };
+        for key in ["cancelled", "set-again", "ran"] {
+            let set = state.set_timer(timer(key, 5), limits).await.unwrap();
+            assert_eq!(set, TimerSet::Set);
+        }
+        assert_eq!(state.next_timer_due().await.unwrap(), Some(5));
+        let due = state.due_timers(5, 10).await.unwrap();
+        assert_eq!(due.len(), 3);
+        state.mark_fired(due).await.unwrap();
+        assert!(
+            state.due_timers(5, 10).await.unwrap().is_empty(),
+            "fired once"
+        );
+        assert_eq!(state.next_timer_due().await.unwrap(), None);
+
+        assert!(
+            state
+                .cancel_timer("p", "a", "1", "cancelled")
+                .await
+                .unwrap()
+        );
+        assert!(!state.timer_live(&timer("cancelled", 5)).await.unwrap());
+        state
+            .set_timer(timer("set-again", 9), limits)
+            .await
+            .unwrap();
+        assert!(!state.timer_live(&timer("set-again", 5)).await.unwrap());
+        assert_eq!(
+            state.next_timer_due().await.unwrap(),
+            Some(9),
+            "the new one waits"
+        );
+        assert!(state.timer_live(&timer("ran", 5)).await.unwrap());
+        state.forget_timer(&timer("ran", 5)).await.unwrap();
+        assert!(!state.timer_live(&timer("ran", 5)).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn pauses_are_lifted_only_by_who_may() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = SqliteState::open(&dir.path().join("state.sqlite3")).unwrap();
+        let pause = |by: PausedBy, since_ms: u64| Pause {
+            account_id: "a".into(),
+            person_id: "1".into(),
+            until_ms: None,
+            by,
+            since_ms,
+        };
+        let paused_by = async || state.pause_of("a", "1", 0).await.unwrap().map(|p| p.by);
+        state.pause(pause(PausedBy::Operator, 10)).await.unwrap();
+        state.pause(pause(PausedBy::Handover, 20)).await.unwrap();
+        assert_eq!(
+            paused_by().await,
+            Some(PausedBy::Operator),
+            "a handover does not replace it"
+        );
+        for resumer in [ResumedBy::Plugin, ResumedBy::Handover { at_ms: 30 }] {
+            assert!(
+                !state.resume("a", "1", resumer).await.unwrap(),
+                "{resumer:?}"
+            );
+        }
+        assert!(state.resume("a", "1", ResumedBy::Operator).await.unwrap());
+
+        state.pause(pause(PausedBy::Handover, 20)).await.unwrap();
+        assert!(
+            !state
+                .resume("a", "1", ResumedBy::Handover { at_ms: 15 })
+                .await
+                .unwrap(),
+            "an older handover does not undo a newer one"
+        );
+        assert!(!state.resume("a", "1", ResumedBy::Plugin).await.unwrap());
+        assert!(
+            state
+                .resume("a", "1", ResumedBy::Handover { at_ms: 25 })
+                .await
+                .unwrap()
+        );
+
+        state
+            .pause(pause(PausedBy::Plugin("p".into()), 40))
+            .await
+            .unwrap();
+        state.pause(pause(PausedBy::Operator, 35)).await.unwrap();
+        assert_eq!(
+            paused_by().await,
+            Some(PausedBy::Plugin("p".into())),
+            "older: ignored"
+        );
+        assert!(state.resume("a", "1", ResumedBy::Plugin).await.unwrap());
+    }
 
     #[tokio::test]
     async fn an_opt_out_is_changed_only_by_a_later_message() {

@@ -96,7 +96,7 @@ impl HostView<'_, Messaging> {
         if state.opted_out(account_id, person_id).await? {
             return Err(HostError::OptedOut.into());
         }
-        if !self.run.plugin.while_paused
+        if !self.run.plugin.runs_while_paused()
             && state
                 .pause_of(account_id, person_id, now_ms())
                 .await?

@@ -42,14 +42,14 @@ impl OptOutConfig {
     /// A keyword must not be empty, nor both a stop and a start keyword.
     pub fn validate(&self, section: &str) -> Result<(), String> {
         let all = self.stop_keywords.iter().chain(&self.start_keywords);
-        if all.clone().any(|keyword| keyword.trim().is_empty()) {
+        if all.clone().any(|keyword| bare(keyword).is_empty()) {
             return Err(format!("{section}: keywords must not be empty"));
         }
-        if let Some(both) = self
-            .stop_keywords
-            .iter()
-            .find(|stop| self.start_keywords.iter().any(|start| same(stop, start)))
-        {
+        if let Some(both) = self.stop_keywords.iter().find(|stop| {
+            self.start_keywords
+                .iter()
+                .any(|start| bare(stop) == bare(start))
+        }) {
             return Err(format!(
                 "{section}: `{both}` is both a stop and a start keyword"
             ));
@@ -57,11 +57,19 @@ impl OptOutConfig {
         Ok(())
     }
 
-    /// What a message saying `text` decides: `Some(true)` opts out,
-    /// `Some(false)` opts in, `None` leaves things as they are.
-    fn decide(&self, text: Option<&str>) -> Option<bool> {
-        let text = text.unwrap_or_default();
-        let is = |keywords: &[String]| keywords.iter().any(|keyword| same(keyword, text));
+    /// What a person sending `texts` (a message's text; a button's title
+    /// and payload) decides: `Some(true)` opts out, `Some(false)` opts in,
+    /// `None` leaves things as they are.
+    fn decide(&self, texts: &[Option<&str>]) -> Option<bool> {
+        let texts: Vec<String> = texts
+            .iter()
+            .map(|text| bare(text.unwrap_or_default()))
+            .collect();
+        let is = |keywords: &[String]| {
+            keywords
+                .iter()
+                .any(|keyword| texts.contains(&bare(keyword)))
+        };
         if is(&self.stop_keywords) {
             Some(true)
         } else if is(&self.start_keywords) || self.any_message_opts_in {
@@ -72,9 +80,17 @@ impl OptOutConfig {
     }
 }
 
-/// Keywords match whole messages, ignoring case and surrounding spaces.
-fn same(keyword: &str, text: &str) -> bool {
-    keyword.trim().to_lowercase() == text.trim().to_lowercase()
+/// Text as keywords are compared: compatibility-normalised (full-width
+/// letters are letters), without invisible characters, without what is not
+/// a letter or digit at either end (spaces, "!", an emoji), in lower case.
+/// So "Stop!", "ＳＴＯＰ" and "stop 🛑" are all "stop"; "please stop" is not.
+fn bare(text: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    let invisible = |c: &char| matches!(c, '\u{200B}'..='\u{200D}' | '\u{2060}' | '\u{FEFF}');
+    let normal: String = text.nfkc().filter(|c| !invisible(c)).collect();
+    normal
+        .trim_matches(|c: char| !c.is_alphanumeric())
+        .to_lowercase()
 }
 
 /// The opt-out rules of every account: its own, or the default.
@@ -92,29 +108,32 @@ impl OptOutRules {
     }
 }
 
-/// Note what `event` decides, if it is a message from a person.
+/// Note what `event` decides, if a person wrote it or tapped a button.
 pub(crate) async fn observe(
     state: &dyn HostState,
     rules: &OptOutRules,
     event: &Event,
     acted_at_ms: u64,
 ) -> Result<(), StateError> {
-    let EventKind::Message(message) = &event.kind else {
-        return Ok(());
-    };
     if event.is_echo || event.is_self {
         return Ok(());
     }
-    let Some(opted_out) = rules.of(&event.account_id).decide(message.text.as_deref()) else {
+    let (person, texts) = match &event.kind {
+        EventKind::Message(message) => (&message.sender_id, vec![message.text.as_deref()]),
+        EventKind::Postback(postback) => (
+            &postback.sender_id,
+            vec![
+                Some(postback.title.as_str()),
+                Some(postback.payload.as_str()),
+            ],
+        ),
+        _ => return Ok(()),
+    };
+    let Some(opted_out) = rules.of(&event.account_id).decide(&texts) else {
         return Ok(());
     };
     state
-        .record_opt_out(
-            &event.account_id,
-            &message.sender_id,
-            opted_out,
-            acted_at_ms,
-        )
+        .record_opt_out(&event.account_id, person, opted_out, acted_at_ms)
         .await
 }
 
@@ -125,19 +144,34 @@ mod tests {
     #[test]
     fn keywords_match_whole_messages_ignoring_case_and_spaces() {
         let rules = OptOutConfig::default();
-        assert_eq!(rules.decide(Some("stop")), Some(true));
-        assert_eq!(rules.decide(Some("  Stop \n")), Some(true));
-        assert_eq!(rules.decide(Some("START")), Some(false));
-        assert_eq!(rules.decide(Some("please stop")), None);
-        assert_eq!(rules.decide(Some("hello")), None);
-        assert_eq!(rules.decide(None), None);
+        assert_eq!(rules.decide(&[Some("stop")]), Some(true));
+        assert_eq!(rules.decide(&[Some("  Stop \n")]), Some(true));
+        assert_eq!(rules.decide(&[Some("START")]), Some(false));
+        assert_eq!(rules.decide(&[Some("please stop")]), None);
+        for stop in [
+            "Stop!",
+            "STOP.",
+            "ＳＴＯＰ",
+            "stop 🛑",
+            "s\u{200B}top",
+            "\u{FEFF}stop",
+        ] {
+            assert_eq!(rules.decide(&[Some(stop)]), Some(true), "{stop:?}");
+        }
+        assert_eq!(
+            rules.decide(&[Some("Unsubscribe me"), Some("STOP")]),
+            Some(true),
+            "a button whose payload is a stop keyword"
+        );
+        assert_eq!(rules.decide(&[Some("hello")]), None);
+        assert_eq!(rules.decide(&[None]), None);
         let any = OptOutConfig {
             any_message_opts_in: true,
             ..OptOutConfig::default()
         };
-        assert_eq!(any.decide(Some("hello")), Some(false));
-        assert_eq!(any.decide(None), Some(false), "a photo is writing again");
-        assert_eq!(any.decide(Some("STOP")), Some(true));
+        assert_eq!(any.decide(&[Some("hello")]), Some(false));
+        assert_eq!(any.decide(&[None]), Some(false), "a photo is writing again");
+        assert_eq!(any.decide(&[Some("STOP")]), Some(true));
     }
 
     #[test]
@@ -167,8 +201,8 @@ mod tests {
             default: OptOutConfig::default(),
             accounts: BTreeMap::from([("pt".to_owned(), own)]),
         };
-        assert_eq!(rules.of("pt").decide(Some("parar")), Some(true));
-        assert_eq!(rules.of("pt").decide(Some("stop")), None);
-        assert_eq!(rules.of("other").decide(Some("stop")), Some(true));
+        assert_eq!(rules.of("pt").decide(&[Some("parar")]), Some(true));
+        assert_eq!(rules.of("pt").decide(&[Some("stop")]), None);
+        assert_eq!(rules.of("other").decide(&[Some("stop")]), Some(true));
     }
 }

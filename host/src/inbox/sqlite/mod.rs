@@ -756,7 +756,8 @@ impl Inbox for SqliteInbox {
                     .map(|n| n as u64)
             };
             Ok(InboxStats {
-                deliveries: count("SELECT count(*) FROM deliveries")?,
+                // Not the delivery standing for igloo itself (timers).
+                deliveries: count("SELECT count(*) FROM deliveries WHERE id <> 0")?,
                 events: count("SELECT count(*) FROM events")?,
                 pending: count("SELECT count(*) FROM events WHERE done_at_ms IS NULL")?,
                 unsplit: count(
