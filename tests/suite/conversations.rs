@@ -177,7 +177,10 @@ async fn handover_calls_go_to_meta_for_facebook_login_and_pause_or_resume() {
     // (Both probes ran the command: the pause is by whichever was last.)
     let (_, listed) = admin(&igloo, reqwest::Method::GET, "/admin/conversations/paused").await;
     let by = listed["paused"][0]["by"].as_str();
-    assert!(matches!(by, Some("plugin:bot" | "plugin:agent")), "{listed}");
+    assert!(
+        matches!(by, Some("plugin:bot" | "plugin:agent")),
+        "{listed}"
+    );
 
     // The agent (running while paused) takes the thread back: resumed.
     let runs = on_message(&igloo, json!({"op": "take_thread"})).await;

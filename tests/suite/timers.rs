@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use igloo::config::Config;
 use igloo_tests::{
-    ACCOUNT_ID, FakeGraph, PROBE_GRANTS, TestIgloo, eventually, install_probe, live_config,
+    ACCOUNT_ID, FakeGraph, PROBE_GRANTS, TestIgloo, eventually, install_plugin, install_probe,
+    live_config, webhook,
 };
 use serde_json::json;
 
@@ -24,7 +25,8 @@ fn with_probe(graph: &FakeGraph, plugins: &tempfile::TempDir) -> Config {
 async fn report_at(igloo: &TestIgloo, seq: i64) -> String {
     eventually("the probe's run", || async {
         let runs = igloo.inbox.runs(seq).await.unwrap();
-        runs.first().map(|run| run.detail.clone())
+        let probe = runs.into_iter().find(|run| run.plugin == "probe");
+        probe.map(|run| run.detail)
     })
     .await
 }
@@ -133,4 +135,51 @@ async fn a_timer_that_fires_after_the_window_closed_gets_window_closed_and_sends
         "timer late: Err(Error::WindowClosed)"
     );
     assert!(graph.requests().is_empty(), "nothing reached Meta");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timer_cancelled_after_it_fired_but_before_its_event_ran_does_not_run() {
+    let graph = FakeGraph::start().await;
+    let plugins = tempfile::tempdir().unwrap();
+    let mut config = with_probe(&graph, &plugins);
+    // A plugin that holds each of 1001's events for its whole deadline, so
+    // the timer fires, and the cancel arrives, while the lane is busy.
+    let sleeper = &igloo_plugin_artifacts::WASI_SLEEPER;
+    config
+        .plugins
+        .push(install_plugin(plugins.path(), sleeper, &[]));
+    config.runtime.deadline_ms = 1500;
+    config.timers.min_delay_ms = 300;
+    let igloo = TestIgloo::start(config).await;
+
+    let at = igloo_tests::now_ms();
+    let set = json!({"op": "timer_set", "key": "t", "after_ms": 300, "payload": "never"});
+    let body = webhook::message("1001", &set.to_string()).at(at).body();
+    igloo.post_webhook(&body).await;
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    // Written before the timer was due: its turn in the lane comes first.
+    let cancel = json!({"op": "timer_cancel", "key": "t"});
+    let body = webhook::message("1001", &cancel.to_string())
+        .at(at + 1)
+        .body();
+    igloo.post_webhook(&body).await;
+
+    let fired = eventually("the timer's run", || async {
+        let runs = igloo.inbox.runs(2).await.unwrap();
+        runs.into_iter().find(|run| run.plugin == "probe")
+    })
+    .await;
+    assert_eq!(
+        (fired.outcome.as_str(), fired.detail.as_str()),
+        (
+            "skipped",
+            "the timer was cancelled, or set again, before its event ran"
+        )
+    );
+    assert_eq!(
+        report_at(&igloo, 3).await,
+        "Ok(true)",
+        "the cancel found it"
+    );
+    assert!(graph.requests().is_empty(), "its send never happened");
 }
