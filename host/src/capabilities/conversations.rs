@@ -212,8 +212,8 @@ impl HostView<'_, Conversations> {
                 .await?;
             match action {
                 ThreadAction::Pass => {
-                    let by = PausedBy::Plugin(self.run.plugin.id.clone());
-                    let person = person.as_str();
+                    // A handover's pause: the thread coming back ends it.
+                    let (person, by) = (person.as_str(), PausedBy::Handover);
                     service.pause(account, person, None, by, now_ms()).await?;
                 }
                 ThreadAction::Take => {

@@ -265,7 +265,7 @@ impl Dispatcher {
     fn plan(&self, event: &Event, runs: &[RunRecord], now_ms: u64, hold: Hold) -> Plan<'_> {
         let finished = |id: &str| inbox::is_done_for(runs, id);
         let due = |id: &str| inbox::is_due_for(runs, id, now_ms);
-        let (subscribed, paused): (Vec<&LoadedPlugin>, Vec<&LoadedPlugin>) = self
+        let (subscribed, held): (Vec<&LoadedPlugin>, Vec<&LoadedPlugin>) = self
             .runtime
             .plugins()
             .iter()
@@ -276,13 +276,12 @@ impl Dispatcher {
             skip: Vec::new(),
             unfinished: subscribed
                 .iter()
-                .chain(&paused)
+                .chain(&held)
                 .filter(|p| !finished(&p.info.id))
                 .count(),
         };
         plan.skip.extend(
-            paused
-                .iter()
+            held.iter()
                 .filter(|plugin| !finished(&plugin.info.id))
                 .map(|plugin| hold.record(&plugin.info.id)),
         );

@@ -1,6 +1,6 @@
 //! [`HostState`] in SQLite (its own database file beside the inbox).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
@@ -114,9 +114,57 @@ pub struct SqliteState {
     /// more than the rest of the run (BENCHMARKS.md). Bounded, and pruned
     /// with the table.
     windows: Mutex<HashMap<(String, String), u64>>,
+    /// Who may not be messaged now; see [`Gates`].
+    gates: Arc<Mutex<Gates>>,
+}
+
+/// People who may not be messaged: those opted out, and those whose
+/// conversation is paused. Few, and checked on every send: kept whole in
+/// memory, loaded at open and changed as each write commits, in commit
+/// order. The database stays the truth; this process is its only writer
+/// (the data directory's lock).
+#[derive(Debug, Default)]
+struct Gates {
+    opted_out: HashSet<(String, String)>,
+    paused: HashMap<(String, String), Pause>,
+}
+
+impl Gates {
+    /// The gates stored in `db`.
+    fn load(db: &Connection) -> rusqlite::Result<Self> {
+        let mut gates = Gates::default();
+        let mut opted_out =
+            db.prepare("SELECT account_id, person_id FROM opt_outs WHERE opted_out = 1")?;
+        for person in opted_out.query_map([], |row| Ok((row.get(0)?, row.get(1)?)))? {
+            gates.opted_out.insert(person?);
+        }
+        let mut paused =
+            db.prepare("SELECT account_id, person_id, until_ms, paused_by, since_ms FROM pauses")?;
+        for pause in paused.query_map([], pause_row)? {
+            let pause = pause?;
+            gates.set_pause(
+                (pause.account_id.clone(), pause.person_id.clone()),
+                Some(pause),
+            );
+        }
+        Ok(gates)
+    }
+
+    fn set_pause(&mut self, key: (String, String), pause: Option<Pause>) {
+        match pause {
+            Some(pause) => self.paused.insert(key, pause),
+            None => self.paused.remove(&key),
+        };
+    }
 }
 
 impl SqliteState {
+    fn gates(&self) -> std::sync::MutexGuard<'_, Gates> {
+        self.gates
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+    }
+
     fn cache_window(&self, key: (String, String), at_ms: u64) {
         let mut windows = self
             .windows
@@ -135,6 +183,7 @@ impl SqliteState {
     pub fn open(path: &Path) -> Result<Self, StateError> {
         let mut writer = open_connection(path)?;
         crate::migrate::to_latest(&mut writer, migrations(), path).map_err(error)?;
+        let gates = Gates::load(&writer).map_err(error)?;
         let reader = open_connection(path)?;
         let (writes, jobs) = std::sync::mpsc::channel();
         std::thread::Builder::new()
@@ -146,6 +195,7 @@ impl SqliteState {
             reader: Arc::new(Mutex::new(reader)),
             writes,
             windows: Mutex::new(HashMap::new()),
+            gates: Arc::new(Mutex::new(gates)),
         })
     }
 
@@ -172,12 +222,22 @@ impl SqliteState {
         &self,
         work: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
     ) -> Result<T, StateError> {
+        self.write_then(work, |_| {}).await
+    }
+
+    /// [`Self::write`], then `committed` with its result once the group has
+    /// committed: on the writer thread, in commit order.
+    async fn write_then<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+        committed: impl FnOnce(&T) + Send + 'static,
+    ) -> Result<T, StateError> {
         let (reply, answer) = tokio::sync::oneshot::channel();
         let job: Job = Box::new(move |db| {
             let result = in_savepoint(db, work);
-            Box::new(move |committed| {
-                let _ = reply.send(match committed {
-                    Ok(()) => result.map_err(error),
+            Box::new(move |group| {
+                let _ = reply.send(match group {
+                    Ok(()) => result.inspect(|result| committed(result)).map_err(error),
                     Err(failed) => Err(error(std::io::Error::other(failed))),
                 });
             })
@@ -284,6 +344,20 @@ fn timer_row(timer: &TimerEntry) -> (&str, &str, &str, &str, i64) {
         &timer.key,
         sql_ms(timer.due_at_ms),
     )
+}
+
+/// The pause of a conversation as stored, ended or not.
+fn stored_pause(
+    db: &Connection,
+    account_id: &str,
+    person_id: &str,
+) -> rusqlite::Result<Option<Pause>> {
+    db.prepare_cached(
+        "SELECT account_id, person_id, until_ms, paused_by, since_ms FROM pauses
+         WHERE account_id = ?1 AND person_id = ?2",
+    )?
+    .query_row(params![account_id, person_id], pause_row)
+    .optional()
 }
 
 fn pause_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Pause> {
@@ -519,56 +593,79 @@ impl HostState for SqliteState {
         opted_out: bool,
         at_ms: u64,
     ) -> Result<(), StateError> {
-        let (account_id, person_id) = (account_id.to_owned(), person_id.to_owned());
-        self.write(move |db| {
-            db.prepare_cached(
-                "INSERT INTO opt_outs (account_id, person_id, opted_out, at_ms) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT (account_id, person_id) DO UPDATE
-                   SET opted_out = excluded.opted_out, at_ms = excluded.at_ms
-                   WHERE excluded.at_ms >= opt_outs.at_ms",
-            )?
-            .execute(params![account_id, person_id, opted_out, at_ms as i64])
-            .map(|_| ())
-        })
+        let key = (account_id.to_owned(), person_id.to_owned());
+        let (account_id, person_id) = key.clone();
+        let gates = Arc::clone(&self.gates);
+        self.write_then(
+            move |db| {
+                db.prepare_cached(
+                    "INSERT INTO opt_outs (account_id, person_id, opted_out, at_ms)
+                     VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (account_id, person_id) DO UPDATE
+                       SET opted_out = excluded.opted_out, at_ms = excluded.at_ms
+                       WHERE excluded.at_ms >= opt_outs.at_ms",
+                )?
+                .execute(params![
+                    account_id,
+                    person_id,
+                    opted_out,
+                    at_ms as i64
+                ])?;
+                // What stands now: this decision, or a later one.
+                db.prepare_cached(
+                    "SELECT opted_out FROM opt_outs WHERE account_id = ?1 AND person_id = ?2",
+                )?
+                .query_row(params![account_id, person_id], |row| row.get::<_, bool>(0))
+            },
+            move |&stands| {
+                let mut gates = gates.lock().unwrap_or_else(|poison| poison.into_inner());
+                if stands {
+                    gates.opted_out.insert(key);
+                } else {
+                    gates.opted_out.remove(&key);
+                }
+            },
+        )
         .await
+        .map(drop)
     }
 
     async fn opted_out(&self, account_id: &str, person_id: &str) -> Result<bool, StateError> {
-        let (account_id, person_id) = (account_id.to_owned(), person_id.to_owned());
-        self.read(move |db| {
-            db.query_row(
-                "SELECT opted_out FROM opt_outs WHERE account_id = ?1 AND person_id = ?2",
-                params![account_id, person_id],
-                |row| row.get::<_, bool>(0),
-            )
-            .optional()
-            .map(|opted_out| opted_out.unwrap_or(false))
-        })
-        .await
+        let key = (account_id.to_owned(), person_id.to_owned());
+        Ok(self.gates().opted_out.contains(&key))
     }
 
     async fn pause(&self, pause: Pause) -> Result<(), StateError> {
+        let key = (pause.account_id.clone(), pause.person_id.clone());
+        let gates = Arc::clone(&self.gates);
         let by = String::from(pause.by.clone());
-        self.write(move |db| {
-            db.prepare_cached(
-                "INSERT INTO pauses (account_id, person_id, until_ms, paused_by, since_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5)
-                 ON CONFLICT (account_id, person_id) DO UPDATE
-                   SET until_ms = excluded.until_ms, paused_by = excluded.paused_by,
-                       since_ms = excluded.since_ms
-                   WHERE excluded.since_ms >= pauses.since_ms
-                     AND (excluded.paused_by <> 'handover' OR pauses.paused_by = 'handover')",
-            )?
-            .execute(params![
-                pause.account_id,
-                pause.person_id,
-                pause.until_ms.map(sql_ms),
-                by,
-                sql_ms(pause.since_ms)
-            ])
-            .map(|_| ())
-        })
+        self.write_then(
+            move |db| {
+                db.prepare_cached(
+                    "INSERT INTO pauses (account_id, person_id, until_ms, paused_by, since_ms)
+                     VALUES (?1, ?2, ?3, ?4, ?5)
+                     ON CONFLICT (account_id, person_id) DO UPDATE
+                       SET until_ms = excluded.until_ms, paused_by = excluded.paused_by,
+                           since_ms = excluded.since_ms
+                       WHERE excluded.since_ms >= pauses.since_ms
+                         AND (excluded.paused_by <> 'handover' OR pauses.paused_by = 'handover')",
+                )?
+                .execute(params![
+                    pause.account_id,
+                    pause.person_id,
+                    pause.until_ms.map(sql_ms),
+                    by,
+                    sql_ms(pause.since_ms)
+                ])?;
+                stored_pause(db, &pause.account_id, &pause.person_id)
+            },
+            move |stands| {
+                let mut gates = gates.lock().unwrap_or_else(|poison| poison.into_inner());
+                gates.set_pause(key, stands.clone());
+            },
+        )
         .await
+        .map(drop)
     }
 
     async fn resume(
@@ -577,7 +674,9 @@ impl HostState for SqliteState {
         person_id: &str,
         by: ResumedBy,
     ) -> Result<bool, StateError> {
-        let (account_id, person_id) = (account_id.to_owned(), person_id.to_owned());
+        let key = (account_id.to_owned(), person_id.to_owned());
+        let (account_id, person_id) = key.clone();
+        let gates = Arc::clone(&self.gates);
         // Which pauses `by` may lift: ?3 is a `paused_by` pattern, ?4 the
         // latest decision time it may undo.
         let (pattern, until) = match by {
@@ -585,15 +684,23 @@ impl HostState for SqliteState {
             ResumedBy::Handover { at_ms } => ("handover", sql_ms(at_ms)),
             ResumedBy::Plugin => ("plugin:%", i64::MAX),
         };
-        self.write(move |db| {
-            db.prepare_cached(
-                "DELETE FROM pauses WHERE account_id = ?1 AND person_id = ?2
-                   AND paused_by LIKE ?3 AND since_ms <= ?4",
-            )?
-            .execute(params![account_id, person_id, pattern, until])
-            .map(|deleted| deleted > 0)
-        })
+        self.write_then(
+            move |db| {
+                let lifted = db
+                    .prepare_cached(
+                        "DELETE FROM pauses WHERE account_id = ?1 AND person_id = ?2
+                           AND paused_by LIKE ?3 AND since_ms <= ?4",
+                    )?
+                    .execute(params![account_id, person_id, pattern, until])?;
+                Ok((lifted > 0, stored_pause(db, &account_id, &person_id)?))
+            },
+            move |(_, stands)| {
+                let mut gates = gates.lock().unwrap_or_else(|poison| poison.into_inner());
+                gates.set_pause(key, stands.clone());
+            },
+        )
         .await
+        .map(|(lifted, _)| lifted)
     }
 
     async fn pause_of(
@@ -602,28 +709,24 @@ impl HostState for SqliteState {
         person_id: &str,
         now_ms: u64,
     ) -> Result<Option<Pause>, StateError> {
-        let (account_id, person_id) = (account_id.to_owned(), person_id.to_owned());
-        self.read(move |db| {
-            db.prepare_cached(
-                "SELECT account_id, person_id, until_ms, paused_by, since_ms FROM pauses
-                 WHERE account_id = ?1 AND person_id = ?2 AND (until_ms IS NULL OR until_ms > ?3)",
-            )?
-            .query_row(params![account_id, person_id, sql_ms(now_ms)], pause_row)
-            .optional()
-        })
-        .await
+        let key = (account_id.to_owned(), person_id.to_owned());
+        let gates = self.gates();
+        let pause = gates.paused.get(&key);
+        Ok(pause
+            .filter(|pause| pause.until_ms.is_none_or(|until| until > now_ms))
+            .cloned())
     }
 
     async fn pauses(&self, now_ms: u64) -> Result<Vec<Pause>, StateError> {
-        self.read(move |db| {
-            let mut select = db.prepare_cached(
-                "SELECT account_id, person_id, until_ms, paused_by, since_ms FROM pauses
-                 WHERE until_ms IS NULL OR until_ms > ?1 ORDER BY account_id, person_id",
-            )?;
-            let rows = select.query_map([sql_ms(now_ms)], pause_row)?;
-            rows.collect()
-        })
-        .await
+        let gates = self.gates();
+        let mut pauses: Vec<Pause> = gates
+            .paused
+            .values()
+            .filter(|pause| pause.until_ms.is_none_or(|until| until > now_ms))
+            .cloned()
+            .collect();
+        pauses.sort_by(|a, b| (&a.account_id, &a.person_id).cmp(&(&b.account_id, &b.person_id)));
+        Ok(pauses)
     }
 
     async fn set_timer(
@@ -816,20 +919,30 @@ impl HostState for SqliteState {
             .unwrap_or_else(|poison| poison.into_inner())
             .retain(|_, last| *last >= before_ms);
         let (now, before) = (now_ms as i64, before_ms as i64);
-        self.write(move |db| {
-            let kv = db
-                .prepare_cached(
-                    "DELETE FROM kv WHERE expires_at_ms IS NOT NULL AND expires_at_ms <= ?1",
-                )?
-                .execute([now])?;
-            let windows = db.execute("DELETE FROM windows WHERE last_inbound_ms < ?1", [before])?;
-            let comments = db.execute("DELETE FROM comments WHERE at_ms < ?1", [before])?;
-            let pauses = db.execute(
-                "DELETE FROM pauses WHERE until_ms IS NOT NULL AND until_ms <= ?1",
-                [now],
-            )?;
-            Ok((kv + windows + comments + pauses) as u64)
-        })
+        let gates = Arc::clone(&self.gates);
+        self.write_then(
+            move |db| {
+                let kv = db
+                    .prepare_cached(
+                        "DELETE FROM kv WHERE expires_at_ms IS NOT NULL AND expires_at_ms <= ?1",
+                    )?
+                    .execute([now])?;
+                let windows =
+                    db.execute("DELETE FROM windows WHERE last_inbound_ms < ?1", [before])?;
+                let comments = db.execute("DELETE FROM comments WHERE at_ms < ?1", [before])?;
+                let pauses = db.execute(
+                    "DELETE FROM pauses WHERE until_ms IS NOT NULL AND until_ms <= ?1",
+                    [now],
+                )?;
+                Ok((kv + windows + comments + pauses) as u64)
+            },
+            move |_| {
+                let mut gates = gates.lock().unwrap_or_else(|poison| poison.into_inner());
+                gates
+                    .paused
+                    .retain(|_, pause| pause.until_ms.is_none_or(|until| until > now_ms));
+            },
+        )
         .await
     }
 }
@@ -945,6 +1058,35 @@ mod tests {
             "older: ignored"
         );
         assert!(state.resume("a", "1", ResumedBy::Plugin).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn opt_outs_and_pauses_are_read_back_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.sqlite3");
+        let state = SqliteState::open(&path).unwrap();
+        state.record_opt_out("a", "out", true, 1).await.unwrap();
+        state.record_opt_out("a", "back", true, 1).await.unwrap();
+        state.record_opt_out("a", "back", false, 2).await.unwrap();
+        let pause = |person: &str, until_ms| Pause {
+            account_id: "a".into(),
+            person_id: person.into(),
+            until_ms,
+            by: PausedBy::Operator,
+            since_ms: 1,
+        };
+        state.pause(pause("held", None)).await.unwrap();
+        state.pause(pause("ended", Some(5))).await.unwrap();
+        drop(state);
+
+        let state = SqliteState::open(&path).unwrap();
+        assert!(state.opted_out("a", "out").await.unwrap());
+        assert!(!state.opted_out("a", "back").await.unwrap());
+        assert!(state.pause_of("a", "held", 10).await.unwrap().is_some());
+        assert!(state.pause_of("a", "ended", 10).await.unwrap().is_none());
+        assert!(state.pause_of("a", "ended", 4).await.unwrap().is_some());
+        let listed: Vec<_> = state.pauses(10).await.unwrap();
+        assert_eq!(listed, vec![pause("held", None)]);
     }
 
     #[tokio::test]
