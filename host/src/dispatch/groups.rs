@@ -16,6 +16,9 @@ use crate::inbox::RunRecord;
 pub(crate) const SKIPPED: &str = "skipped";
 /// The outcome label of a plugin that passed.
 const PASSED: &str = "passed";
+/// The outcome label of a plugin held back because a human had the
+/// conversation (see `dispatch::Hold`).
+pub(crate) const HELD_BACK: &str = "paused";
 
 /// `[[exclusive_groups]]`: plugins that answer an event once between them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -87,7 +90,8 @@ pub(crate) fn turn<'a>(members: &[&'a str], runs: &[RunRecord]) -> Turn<'a> {
     let run_of = |member: &str| runs.iter().find(|run| run.plugin == member);
     let answered = |member: &&str| {
         run_of(member).is_some_and(|run| {
-            run.retry_at_ms.is_none() && run.outcome != PASSED && run.outcome != SKIPPED
+            run.retry_at_ms.is_none()
+                && ![PASSED, SKIPPED, HELD_BACK].contains(&run.outcome.as_str())
         })
     };
     if let Some(by) = members.iter().copied().find(answered) {
@@ -100,7 +104,13 @@ pub(crate) fn turn<'a>(members: &[&'a str], runs: &[RunRecord]) -> Turn<'a> {
     }
     for member in members {
         match run_of(member) {
-            Some(run) if run.retry_at_ms.is_none() && run.outcome == PASSED => continue,
+            // Held back by a pause: it did not answer, so the turn goes on.
+            Some(run)
+                if run.retry_at_ms.is_none()
+                    && [PASSED, HELD_BACK].contains(&run.outcome.as_str()) =>
+            {
+                continue;
+            }
             _ => return Turn::Next(member),
         }
     }
@@ -182,6 +192,12 @@ mod tests {
                 skip: vec![]
             }
         );
+    }
+
+    #[test]
+    fn a_member_held_back_by_a_pause_did_not_answer() {
+        let held = [("a", HELD_BACK, None), ("b", "plugin-error", Some(9))];
+        assert_eq!(turn(GROUP, &pending(&held)), Turn::Next("b"), "b's retry");
     }
 
     #[test]

@@ -98,7 +98,7 @@ impl Hold {
             Hold::None => unreachable!("nothing is held back"),
             Hold::Paused => RunRecord::finished(
                 plugin,
-                "paused",
+                groups::HELD_BACK,
                 "automation is paused in this conversation",
             ),
             Hold::TimerGone => RunRecord::finished(
@@ -448,7 +448,7 @@ impl Dispatcher {
             tracing::error!(%error, "noting the event's window failed; retrying");
             tokio::time::sleep(STORAGE_RETRY).await;
         }
-        let hold = self.hold(&event).await;
+        let hold = self.hold(&event, !pending.runs.is_empty()).await;
         let mut runs = pending.runs.clone();
         // Each plugin runs once per take, whatever its retry schedule says.
         let mut ran = HashSet::new();
@@ -476,6 +476,18 @@ impl Dispatcher {
                 replace_run(&mut runs, record);
             }
         };
+        if unfinished == 0
+            && let Some(timer) = timers::timer_of(&event)
+        {
+            // Its event has run: the timer is done with. Forgotten before
+            // the event completes, so a stop in between leaves no row
+            // behind (the event, taken again, finds every run finished).
+            let scheduler = &self.runtime.services().scheduler;
+            while let Err(error) = scheduler.forget(&timer).await {
+                tracing::error!(%error, "forgetting a timer that ran failed; retrying");
+                tokio::time::sleep(STORAGE_RETRY).await;
+            }
+        }
         let completed = unfinished == 0
             && self
                 .retry_storage(|| self.inbox.complete(pending.seq))
@@ -484,22 +496,19 @@ impl Dispatcher {
             // Pending still, for plugins quarantined or waiting to retry
             // (or replayed by an operator meanwhile): looked at again.
             self.deferred.store(true, Ordering::Release);
-        } else if let Some(timer) = timers::timer_of(&event) {
-            // Its event has run: the timer is done with.
-            let scheduler = &self.runtime.services().scheduler;
-            while let Err(error) = scheduler.forget(&timer).await {
-                tracing::error!(%error, "forgetting a timer that ran failed; retrying");
-                tokio::time::sleep(STORAGE_RETRY).await;
-            }
         }
     }
 
     /// What holds plugins back from `event` now: a pause of its
     /// conversation, or, for a timer's event, the timer gone since.
-    async fn hold(&self, event: &Event) -> Hold {
+    ///
+    /// A timer's event that `ran` before (a retry, an operator's replay)
+    /// is not held back: the timer was forgotten once it ran.
+    async fn hold(&self, event: &Event, ran: bool) -> Hold {
         let services = self.runtime.services();
         loop {
             let hold = match timers::timer_of(event) {
+                Some(_) if ran => Ok(Hold::None),
                 Some(timer) => services
                     .scheduler
                     .is_live(&timer)

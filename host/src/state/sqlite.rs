@@ -82,6 +82,13 @@ CREATE TABLE pauses (
     since_ms   INTEGER NOT NULL,
     PRIMARY KEY (account_id, person_id)
 );
+-- When the thread last came back to this app, per conversation.
+CREATE TABLE thread_returns (
+    account_id TEXT NOT NULL,
+    person_id  TEXT NOT NULL,
+    at_ms      INTEGER NOT NULL,
+    PRIMARY KEY (account_id, person_id)
+);
 ",
         ),
     ]
@@ -641,14 +648,21 @@ impl HostState for SqliteState {
         let by = String::from(pause.by.clone());
         self.write_then(
             move |db| {
+                // A handover's pause is not taken if the thread came back
+                // after it; none replaces a later pause; a handover's
+                // replaces only a handover's, a plugin's only a plugin's.
                 db.prepare_cached(
                     "INSERT INTO pauses (account_id, person_id, until_ms, paused_by, since_ms)
-                     VALUES (?1, ?2, ?3, ?4, ?5)
+                     SELECT ?1, ?2, ?3, ?4, ?5
+                     WHERE ?4 <> 'handover' OR NOT EXISTS (SELECT 1 FROM thread_returns
+                       WHERE account_id = ?1 AND person_id = ?2 AND at_ms >= ?5)
                      ON CONFLICT (account_id, person_id) DO UPDATE
                        SET until_ms = excluded.until_ms, paused_by = excluded.paused_by,
                            since_ms = excluded.since_ms
                        WHERE excluded.since_ms >= pauses.since_ms
-                         AND (excluded.paused_by <> 'handover' OR pauses.paused_by = 'handover')",
+                         AND (excluded.paused_by <> 'handover' OR pauses.paused_by = 'handover')
+                         AND (excluded.paused_by NOT LIKE 'plugin:%'
+                              OR pauses.paused_by LIKE 'plugin:%')",
                 )?
                 .execute(params![
                     pause.account_id,
@@ -692,6 +706,17 @@ impl HostState for SqliteState {
                            AND paused_by LIKE ?3 AND since_ms <= ?4",
                     )?
                     .execute(params![account_id, person_id, pattern, until])?;
+                if let ResumedBy::Handover { at_ms } = by {
+                    // Remembered, so an older handover away, handled late,
+                    // does not pause again.
+                    db.prepare_cached(
+                        "INSERT INTO thread_returns (account_id, person_id, at_ms)
+                         VALUES (?1, ?2, ?3)
+                         ON CONFLICT (account_id, person_id) DO UPDATE
+                           SET at_ms = max(at_ms, excluded.at_ms)",
+                    )?
+                    .execute(params![account_id, person_id, sql_ms(at_ms)])?;
+                }
                 Ok((lifted > 0, stored_pause(db, &account_id, &person_id)?))
             },
             move |(_, stands)| {
@@ -934,7 +959,9 @@ impl HostState for SqliteState {
                     "DELETE FROM pauses WHERE until_ms IS NOT NULL AND until_ms <= ?1",
                     [now],
                 )?;
-                Ok((kv + windows + comments + pauses) as u64)
+                let returns =
+                    db.execute("DELETE FROM thread_returns WHERE at_ms < ?1", [before])?;
+                Ok((kv + windows + comments + pauses + returns) as u64)
             },
             move |_| {
                 let mut gates = gates.lock().unwrap_or_else(|poison| poison.into_inner());
@@ -1031,10 +1058,10 @@ mod tests {
         }
         assert!(state.resume("a", "1", ResumedBy::Operator).await.unwrap());
 
-        state.pause(pause(PausedBy::Handover, 20)).await.unwrap();
+        state.pause(pause(PausedBy::Handover, 40)).await.unwrap();
         assert!(
             !state
-                .resume("a", "1", ResumedBy::Handover { at_ms: 15 })
+                .resume("a", "1", ResumedBy::Handover { at_ms: 35 })
                 .await
                 .unwrap(),
             "an older handover does not undo a newer one"
@@ -1042,16 +1069,30 @@ mod tests {
         assert!(!state.resume("a", "1", ResumedBy::Plugin).await.unwrap());
         assert!(
             state
-                .resume("a", "1", ResumedBy::Handover { at_ms: 25 })
+                .resume("a", "1", ResumedBy::Handover { at_ms: 45 })
                 .await
                 .unwrap()
         );
 
-        state
-            .pause(pause(PausedBy::Plugin("p".into()), 40))
-            .await
-            .unwrap();
-        state.pause(pause(PausedBy::Operator, 35)).await.unwrap();
+        state.pause(pause(PausedBy::Handover, 42)).await.unwrap();
+        assert_eq!(
+            paused_by().await,
+            None,
+            "away at 42, back at 45: not paused"
+        );
+
+        state.pause(pause(PausedBy::Operator, 50)).await.unwrap();
+        let plugin = PausedBy::Plugin("p".into());
+        state.pause(pause(plugin.clone(), 51)).await.unwrap();
+        assert_eq!(
+            paused_by().await,
+            Some(PausedBy::Operator),
+            "a plugin replaces no operator's pause"
+        );
+        assert!(state.resume("a", "1", ResumedBy::Operator).await.unwrap());
+
+        state.pause(pause(plugin, 60)).await.unwrap();
+        state.pause(pause(PausedBy::Operator, 55)).await.unwrap();
         assert_eq!(
             paused_by().await,
             Some(PausedBy::Plugin("p".into())),
