@@ -212,9 +212,12 @@ impl HostServices {
     /// comment becomes answerable by one private reply; a stop keyword
     /// opts its sender out; a handover pauses or resumes automation.
     pub async fn observe(&self, event: &Event, received_at_ms: u64) -> Result<(), StateError> {
+        // When the person acted: Meta's timestamp, or when igloo received
+        // the event if that is earlier (a clock running ahead cannot
+        // stretch a window, nor date a handover late).
         let acted_at_ms = event.timestamp_ms.min(received_at_ms);
         self.conversations.observe(event, acted_at_ms).await?;
-        self.messaging.observe(event, received_at_ms).await
+        self.messaging.observe(event, acted_at_ms).await
     }
 
     /// Forget what no rule can read any more, so the host's tables and

@@ -47,16 +47,13 @@ impl Messaging {
         }
     }
 
-    /// Note what `event` means for later sends: windows, answerable
-    /// comments, opt-outs. Each counts from when the person acted: Meta's
-    /// timestamp, or when igloo received the event if that is earlier (a
-    /// clock running ahead cannot stretch a window).
+    /// Note what `event`, acted on at `acted_at_ms`, means for later sends:
+    /// windows, answerable comments, opt-outs.
     pub(crate) async fn observe(
         &self,
         event: &crate::events::Event,
-        received_at_ms: u64,
+        acted_at_ms: u64,
     ) -> Result<(), crate::state::StateError> {
-        let acted_at_ms = event.timestamp_ms.min(received_at_ms);
         window::observe(self.state.as_ref(), event, acted_at_ms).await?;
         opt_out::observe(self.state.as_ref(), &self.opt_out, event, acted_at_ms).await
     }

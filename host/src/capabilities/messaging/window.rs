@@ -33,7 +33,7 @@ pub(crate) fn observed_events() -> Subscription {
 /// Note what `event` means for later host calls.
 ///
 /// Windows count from `acted_at`, when the person acted (see
-/// [`super::Messaging::observe`]), never from when igloo got round to the
+/// [`crate::capabilities::HostServices::observe`]), never from when igloo got round to the
 /// event, so a delivery hours late or a backlog handled after downtime
 /// does not reopen a window Meta has closed.
 pub(crate) async fn observe(
