@@ -213,7 +213,7 @@ pub(crate) async fn run(events: usize) -> anyhow::Result<DispatchResult> {
     );
 
     // The native baseline gets its own client, configured as the host's.
-    let graph = GraphClient::new(&config)?;
+    let graph = GraphClient::new(&config, Arc::clone(runtime.services().accounts()))?;
     let reply = "Thanks! You said: {text}";
     for n in 0..warmup {
         native_reply(&graph, reply, &event(n)).await;

@@ -54,6 +54,8 @@ pub struct Config {
     pub opt_out: OptOutConfig,
     /// Limits on plugins' timers.
     pub timers: TimersConfig,
+    /// How access tokens are kept and refreshed.
+    pub tokens: TokensConfig,
 }
 
 /// The HTTP server.
@@ -205,6 +207,41 @@ pub struct AccountConfig {
     pub login: LoginKind,
     /// Its own opt-out keywords, instead of `[opt_out]`.
     pub opt_out: Option<OptOutConfig>,
+}
+
+/// How access tokens are kept and refreshed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TokensConfig {
+    /// The key tokens are sealed with at rest: 32 random bytes in base64.
+    /// Without it, only configured tokens work, in memory, never refreshed.
+    pub key: Option<String>,
+    /// Refresh an Instagram Login token once it is this old, in hours: at
+    /// least 24 (Meta's minimum), well under the 60 days it lives.
+    pub refresh_after_hours: u64,
+    /// How often tokens due for a refresh are looked for, in seconds.
+    pub check_interval_secs: u64,
+}
+
+impl Default for TokensConfig {
+    fn default() -> Self {
+        Self {
+            key: None,
+            refresh_after_hours: 7 * 24,
+            check_interval_secs: 3600,
+        }
+    }
+}
+
+impl TokensConfig {
+    /// The key, if one is set.
+    pub fn key(&self) -> Result<Option<crate::accounts::TokenKey>, ConfigError> {
+        self.key
+            .as_deref()
+            .map(crate::accounts::TokenKey::from_base64)
+            .transpose()
+            .map_err(|error| ConfigError::Invalid(error.to_string()))
+    }
 }
 
 /// Limits of plugin runs: each is the default for every plugin and the ceiling a
@@ -437,6 +474,22 @@ impl Config {
                     .validate(&format!("accounts.{id}.opt_out"))
                     .map_err(ConfigError::Invalid)?;
             }
+        }
+        if let Some(key) = &self.tokens.key {
+            check_secret("tokens.key", key, 1)?;
+        }
+        self.tokens.key()?;
+        if !(24..=50 * 24).contains(&self.tokens.refresh_after_hours) {
+            return Err(ConfigError::Invalid(
+                "tokens.refresh_after_hours must be between 24 (Meta refreshes no younger \
+                 token) and 1200 (well before the 60 days a token lives)"
+                    .into(),
+            ));
+        }
+        if self.tokens.check_interval_secs == 0 {
+            return Err(ConfigError::Invalid(
+                "tokens.check_interval_secs must be at least 1".into(),
+            ));
         }
         if self.storage.dedupe_retention_hours < 36 {
             return Err(ConfigError::Invalid(

@@ -24,6 +24,10 @@
 //!   [`state`].
 //! - [`plugin_api`] is what both sides of the sandbox share: the WIT
 //!   bindings, capabilities' names, host errors and the run's context.
+//! - [`accounts`] holds the accounts igloo acts for and their tokens
+//!   (sealed at rest); [`graph`] reads them on every call and marks an
+//!   account `token-invalid` when Meta refuses its token, which holds its
+//!   events back in the dispatcher. `lifecycle` refreshes tokens.
 //! - [`journal`] makes every effect happen at most once across executions
 //!   of a run (crash, stop, retry, replay); the inbox stores it, beside the
 //!   events and runs it belongs to.
@@ -31,6 +35,7 @@
 //! [`Igloo::start`] builds all of it from a [`Config`]; [`Igloo::serve`]
 //! runs it on a listener, so tests run the real server on port 0.
 
+pub mod accounts;
 pub mod capabilities;
 pub mod cli;
 pub mod clock;
@@ -41,6 +46,7 @@ pub mod events;
 pub mod graph;
 pub mod inbox;
 pub mod journal;
+pub(crate) mod lifecycle;
 pub(crate) mod metrics;
 pub mod migrate;
 pub mod plugin_api;
@@ -116,7 +122,7 @@ impl Igloo {
             &config.runtime,
             config.exclusive_groups.clone(),
         );
-        let background = vec![
+        let mut background = vec![
             plugin_threads.spawn(Arc::clone(&dispatcher).run()),
             inbox::spawn_pruner(Arc::clone(&inbox), retention),
             plugin_threads.spawn(capabilities::prune_forever(Arc::clone(&services))),
@@ -125,6 +131,12 @@ impl Igloo {
                 Arc::clone(&services),
             )),
         ];
+        if config.graph.mode == config::GraphMode::Live {
+            background.push(plugin_threads.spawn(lifecycle::refresh::refresh_forever(
+                Arc::clone(&services.graph),
+                config.tokens.clone(),
+            )));
+        }
         let state = Arc::new(AppState {
             verifier: SignatureVerifier::new(
                 &config.effective_app_secrets(),

@@ -215,7 +215,8 @@ fn conversations(sent: &[SentMessage], path: &str, query: Option<&str>) -> Optio
 }
 
 /// Meta's default answers: the Send API's, a profile for profile reads,
-/// `{"id"}` for replies, `{"attachment_id"}` for uploads.
+/// `{"id"}` for replies, `{"attachment_id"}` for uploads, a new token for
+/// a refresh.
 fn default_answer(
     method: &str,
     path: &str,
@@ -231,6 +232,10 @@ fn default_answer(
         return json!({"name": "Peter Chang", "username": "peter_chang_live", "profile_pic": "https://fbcdn/pic",
             "follower_count": 1234, "is_user_follow_business": false, "is_business_follow_user": true,
             "is_verified_user": false, "id": id});
+    }
+    if path.ends_with("/refresh_access_token") {
+        return json!({"access_token": format!("refreshed-token-{number}"), "token_type": "bearer",
+            "expires_in": 5_184_000});
     }
     if path.ends_with("/replies") {
         return json!({"id": format!("reply-{number}")});

@@ -8,7 +8,10 @@ pub mod webhook;
 
 pub use fake_graph::{FakeGraph, RecordedRequest, SentMessage};
 pub use probe::{PROBE_GRANTS, install_probe};
-pub use server::{ACCESS_TOKEN, ACCOUNT_ID, APP_SECRET, TestIgloo, VERIFY_TOKEN, live_config};
+pub use server::{
+    ACCESS_TOKEN, ACCOUNT_ID, APP_SECRET, OPERATOR_TOKEN, TOKEN_KEY, TestIgloo, VERIFY_TOKEN,
+    live_config,
+};
 
 use std::collections::HashMap;
 use std::sync::Mutex;

@@ -17,6 +17,11 @@ pub const ACCOUNT_ID: &str = "17841400000000001";
 pub const APP_SECRET: &str = "fixture-app-secret";
 /// The account's access token in tests.
 pub const ACCESS_TOKEN: &str = "test-access-token";
+/// The operator's admin token in tests.
+pub const OPERATOR_TOKEN: &str = "operator-token-of-at-least-32-characters";
+/// The key tokens are sealed with in tests (32 bytes, base64).
+pub const TOKEN_KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+
 /// The handshake token in tests.
 pub const VERIFY_TOKEN: &str = "test-verify-token";
 
@@ -129,6 +134,25 @@ impl TestIgloo {
             .send()
             .await
             .unwrap()
+    }
+
+    /// Call an admin route as the operator (`OPERATOR_TOKEN`, which the
+    /// config must set); the status and the JSON answer.
+    pub async fn admin(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        let mut request = self
+            .client
+            .request(method, format!("{}{path}", self.url))
+            .bearer_auth(OPERATOR_TOKEN);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        (response.status().as_u16(), response.json().await.unwrap())
     }
 
     /// The inbox's counts.

@@ -1,5 +1,6 @@
 //! igloo's integration suite: one binary, a module per area.
 
+mod accounts;
 mod api_versions;
 mod capabilities;
 mod conversations;

@@ -194,6 +194,11 @@ impl HostServices {
         Ok(Self::new(Arc::new(self.graph.sandboxed()), state, configs)?)
     }
 
+    /// The accounts the services act for.
+    pub fn accounts(&self) -> &Arc<crate::accounts::Accounts> {
+        self.graph.accounts()
+    }
+
     /// The calls recorded instead of sent, if these services are a dry run.
     pub fn recorded_calls(&self) -> Option<Vec<crate::graph::RecordedCall>> {
         self.graph.dry_run().map(|dry_run| dry_run.calls())
@@ -287,8 +292,16 @@ pub fn add_to_linker<T: ServesHostCalls>(linker: &mut Linker<T>) -> wasmtime::Re
 /// acted on is marked so, for the journal.
 impl From<GraphError> for HostFailure {
     fn from(error: GraphError) -> Self {
-        if let GraphError::Unanswered(message) = error {
-            return HostFailure::Unanswered(HostError::Transient(message));
+        match error {
+            GraphError::Unanswered(message) => {
+                return HostFailure::Unanswered(HostError::Transient(message));
+            }
+            // The run stops; it runs again once the account has a new token,
+            // and the plugin learns nothing about the token.
+            GraphError::TokenInvalid(_) => {
+                return HostFailure::Trap(wasmtime::Error::new(crate::accounts::WaitForToken));
+            }
+            _ => {}
         }
         HostFailure::Refused(match error {
             GraphError::RateLimited { retry_after_ms } => HostError::RateLimited(retry_after_ms),
@@ -305,7 +318,7 @@ impl From<GraphError> for HostFailure {
             // Token trouble is the operator's to fix; the plugin learns only
             // that the call was refused, never anything about the token.
             GraphError::TokenInvalid(_) | GraphError::NoToken(_) => {
-                HostError::Rejected("the account's access token is missing or invalid".into())
+                HostError::Rejected("the account has no access token".into())
             }
         })
     }

@@ -37,12 +37,27 @@ impl Admin {
         path: &str,
         query: &[(&str, String)],
     ) -> anyhow::Result<(reqwest::StatusCode, Value)> {
+        self.send_body(method, path, query, None).await
+    }
+
+    /// [`Admin::send`] with a JSON body.
+    pub(super) async fn send_body(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        query: &[(&str, String)],
+        body: Option<&Value>,
+    ) -> anyhow::Result<(reqwest::StatusCode, Value)> {
         let url = format!("{}{path}", self.args.url.trim_end_matches('/'));
-        let response = self
+        let mut request = self
             .client
             .request(method, &url)
             .bearer_auth(&self.args.admin_token)
-            .query(query)
+            .query(query);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request
             .send()
             .await
             .with_context(|| format!("reaching igloo at {}", self.args.url))?;

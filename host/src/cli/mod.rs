@@ -1,5 +1,6 @@
 //! The `igloo` command line.
 
+pub mod accounts;
 mod admin;
 pub mod conversations;
 pub mod events;
@@ -52,6 +53,9 @@ pub enum Command {
     /// Hand a conversation to a human (pause automation there) or back
     /// (resume), or list the paused ones. Needs the admin token.
     Conversations(conversations::ConversationsArgs),
+    /// The accounts igloo acts for: add one or give it a new token, list
+    /// them with their token's health, remove one. Needs the admin token.
+    Accounts(accounts::AccountsArgs),
 }
 
 /// Parse the command line and run it.
@@ -76,6 +80,7 @@ pub async fn main() -> anyhow::Result<()> {
         Command::Simulate(args) => simulate::run(args).await,
         Command::Events(args) => events::run(args).await,
         Command::Conversations(args) => conversations::run(args).await,
+        Command::Accounts(args) => accounts::run(args).await,
     }
 }
 

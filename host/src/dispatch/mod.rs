@@ -248,6 +248,10 @@ impl Dispatcher {
         if self.lock_in_flight().contains(&pending.seq) {
             return false;
         }
+        // Looked at again when the account gets a new token (a rescan).
+        if !self.account_usable(&pending.event.account_id) {
+            return false;
+        }
         let now = crate::clock::now_ms();
         let plan = self.plan(&pending.event, &pending.runs, now, Hold::None);
         let runnable = plan.run.iter().any(|plugin| plugin.breaker.accepts_runs());
@@ -316,6 +320,12 @@ impl Dispatcher {
             }
         }
         plan
+    }
+
+    /// Whether `account_id`'s events may run: not while Meta refuses its
+    /// token.
+    fn account_usable(&self, account_id: &str) -> bool {
+        self.runtime.services().graph.accounts().usable(account_id)
     }
 
     fn lock_in_flight(&self) -> std::sync::MutexGuard<'_, HashSet<Seq>> {
@@ -447,6 +457,10 @@ impl Dispatcher {
         while let Err(error) = self.runtime.observe(&event, pending.received_at_ms).await {
             tracing::error!(%error, "noting the event's window failed; retrying");
             tokio::time::sleep(STORAGE_RETRY).await;
+        }
+        if !self.account_usable(&event.account_id) {
+            // Its token was refused since the event was read: it waits.
+            return;
         }
         let hold = self.hold(&event, !pending.runs.is_empty()).await;
         let mut runs = pending.runs.clone();
@@ -635,7 +649,7 @@ fn log_receipt(receipt: &RunReceipt) {
     let outcome = receipt.outcome.label();
     let wall_us = receipt.wall.as_micros() as u64;
     if receipt.outcome.is_deferred() {
-        tracing::debug!(plugin = %receipt.plugin, event = %receipt.event_key, "run deferred: the plugin is quarantined");
+        tracing::debug!(plugin = %receipt.plugin, event = %receipt.event_key, reason = %receipt.outcome.detail(), "run deferred");
         return;
     }
     if matches!(receipt.outcome, RunOutcome::Ok | RunOutcome::Passed) {

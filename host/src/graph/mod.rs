@@ -10,15 +10,16 @@ mod error;
 mod ids;
 pub mod send;
 mod throttle;
+mod tokens;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::config::{AccountConfig, Config, GraphMode, LoginKind};
+use crate::accounts::{Accounts, Unusable};
+use crate::config::{Config, GraphMode, LoginKind};
 
 pub use conversations::FoundMessage;
 pub use dry_run::{DryRun, RecordedCall};
@@ -26,6 +27,7 @@ pub use error::GraphError;
 pub use ids::{GraphId, InvalidId, MAX_URL_BYTES, MessageId, Username, WebUrl};
 pub use send::{MediaKind, SendRequest};
 pub use throttle::{SendClass, Throttle, throttled_for};
+pub use tokens::IssuedToken;
 
 /// An HTTP request to the Graph API, before the token is attached.
 #[derive(Debug, Clone, PartialEq)]
@@ -63,7 +65,7 @@ const RETRY_BACKOFF: [Duration; 2] = [Duration::from_millis(100), Duration::from
 pub struct GraphClient {
     transport: Transport,
     throttle: Throttle,
-    accounts: BTreeMap<String, AccountConfig>,
+    accounts: Arc<Accounts>,
     instagram_base_url: reqwest::Url,
     facebook_base_url: reqwest::Url,
     api_version: String,
@@ -121,8 +123,8 @@ pub struct UserProfile {
 }
 
 impl GraphClient {
-    /// A client for `config`'s accounts, live or a dry run as configured.
-    pub fn new(config: &Config) -> Result<Self, GraphSetupError> {
+    /// A client acting for `accounts`, live or a dry run as `config` says.
+    pub fn new(config: &Config, accounts: Arc<Accounts>) -> Result<Self, GraphSetupError> {
         let transport = match config.graph.mode {
             GraphMode::Live => Transport::Live(
                 reqwest::Client::builder()
@@ -134,7 +136,7 @@ impl GraphClient {
         Ok(Self {
             transport,
             throttle: Throttle::default(),
-            accounts: config.accounts.clone(),
+            accounts,
             instagram_base_url: base_url("instagram_base_url", &config.graph.instagram_base_url)?,
             facebook_base_url: base_url("facebook_base_url", &config.graph.facebook_base_url)?,
             api_version: config.graph.api_version.clone(),
@@ -147,10 +149,28 @@ impl GraphClient {
         Self {
             transport: Transport::DryRun(Arc::default()),
             throttle: Throttle::default(),
-            accounts: self.accounts.clone(),
+            accounts: Arc::clone(&self.accounts),
             instagram_base_url: self.instagram_base_url.clone(),
             facebook_base_url: self.facebook_base_url.clone(),
             api_version: self.api_version.clone(),
+        }
+    }
+
+    /// The accounts this client acts for.
+    pub fn accounts(&self) -> &Arc<Accounts> {
+        &self.accounts
+    }
+
+    /// Mark `account_id` `token-invalid`: Meta refused token `generation`.
+    async fn token_refused(&self, account_id: &str, generation: u64, reason: &str) {
+        let now = crate::clock::now_ms();
+        if let Err(error) = self
+            .accounts
+            .token_refused(account_id, generation, reason, now)
+            .await
+        {
+            // The next call is refused again, and tries again.
+            tracing::error!(account = %account_id, %error, "recording a refused token failed");
         }
     }
 
@@ -283,8 +303,7 @@ impl GraphClient {
         account_id: &str,
         control: ThreadControl<'_>,
     ) -> Result<(), GraphError> {
-        let login = self.accounts.get(account_id).map(|account| account.login);
-        if login != Some(LoginKind::Facebook) {
+        if self.accounts.login(account_id) != LoginKind::Facebook {
             return Err(GraphError::Invalid(
                 "thread control needs an account connected with Facebook Login".into(),
             ));
@@ -331,12 +350,7 @@ impl GraphClient {
         query: &[(&str, &str)],
         body: Option<Value>,
     ) -> GraphRequest {
-        let login = self
-            .accounts
-            .get(account_id)
-            .map(|account| account.login)
-            .unwrap_or_default();
-        let mut url = match login {
+        let mut url = match self.accounts.login(account_id) {
             LoginKind::Instagram => self.instagram_base_url.clone(),
             LoginKind::Facebook => self.facebook_base_url.clone(),
         };
@@ -365,14 +379,25 @@ impl GraphClient {
             Transport::DryRun(dry_run) => return Ok(dry_run.record(account_id, request)),
             Transport::Live(client) => client,
         };
-        let token = self
-            .accounts
-            .get(account_id)
-            .and_then(|account| account.access_token.as_deref())
-            .ok_or_else(|| GraphError::NoToken(account_id.to_owned()))?;
+        // A refused token fails here, at once, without reaching Meta.
+        let credentials =
+            self.accounts
+                .credentials(account_id)
+                .map_err(|unusable| match unusable {
+                    Unusable::NoToken => GraphError::NoToken(account_id.to_owned()),
+                    Unusable::TokenInvalid(reason) => GraphError::TokenInvalid(format!(
+                        "refused earlier ({reason}); waiting for a new token"
+                    )),
+                })?;
         let mut attempt = 0;
         loop {
-            let result = self.attempt(client, token, account_id, &request).await;
+            let result = self
+                .attempt(client, &credentials.token, account_id, &request)
+                .await;
+            if let Err(GraphError::TokenInvalid(reason)) = &result {
+                self.token_refused(account_id, credentials.generation, reason)
+                    .await;
+            }
             match (&result, repeat) {
                 (Err(GraphError::Transient(_) | GraphError::Unanswered(_)), Repeat::Idempotent)
                     if attempt < RETRY_BACKOFF.len() =>

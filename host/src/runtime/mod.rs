@@ -61,6 +61,9 @@ pub enum RunOutcome {
     /// The plugin is quarantined; it was not run, and the event stays
     /// pending for it until it comes back.
     Quarantined,
+    /// Meta refused the account's token in the middle of the run: the run
+    /// does not count, and the event stays pending until a new token comes.
+    WaitingForToken,
     /// The journal stopped the run: the plugin diverged from what it did
     /// before, a call's effect is unknown, or the journal was unavailable.
     Journal(JournalStop),
@@ -81,6 +84,7 @@ impl RunOutcome {
             RunOutcome::Instantiate(_) => "instantiate",
             RunOutcome::UpstreamTimeout => "upstream-timeout",
             RunOutcome::Quarantined => "quarantined",
+            RunOutcome::WaitingForToken => "token-invalid",
             RunOutcome::Journal(JournalStop::Diverged { .. }) => "diverged",
             RunOutcome::Journal(JournalStop::Unknown { .. }) => "unknown-effect",
             RunOutcome::Journal(JournalStop::CutShort { .. }) => "cut-short",
@@ -101,6 +105,7 @@ impl RunOutcome {
             RunOutcome::MemoryExhausted => "memory limit reached".into(),
             RunOutcome::UpstreamTimeout => "waited on Meta longer than allowed".into(),
             RunOutcome::Quarantined => "deferred: the plugin is quarantined".into(),
+            RunOutcome::WaitingForToken => crate::accounts::WaitForToken.to_string(),
             RunOutcome::Journal(stop) => stop.to_string(),
         }
     }
@@ -119,13 +124,15 @@ impl RunOutcome {
                 | RunOutcome::PluginError(_)
                 | RunOutcome::UpstreamTimeout
                 | RunOutcome::Quarantined
+                | RunOutcome::WaitingForToken
                 | RunOutcome::Journal(_)
         )
     }
 
-    /// Whether the event still waits for this plugin (it did not run).
+    /// Whether the event still waits for this plugin (it did not run, or
+    /// its run does not count).
     pub fn is_deferred(&self) -> bool {
-        matches!(self, RunOutcome::Quarantined)
+        matches!(self, RunOutcome::Quarantined | RunOutcome::WaitingForToken)
     }
 }
 
@@ -542,6 +549,12 @@ fn classify_failure(
     if let Some(stop) = error.downcast_ref::<JournalStop>() {
         return RunOutcome::Journal(stop.clone());
     }
+    if error
+        .downcast_ref::<crate::accounts::WaitForToken>()
+        .is_some()
+    {
+        return RunOutcome::WaitingForToken;
+    }
     // Wasmtime's type for an exhausted host-call fuel is private: its
     // message is what identifies it.
     if format!("{error:#}").contains("fuel allocated for hostcalls has been exhausted") {
@@ -578,7 +591,16 @@ fn host_linker(engine: &Engine) -> wasmtime::Result<Linker<InstanceState>> {
 /// The services `config` describes: the Graph API client (or a dry run),
 /// the host's state under the data directory, and each capability's.
 fn open_services(config: &Config) -> anyhow::Result<HostServices> {
-    let graph = Arc::new(GraphClient::new(config).context("building the Graph API client")?);
+    let accounts = crate::accounts::Accounts::open(
+        &config.storage.data_dir.join("accounts.sqlite3"),
+        config.tokens.key()?,
+        &config.accounts,
+        crate::clock::now_ms(),
+    )
+    .context("opening the accounts")?;
+    let graph = Arc::new(
+        GraphClient::new(config, Arc::new(accounts)).context("building the Graph API client")?,
+    );
     let state_path = config.storage.data_dir.join("state.sqlite3");
     let state =
         Arc::new(crate::state::SqliteState::open(&state_path).context("opening the state store")?);

@@ -1,6 +1,8 @@
 //! `GET /healthz`: 200 with each plugin's state and the inbox's counts
 //! while storage answers; 503 when it does not. `status` is `degraded`
-//! while a plugin failed to load or is quarantined.
+//! while a plugin failed to load or is quarantined, or an account's token
+//! is refused. Anyone may ask, so accounts are only counted here: which
+//! ones is for `/admin/accounts`.
 
 use std::sync::Arc;
 
@@ -37,9 +39,16 @@ pub(super) async fn healthz(State(app): State<Arc<AppState>>) -> Result<Json<Val
     plugins.extend(app.runtime.failed().iter().map(
         |failed| json!({ "id": failed.id, "state": "failed", "error": failed.error.to_string() }),
     ));
+    let accounts = app.runtime.services().accounts().list();
+    let token_invalid = accounts
+        .iter()
+        .filter(|account| account.status != "active")
+        .count();
+    degraded |= token_invalid > 0;
     Ok(Json(json!({
         "status": if degraded { "degraded" } else { "ok" },
         "plugins": plugins,
+        "accounts": { "total": accounts.len(), "token_invalid": token_invalid },
         "inbox": {
             "deliveries": stats.deliveries,
             "events": stats.events,

@@ -98,6 +98,14 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/metrics", get(metrics::metrics))
         .route("/admin/plugins/{id}/resume", post(admin::resume_plugin))
+        .route(
+            "/admin/accounts",
+            get(admin::accounts::list).post(admin::accounts::add),
+        )
+        .route(
+            "/admin/accounts/{id}",
+            axum::routing::delete(admin::accounts::remove),
+        )
         .route("/admin/events", get(admin::list_events))
         .route("/admin/events/{seq}", get(admin::show_event))
         .route("/admin/events/{seq}/replay", post(admin::replay_event))

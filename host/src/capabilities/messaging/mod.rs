@@ -168,7 +168,10 @@ impl HostView<'_, Messaging> {
             // Only when Meta surely did not send may the reply be tried again.
             if matches!(
                 error,
-                GraphError::RateLimited { .. } | GraphError::NoToken(_) | GraphError::Transient(_)
+                GraphError::RateLimited { .. }
+                    | GraphError::NoToken(_)
+                    | GraphError::TokenInvalid(_)
+                    | GraphError::Transient(_)
             ) {
                 self.service
                     .state

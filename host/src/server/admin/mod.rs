@@ -1,5 +1,7 @@
 //! Operator routes, behind `server.admin_token`.
 
+pub(super) mod accounts;
+
 use std::sync::Arc;
 
 use axum::Json;

@@ -1,0 +1,213 @@
+use super::*;
+
+const KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+const DAY_MS: u64 = 24 * 3600 * 1000;
+
+fn key() -> Option<TokenKey> {
+    Some(TokenKey::from_base64(KEY).unwrap())
+}
+
+fn configured(token: &str) -> BTreeMap<String, AccountConfig> {
+    BTreeMap::from([(
+        "1784".to_owned(),
+        AccountConfig {
+            access_token: Some(token.to_owned()),
+            ..AccountConfig::default()
+        },
+    )])
+}
+
+fn added(id: &str, token: &str, issued_at_ms: u64) -> NewAccount {
+    NewAccount {
+        id: id.to_owned(),
+        username: Some("shop".into()),
+        login: LoginKind::Instagram,
+        source: AccountSource::Added,
+        token: NewToken {
+            token: token.to_owned(),
+            issued_at_ms,
+            expires_at_ms: Some(issued_at_ms + LONG_LIVED_TOKEN.as_millis() as u64),
+        },
+    }
+}
+
+#[tokio::test]
+async fn a_refreshed_configured_token_outlives_a_restart_until_the_operator_configures_another() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("accounts.sqlite3");
+    let accounts = Accounts::open(&path, key(), &configured("first"), 0).unwrap();
+    let first = accounts.credentials("1784").unwrap();
+    assert_eq!(first.token, "first");
+    let refreshed = NewToken {
+        token: "refreshed".into(),
+        issued_at_ms: 2 * DAY_MS,
+        expires_at_ms: Some(62 * DAY_MS),
+    };
+    assert!(
+        accounts
+            .token_refreshed("1784", first.generation, refreshed.clone())
+            .await
+            .unwrap()
+    );
+    assert!(
+        !accounts
+            .token_refreshed("1784", first.generation, refreshed)
+            .await
+            .unwrap(),
+        "a refresh of a token already replaced is not kept"
+    );
+    drop(accounts);
+
+    let bytes = std::fs::read(&path).unwrap();
+    assert!(
+        !bytes.windows(9).any(|w| w == b"refreshed"),
+        "tokens are sealed on disk"
+    );
+
+    let accounts = Accounts::open(&path, key(), &configured("first"), 0).unwrap();
+    assert_eq!(accounts.credentials("1784").unwrap().token, "refreshed");
+    drop(accounts);
+    let accounts = Accounts::open(&path, key(), &configured("pasted-anew"), 0).unwrap();
+    assert_eq!(accounts.credentials("1784").unwrap().token, "pasted-anew");
+    drop(accounts);
+    assert!(
+        matches!(
+            Accounts::open(&path, None, &configured("pasted-anew"), 0),
+            Err(AccountsError::NoKey(_))
+        ),
+        "sealed tokens need their key"
+    );
+    let other_key = TokenKey::from_base64("AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=").unwrap();
+    assert!(matches!(
+        Accounts::open(&path, Some(other_key), &configured("pasted-anew"), 0),
+        Err(AccountsError::Unopenable(_))
+    ));
+    let accounts = Accounts::open(&path, key(), &BTreeMap::new(), 0).unwrap();
+    assert!(
+        accounts.list().is_empty(),
+        "a configured account goes with its configuration"
+    );
+}
+
+#[tokio::test]
+async fn a_refused_token_makes_its_account_wait_until_a_new_token_arrives() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("accounts.sqlite3");
+    let accounts = Accounts::open(&path, key(), &BTreeMap::new(), 0).unwrap();
+    accounts.put(added("42", "old", 0)).await.unwrap();
+    let old = accounts.credentials("42").unwrap();
+    assert!(accounts.usable("42") && accounts.usable("unknown"));
+
+    assert!(
+        accounts
+            .token_refused("42", old.generation, "Error validating access token", 5)
+            .await
+            .unwrap()
+    );
+    assert!(!accounts.usable("42"));
+    assert!(
+        matches!(accounts.credentials("42"), Err(Unusable::TokenInvalid(reason)) if reason.contains("validating"))
+    );
+    let view = accounts.get("42").unwrap();
+    assert_eq!(
+        (view.status.as_str(), view.status_since_ms),
+        ("token-invalid", Some(5))
+    );
+    drop(accounts);
+
+    let accounts = Accounts::open(&path, key(), &BTreeMap::new(), 0).unwrap();
+    assert!(!accounts.usable("42"), "the state outlives a restart");
+    accounts.put(added("42", "new", 10)).await.unwrap();
+    let new = accounts.credentials("42").unwrap();
+    assert_eq!(new.token, "new");
+    assert!(accounts.usable("42"));
+    assert!(
+        !accounts
+            .token_refused("42", old.generation, "late refusal of the old token", 11)
+            .await
+            .unwrap(),
+        "a refusal of the old token does not touch the new one"
+    );
+    assert!(accounts.usable("42"));
+}
+
+#[tokio::test]
+async fn tokens_given_by_hand_need_a_key_and_configured_accounts_are_removed_in_the_configuration()
+{
+    let dir = tempfile::tempdir().unwrap();
+    let accounts = Accounts::open(
+        &dir.path().join("a.sqlite3"),
+        None,
+        &configured("pasted"),
+        0,
+    )
+    .unwrap();
+    assert_eq!(
+        accounts.credentials("1784").unwrap().token,
+        "pasted",
+        "without a key a configured token still works"
+    );
+    assert!(!accounts.get("1784").unwrap().token_kept);
+    assert!(matches!(
+        accounts.put(added("42", "t", 0)).await,
+        Err(AccountsError::NoKey(_))
+    ));
+
+    let path = dir.path().join("b.sqlite3");
+    let accounts = Accounts::open(&path, key(), &configured("pasted"), 0).unwrap();
+    let mut facebook = added("1784", "given", 0);
+    facebook.login = LoginKind::Facebook;
+    accounts.put(facebook).await.unwrap();
+    let view = accounts.get("1784").unwrap();
+    assert_eq!(
+        (view.source, view.login),
+        (AccountSource::Config, LoginKind::Instagram),
+        "still the configured account"
+    );
+    drop(accounts);
+    let accounts = Accounts::open(&path, key(), &configured("pasted"), 0).unwrap();
+    assert_eq!(
+        accounts.credentials("1784").unwrap().token,
+        "given",
+        "until another is configured"
+    );
+    assert!(matches!(
+        accounts.remove("1784").await,
+        Err(AccountsError::Configured(_))
+    ));
+    accounts.put(added("42", "t", 0)).await.unwrap();
+    assert!(accounts.remove("42").await.unwrap());
+    assert!(!accounts.remove("42").await.unwrap());
+    assert!(matches!(accounts.credentials("42"), Err(Unusable::NoToken)));
+}
+
+#[tokio::test]
+async fn only_kept_instagram_tokens_old_enough_and_unexpired_are_due_for_refresh() {
+    let dir = tempfile::tempdir().unwrap();
+    let accounts =
+        Accounts::open(&dir.path().join("a.sqlite3"), key(), &BTreeMap::new(), 0).unwrap();
+    accounts.put(added("old", "t", 0)).await.unwrap();
+    accounts.put(added("young", "t", 9 * DAY_MS)).await.unwrap();
+    let mut facebook = added("page", "t", 0);
+    facebook.login = LoginKind::Facebook;
+    accounts.put(facebook).await.unwrap();
+    let due = |now, after| {
+        accounts
+            .due_for_refresh(now, after)
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect::<Vec<_>>()
+    };
+    let week = Duration::from_secs(7 * 24 * 3600);
+    assert_eq!(due(10 * DAY_MS, week), ["old"]);
+    assert!(due(61 * DAY_MS, week).contains(&"young".to_owned()));
+    assert!(
+        !due(61 * DAY_MS, week).contains(&"old".to_owned()),
+        "expired: too late to refresh"
+    );
+    assert_eq!(
+        due(9 * DAY_MS + DAY_MS / 2, Duration::ZERO),
+        ["old"],
+        "never younger than a day"
+    );
+}

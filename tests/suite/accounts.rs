@@ -1,0 +1,268 @@
+//! Accounts that keep working: tokens kept sealed, refreshed before they
+//! expire, and a token Meta refuses holding the account's events until a
+//! new one arrives.
+
+use std::time::Duration;
+
+use igloo::config::Config;
+use igloo_tests::{
+    ACCESS_TOKEN, ACCOUNT_ID, FakeGraph, OPERATOR_TOKEN, TOKEN_KEY, TestIgloo, eventually,
+    live_config, now_ms, webhook,
+};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+const DAY_MS: u64 = 24 * 3600 * 1000;
+
+/// A live config with the operator's token, the token key, and tokens
+/// looked at every second.
+fn lifecycle_config(graph: &FakeGraph) -> Config {
+    let mut config = live_config(graph);
+    config.server.admin_token = Some(OPERATOR_TOKEN.into());
+    config.tokens.key = Some(TOKEN_KEY.into());
+    config.tokens.check_interval_secs = 1;
+    config
+}
+
+async fn account(igloo: &TestIgloo) -> Value {
+    let (status, answer) = igloo.admin(Method::GET, "/admin/accounts", None).await;
+    assert_eq!(status, 200, "{answer}");
+    answer["accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|account| account["id"] == ACCOUNT_ID)
+        .cloned()
+        .unwrap()
+}
+
+/// The bearer tokens of the Send API calls so far.
+fn send_tokens(graph: &FakeGraph) -> Vec<String> {
+    graph
+        .requests()
+        .into_iter()
+        .filter(|request| request.path.ends_with("/messages"))
+        .map(|request| request.authorization.unwrap_or_default())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_token_holds_the_accounts_events_until_a_new_token_then_they_are_handled() {
+    let graph = FakeGraph::start().await;
+    graph.script(
+        400,
+        json!({"error": {"message": "Error validating access token: Session has expired", "type": "OAuthException",
+            "code": 190, "error_subcode": 463, "fbtrace_id": "x"}}),
+    );
+    let igloo = TestIgloo::start(lifecycle_config(&graph)).await;
+
+    igloo
+        .post_webhook(&webhook::message("1001", "first").body())
+        .await;
+    graph.wait_for(1).await;
+    let refused = eventually("the account to be token-invalid", || async {
+        let account = account(&igloo).await;
+        (account["status"] == "token-invalid").then_some(account)
+    })
+    .await;
+    assert!(
+        refused["status_detail"]
+            .as_str()
+            .unwrap()
+            .contains("Session has expired")
+    );
+
+    igloo
+        .post_webhook(&webhook::message("1002", "second").body())
+        .await;
+    eventually("both events to wait in the inbox", || async {
+        let stats = igloo.stats().await;
+        (stats.events == 2 && stats.unsplit == 0).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let stats = igloo.stats().await;
+    assert_eq!(
+        (stats.pending, stats.runs),
+        (2, 0),
+        "kept, and no run counted against them"
+    );
+    assert_eq!(
+        graph.requests().len(),
+        1,
+        "nothing more reaches Meta with the refused token"
+    );
+
+    let (status, answer) = igloo
+        .admin(
+            Method::POST,
+            "/admin/accounts",
+            Some(json!({"id": ACCOUNT_ID, "access_token": "a-new-token"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["account"]["status"], "active");
+    igloo.wait_until_idle().await;
+    let mut answered: Vec<String> = graph
+        .sent_messages()
+        .into_iter()
+        .map(|message| message.recipient_id)
+        .collect();
+    answered.sort();
+    assert_eq!(
+        answered,
+        ["1001", "1002"],
+        "each waiting event was handled once"
+    );
+    assert_eq!(
+        send_tokens(&graph),
+        [
+            "Bearer test-access-token",
+            "Bearer a-new-token",
+            "Bearer a-new-token"
+        ]
+    );
+    let listed = igloo
+        .admin(Method::GET, "/admin/accounts", None)
+        .await
+        .1
+        .to_string();
+    assert!(
+        !listed.contains("a-new-token") && !listed.contains(ACCESS_TOKEN),
+        "tokens never come back out"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_is_refreshed_once_old_enough_kept_sealed_and_used_after_a_restart() {
+    let graph = FakeGraph::start().await;
+    let igloo = TestIgloo::start(lifecycle_config(&graph)).await;
+    // The configured token is new to igloo: Meta would not refresh it yet.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert!(
+        graph.requests().is_empty(),
+        "a token younger than a day is not refreshed"
+    );
+
+    // A long-lived token that expires in ten days was issued fifty ago.
+    let expires_at_ms = now_ms() + 10 * DAY_MS;
+    let (status, answer) = igloo
+        .admin(
+            Method::POST,
+            "/admin/accounts",
+            Some(json!({"id": ACCOUNT_ID, "access_token": "aging-token", "expires_at_ms": expires_at_ms})),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    let refresh = graph.wait_for(1).await.remove(0);
+    assert!(
+        refresh.path.ends_with("/refresh_access_token"),
+        "{refresh:?}"
+    );
+    assert_eq!(
+        refresh.query.as_deref(),
+        Some("grant_type=ig_refresh_token&access_token=aging-token")
+    );
+    let refreshed = eventually("the refreshed token to be stored", || async {
+        let account = account(&igloo).await;
+        (account["token_expires_at_ms"].as_u64() > Some(expires_at_ms)).then_some(account)
+    })
+    .await;
+    let expires = refreshed["token_expires_at_ms"].as_u64().unwrap();
+    assert!(
+        expires >= now_ms() + 59 * DAY_MS,
+        "60 days from the refresh: {refreshed}"
+    );
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        graph.requests().len(),
+        1,
+        "a fresh token is not refreshed again"
+    );
+
+    let data_dir = igloo.stop().await;
+    let stored = std::fs::read(data_dir.path().join("accounts.sqlite3")).unwrap();
+    assert!(
+        !stored
+            .windows(16)
+            .any(|window| window == b"refreshed-token-"),
+        "tokens are sealed at rest"
+    );
+    let igloo = TestIgloo::start_in(lifecycle_config(&graph), data_dir).await;
+    igloo
+        .post_webhook(&webhook::message("1001", "hello").body())
+        .await;
+    igloo.wait_until_idle().await;
+    assert_eq!(
+        send_tokens(&graph),
+        ["Bearer refreshed-token-1"],
+        "the refreshed token outlived the restart"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_accounts_routes_are_the_operators_and_check_what_they_are_given() {
+    let graph = FakeGraph::start().await;
+    let igloo = TestIgloo::start(lifecycle_config(&graph)).await;
+    let unauthorised = igloo
+        .client
+        .post(format!("{}/admin/accounts", igloo.url))
+        .json(&json!({"id": "42", "access_token": "t"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unauthorised.status(), 401);
+    for (body, why) in [
+        (
+            json!({"id": "../42", "access_token": "t"}),
+            "an id is numeric",
+        ),
+        (
+            json!({"id": "42", "access_token": "t\r\nX-Evil: 1"}),
+            "no header injection",
+        ),
+        (json!({"id": "42", "access_token": ""}), "no empty token"),
+        (
+            json!({"id": "42", "access_token": "t", "admin": true}),
+            "no unknown fields",
+        ),
+    ] {
+        let (status, answer) = igloo
+            .admin(Method::POST, "/admin/accounts", Some(body))
+            .await;
+        assert_eq!(status, 400, "{why}: {answer}");
+    }
+    let (status, _) = igloo
+        .admin(
+            Method::POST,
+            "/admin/accounts",
+            Some(json!({"id": "42", "access_token": "t"})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, answer) = igloo
+        .admin(
+            Method::DELETE,
+            &format!("/admin/accounts/{ACCOUNT_ID}"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        status, 409,
+        "a configured account is removed in the configuration: {answer}"
+    );
+    assert_eq!(
+        igloo
+            .admin(Method::DELETE, "/admin/accounts/42", None)
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        igloo
+            .admin(Method::DELETE, "/admin/accounts/42", None)
+            .await
+            .0,
+        404
+    );
+}
