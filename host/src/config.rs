@@ -15,6 +15,7 @@ use crate::capabilities::{
     KvConfig, OptOutConfig, OptOutRules, ProfilesConfig, PublicProfilesConfig, TimersConfig,
 };
 pub use crate::dispatch::ExclusiveGroup;
+use crate::graph::{IceBreaker, MenuItem};
 
 /// The app secret used when none is configured and igloo runs as a dry run,
 /// so that anyone can sign test webhooks. Never valid in live mode.
@@ -56,6 +57,11 @@ pub struct Config {
     pub timers: TimersConfig,
     /// How access tokens are kept and refreshed.
     pub tokens: TokensConfig,
+    /// Every account's ice breakers and persistent menu, unless its own
+    /// `accounts.<id>.messenger_profile` says otherwise.
+    pub messenger_profile: MessengerProfileConfig,
+    /// Keeping accounts' subscriptions and profiles in step.
+    pub sync: SyncConfig,
 }
 
 /// The HTTP server.
@@ -207,6 +213,89 @@ pub struct AccountConfig {
     pub login: LoginKind,
     /// Its own opt-out keywords, instead of `[opt_out]`.
     pub opt_out: Option<OptOutConfig>,
+    /// Its own ice breakers and persistent menu, instead of
+    /// `[messenger_profile]`.
+    pub messenger_profile: Option<MessengerProfileConfig>,
+}
+
+/// What people see before they write, set by `igloo accounts sync`. What
+/// is absent is left as it is at Meta.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MessengerProfileConfig {
+    /// At most 4 questions offered before the first message.
+    pub ice_breakers: Option<Vec<IceBreaker>>,
+    /// The menu beside the message field.
+    pub persistent_menu: Option<Vec<MenuItem>>,
+}
+
+impl MessengerProfileConfig {
+    /// Meta's limits, checked before any call.
+    fn validate(&self, key: &str) -> Result<(), ConfigError> {
+        let invalid = |what: String| Err(ConfigError::Invalid(format!("{key}: {what}")));
+        let text_fits = |text: &str, max_chars: usize| {
+            !text.trim().is_empty() && text.chars().count() <= max_chars
+        };
+        if let Some(ice_breakers) = &self.ice_breakers {
+            if ice_breakers.len() > MAX_ICE_BREAKERS {
+                return invalid(format!("at most {MAX_ICE_BREAKERS} ice breakers"));
+            }
+            for ice_breaker in ice_breakers {
+                if !text_fits(&ice_breaker.question, 80) || !text_fits(&ice_breaker.payload, 1000) {
+                    return invalid(
+                        "an ice breaker's question is 1 to 80 characters, its payload 1 to 1000"
+                            .into(),
+                    );
+                }
+            }
+        }
+        if let Some(menu) = &self.persistent_menu {
+            if menu.len() > MAX_MENU_ITEMS {
+                return invalid(format!("at most {MAX_MENU_ITEMS} persistent menu entries"));
+            }
+            for item in menu {
+                let fits = match item {
+                    MenuItem::Postback { title, payload } => {
+                        text_fits(title, 30) && text_fits(payload, 1000)
+                    }
+                    MenuItem::WebUrl { title, url } => {
+                        text_fits(title, 30) && crate::graph::WebUrl::parse(url).is_ok()
+                    }
+                };
+                if !fits {
+                    return invalid("a menu entry's title is 1 to 30 characters, with a payload of 1 to 1000 or an http(s) url".into());
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Meta's most ice breakers per account.
+const MAX_ICE_BREAKERS: usize = 4;
+/// Most persistent menu entries accepted.
+const MAX_MENU_ITEMS: usize = 20;
+
+/// Keeping accounts' webhook subscriptions and profiles in step with what
+/// the plugins need (`igloo accounts sync`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SyncConfig {
+    /// Also sync every account when igloo starts (live mode).
+    pub at_start: bool,
+    /// An account is flagged silent when no webhook came for longer than
+    /// four times its usual gap between webhooks, and never sooner than
+    /// this, in seconds.
+    pub silence_floor_secs: u64,
+}
+
+impl Default for SyncConfig {
+    fn default() -> Self {
+        Self {
+            at_start: false,
+            silence_floor_secs: 3600,
+        }
+    }
 }
 
 /// How access tokens are kept and refreshed.
@@ -405,6 +494,14 @@ impl Config {
         }
     }
 
+    /// The ice breakers and persistent menu `account_id` should have.
+    pub fn messenger_profile_for(&self, account_id: &str) -> &MessengerProfileConfig {
+        self.accounts
+            .get(account_id)
+            .and_then(|account| account.messenger_profile.as_ref())
+            .unwrap_or(&self.messenger_profile)
+    }
+
     /// The app secrets to verify with: the configured ones, or the dry-run
     /// secret when none is configured in a dry run.
     pub fn effective_app_secrets(&self) -> Vec<String> {
@@ -468,7 +565,11 @@ impl Config {
         self.opt_out
             .validate("opt_out")
             .map_err(ConfigError::Invalid)?;
+        self.messenger_profile.validate("messenger_profile")?;
         for (id, account) in &self.accounts {
+            if let Some(profile) = &account.messenger_profile {
+                profile.validate(&format!("accounts.{id}.messenger_profile"))?;
+            }
             if let Some(opt_out) = &account.opt_out {
                 opt_out
                     .validate(&format!("accounts.{id}.opt_out"))
@@ -784,5 +885,58 @@ mod tests {
         std::fs::write(&path, "[server]\nlisten_on = \"127.0.0.1:1\"\n").unwrap();
         let error = Config::load(Some(&path)).unwrap_err().to_string();
         assert!(error.contains("listen_on"), "{error}");
+    }
+
+    #[test]
+    fn a_messenger_profile_is_read_from_toml_and_held_to_metas_limits() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("igloo.toml");
+        let write = |text: &str| {
+            std::fs::write(&path, text).unwrap();
+            Config::load(Some(&path)).unwrap()
+        };
+        let config = write(
+            r#"
+[messenger_profile]
+ice_breakers = [{ question = "Hours?", payload = "FAQ_HOURS" }]
+persistent_menu = [
+  { type = "postback", title = "Talk to a person", payload = "HUMAN" },
+  { type = "web_url", title = "Shop", url = "https://shop.example.com/" },
+]
+[accounts."42".messenger_profile]
+ice_breakers = []
+"#,
+        );
+        config.validate().unwrap();
+        assert_eq!(
+            config
+                .messenger_profile_for("7")
+                .persistent_menu
+                .as_ref()
+                .unwrap()
+                .len(),
+            2
+        );
+        assert_eq!(
+            config.messenger_profile_for("42").ice_breakers,
+            Some(Vec::new())
+        );
+        let five = (0..5)
+            .map(|n| format!(r#"{{ question = "Q{n}", payload = "P{n}" }}"#))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let error = write(&format!("[messenger_profile]\nice_breakers = [{five}]\n"))
+            .validate()
+            .unwrap_err();
+        assert!(
+            error.to_string().contains("at most 4 ice breakers"),
+            "{error}"
+        );
+        let error = write(
+            "[messenger_profile]\npersistent_menu = [{ type = \"web_url\", title = \"x\", url = \"javascript:alert(1)\" }]\n",
+        )
+        .validate()
+        .unwrap_err();
+        assert!(error.to_string().contains("http(s) url"), "{error}");
     }
 }

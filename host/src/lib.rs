@@ -137,7 +137,23 @@ impl Igloo {
                 config.tokens.clone(),
             )));
         }
+        let lifecycle = Arc::new(lifecycle::Lifecycle::new(
+            &config,
+            Arc::clone(&services.graph),
+            Arc::clone(&inbox),
+        ));
+        if config.sync.at_start && config.graph.mode == config::GraphMode::Live {
+            let (lifecycle, runtime) = (Arc::clone(&lifecycle), Arc::clone(&runtime));
+            background.push(plugin_threads.spawn(async move {
+                for report in lifecycle.sync_all(&runtime, true).await {
+                    tracing::info!(account = %report.account, fields = ?report.fields,
+                        ice_breakers = ?report.ice_breakers, persistent_menu = ?report.persistent_menu,
+                        errors = ?report.errors, "account synced at start-up");
+                }
+            }));
+        }
         let state = Arc::new(AppState {
+            lifecycle,
             verifier: SignatureVerifier::new(
                 &config.effective_app_secrets(),
                 config.webhook.accept_sha1,

@@ -52,6 +52,19 @@ struct Recorded {
     scripted: Mutex<std::collections::VecDeque<Scripted>>,
     /// How long each answer takes, to play a slow Meta.
     delay: Mutex<Duration>,
+    /// Each account's setup: its subscribed fields and messenger profile.
+    setup: Mutex<std::collections::HashMap<String, AccountSetup>>,
+    /// Access tokens answered with error 190, as Meta answers expired ones.
+    refused_tokens: Mutex<std::collections::HashSet<String>>,
+}
+
+/// What the fake remembers of an account's setup at Meta.
+#[derive(Debug, Clone, Default)]
+pub struct AccountSetup {
+    /// The webhook fields it delivers.
+    pub subscribed_fields: Vec<String>,
+    /// Its messenger profile, as last set (`ice_breakers`, `persistent_menu`).
+    pub profile: serde_json::Map<String, Value>,
 }
 
 /// A scripted answer: status, body and headers.
@@ -130,6 +143,36 @@ impl FakeGraph {
             created_s: now_s(),
         });
         id
+    }
+
+    /// Answer every request carrying `token` with error 190 from now on, as
+    /// Meta answers an expired or revoked token.
+    pub fn refuse_token(&self, token: &str) {
+        self.recorded
+            .refused_tokens
+            .lock()
+            .unwrap()
+            .insert(format!("Bearer {token}"));
+    }
+
+    /// Set `account_id`'s setup at Meta, as if done before.
+    pub fn set_account_setup(&self, account_id: &str, setup: AccountSetup) {
+        self.recorded
+            .setup
+            .lock()
+            .unwrap()
+            .insert(account_id.to_owned(), setup);
+    }
+
+    /// `account_id`'s setup at Meta now.
+    pub fn account_setup(&self, account_id: &str) -> AccountSetup {
+        self.recorded
+            .setup
+            .lock()
+            .unwrap()
+            .get(account_id)
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// The messages the Send API accepted (and any added), in order.
@@ -214,6 +257,58 @@ fn conversations(sent: &[SentMessage], path: &str, query: Option<&str>) -> Optio
     Some(json!({"id": last, "messages": {"data": messages}}))
 }
 
+/// `/{account}/subscribed_apps` and `/{account}/messenger_profile`, read
+/// and written; `None` for other paths.
+fn account_setup(
+    setups: &mut std::collections::HashMap<String, AccountSetup>,
+    method: &str,
+    path: &str,
+    query: Option<&str>,
+    body: &Value,
+) -> Option<Value> {
+    let mut segments = path.rsplit('/');
+    let (endpoint, account) = (segments.next()?, segments.next()?);
+    if !matches!(endpoint, "subscribed_apps" | "messenger_profile") {
+        return None;
+    }
+    let setup = setups.entry(account.to_owned()).or_default();
+    let query = query.unwrap_or_default();
+    Some(match (method, endpoint) {
+        ("GET", "subscribed_apps") => {
+            json!({"data": [{"subscribed_fields": setup.subscribed_fields}]})
+        }
+        ("POST", "subscribed_apps") => {
+            let fields = query
+                .split('&')
+                .find_map(|pair| pair.strip_prefix("subscribed_fields="))
+                .unwrap_or_default()
+                .replace("%2C", ",");
+            setup.subscribed_fields = fields
+                .split(',')
+                .filter(|f| !f.is_empty())
+                .map(str::to_owned)
+                .collect();
+            json!({"success": true})
+        }
+        ("GET", _) => {
+            let field = query
+                .split('&')
+                .find_map(|pair| pair.strip_prefix("fields="))
+                .unwrap_or_default();
+            let value = setup.profile.get(field).cloned().unwrap_or(json!([]));
+            json!({"data": [{ field: value }]})
+        }
+        _ => {
+            for field in ["ice_breakers", "persistent_menu"] {
+                if let Some(value) = body.get(field) {
+                    setup.profile.insert(field.to_owned(), value.clone());
+                }
+            }
+            json!({"result": "success"})
+        }
+    })
+}
+
 /// Meta's default answers: the Send API's, a profile for profile reads,
 /// `{"id"}` for replies, `{"attachment_id"}` for uploads, a new token for
 /// a refresh.
@@ -279,12 +374,26 @@ async fn record(
             parts.uri.path().to_owned(),
             parts.uri.query().map(str::to_owned),
         );
-        let scripted = recorded.scripted.lock().unwrap().pop_front();
+        let refused = header("authorization")
+            .is_some_and(|token| recorded.refused_tokens.lock().unwrap().contains(&token));
+        let scripted = if refused {
+            Some(Scripted {
+                status: 400,
+                body: json!({"error": {"message": "Error validating access token: Session has expired",
+                    "type": "OAuthException", "code": 190, "error_subcode": 463, "fbtrace_id": "x"}}),
+                headers: Vec::new(),
+            })
+        } else {
+            recorded.scripted.lock().unwrap().pop_front()
+        };
         let mut sent = recorded.sent.lock().unwrap();
+        let mut setups = recorded.setup.lock().unwrap();
         let answer = match conversations(&sent, &path, query.as_deref()) {
             Some(answer) if method == "GET" => answer,
-            _ => default_answer(&method, &path, query.as_deref(), &body, number),
+            _ => account_setup(&mut setups, &method, &path, query.as_deref(), &body)
+                .unwrap_or_else(|| default_answer(&method, &path, query.as_deref(), &body, number)),
         };
+        drop(setups);
         if scripted.is_none()
             && method == "POST"
             && path.ends_with("/messages")

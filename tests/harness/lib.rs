@@ -6,7 +6,7 @@ mod probe;
 mod server;
 pub mod webhook;
 
-pub use fake_graph::{FakeGraph, RecordedRequest, SentMessage};
+pub use fake_graph::{AccountSetup, FakeGraph, RecordedRequest, SentMessage};
 pub use probe::{PROBE_GRANTS, install_probe};
 pub use server::{
     ACCESS_TOKEN, ACCOUNT_ID, APP_SECRET, OPERATOR_TOKEN, TOKEN_KEY, TestIgloo, VERIFY_TOKEN,

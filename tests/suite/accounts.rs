@@ -4,10 +4,10 @@
 
 use std::time::Duration;
 
-use igloo::config::Config;
+use igloo::config::{Config, PluginConfig, PluginSource};
 use igloo_tests::{
-    ACCESS_TOKEN, ACCOUNT_ID, FakeGraph, OPERATOR_TOKEN, TOKEN_KEY, TestIgloo, eventually,
-    live_config, now_ms, webhook,
+    ACCESS_TOKEN, ACCOUNT_ID, AccountSetup, FakeGraph, OPERATOR_TOKEN, TOKEN_KEY, TestIgloo,
+    eventually, live_config, now_ms, webhook,
 };
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -49,11 +49,7 @@ fn send_tokens(graph: &FakeGraph) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_token_holds_the_accounts_events_until_a_new_token_then_they_are_handled() {
     let graph = FakeGraph::start().await;
-    graph.script(
-        400,
-        json!({"error": {"message": "Error validating access token: Session has expired", "type": "OAuthException",
-            "code": 190, "error_subcode": 463, "fbtrace_id": "x"}}),
-    );
+    graph.refuse_token(ACCESS_TOKEN);
     let igloo = TestIgloo::start(lifecycle_config(&graph)).await;
 
     igloo
@@ -93,6 +89,31 @@ async fn a_refused_token_holds_the_accounts_events_until_a_new_token_then_they_a
         "nothing more reaches Meta with the refused token"
     );
 
+    // The operator retries the same token; Meta refuses it again.
+    let (status, answer) = igloo
+        .admin(
+            Method::POST,
+            &format!("/admin/accounts/{ACCOUNT_ID}/retry"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, &answer["account"]["status"]),
+        (200, &json!("active")),
+        "{answer}"
+    );
+    graph.wait_for(2).await;
+    eventually("the account to be token-invalid again", || async {
+        (account(&igloo).await["status"] == "token-invalid").then_some(())
+    })
+    .await;
+    // Both waiting events may have been under way: one try each at most.
+    let tried = graph.requests().len();
+    assert!(tried <= 3, "{tried}");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(graph.requests().len(), tried, "then held again");
+    assert_eq!(igloo.stats().await.pending, 2);
+
     let (status, answer) = igloo
         .admin(
             Method::POST,
@@ -114,14 +135,13 @@ async fn a_refused_token_holds_the_accounts_events_until_a_new_token_then_they_a
         ["1001", "1002"],
         "each waiting event was handled once"
     );
-    assert_eq!(
-        send_tokens(&graph),
-        [
-            "Bearer test-access-token",
-            "Bearer a-new-token",
-            "Bearer a-new-token"
-        ]
+    let tokens = send_tokens(&graph);
+    let (old, new) = tokens.split_at(tried);
+    assert!(
+        old.iter().all(|token| token == "Bearer test-access-token"),
+        "{tokens:?}"
     );
+    assert_eq!(new, ["Bearer a-new-token", "Bearer a-new-token"]);
     let listed = igloo
         .admin(Method::GET, "/admin/accounts", None)
         .await
@@ -265,4 +285,105 @@ async fn the_accounts_routes_are_the_operators_and_check_what_they_are_given() {
             .0,
         404
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accounts_sync_subscribes_exactly_the_fields_the_plugins_need_and_sets_the_configured_profile()
+ {
+    let graph = FakeGraph::start().await;
+    // Subscribed long ago to a field nobody needs now, and not to comments.
+    graph.set_account_setup(
+        ACCOUNT_ID,
+        AccountSetup {
+            subscribed_fields: vec!["messages".into(), "story_insights".into()],
+            ..AccountSetup::default()
+        },
+    );
+    let mut config = lifecycle_config(&graph);
+    config.plugins.push(PluginConfig::new(
+        "comment-to-dm",
+        PluginSource::Builtin("comment-to-dm".into()),
+        &["messages:reply", "comments:reply"],
+    ));
+    let ice_breakers = json!([{"question": "Opening hours?", "payload": "FAQ_HOURS"},
+        {"question": "Shipping?", "payload": "FAQ_SHIPPING"}]);
+    config.messenger_profile.ice_breakers =
+        Some(serde_json::from_value(ice_breakers.clone()).unwrap());
+    let igloo = TestIgloo::start(config).await;
+    igloo
+        .post_webhook(&webhook::message("1001", "hi").body())
+        .await;
+    igloo.wait_until_idle().await;
+    let before = graph.requests().len();
+
+    let (status, answer) = igloo
+        .admin(Method::GET, "/admin/accounts/status", None)
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    let account = &answer["accounts"][0];
+    assert_eq!(
+        account["setup"]["needed_fields"],
+        json!(["comments", "messages"]),
+        "{account}"
+    );
+    assert_eq!(
+        account["setup"]["subscribed_fields"],
+        json!(["messages", "story_insights"])
+    );
+    assert_eq!(account["setup"]["fields"], "differs");
+    assert_eq!(account["setup"]["ice_breakers"], "differs");
+    assert_eq!(
+        account["setup"]["persistent_menu"], "unmanaged",
+        "not configured: left alone"
+    );
+    assert!(
+        account["webhooks"]["last_webhook_at_ms"].as_u64().is_some(),
+        "{account}"
+    );
+    assert_eq!(account["webhooks"]["silent"], false);
+    assert!(account.get("access_token").is_none() && !answer.to_string().contains(ACCESS_TOKEN));
+    let writes = |from: usize| -> Vec<String> {
+        graph.requests()[from..]
+            .iter()
+            .filter(|request| request.method == "POST")
+            .map(|request| {
+                format!(
+                    "{} {}",
+                    request.path,
+                    request.query.clone().unwrap_or_default()
+                )
+            })
+            .collect()
+    };
+    assert!(writes(before).is_empty(), "a status changes nothing");
+
+    let before = graph.requests().len();
+    let (status, answer) = igloo
+        .admin(Method::POST, "/admin/accounts/sync", None)
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["accounts"][0]["fields"], "set", "{answer}");
+    assert_eq!(answer["accounts"][0]["ice_breakers"], "set");
+    assert_eq!(
+        writes(before),
+        [
+            format!("/v24.0/{ACCOUNT_ID}/subscribed_apps subscribed_fields=comments%2Cmessages"),
+            format!("/v24.0/{ACCOUNT_ID}/messenger_profile "),
+        ],
+        "exactly the calls the plugins need"
+    );
+    let setup = graph.account_setup(ACCOUNT_ID);
+    assert_eq!(setup.subscribed_fields, ["comments", "messages"]);
+    assert_eq!(
+        setup.profile["ice_breakers"],
+        json!([{"call_to_actions": ice_breakers, "locale": "default"}])
+    );
+
+    let before = graph.requests().len();
+    let (_, answer) = igloo
+        .admin(Method::POST, "/admin/accounts/sync", None)
+        .await;
+    assert_eq!(answer["accounts"][0]["fields"], "in-step", "{answer}");
+    assert_eq!(answer["accounts"][0]["ice_breakers"], "in-step");
+    assert!(writes(before).is_empty(), "in step: nothing set again");
 }

@@ -3,8 +3,8 @@
 //! refreshed or refused. Kept whole in memory and in `accounts.sqlite3`,
 //! tokens sealed there ([`sealed`]).
 //!
-//! Accounts come from the configuration (`[accounts.<id>]`), from an
-//! operator (`igloo accounts add`), or from Business Login (`/oauth`). A
+//! Accounts come from the configuration (`[accounts.<id>]`) or from an
+//! operator (`igloo accounts add`). A
 //! configured token is taken over once; what igloo does with it after
 //! (a refresh) outlives restarts, until the operator configures another.
 //!
@@ -18,6 +18,7 @@ mod store;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::RwLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -215,6 +216,10 @@ pub struct Accounts {
     entries: RwLock<BTreeMap<String, Entry>>,
     /// One change at a time, so each is computed from the last one stored.
     writes: tokio::sync::Mutex<()>,
+    /// The next token's generation: never reused while igloo runs, not
+    /// even for an account removed and added again, so a late refusal or
+    /// refresh of a token cannot touch its successor.
+    next_generation: AtomicU64,
 }
 
 impl std::fmt::Debug for Accounts {
@@ -236,8 +241,15 @@ impl Accounts {
         now_ms: u64,
     ) -> Result<Self, AccountsError> {
         let store = AccountStore::open(path)?;
+        let rows = store.all()?;
+        let mut next_generation = rows
+            .iter()
+            .map(|row| row.token_generation)
+            .max()
+            .unwrap_or(0)
+            + 1;
         let mut entries = BTreeMap::new();
-        for row in store.all()? {
+        for row in rows {
             let token = match (&row.token_sealed, &key) {
                 (Some(sealed), Some(key)) => Some(key.open(&row.id, sealed)?),
                 (Some(_), None) => {
@@ -279,11 +291,13 @@ impl Accounts {
                     key.as_ref(),
                     NewToken {
                         token,
-                        // Unknown: as old as igloo can know it is.
+                        // Its age is unknown: at least from now on.
                         issued_at_ms: now_ms,
                         expires_at_ms: None,
                     },
+                    next_generation,
                 );
+                next_generation += 1;
             } else if entry.token.is_none()
                 && let Some(token) = &config.access_token
             {
@@ -299,6 +313,7 @@ impl Accounts {
             key,
             entries: RwLock::new(entries),
             writes: tokio::sync::Mutex::new(()),
+            next_generation: AtomicU64::new(next_generation),
         })
     }
 
@@ -362,21 +377,45 @@ impl Accounts {
         now_ms: u64,
     ) -> Result<bool, AccountsError> {
         let reason = crate::untrusted::sanitize(reason, 200);
-        self.change(account_id, |entry| {
+        // Held in memory even if storing it fails, so the refused token is
+        // not sent again meanwhile (a restart tries it once more).
+        let _one_at_a_time = self.writes.lock().await;
+        let entry = {
+            let mut entries = self
+                .entries
+                .write()
+                .unwrap_or_else(|poison| poison.into_inner());
+            let Some(entry) = entries.get_mut(account_id) else {
+                return Ok(false);
+            };
             if entry.row.token_generation != generation || entry.invalid() {
-                return false;
+                return Ok(false);
             }
             entry.row.status = TOKEN_INVALID.to_owned();
             entry.row.status_detail = Some(reason.clone());
             entry.row.status_since_ms = Some(now_ms);
+            entry.clone()
+        };
+        tracing::warn!(account = %account_id, %reason, "Meta refused the account's access token: its events wait until it gets a new one (`igloo accounts add`, or `igloo accounts retry`)");
+        self.store_entry(entry).await?;
+        Ok(true)
+    }
+
+    /// Take an account out of `token-invalid` with the token it has (Meta
+    /// may accept it again once its owner acted, and a configured token
+    /// cannot be replaced by hand without a key): its events run, and a
+    /// refusal puts it back. Whether it was `token-invalid`.
+    pub async fn retry_token(&self, account_id: &str, now_ms: u64) -> Result<bool, AccountsError> {
+        self.change(account_id, |entry| {
+            if !entry.invalid() {
+                return false;
+            }
+            entry.row.status = ACTIVE.to_owned();
+            entry.row.status_detail = None;
+            entry.row.status_since_ms = Some(now_ms);
             true
         })
         .await
-        .inspect(|changed| {
-            if *changed {
-                tracing::warn!(account = %account_id, %reason, "Meta refused the account's access token: its events wait until it gets a new one (`igloo accounts add`)");
-            }
-        })
     }
 
     /// A refresh of token `generation` gave `token`. Whether it was kept
@@ -388,11 +427,12 @@ impl Accounts {
         token: NewToken,
     ) -> Result<bool, AccountsError> {
         let key = self.key.clone();
+        let next = self.next_generation.fetch_add(1, Ordering::Relaxed);
         self.change(account_id, |entry| {
             if entry.row.token_generation != generation || entry.invalid() {
                 return false;
             }
-            replace_token(entry, key.as_ref(), token.clone());
+            replace_token(entry, key.as_ref(), token.clone(), next);
             true
         })
         .await
@@ -443,7 +483,8 @@ impl Accounts {
         if account.username.is_some() {
             entry.row.username = account.username;
         }
-        replace_token(&mut entry, Some(&key), account.token);
+        let generation = self.next_generation.fetch_add(1, Ordering::Relaxed);
+        replace_token(&mut entry, Some(&key), account.token, generation);
         self.store_entry(entry.clone()).await?;
         let view = entry.view();
         self.entries
@@ -475,13 +516,16 @@ impl Accounts {
 
     /// Accounts whose token a refresh should renew now: Instagram Login,
     /// active, kept across restarts, at least `refresh_after` old (and never
-    /// younger than Meta allows), not yet expired.
+    /// younger than Meta allows), not yet expired. A token of unknown age
+    /// (no expiry known: configured, or given without one) is renewed as
+    /// soon as Meta allows, so that its expiry is known from then on.
     pub fn due_for_refresh(
         &self,
         now_ms: u64,
         refresh_after: Duration,
     ) -> Vec<(String, Credentials)> {
-        let age = refresh_after.max(MIN_REFRESH_AGE).as_millis() as u64;
+        let known_age = refresh_after.max(MIN_REFRESH_AGE).as_millis() as u64;
+        let unknown_age = MIN_REFRESH_AGE.as_millis() as u64;
         self.read()
             .values()
             .filter(|entry| {
@@ -489,9 +533,14 @@ impl Accounts {
                 login_from_label(&row.login) == LoginKind::Instagram
                     && !entry.invalid()
                     && row.token_sealed.is_some()
-                    && row
-                        .token_issued_at_ms
-                        .is_some_and(|issued| now_ms.saturating_sub(issued) >= age)
+                    && row.token_issued_at_ms.is_some_and(|issued| {
+                        let age = if row.token_expires_at_ms.is_some() {
+                            known_age
+                        } else {
+                            unknown_age
+                        };
+                        now_ms.saturating_sub(issued) >= age
+                    })
                     && row
                         .token_expires_at_ms
                         .is_none_or(|expires| expires > now_ms)
@@ -546,12 +595,12 @@ async fn blocking<T: Send + 'static>(
         .map_err(AccountsError::from)
 }
 
-/// Put `token` in `entry`: a new generation, the account active again,
+/// Put `token` in `entry` as `generation`, the account active again,
 /// sealed when there is a key (kept in memory only otherwise).
-fn replace_token(entry: &mut Entry, key: Option<&TokenKey>, token: NewToken) {
+fn replace_token(entry: &mut Entry, key: Option<&TokenKey>, token: NewToken, generation: u64) {
     let row = &mut entry.row;
     row.token_sealed = key.map(|key| key.seal(&row.id, &token.token));
-    row.token_generation += 1;
+    row.token_generation = generation;
     row.token_issued_at_ms = Some(token.issued_at_ms);
     row.token_expires_at_ms = token.expires_at_ms;
     row.status = ACTIVE.to_owned();

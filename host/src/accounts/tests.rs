@@ -129,6 +129,34 @@ async fn a_refused_token_makes_its_account_wait_until_a_new_token_arrives() {
         "a refusal of the old token does not touch the new one"
     );
     assert!(accounts.usable("42"));
+
+    // Removed and added again: the old token's late refusal is still old.
+    let newer = accounts.credentials("42").unwrap();
+    assert!(accounts.remove("42").await.unwrap());
+    accounts.put(added("42", "again", 12)).await.unwrap();
+    assert!(
+        !accounts
+            .token_refused("42", newer.generation, "late", 13)
+            .await
+            .unwrap()
+    );
+    assert!(accounts.usable("42"));
+    let again = accounts.credentials("42").unwrap();
+    assert!(
+        accounts
+            .token_refused("42", again.generation, "now", 14)
+            .await
+            .unwrap()
+    );
+    assert!(
+        accounts.retry_token("42", 15).await.unwrap(),
+        "an operator may try it again"
+    );
+    assert!(accounts.usable("42"));
+    assert!(
+        !accounts.retry_token("42", 16).await.unwrap(),
+        "only a refused account"
+    );
 }
 
 #[tokio::test]
@@ -210,4 +238,15 @@ async fn only_kept_instagram_tokens_old_enough_and_unexpired_are_due_for_refresh
         ["old"],
         "never younger than a day"
     );
+
+    // A configured token's age is unknown: renewed as soon as Meta allows.
+    let configured = Accounts::open(
+        &dir.path().join("b.sqlite3"),
+        key(),
+        &configured("pasted"),
+        0,
+    )
+    .unwrap();
+    assert!(configured.due_for_refresh(DAY_MS / 2, week).is_empty());
+    assert_eq!(configured.due_for_refresh(DAY_MS, week).len(), 1);
 }

@@ -36,6 +36,20 @@ pub enum AccountsCommand {
     },
     /// Every account, its token's health and expiry.
     List,
+    /// Take an account out of `token-invalid` with the token it has (once
+    /// its owner fixed what Meta complained of); its waiting events run.
+    Retry {
+        /// The account id.
+        id: String,
+    },
+    /// Every account's health: token expiry, the webhook fields Meta
+    /// delivers against those its plugins need, the ice breakers and menu,
+    /// the last webhook, and whether it went quiet. Changes nothing.
+    Status,
+    /// Subscribe every account to exactly the webhook fields its plugins
+    /// need, and set its configured ice breakers and persistent menu where
+    /// Meta's differ; reports what was done.
+    Sync,
     /// Forget an account added by hand.
     Remove {
         /// The account id.
@@ -88,6 +102,25 @@ pub async fn run(args: AccountsArgs) -> anyhow::Result<()> {
                 "username": username, "expires_at_ms": expires_at_ms});
             admin
                 .send_body(reqwest::Method::POST, "/admin/accounts", &[], Some(&body))
+                .await?
+        }
+        AccountsCommand::Status => {
+            admin
+                .send(reqwest::Method::GET, "/admin/accounts/status", &[])
+                .await?
+        }
+        AccountsCommand::Sync => {
+            admin
+                .send(reqwest::Method::POST, "/admin/accounts/sync", &[])
+                .await?
+        }
+        AccountsCommand::Retry { id } => {
+            admin
+                .send(
+                    reqwest::Method::POST,
+                    &format!("/admin/accounts/{id}/retry"),
+                    &[],
+                )
                 .await?
         }
         AccountsCommand::List => {

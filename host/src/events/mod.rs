@@ -10,7 +10,7 @@ mod timestamp;
 use serde::{Deserialize, Serialize};
 
 pub use normalise::{PayloadError, normalise};
-pub use subscription::{AccountScope, Subscription, Subscriptions};
+pub use subscription::{AccountScope, Subscription, Subscriptions, webhook_field};
 pub use timestamp::normalise_timestamp_ms;
 
 /// One normalised Instagram event.

@@ -59,6 +59,41 @@ impl Subscription {
     }
 }
 
+/// The webhook field (`subscribed_apps`) that delivers events of `kind`;
+/// `None` for igloo's own (timers) and unknown kinds. Message edits and
+/// deletions come in `messages`.
+pub fn webhook_field(kind: &str) -> Option<&'static str> {
+    Some(match kind {
+        "message" | "message-deleted" | "message-edit" => "messages",
+        "reaction" => "message_reactions",
+        "postback" => "messaging_postbacks",
+        "seen" => "messaging_seen",
+        "referral" => "messaging_referral",
+        "optin" => "messaging_optins",
+        "handover" => "messaging_handover",
+        "comment" => "comments",
+        "live-comment" => "live_comments",
+        "mention" => "mentions",
+        "story-insights" => "story_insights",
+        _ => return None,
+    })
+}
+
+impl Subscription {
+    /// The webhook fields that deliver what this subscription wants for
+    /// `account_id` (none if the account is out of scope).
+    pub fn webhook_fields(&self, account_id: &str) -> BTreeSet<&'static str> {
+        if !self.accounts.contains(account_id) {
+            return BTreeSet::new();
+        }
+        // Echoes come in their kind's field.
+        self.kinds
+            .iter()
+            .filter_map(|kind| webhook_field(kind))
+            .collect()
+    }
+}
+
 /// Every subscription there is: the plugins' and the host's own (the
 /// events that open messaging windows and make comments answerable).
 #[derive(Debug, Clone, Default)]

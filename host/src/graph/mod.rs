@@ -9,6 +9,7 @@ mod dry_run;
 mod error;
 mod ids;
 pub mod send;
+mod setup;
 mod throttle;
 mod tokens;
 
@@ -26,6 +27,7 @@ pub use dry_run::{DryRun, RecordedCall};
 pub use error::GraphError;
 pub use ids::{GraphId, InvalidId, MAX_URL_BYTES, MessageId, Username, WebUrl};
 pub use send::{MediaKind, SendRequest};
+pub use setup::{IceBreaker, MenuItem};
 pub use throttle::{SendClass, Throttle, throttled_for};
 pub use tokens::IssuedToken;
 
@@ -129,6 +131,9 @@ impl GraphClient {
             GraphMode::Live => Transport::Live(
                 reqwest::Client::builder()
                     .timeout(Duration::from_millis(config.graph.timeout_ms))
+                    // Meta does not redirect API calls; a redirect would carry
+                    // a token request's query (the token) elsewhere.
+                    .redirect(reqwest::redirect::Policy::none())
                     .build()?,
             ),
             GraphMode::DryRun => Transport::DryRun(Arc::default()),
@@ -374,12 +379,15 @@ impl GraphClient {
         class: SendClass,
         repeat: Repeat,
     ) -> Result<Value, GraphError> {
-        self.wait_for_budget(account_id, class).await?;
         let client = match &self.transport {
-            Transport::DryRun(dry_run) => return Ok(dry_run.record(account_id, request)),
+            Transport::DryRun(dry_run) => {
+                self.wait_for_budget(account_id, class).await?;
+                return Ok(dry_run.record(account_id, request));
+            }
             Transport::Live(client) => client,
         };
-        // A refused token fails here, at once, without reaching Meta.
+        // A refused token fails here, at once, without waiting or reaching
+        // Meta.
         let credentials =
             self.accounts
                 .credentials(account_id)
@@ -389,6 +397,7 @@ impl GraphClient {
                         "refused earlier ({reason}); waiting for a new token"
                     )),
                 })?;
+        self.wait_for_budget(account_id, class).await?;
         let mut attempt = 0;
         loop {
             let result = self

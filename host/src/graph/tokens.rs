@@ -35,11 +35,24 @@ impl GraphClient {
         url.query_pairs_mut()
             .append_pair("grant_type", "ig_refresh_token")
             .append_pair("access_token", token);
-        self.token_request(reqwest::Method::GET, url).await
+        self.token_request(reqwest::Method::GET, url, token).await
     }
 
-    /// Send a token request; Meta's answer, or its error classified.
+    /// Send a token request carrying `secret`; Meta's answer, or its error
+    /// classified, with `secret` cut out of whatever text it carries (a
+    /// proxy's error page may echo the request).
     async fn token_request(
+        &self,
+        method: reqwest::Method,
+        url: reqwest::Url,
+        secret: &str,
+    ) -> Result<IssuedToken, GraphError> {
+        self.send_token_request(method, url)
+            .await
+            .map_err(|error| scrub(error, secret))
+    }
+
+    async fn send_token_request(
         &self,
         method: reqwest::Method,
         url: reqwest::Url,
@@ -64,5 +77,47 @@ impl GraphClient {
         }
         serde_json::from_slice(&body)
             .map_err(|_| GraphError::Invalid("the token endpoint's answer is not a token".into()))
+    }
+}
+
+/// `error` with every occurrence of `secret` in its text replaced.
+fn scrub(error: GraphError, secret: &str) -> GraphError {
+    let cut = |text: String| {
+        if secret.is_empty() {
+            text
+        } else {
+            text.replace(secret, "[token]")
+        }
+    };
+    match error {
+        GraphError::WindowClosed(text) => GraphError::WindowClosed(cut(text)),
+        GraphError::ConsentRequired(text) => GraphError::ConsentRequired(cut(text)),
+        GraphError::TokenInvalid(text) => GraphError::TokenInvalid(cut(text)),
+        GraphError::PermissionDenied(text) => GraphError::PermissionDenied(cut(text)),
+        GraphError::RecipientUnavailable(text) => GraphError::RecipientUnavailable(cut(text)),
+        GraphError::NotFound(text) => GraphError::NotFound(cut(text)),
+        GraphError::Transient(text) => GraphError::Transient(cut(text)),
+        GraphError::Unanswered(text) => GraphError::Unanswered(cut(text)),
+        GraphError::Invalid(text) => GraphError::Invalid(cut(text)),
+        GraphError::NoToken(text) => GraphError::NoToken(cut(text)),
+        throttled @ GraphError::RateLimited { .. } => throttled,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_token_echoed_in_an_error_is_cut_out() {
+        let echoed = GraphError::classify(
+            502,
+            b"<h1>Bad gateway</h1> GET /refresh_access_token?access_token=IGQVsecret",
+        );
+        let scrubbed = scrub(echoed, "IGQVsecret").to_string();
+        assert!(
+            !scrubbed.contains("IGQVsecret") && scrubbed.contains("[token]"),
+            "{scrubbed}"
+        );
     }
 }

@@ -200,6 +200,9 @@ pub enum Resolution<T> {
     NotDone,
     /// Nobody can tell.
     Unresolved(String),
+    /// It cannot be looked for now (the account's token is refused): the
+    /// run stops with this failure, and the next attempt looks again.
+    Later(HostFailure),
 }
 
 /// A host call's result as the journal keeps it: JSON, in which ids are
@@ -483,6 +486,7 @@ impl RunJournal {
                             return Ok(result);
                         }
                         Resolution::NotDone => {}
+                        Resolution::Later(failure) => return Err(failure),
                         Resolution::Unresolved(reason) => {
                             let entry = self.entry(
                                 number,

@@ -1,4 +1,113 @@
 //! Keeping accounts working while igloo runs, beside the flow of events:
-//! tokens refreshed before they expire ([`refresh`]).
+//! tokens refreshed before they expire ([`refresh`]), webhook subscriptions
+//! and profiles in step with the plugins ([`sync`]), and accounts that went
+//! quiet flagged ([`silence`]).
 
 pub(crate) mod refresh;
+pub(crate) mod silence;
+pub(crate) mod sync;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::accounts::AccountView;
+use crate::config::{Config, MessengerProfileConfig};
+use crate::graph::GraphClient;
+use crate::inbox::{EventFilter, Inbox, InboxError};
+use crate::runtime::Runtime;
+use silence::Rhythm;
+use sync::AccountSync;
+
+/// Webhooks looked at to learn an account's rhythm.
+const RHYTHM_SAMPLE: u32 = 100;
+
+/// One account's health, for `igloo accounts status` and the dashboard.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct AccountStatus {
+    /// The account and its token.
+    #[serde(flatten)]
+    pub account: AccountView,
+    /// Its webhooks' rhythm.
+    pub webhooks: Rhythm,
+    /// Its setup at Meta against what igloo wants.
+    pub setup: AccountSync,
+}
+
+/// What account upkeep needs of the host.
+pub(crate) struct Lifecycle {
+    graph: Arc<GraphClient>,
+    inbox: Arc<dyn Inbox>,
+    profiles: BTreeMap<String, MessengerProfileConfig>,
+    default_profile: MessengerProfileConfig,
+    silence_floor_ms: u64,
+}
+
+impl Lifecycle {
+    pub(crate) fn new(config: &Config, graph: Arc<GraphClient>, inbox: Arc<dyn Inbox>) -> Self {
+        Self {
+            graph,
+            inbox,
+            profiles: config
+                .accounts
+                .keys()
+                .map(|id| (id.clone(), config.messenger_profile_for(id).clone()))
+                .collect(),
+            default_profile: config.messenger_profile.clone(),
+            silence_floor_ms: config.sync.silence_floor_secs.saturating_mul(1000),
+        }
+    }
+
+    /// Sync every account (see [`sync`]); with `apply`, set what differs.
+    pub(crate) async fn sync_all(&self, runtime: &Runtime, apply: bool) -> Vec<AccountSync> {
+        let mut reports = Vec::new();
+        for account in self.graph.accounts().list() {
+            reports.push(self.sync(runtime, &account.id, apply).await);
+        }
+        reports
+    }
+
+    async fn sync(&self, runtime: &Runtime, account_id: &str, apply: bool) -> AccountSync {
+        let needed = runtime
+            .webhook_fields(account_id)
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+        let profile = self
+            .profiles
+            .get(account_id)
+            .unwrap_or(&self.default_profile);
+        sync::sync_account(&self.graph, account_id, needed, profile, apply).await
+    }
+
+    /// Every account's health: its token, its setup at Meta (read, not
+    /// changed), and whether it went quiet.
+    pub(crate) async fn status(&self, runtime: &Runtime) -> Result<Vec<AccountStatus>, InboxError> {
+        let now = crate::clock::now_ms();
+        let mut statuses = Vec::new();
+        for account in self.graph.accounts().list() {
+            let setup = self.sync(runtime, &account.id, false).await;
+            let filter = EventFilter {
+                account_id: Some(account.id.clone()),
+                limit: RHYTHM_SAMPLE,
+                ..EventFilter::default()
+            };
+            let received: Vec<u64> = self
+                .inbox
+                .list_events(&filter)
+                .await?
+                .into_iter()
+                // Timers are igloo's own, not Meta's deliveries.
+                .filter(|event| event.kind != "timer")
+                .map(|event| event.received_at_ms)
+                .collect();
+            statuses.push(AccountStatus {
+                account,
+                webhooks: silence::rhythm(&received, now, self.silence_floor_ms),
+                setup,
+            });
+        }
+        Ok(statuses)
+    }
+}

@@ -134,6 +134,16 @@ impl CircuitBreaker {
         false
     }
 
+    /// Let go of an admitted run that counts neither way: it stopped for
+    /// something outside the plugin (its account's token refused). A trial
+    /// it was may start again.
+    pub fn release(&self, admission: Admission) {
+        let mut state = self.state();
+        if admission.generation == state.generation {
+            state.trial_since = None;
+        }
+    }
+
     /// Lift the quarantine now (an operator's action).
     pub fn reset(&self) {
         let mut state = self.state();

@@ -282,6 +282,25 @@ impl Runtime {
         Subscriptions::new(plugins.chain([HostServices::observed_events()]))
     }
 
+    /// The webhook fields `account_id` must deliver for its plugins: those
+    /// of the events they subscribe to, and `messages` wherever a plugin
+    /// may message people (the window and opt-out keywords come in it).
+    pub fn webhook_fields(&self, account_id: &str) -> std::collections::BTreeSet<&'static str> {
+        use crate::plugin_api::Capability;
+        let mut fields = std::collections::BTreeSet::new();
+        for plugin in &self.plugins {
+            let wanted = plugin.info.subscription.webhook_fields(account_id);
+            let messages_people = [Capability::MessagesReply, Capability::MessagesSend]
+                .iter()
+                .any(|capability| plugin.info.capabilities.contains(capability));
+            if messages_people && plugin.info.subscription.accounts.contains(account_id) {
+                fields.insert("messages");
+            }
+            fields.extend(wanted);
+        }
+        fields
+    }
+
     /// Note what `event` means for later host calls (windows, answerable
     /// comments), before any plugin runs on it.
     pub async fn observe(
@@ -364,6 +383,10 @@ impl Runtime {
                 receipt,
             )
             .await;
+        if receipt.outcome.is_deferred() {
+            plugin.breaker.release(admission);
+            return receipt;
+        }
         let crash = receipt.outcome.is_crash().then(|| receipt.outcome.detail());
         if plugin.breaker.record(admission, crash.as_deref()) {
             tracing::warn!(plugin = %plugin.info.id, reason = ?crash, "plugin quarantined: its runs keep crashing");

@@ -39,6 +39,8 @@ pub(crate) struct AppState {
     pub runtime: Arc<Runtime>,
     /// The record of calls not sent, in a dry run.
     pub dry_run: Option<Arc<DryRun>>,
+    /// Account upkeep: status and sync.
+    pub lifecycle: Arc<crate::lifecycle::Lifecycle>,
     /// Counters and histograms for `/metrics`.
     pub metrics: Arc<Metrics>,
     /// Bearer token for `/admin`; admin routes are refused without one.
@@ -102,6 +104,9 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
             "/admin/accounts",
             get(admin::accounts::list).post(admin::accounts::add),
         )
+        .route("/admin/accounts/status", get(admin::accounts::status))
+        .route("/admin/accounts/sync", post(admin::accounts::sync))
+        .route("/admin/accounts/{id}/retry", post(admin::accounts::retry))
         .route(
             "/admin/accounts/{id}",
             axum::routing::delete(admin::accounts::remove),

@@ -59,6 +59,10 @@ impl HostView<'_, Messaging> {
         let lookup = graph.find_sent_text(self.run.account_id(), &person_id, &text, started_at_ms);
         let found = match self.run.upstream(lookup).await {
             Ok(found) => found,
+            // Not to be told now: looked for again once it has a new token.
+            Err(error @ crate::graph::GraphError::TokenInvalid(_)) => {
+                return Resolution::Later(error.into());
+            }
             Err(error) => {
                 return Resolution::Unresolved(format!("reading the conversation failed: {error}"));
             }

@@ -77,6 +77,15 @@ pub(in crate::server) async fn add(
         ));
     }
     let now = crate::clock::now_ms();
+    let latest_expiry = now + LONG_LIVED_TOKEN.as_millis() as u64 + 24 * 3600 * 1000;
+    if body
+        .expires_at_ms
+        .is_some_and(|at| at <= now || at > latest_expiry)
+    {
+        return bad(
+            "expires_at_ms must be in the next 60 days, in milliseconds since the epoch".into(),
+        );
+    }
     let issued_at_ms = body.expires_at_ms.map_or(now, |expires| {
         expires
             .saturating_sub(LONG_LIVED_TOKEN.as_millis() as u64)
@@ -106,6 +115,34 @@ pub(in crate::server) async fn add(
     }
 }
 
+/// `POST /admin/accounts/{id}/retry`: take an account out of
+/// `token-invalid` with the token it has (Meta may accept it again once
+/// its owner acted); its waiting events run, and a refusal puts it back.
+pub(in crate::server) async fn retry(
+    State(app): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Answer {
+    if let Err(refusal) = authorise(&app, &headers) {
+        return refusal;
+    }
+    let accounts = app.runtime.services().accounts();
+    match accounts.retry_token(&id, crate::clock::now_ms()).await {
+        Ok(true) => {
+            app.runtime.rescan();
+            (
+                StatusCode::OK,
+                Json(json!({ "account": accounts.get(&id) })),
+            )
+        }
+        Ok(false) => (
+            StatusCode::NOT_FOUND,
+            Json(json!({ "error": "no account with that id is token-invalid" })),
+        ),
+        Err(error) => refused(&error),
+    }
+}
+
 /// `DELETE /admin/accounts/{id}`: forget an account added by hand.
 pub(in crate::server) async fn remove(
     State(app): State<Arc<AppState>>,
@@ -116,13 +153,48 @@ pub(in crate::server) async fn remove(
         return refusal;
     }
     match app.runtime.services().graph.accounts().remove(&id).await {
-        Ok(true) => (StatusCode::OK, Json(json!({ "removed": id }))),
+        Ok(true) => {
+            // Its events, if they waited for a token, wait no more: they run
+            // as any unknown account's, their calls refused for want of one.
+            app.runtime.rescan();
+            (StatusCode::OK, Json(json!({ "removed": id })))
+        }
         Ok(false) => (
             StatusCode::NOT_FOUND,
             Json(json!({ "error": "no account with that id" })),
         ),
         Err(error) => refused(&error),
     }
+}
+
+/// `GET /admin/accounts/status`: each account's token, its webhook
+/// subscription and profile at Meta against what igloo wants (read, not
+/// changed), its last webhook, and whether it went quiet.
+pub(in crate::server) async fn status(
+    State(app): State<Arc<AppState>>,
+    headers: HeaderMap,
+) -> Answer {
+    if let Err(refusal) = authorise(&app, &headers) {
+        return refusal;
+    }
+    match app.lifecycle.status(&app.runtime).await {
+        Ok(accounts) => (StatusCode::OK, Json(json!({ "accounts": accounts }))),
+        Err(error) => super::storage_failed(&error),
+    }
+}
+
+/// `POST /admin/accounts/sync`: subscribe each account to exactly the
+/// webhook fields its plugins need, and set its configured ice breakers and
+/// persistent menu where Meta's differ; what was done, per account.
+pub(in crate::server) async fn sync(
+    State(app): State<Arc<AppState>>,
+    headers: HeaderMap,
+) -> Answer {
+    if let Err(refusal) = authorise(&app, &headers) {
+        return refusal;
+    }
+    let accounts = app.lifecycle.sync_all(&app.runtime, true).await;
+    (StatusCode::OK, Json(json!({ "accounts": accounts })))
 }
 
 fn refused(error: &AccountsError) -> Answer {
