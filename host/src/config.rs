@@ -62,6 +62,8 @@ pub struct Config {
     pub messenger_profile: MessengerProfileConfig,
     /// Keeping accounts' subscriptions and profiles in step.
     pub sync: SyncConfig,
+    /// Reading recent comments back, for those webhooks missed.
+    pub reconcile: ReconcileConfig,
 }
 
 /// The HTTP server.
@@ -268,6 +270,36 @@ impl MessengerProfileConfig {
             }
         }
         Ok(())
+    }
+}
+
+/// Reading each account's recent comments back, so that a comment whose
+/// webhook Meta dropped is still handled (once: it gets the key its webhook
+/// would have).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ReconcileConfig {
+    /// Seconds between passes; 0 turns the reconciler off. Live mode only,
+    /// and only accounts whose plugins want comments.
+    pub interval_secs: u64,
+    /// Newest media read per account and pass.
+    pub media_per_pass: u32,
+    /// Newest comments read per media.
+    pub comments_per_media: u32,
+    /// Comments older than this, in hours, are left alone. Less than
+    /// `storage.dedupe_retention_hours`, or a comment handled long ago would
+    /// look new.
+    pub lookback_hours: u64,
+}
+
+impl Default for ReconcileConfig {
+    fn default() -> Self {
+        Self {
+            interval_secs: 900,
+            media_per_pass: 10,
+            comments_per_media: 50,
+            lookback_hours: 24,
+        }
     }
 }
 
@@ -590,6 +622,20 @@ impl Config {
         if self.tokens.check_interval_secs == 0 {
             return Err(ConfigError::Invalid(
                 "tokens.check_interval_secs must be at least 1".into(),
+            ));
+        }
+        if self.reconcile.lookback_hours >= self.storage.dedupe_retention_hours {
+            return Err(ConfigError::Invalid(
+                "reconcile.lookback_hours must be less than storage.dedupe_retention_hours: \
+                 a comment handled before igloo forgot it would look new"
+                    .into(),
+            ));
+        }
+        if !(1..=100).contains(&self.reconcile.media_per_pass)
+            || !(1..=100).contains(&self.reconcile.comments_per_media)
+        {
+            return Err(ConfigError::Invalid(
+                "reconcile.media_per_pass and reconcile.comments_per_media must be 1 to 100".into(),
             ));
         }
         if self.storage.dedupe_retention_hours < 36 {

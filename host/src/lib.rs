@@ -142,6 +142,16 @@ impl Igloo {
             Arc::clone(&services.graph),
             Arc::clone(&inbox),
         ));
+        if config.reconcile.interval_secs > 0 && config.graph.mode == config::GraphMode::Live {
+            let reconciler = lifecycle::reconcile::Reconciler {
+                graph: Arc::clone(&services.graph),
+                inbox: Arc::clone(&inbox),
+                runtime: Arc::clone(&runtime),
+                subscriptions: subscriptions.clone(),
+                config: config.reconcile.clone(),
+            };
+            background.push(plugin_threads.spawn(reconciler.run_forever()));
+        }
         if config.sync.at_start && config.graph.mode == config::GraphMode::Live {
             let (lifecycle, runtime) = (Arc::clone(&lifecycle), Arc::clone(&runtime));
             background.push(plugin_threads.spawn(async move {

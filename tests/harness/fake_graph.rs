@@ -56,6 +56,9 @@ struct Recorded {
     setup: Mutex<std::collections::HashMap<String, AccountSetup>>,
     /// Access tokens answered with error 190, as Meta answers expired ones.
     refused_tokens: Mutex<std::collections::HashSet<String>>,
+    /// Comments on the account's media, as the comments edge lists them:
+    /// (media id, comment).
+    media_comments: Mutex<Vec<(String, Value)>>,
 }
 
 /// What the fake remembers of an account's setup at Meta.
@@ -153,6 +156,24 @@ impl FakeGraph {
             .lock()
             .unwrap()
             .insert(format!("Bearer {token}"));
+    }
+
+    /// A comment on `media_id` made at `created_ms`, listed by
+    /// `GET /{media}/comments` (and its media by `GET /{account}/media`).
+    pub fn add_media_comment(
+        &self,
+        media_id: &str,
+        comment_id: &str,
+        author: &str,
+        text: &str,
+        created_ms: u64,
+    ) {
+        let created = chrono::DateTime::from_timestamp_millis(created_ms as i64).unwrap();
+        self.recorded.media_comments.lock().unwrap().push((
+            media_id.to_owned(),
+            json!({"id": comment_id, "text": text, "timestamp": created.format("%Y-%m-%dT%H:%M:%S%z").to_string(),
+                "from": {"id": author, "username": "someone"}}),
+        ));
     }
 
     /// Set `account_id`'s setup at Meta, as if done before.
@@ -309,6 +330,36 @@ fn account_setup(
     })
 }
 
+/// `GET /{account}/media` and `GET /{media}/comments` over the comments
+/// added; `None` for other requests.
+fn media(comments: &[(String, Value)], method: &str, path: &str) -> Option<Value> {
+    if method != "GET" {
+        return None;
+    }
+    let mut segments = path.rsplit('/');
+    let (edge, owner) = (segments.next()?, segments.next()?);
+    match edge {
+        "media" => {
+            let mut ids: Vec<&str> = comments.iter().map(|(media, _)| media.as_str()).collect();
+            ids.dedup();
+            let data: Vec<Value> = ids
+                .into_iter()
+                .map(|id| json!({"id": id, "media_product_type": "FEED"}))
+                .collect();
+            Some(json!({ "data": data }))
+        }
+        "comments" => {
+            let data: Vec<Value> = comments
+                .iter()
+                .filter(|(media, _)| media == owner)
+                .map(|(_, comment)| comment.clone())
+                .collect();
+            Some(json!({ "data": data }))
+        }
+        _ => None,
+    }
+}
+
 /// Meta's default answers: the Send API's, a profile for profile reads,
 /// `{"id"}` for replies, `{"attachment_id"}` for uploads, a new token for
 /// a refresh.
@@ -391,6 +442,7 @@ async fn record(
         let answer = match conversations(&sent, &path, query.as_deref()) {
             Some(answer) if method == "GET" => answer,
             _ => account_setup(&mut setups, &method, &path, query.as_deref(), &body)
+                .or_else(|| media(&recorded.media_comments.lock().unwrap(), &method, &path))
                 .unwrap_or_else(|| default_answer(&method, &path, query.as_deref(), &body, number)),
         };
         drop(setups);

@@ -387,3 +387,74 @@ async fn accounts_sync_subscribes_exactly_the_fields_the_plugins_need_and_sets_t
     assert_eq!(answer["accounts"][0]["ice_breakers"], "in-step");
     assert!(writes(before).is_empty(), "in step: nothing set again");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_comment_webhooks_missed_is_handled_once_by_the_reconciler_and_not_again_when_its_webhook_comes_late()
+ {
+    let graph = FakeGraph::start().await;
+    let mut config = lifecycle_config(&graph);
+    config.plugins = vec![PluginConfig::new(
+        "comment-to-dm",
+        PluginSource::Builtin("comment-to-dm".into()),
+        &["messages:reply", "comments:reply"],
+    )];
+    config.reconcile.interval_secs = 1;
+    // Meta never delivered this one.
+    graph.add_media_comment(
+        "17950000000000001",
+        "17900000000000042",
+        "6543210987654322",
+        "PRICE please",
+        now_ms(),
+    );
+    // Nor this one, made before the look back (it may have been handled
+    // long ago, and forgotten since).
+    graph.add_media_comment(
+        "17950000000000001",
+        "17900000000000041",
+        "6543210987654322",
+        "PRICE?",
+        now_ms() - 2 * DAY_MS,
+    );
+    let igloo = TestIgloo::start(config).await;
+
+    let replies = || {
+        graph
+            .requests()
+            .into_iter()
+            .filter(|request| request.method == "POST")
+            .map(|request| request.path)
+            .collect::<Vec<_>>()
+    };
+    let answered = eventually("the missed comment to be answered", || async {
+        let replies = replies();
+        (replies.len() >= 2).then_some(replies)
+    })
+    .await;
+    assert_eq!(
+        answered,
+        [
+            format!("/v24.0/{ACCOUNT_ID}/messages"),
+            "/v24.0/17900000000000042/replies".to_owned()
+        ],
+        "a private reply and a public one"
+    );
+    let stored = igloo
+        .admin(Method::GET, "/admin/events?kind=comment", None)
+        .await
+        .1;
+    assert_eq!(stored["events"].as_array().unwrap().len(), 1, "{stored}");
+    assert_eq!(
+        stored["events"][0]["key"],
+        format!("comment:{ACCOUNT_ID}:17900000000000042")
+    );
+
+    // Its webhook arrives late, and the reconciler keeps reading it back.
+    let late = webhook::comment("17900000000000042", "6543210987654322", "PRICE please").body();
+    assert_eq!(igloo.post_webhook(&late).await.status(), 200);
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    igloo.wait_until_idle().await;
+    assert_eq!(replies().len(), 2, "handled once: {:?}", replies());
+    let stats = igloo.stats().await;
+    assert_eq!(stats.events, 1, "the same event, by its key");
+}

@@ -182,7 +182,7 @@ impl GraphClient {
 /// version (`data[].ice_breakers[].call_to_actions[]`, `data[].call_to_actions[]`).
 fn collect(value: &Value, take: &mut impl FnMut(&serde_json::Map<String, Value>) -> bool) {
     match value {
-Value::Object(object) if !take(object) => {
+        Value::Object(object) if !take(object) => {
             object.values().for_each(|inner| collect(inner, take));
         }
         Value::Array(items) => items.iter().for_each(|inner| collect(inner, take)),

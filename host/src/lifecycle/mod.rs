@@ -1,8 +1,10 @@
 //! Keeping accounts working while igloo runs, beside the flow of events:
 //! tokens refreshed before they expire ([`refresh`]), webhook subscriptions
-//! and profiles in step with the plugins ([`sync`]), and accounts that went
-//! quiet flagged ([`silence`]).
+//! and profiles in step with the plugins ([`sync`]), accounts that went
+//! quiet flagged ([`silence`]), and comments webhooks missed read back
+//! ([`reconcile`]).
 
+pub(crate) mod reconcile;
 pub(crate) mod refresh;
 pub(crate) mod silence;
 pub(crate) mod sync;

@@ -1,0 +1,141 @@
+//! The account's recent media and their comments, read back: Meta drops a
+//! comment webhook now and then, and cannot be asked to send it again
+//! (PLATFORM.md A1, D15), so the reconciler reads what webhooks missed.
+
+use chrono::DateTime;
+use serde::Deserialize;
+
+use super::{GraphClient, GraphError, GraphId, Repeat, SendClass, parse};
+
+/// One of the account's posts, reels or stories.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Media {
+    /// Its id.
+    #[serde(deserialize_with = "crate::events::meta::id_text")]
+    pub id: String,
+    /// `FEED`, `REELS`, `STORY`, … when Meta says.
+    #[serde(default)]
+    pub media_product_type: Option<String>,
+}
+
+/// A top-level comment on a media, as the comments edge lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MediaComment {
+    /// Its id.
+    pub id: String,
+    /// Its text.
+    pub text: String,
+    /// Its author's IGSID, when Meta gives it.
+    pub from_id: Option<String>,
+    /// Its author's username, when Meta gives it.
+    pub from_username: Option<String>,
+    /// When it was made.
+    pub created_ms: u64,
+}
+
+#[derive(Deserialize)]
+struct Listed<T> {
+    #[serde(default = "Vec::new")]
+    data: Vec<T>,
+}
+
+#[derive(Deserialize)]
+struct ListedComment {
+    #[serde(deserialize_with = "crate::events::meta::id_text")]
+    id: String,
+    #[serde(default)]
+    text: String,
+    timestamp: Option<String>,
+    from: Option<Author>,
+    username: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Author {
+    #[serde(default, deserialize_with = "crate::events::meta::id_text")]
+    id: String,
+    username: Option<String>,
+}
+
+impl GraphClient {
+    /// `GET /{account}/media`: its `limit` newest media.
+    pub async fn recent_media(
+        &self,
+        account_id: &str,
+        limit: u32,
+    ) -> Result<Vec<Media>, GraphError> {
+        let limit = limit.to_string();
+        let request = self.request(
+            account_id,
+            reqwest::Method::GET,
+            &[account_id, "media"],
+            &[("fields", "id,media_product_type"), ("limit", &limit)],
+            None,
+        );
+        let answer = self
+            .call(account_id, request, SendClass::Other, Repeat::Idempotent)
+            .await?;
+        Ok(parse::<Listed<Media>>(answer, "media")?.data)
+    }
+
+    /// `GET /{media}/comments`: its `limit` newest top-level comments.
+    /// Comments Meta lists without a readable time are left out.
+    pub async fn media_comments(
+        &self,
+        account_id: &str,
+        media: &GraphId,
+        limit: u32,
+    ) -> Result<Vec<MediaComment>, GraphError> {
+        let limit = limit.to_string();
+        let request = self.request(
+            account_id,
+            reqwest::Method::GET,
+            &[media.as_str(), "comments"],
+            &[
+                ("fields", "id,text,timestamp,from,username"),
+                ("limit", &limit),
+            ],
+            None,
+        );
+        let answer = self
+            .call(account_id, request, SendClass::Other, Repeat::Idempotent)
+            .await?;
+        let listed = parse::<Listed<ListedComment>>(answer, "comments")?.data;
+        Ok(listed
+            .into_iter()
+            .filter_map(|comment| {
+                let created = comment.timestamp.as_deref().and_then(meta_time)?;
+                let (from_id, from_username) = match comment.from {
+                    Some(author) => (Some(author.id).filter(|id| !id.is_empty()), author.username),
+                    None => (None, None),
+                };
+                Some(MediaComment {
+                    id: comment.id,
+                    text: comment.text,
+                    from_id,
+                    from_username: from_username.or(comment.username),
+                    created_ms: created,
+                })
+            })
+            .collect())
+    }
+}
+
+/// Meta's `2026-12-05T07:00:00+0000` as milliseconds since the epoch.
+fn meta_time(text: &str) -> Option<u64> {
+    DateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%z")
+        .ok()
+        .and_then(|time| u64::try_from(time.timestamp_millis()).ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metas_times_are_read_with_their_offset() {
+        assert_eq!(meta_time("1970-01-01T00:00:01+0000"), Some(1000));
+        assert_eq!(meta_time("1970-01-01T01:00:01+0100"), Some(1000));
+        assert_eq!(meta_time("yesterday"), None);
+    }
+}
