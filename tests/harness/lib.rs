@@ -1,11 +1,13 @@
 //! What the integration tests share: a fake Graph API that records every
 //! request over real HTTP, and the real igloo server started on port 0.
 
+mod browser;
 mod fake_graph;
 mod probe;
 mod server;
 pub mod webhook;
 
+pub use browser::Browser;
 pub use fake_graph::{AccountSetup, FakeGraph, RecordedRequest, SentMessage};
 pub use probe::{PROBE_GRANTS, install_probe};
 pub use server::{

@@ -4,6 +4,7 @@ mod accounts;
 mod api_versions;
 mod capabilities;
 mod conversations;
+mod dashboard;
 mod dry_run;
 mod end_to_end;
 mod escapes;

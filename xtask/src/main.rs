@@ -2,9 +2,11 @@
 //!
 //! - `serve [ARGS…]`: install what is missing, build igloo and its plugins,
 //!   and run `igloo serve ARGS…` (embedded defaults unless ARGS say otherwise).
-//! - `test`: install what is missing, then check formatting and run clippy
-//!   on both workspaces (the host's, and the plugins' for wasm32-wasip2),
-//!   run the whole test suite and a smoke run of the benchmarks.
+//! - `test`: install what is missing (the wasm target; Debian's chromium
+//!   and chromium-driver for the dashboard's browser test), then check
+//!   formatting and run clippy on both workspaces (the host's, and the
+//!   plugins' for wasm32-wasip2), run the whole test suite and a smoke run
+//!   of the benchmarks.
 //! - `bench`: the full benchmark comparison, in release (see BENCHMARKS.md).
 //!
 //! Only rustup and cargo are assumed; everything else is installed here.
@@ -22,7 +24,9 @@ fn main() -> ExitCode {
     let rest: Vec<String> = args.collect();
     let result = match command.as_str() {
         "serve" => ensure_wasm_target().and_then(|()| serve(&rest)),
-        "test" => ensure_wasm_target().and_then(|()| test()),
+        "test" => ensure_wasm_target()
+            .and_then(|()| ensure_browser())
+            .and_then(|()| test()),
         "bench" => ensure_wasm_target().and_then(|()| run_benchmarks(&rest)),
         _ => Err(
             "usage: cargo xtask serve [igloo serve args…] | cargo xtask test | cargo xtask bench [--only <part>…]"
@@ -81,6 +85,45 @@ fn ensure_wasm_target() -> Result<(), String> {
     run(
         &format!("installing the {WASM_TARGET} target"),
         Command::new("rustup").args(["target", "add", WASM_TARGET]),
+    )
+}
+
+/// The dashboard is tested in a real headless Chromium driven over
+/// WebDriver: install Debian's packages if they are missing.
+fn ensure_browser() -> Result<(), String> {
+    let found = |program: &str| {
+        Command::new(program)
+            .arg("--version")
+            .output()
+            .is_ok_and(|output| output.status.success())
+    };
+    if found("chromium") && found("chromedriver") {
+        return Ok(());
+    }
+    if !found("apt-get") {
+        return Err("the dashboard's browser test needs Chromium and its WebDriver: install \
+             Debian's (or your system's) chromium and chromium-driver packages"
+            .into());
+    }
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|output| output.stdout.trim_ascii() == b"0");
+    let apt = |args: &[&str]| {
+        let mut command = if root {
+            Command::new("apt-get")
+        } else {
+            let mut sudo = Command::new("sudo");
+            sudo.arg("apt-get");
+            sudo
+        };
+        command.args(args).env("DEBIAN_FRONTEND", "noninteractive");
+        command
+    };
+    run("updating the package lists", &mut apt(&["update", "-qq"]))?;
+    run(
+        "installing chromium and chromium-driver for the dashboard's browser test",
+        &mut apt(&["install", "-y", "-qq", "chromium", "chromium-driver"]),
     )
 }
 

@@ -90,26 +90,36 @@ impl Lifecycle {
         let mut statuses = Vec::new();
         for account in self.graph.accounts().list() {
             let setup = self.sync(runtime, &account.id, false).await;
-            let filter = EventFilter {
-                account_id: Some(account.id.clone()),
-                limit: RHYTHM_SAMPLE,
-                ..EventFilter::default()
-            };
-            let received: Vec<u64> = self
-                .inbox
-                .list_events(&filter)
-                .await?
-                .into_iter()
-                // Timers are igloo's own, not Meta's deliveries.
-                .filter(|event| event.kind != "timer")
-                .map(|event| event.received_at_ms)
-                .collect();
+            let webhooks = self.webhooks(&account.id, now).await?;
             statuses.push(AccountStatus {
                 account,
-                webhooks: silence::rhythm(&received, now, self.silence_floor_ms),
+                webhooks,
                 setup,
             });
         }
         Ok(statuses)
+    }
+
+    /// `account_id`'s rhythm of webhooks, from its recent events.
+    pub(crate) async fn webhooks(
+        &self,
+        account_id: &str,
+        now_ms: u64,
+    ) -> Result<Rhythm, InboxError> {
+        let filter = EventFilter {
+            account_id: Some(account_id.to_owned()),
+            limit: RHYTHM_SAMPLE,
+            ..EventFilter::default()
+        };
+        let received: Vec<u64> = self
+            .inbox
+            .list_events(&filter)
+            .await?
+            .into_iter()
+            // Timers are igloo's own, not Meta's deliveries.
+            .filter(|event| event.kind != "timer")
+            .map(|event| event.received_at_ms)
+            .collect();
+        Ok(silence::rhythm(&received, now_ms, self.silence_floor_ms))
     }
 }

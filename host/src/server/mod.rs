@@ -10,6 +10,7 @@ mod dry_run;
 mod health;
 pub(crate) mod listener;
 mod metrics;
+mod ui;
 mod webhook;
 
 use std::sync::Arc;
@@ -127,6 +128,7 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
             post(admin::resume_conversation),
         )
         .route("/dry-run/calls", get(dry_run::calls))
+        .merge(ui::router())
         .with_state(state)
 }
 

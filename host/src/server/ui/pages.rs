@@ -1,0 +1,456 @@
+//! The dashboard's pages and the actions their buttons take.
+
+use std::sync::Arc;
+
+use axum::Form;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use maud::{Markup, html};
+use serde::Deserialize;
+
+use super::session::Operator;
+use super::{Signed, forged, page};
+use crate::inbox::{EventFilter, EventSummary, ReplayRequest, Replayed, RunRecord, Seq};
+use crate::server::AppState;
+
+/// Runs shown per plugin on the overview.
+const RECENT_RUNS: u32 = 10;
+/// Events listed per page.
+const LISTED: u32 = 100;
+
+/// A moment as UTC, to the second.
+fn when(ms: u64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms as i64).map_or_else(
+        || ms.to_string(),
+        |at| at.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+    )
+}
+
+/// What an action did, shown once on the page it returns to. Only these
+/// fixed messages: nothing from the address is shown as it is.
+fn flash(done: Option<&str>) -> Option<&'static str> {
+    Some(match done? {
+        "replayed" => "Replay scheduled: the runs will run again shortly.",
+        "handled" => "Nothing replayed: those runs were handled (tick “even if handled”).",
+        "nothing" => "Nothing to replay: no such run, or it is pending or retrying already.",
+        "resumed" => "Quarantine lifted: the plugin's missed events run next.",
+        "retried" => "The account is active again with its token; its waiting events run.",
+        _ => return None,
+    })
+}
+
+fn unavailable() -> Response {
+    let body = html! { p { "The inbox is unavailable; reload in a moment." } };
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        page("Unavailable", None, body),
+    )
+        .into_response()
+}
+
+/// `?done=…` after an action.
+#[derive(Deserialize, Default)]
+pub(super) struct Done {
+    done: Option<String>,
+}
+
+/// A run as a badge: plugin and outcome, coloured by what it means.
+fn run_badge(run: &RunRecord) -> Markup {
+    let class = if run.retry_at_ms.is_some() {
+        "retrying"
+    } else if run.is_dead_letter() {
+        "dead"
+    } else {
+        "ok"
+    };
+    html! { span class={"badge " (class)} title=(run.detail) { (run.plugin) ": " (run.outcome) } }
+}
+
+/// `GET /ui`: accounts, plugins and the inbox at a glance.
+pub(super) async fn overview(
+    operator: Operator,
+    State(app): State<Arc<AppState>>,
+    Query(done): Query<Done>,
+) -> Response {
+    let Ok(stats) = app.stats.get(app.inbox.as_ref()).await else {
+        return unavailable();
+    };
+    let now = crate::clock::now_ms();
+    let mut accounts = Vec::new();
+    for account in app.runtime.services().accounts().list() {
+        let Ok(webhooks) = app.lifecycle.webhooks(&account.id, now).await else {
+            return unavailable();
+        };
+        accounts.push((account, webhooks));
+    }
+    let mut plugins = Vec::new();
+    for plugin in app.runtime.plugins() {
+        let filter = EventFilter {
+            plugin: Some(plugin.info.id.clone()),
+            limit: RECENT_RUNS,
+            ..EventFilter::default()
+        };
+        let Ok(events) = app.inbox.list_events(&filter).await else {
+            return unavailable();
+        };
+        let runs: Vec<RunRecord> = events
+            .into_iter()
+            .filter_map(|event| {
+                event
+                    .runs
+                    .into_iter()
+                    .find(|run| run.plugin == plugin.info.id)
+            })
+            .collect();
+        plugins.push((plugin, plugin.breaker.status(), runs));
+    }
+    let body = html! {
+        @if let Some(message) = flash(done.done.as_deref()) { p.flash { (message) } }
+        h2 { "Accounts" }
+        table #accounts {
+            tr { th { "Account" } th { "Status" } th { "Token" } th { "Last webhook" } th {} }
+            @for (account, webhooks) in &accounts {
+                tr {
+                    td {
+                        a href={"/ui/events?account=" (account.id)} { (account.id) }
+                        @if let Some(username) = &account.username { br; span.muted { "@" (username) } }
+                    }
+                    td {
+                        span class={"badge " (account.status)} { (account.status) }
+                        @if let Some(detail) = &account.status_detail { br; span.muted { (detail) } }
+                    }
+                    td {
+                        @if !account.has_token { "none" }
+                        @else if let Some(expires) = account.token_expires_at_ms { "expires " (when(expires)) }
+                        @else { "expiry unknown" }
+                        @if let Some(error) = &account.refresh_error { br; span.muted { "refresh failed: " (error) } }
+                    }
+                    td {
+                        @match webhooks.last_webhook_at_ms {
+                            Some(at) => { (when(at)) }
+                            None => { span.muted { "none yet" } }
+                        }
+                        @if webhooks.silent { " " span.badge.silent { "silent" } }
+                    }
+                    td {
+                        @if account.status == "token-invalid" {
+                            form method="post" action={"/ui/accounts/" (account.id) "/retry"} {
+                                input type="hidden" name="csrf" value=(operator.csrf);
+                                button { "Retry its token" }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        form method="post" action="/ui/accounts/sync" {
+            input type="hidden" name="csrf" value=(operator.csrf);
+            p { button { "Sync subscriptions and profiles with Meta" } }
+        }
+        h2 { "Plugins" }
+        table #plugins {
+            tr { th { "Plugin" } th { "State" } th { "Recent runs" } th {} }
+            @for (plugin, breaker, runs) in &plugins {
+                tr {
+                    td {
+                        a href={"/ui/events?plugin=" (plugin.info.id)} { (plugin.info.id) }
+                        br; span.muted { (plugin.info.name) " " (plugin.info.version) " · igloo:plugin@" (plugin.pre.version().as_str()) }
+                    }
+                    td {
+                        @if breaker.quarantined { span.badge.quarantined { "quarantined" } } @else { span.badge.active { "active" } }
+                        @if breaker.consecutive_failures > 0 { br; span.muted { (breaker.consecutive_failures) " failures in a row" } }
+                        @if !breaker.last_failure.is_empty() { br; span.muted { (breaker.last_failure) } }
+                    }
+                    td { @for run in runs { (run_badge(run)) " " } @if runs.is_empty() { span.muted { "none yet" } } }
+                    td {
+                        @if breaker.quarantined {
+                            form method="post" action={"/ui/plugins/" (plugin.info.id) "/resume"} {
+                                input type="hidden" name="csrf" value=(operator.csrf);
+                                button { "Resume" }
+                            }
+                        }
+                    }
+                }
+            }
+            @for failed in app.runtime.failed() {
+                tr { td { (failed.id) } td { span.badge.failed { "failed to load" } br; span.muted { (failed.error.to_string()) } } td {} td {} }
+            }
+        }
+        h2 { "Inbox" }
+        p {
+            (stats.events) " events, " (stats.pending) " pending, " (stats.runs) " runs recorded. "
+            a href="/ui/events?dead=true" { "Dead letters" }
+        }
+    };
+    page("Overview", Some(&operator), body).into_response()
+}
+
+/// `GET /ui/events`'s filters.
+#[derive(Deserialize, Default)]
+pub(super) struct EventsQuery {
+    account: Option<String>,
+    person: Option<String>,
+    plugin: Option<String>,
+    #[serde(default)]
+    dead: bool,
+}
+
+/// `GET /ui/events`: recent events, by account, person and plugin, or the
+/// dead letters, each with its runs.
+pub(super) async fn events(
+    operator: Operator,
+    State(app): State<Arc<AppState>>,
+    Query(query): Query<EventsQuery>,
+) -> Response {
+    let blank = |value: Option<String>| value.filter(|value| !value.trim().is_empty());
+    let filter = EventFilter {
+        account_id: blank(query.account.clone()),
+        person_id: blank(query.person.clone()),
+        plugin: blank(query.plugin.clone()),
+        dead_letters: query.dead,
+        limit: LISTED,
+        ..EventFilter::default()
+    };
+    let Ok(events) = app.inbox.list_events(&filter).await else {
+        return unavailable();
+    };
+    let title = if query.dead { "Dead letters" } else { "Events" };
+    let body = html! {
+        form.filters method="get" action="/ui/events" {
+            label { "Account" input type="text" name="account" value=[filter.account_id.as_deref()]; }
+            label { "Person" input type="text" name="person" value=[filter.person_id.as_deref()]; }
+            label { "Plugin" input type="text" name="plugin" value=[filter.plugin.as_deref()]; }
+            label { "Dead letters only" input type="checkbox" name="dead" value="true" checked[query.dead]; }
+            button { "Show" }
+        }
+        @if events.is_empty() { p.muted { "No events." } }
+        @else { (events_table(&events, &operator, query.dead)) }
+    };
+    page(title, Some(&operator), body).into_response()
+}
+
+fn events_table(events: &[EventSummary], operator: &Operator, replayable: bool) -> Markup {
+    html! {
+        table #events {
+            tr { th { "#" } th { "Received" } th { "Kind" } th { "Account" } th { "Person" } th { "Runs" } @if replayable { th {} } }
+            @for event in events {
+                tr {
+                    td { a href={"/ui/events/" (event.seq)} { (event.seq) } }
+                    td { (when(event.received_at_ms)) }
+                    td { (event.kind) }
+                    td { a href={"/ui/events?account=" (event.account_id)} { (event.account_id) } }
+                    td {
+                        @if let Some(person) = &event.person_id {
+                            a href={"/ui/events?account=" (event.account_id) "&person=" (person)} { (person) }
+                        }
+                    }
+                    td { @for run in &event.runs { (run_badge(run)) " " } }
+                    @if replayable { td { (replay_form(event.seq, operator, None)) } }
+                }
+            }
+        }
+    }
+}
+
+fn replay_form(seq: Seq, operator: &Operator, plugins: Option<&[RunRecord]>) -> Markup {
+    html! {
+        form.replay method="post" action={"/ui/events/" (seq) "/replay"} {
+            input type="hidden" name="csrf" value=(operator.csrf);
+            @if let Some(runs) = plugins {
+                label { "Plugin"
+                    select name="plugin" {
+                        option value="" { "every dead letter" }
+                        @for run in runs { option value=(run.plugin) { (run.plugin) } }
+                    }
+                }
+                label { "Even if handled" input type="checkbox" name="force" value="true"; }
+            }
+            button { "Replay" }
+        }
+    }
+}
+
+/// `GET /ui/events/{seq}`: one event whole: its runs, the host calls each
+/// made (the journal), the event and the body it came in.
+pub(super) async fn event(
+    operator: Operator,
+    State(app): State<Arc<AppState>>,
+    Path(seq): Path<Seq>,
+    Query(done): Query<Done>,
+) -> Response {
+    let detail = match app.inbox.event_detail(seq).await {
+        Ok(Some(detail)) => detail,
+        Ok(None) => {
+            let body = html! { p { "No event #" (seq) " (never, or pruned)." } };
+            return (
+                StatusCode::NOT_FOUND,
+                page("Not found", Some(&operator), body),
+            )
+                .into_response();
+        }
+        Err(_) => return unavailable(),
+    };
+    let summary = &detail.summary;
+    let event_json = serde_json::to_string_pretty(&detail.event).unwrap_or_default();
+    let body = html! {
+        @if let Some(message) = flash(done.done.as_deref()) { p.flash { (message) } }
+        p {
+            (summary.kind) " for account "
+            a href={"/ui/events?account=" (summary.account_id)} { (summary.account_id) }
+            @if let Some(person) = &summary.person_id { ", from " (person) }
+            ", received " (when(summary.received_at_ms))
+            @match summary.done_at_ms { Some(at) => { ", done " (when(at)) } None => { ", pending" } }
+            "."
+        }
+        h2 { "Runs" }
+        table #runs {
+            tr { th { "Plugin" } th { "Outcome" } th { "Attempts" } th { "Detail" } }
+            @for run in &summary.runs {
+                tr {
+                    td { (run.plugin) }
+                    td { (run_badge(run)) @if let Some(at) = run.retry_at_ms { br; span.muted { "retries " (when(at)) } } }
+                    td { (run.attempts) }
+                    td { (run.detail) }
+                }
+            }
+        }
+        (replay_form(seq, &operator, Some(&summary.runs)))
+        h2 { "Host calls" }
+        @if detail.journal.is_empty() { p.muted { "None journaled." } }
+        @else {
+            table #calls {
+                tr { th { "Plugin" } th { "#" } th { "Call" } th { "Status" } th { "Arguments" } th { "Result" } }
+                @for call in &detail.journal {
+                    tr {
+                        td { (call.plugin) }
+                        td { (call.entry.call) }
+                        td { (call.entry.operation) }
+                        td { (call.entry.status.label()) }
+                        td { code { (call.entry.summary) } }
+                        td { @if let Some(result) = &call.entry.result { code { (result) } } }
+                    }
+                }
+            }
+        }
+        h2 { "Event" }
+        pre { (event_json) }
+        h2 { "Body as received" }
+        pre { (detail.raw_body) }
+    };
+    page(&format!("Event #{seq}"), Some(&operator), body).into_response()
+}
+
+/// The replay form.
+#[derive(Deserialize)]
+pub(super) struct ReplayForm {
+    csrf: String,
+    #[serde(default)]
+    plugin: String,
+    #[serde(default)]
+    force: bool,
+}
+
+/// `POST /ui/events/{seq}/replay`: run its dead letters again (or the
+/// chosen plugin's run, even if handled), then back to the event.
+pub(super) async fn replay(
+    operator: Operator,
+    State(app): State<Arc<AppState>>,
+    Path(seq): Path<Seq>,
+    Form(form): Form<ReplayForm>,
+) -> Response {
+    if !operator.sent(&form.csrf) {
+        return forged();
+    }
+    let request = ReplayRequest {
+        seq,
+        plugin: Some(form.plugin).filter(|plugin| !plugin.is_empty()),
+        force: form.force,
+    };
+    let done = match app.inbox.replay(request).await {
+        Ok(Replayed::Scheduled { plugins }) => {
+            tracing::info!(seq, ?plugins, "replay scheduled from the dashboard");
+            app.runtime.rescan();
+            "replayed"
+        }
+        Ok(Replayed::AlreadyHandled { .. }) => "handled",
+        Ok(Replayed::NothingToReplay | Replayed::NotFound) => "nothing",
+        Err(_) => return unavailable(),
+    };
+    Redirect::to(&format!("/ui/events/{seq}?done={done}")).into_response()
+}
+
+/// `POST /ui/plugins/{id}/resume`: lift a quarantine.
+pub(super) async fn resume_plugin(
+    operator: Operator,
+    State(app): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    Form(form): Form<Signed>,
+) -> Response {
+    if !operator.sent(&form.csrf) {
+        return forged();
+    }
+    if app.runtime.resume(&id) {
+        tracing::info!(plugin = %id, "quarantine lifted from the dashboard");
+    }
+    Redirect::to("/ui?done=resumed").into_response()
+}
+
+/// `POST /ui/accounts/{id}/retry`: take a `token-invalid` account back.
+pub(super) async fn retry_account(
+    operator: Operator,
+    State(app): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    Form(form): Form<Signed>,
+) -> Response {
+    if !operator.sent(&form.csrf) {
+        return forged();
+    }
+    match app
+        .runtime
+        .services()
+        .accounts()
+        .retry_token(&id, crate::clock::now_ms())
+        .await
+    {
+        Ok(true) => app.runtime.rescan(),
+        Ok(false) => {}
+        Err(error) => tracing::error!(%error, "retrying an account's token failed"),
+    }
+    Redirect::to("/ui?done=retried").into_response()
+}
+
+/// `POST /ui/accounts/sync`: sync every account, and show what was done.
+pub(super) async fn sync_accounts(
+    operator: Operator,
+    State(app): State<Arc<AppState>>,
+    Form(form): Form<Signed>,
+) -> Response {
+    if !operator.sent(&form.csrf) {
+        return forged();
+    }
+    let reports = app.lifecycle.sync_all(&app.runtime, true).await;
+    let step = |step: &crate::lifecycle::sync::SetupState| {
+        let label = serde_json::to_value(step)
+            .ok()
+            .and_then(|value| value.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        html! { span class={"badge " (label)} { (label) } }
+    };
+    let body = html! {
+        table #sync {
+            tr { th { "Account" } th { "Webhook fields" } th { "Ice breakers" } th { "Menu" } th { "Errors" } }
+            @for report in &reports {
+                tr {
+                    td { (report.account) }
+                    td { (step(&report.fields)) br; span.muted { (report.needed_fields.iter().cloned().collect::<Vec<_>>().join(", ")) } }
+                    td { (step(&report.ice_breakers)) }
+                    td { (step(&report.persistent_menu)) }
+                    td { @for error in &report.errors { (error) br; } }
+                }
+            }
+        }
+        p { a href="/ui" { "Back to the overview" } }
+    };
+    page("Sync with Meta", Some(&operator), body).into_response()
+}

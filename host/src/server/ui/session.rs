@@ -1,0 +1,143 @@
+//! Who may use the dashboard: whoever signed in with `server.admin_token`.
+//! A browser cannot send a bearer token without JavaScript, so signing in
+//! sets a cookie instead: when it was issued and an HMAC of that under the
+//! admin token (no state kept; changing the token signs everyone out). It
+//! is `HttpOnly`, `SameSite=Strict` and lasts 12 hours. Every form that
+//! changes something also carries a token derived from the session, so a
+//! request another site makes for the browser is refused even where
+//! `SameSite` is not honoured.
+
+use std::sync::Arc;
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+use crate::server::AppState;
+
+/// The session cookie's name.
+const COOKIE: &str = "igloo_ui";
+/// How long a session lasts.
+const LIFETIME_MS: u64 = 12 * 3600 * 1000;
+
+/// A signed-in operator.
+#[derive(Debug, Clone)]
+pub(super) struct Operator {
+    /// The form token for this session.
+    pub(super) csrf: String,
+}
+
+/// `purpose:issued` signed with `key`, in hex.
+fn sign(key: &str, purpose: &str, issued_ms: u64) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(key.as_bytes()).expect("HMAC takes any key");
+    mac.update(format!("{purpose}:{issued_ms}").as_bytes());
+    hex::encode(mac.finalize().into_bytes())
+}
+
+/// The `Set-Cookie` value that signs in, issued now under `key`.
+pub(super) fn sign_in_cookie(key: &str) -> HeaderValue {
+    let issued = crate::clock::now_ms();
+    let value = format!(
+        "{COOKIE}={issued}.{}; Path=/ui; HttpOnly; SameSite=Strict; Max-Age={}",
+        sign(key, "session", issued),
+        LIFETIME_MS / 1000
+    );
+    HeaderValue::from_str(&value).expect("digits, hex and ASCII")
+}
+
+/// The `Set-Cookie` value that signs out.
+pub(super) fn sign_out_cookie() -> HeaderValue {
+    HeaderValue::from_static("igloo_ui=; Path=/ui; HttpOnly; SameSite=Strict; Max-Age=0")
+}
+
+/// The operator whose valid session cookie `headers` carry.
+fn operator(headers: &HeaderMap, key: &str) -> Option<Operator> {
+    let value = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|header| header.to_str().ok())
+        .flat_map(|cookies| cookies.split(';'))
+        .find_map(|cookie| cookie.trim().strip_prefix(COOKIE)?.strip_prefix('='))?;
+    let (issued, signature) = value.split_once('.')?;
+    let issued_ms: u64 = issued.parse().ok()?;
+    let now = crate::clock::now_ms();
+    if issued_ms > now || now - issued_ms > LIFETIME_MS {
+        return None;
+    }
+    if !crate::server::secrets_match(signature, &sign(key, "session", issued_ms)) {
+        return None;
+    }
+    Some(Operator {
+        csrf: sign(key, "form", issued_ms),
+    })
+}
+
+impl Operator {
+    /// Whether a form's token is this session's.
+    pub(super) fn sent(&self, csrf: &str) -> bool {
+        crate::server::secrets_match(csrf, &self.csrf)
+    }
+}
+
+impl FromRequestParts<Arc<AppState>> for Operator {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, app: &Arc<AppState>) -> Result<Self, Response> {
+        let Some(key) = &app.admin_token else {
+            return Err(super::disabled());
+        };
+        operator(&parts.headers, key).ok_or_else(|| Redirect::to("/ui/login").into_response())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: &str = "operator-token-of-at-least-32-characters";
+
+    fn with_cookie(value: &str) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(header::COOKIE, HeaderValue::from_str(value).unwrap());
+        headers
+    }
+
+    #[test]
+    fn only_a_fresh_session_signed_with_the_admin_token_signs_in() {
+        let set = sign_in_cookie(KEY);
+        let cookie = set.to_str().unwrap().split(';').next().unwrap().to_owned();
+        let operator = operator(&with_cookie(&format!("theme=dark; {cookie}")), KEY).unwrap();
+        assert!(operator.sent(&operator.csrf) && !operator.sent("forged"));
+        assert!(
+            super::operator(
+                &with_cookie(&cookie),
+                "another-admin-token-of-32-characters"
+            )
+            .is_none()
+        );
+        let (name_and_issued, signature) = cookie.split_once('.').unwrap();
+        let later: u64 = name_and_issued
+            .trim_start_matches("igloo_ui=")
+            .parse::<u64>()
+            .unwrap()
+            + 1;
+        assert!(
+            super::operator(&with_cookie(&format!("igloo_ui={later}.{signature}")), KEY).is_none()
+        );
+        let old = crate::clock::now_ms() - LIFETIME_MS - 1;
+        let stale = format!("igloo_ui={old}.{}", sign(KEY, "session", old));
+        assert!(
+            super::operator(&with_cookie(&stale), KEY).is_none(),
+            "sessions expire"
+        );
+        let now = crate::clock::now_ms();
+        let form_token = format!("igloo_ui={now}.{}", sign(KEY, "form", now));
+        assert!(
+            super::operator(&with_cookie(&form_token), KEY).is_none(),
+            "a form token is no session"
+        );
+    }
+}
