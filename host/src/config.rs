@@ -64,6 +64,8 @@ pub struct Config {
     pub sync: SyncConfig,
     /// Reading recent comments back, for those webhooks missed.
     pub reconcile: ReconcileConfig,
+    /// Business Login for Instagram: accounts connected from the dashboard.
+    pub oauth: OauthConfig,
 }
 
 /// The HTTP server.
@@ -300,6 +302,94 @@ impl Default for ReconcileConfig {
             comments_per_media: 50,
             lookback_hours: 24,
         }
+    }
+}
+
+/// Business Login for Instagram (PLATFORM.md A5): the dashboard's
+/// *Connect an account* sends the account's owner to Instagram, and igloo
+/// takes the code Meta sends back, exchanges it for a long-lived token,
+/// and stores the account.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OauthConfig {
+    /// The Instagram app's id (`client_id`).
+    pub app_id: Option<String>,
+    /// The Instagram app's secret. Prefer IGLOO_OAUTH__APP_SECRET.
+    pub app_secret: Option<String>,
+    /// igloo's `/ui/connect/callback` as the world reaches it, exactly as
+    /// registered in the app's Business Login settings.
+    pub redirect_uri: Option<String>,
+    /// Where the owner is sent to grant access.
+    pub authorize_url: String,
+    /// Where the code is exchanged.
+    pub token_url: String,
+    /// The permissions asked for.
+    pub scopes: Vec<String>,
+}
+
+impl Default for OauthConfig {
+    fn default() -> Self {
+        Self {
+            app_id: None,
+            app_secret: None,
+            redirect_uri: None,
+            authorize_url: "https://www.instagram.com/oauth/authorize".into(),
+            token_url: "https://api.instagram.com/oauth/access_token".into(),
+            scopes: vec![
+                "instagram_business_basic".into(),
+                "instagram_business_manage_messages".into(),
+                "instagram_business_manage_comments".into(),
+            ],
+        }
+    }
+}
+
+impl OauthConfig {
+    /// What the exchange needs, when Business Login is configured.
+    pub fn login(&self) -> Option<crate::graph::BusinessLogin<'_>> {
+        Some(crate::graph::BusinessLogin {
+            app_id: self.app_id.as_deref()?,
+            app_secret: self.app_secret.as_deref()?,
+            redirect_uri: self.redirect_uri.as_deref()?,
+            token_url: &self.token_url,
+        })
+    }
+
+    fn validate(&self, config: &Config) -> Result<(), ConfigError> {
+        let set = [&self.app_id, &self.app_secret, &self.redirect_uri]
+            .iter()
+            .filter(|value| value.is_some())
+            .count();
+        if set == 0 {
+            return Ok(());
+        }
+        let invalid = |what: &str| Err(ConfigError::Invalid(format!("oauth: {what}")));
+        if set < 3 {
+            return invalid("app_id, app_secret and redirect_uri go together");
+        }
+        check_secret(
+            "oauth.app_secret",
+            self.app_secret.as_deref().unwrap_or_default(),
+            MIN_APP_SECRET_CHARS,
+        )?;
+        for (key, url) in [
+            (
+                "redirect_uri",
+                self.redirect_uri.as_deref().unwrap_or_default(),
+            ),
+            ("authorize_url", &self.authorize_url),
+            ("token_url", &self.token_url),
+        ] {
+            if crate::graph::WebUrl::parse(url).is_err() {
+                return invalid(&format!("{key} must be an absolute http(s) URL"));
+            }
+        }
+        if config.tokens.key.is_none() || config.server.admin_token.is_none() {
+            return invalid(
+                "Business Login needs tokens.key (tokens are kept sealed) and server.admin_token (it starts from the dashboard)",
+            );
+        }
+        Ok(())
     }
 }
 
@@ -598,6 +688,7 @@ impl Config {
             .validate("opt_out")
             .map_err(ConfigError::Invalid)?;
         self.messenger_profile.validate("messenger_profile")?;
+        self.oauth.validate(self)?;
         for (id, account) in &self.accounts {
             if let Some(profile) = &account.messenger_profile {
                 profile.validate(&format!("accounts.{id}.messenger_profile"))?;

@@ -164,6 +164,8 @@ impl Igloo {
         }
         let state = Arc::new(AppState {
             lifecycle,
+            oauth: config.oauth.clone(),
+            oauth_states: Default::default(),
             verifier: SignatureVerifier::new(
                 &config.effective_app_secrets(),
                 config.webhook.accept_sha1,

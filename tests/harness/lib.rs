@@ -8,7 +8,7 @@ mod server;
 pub mod webhook;
 
 pub use browser::Browser;
-pub use fake_graph::{AccountSetup, FakeGraph, RecordedRequest, SentMessage};
+pub use fake_graph::{AccountSetup, CONNECTED_ACCOUNT_ID, FakeGraph, RecordedRequest, SentMessage};
 pub use probe::{PROBE_GRANTS, install_probe};
 pub use server::{
     ACCESS_TOKEN, ACCOUNT_ID, APP_SECRET, OPERATOR_TOKEN, TOKEN_KEY, TestIgloo, VERIFY_TOKEN,

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use igloo::config::{Config, PluginConfig, PluginSource};
 use igloo_tests::{
-    ACCESS_TOKEN, ACCOUNT_ID, AccountSetup, FakeGraph, OPERATOR_TOKEN, TOKEN_KEY, TestIgloo,
-    eventually, live_config, now_ms, webhook,
+    ACCESS_TOKEN, ACCOUNT_ID, AccountSetup, CONNECTED_ACCOUNT_ID, FakeGraph, OPERATOR_TOKEN,
+    TOKEN_KEY, TestIgloo, eventually, live_config, now_ms, webhook,
 };
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -457,4 +457,147 @@ async fn a_comment_webhooks_missed_is_handled_once_by_the_reconciler_and_not_aga
     assert_eq!(replies().len(), 2, "handled once: {:?}", replies());
     let stats = igloo.stats().await;
     assert_eq!(stats.events, 1, "the same event, by its key");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn business_login_connects_an_account_whose_webhooks_are_then_answered_with_its_token() {
+    let graph = FakeGraph::start().await;
+    let mut config = lifecycle_config(&graph);
+    config.oauth.app_id = Some("990602627938098".into());
+    config.oauth.app_secret = Some("instagram-app-secret-0123456789".into());
+    config.oauth.redirect_uri = Some("https://igloo.test/ui/connect/callback".into());
+    config.oauth.authorize_url = format!("{}/oauth/authorize", graph.base_url());
+    config.oauth.token_url = format!("{}/oauth/access_token", graph.base_url());
+    let igloo = TestIgloo::start(config).await;
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let signed_in = client
+        .post(format!("{}/ui/login", igloo.url))
+        .form(&[("token", OPERATOR_TOKEN)])
+        .send()
+        .await
+        .unwrap();
+    let cookie = signed_in.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+
+    let start = client
+        .get(format!("{}/ui/accounts/connect", igloo.url))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(start.status(), 303);
+    let authorize = reqwest::Url::parse(start.headers()["location"].to_str().unwrap()).unwrap();
+    assert_eq!(authorize.path(), "/oauth/authorize");
+    let query: std::collections::HashMap<_, _> = authorize.query_pairs().into_owned().collect();
+    assert_eq!(query["client_id"], "990602627938098");
+    assert_eq!(
+        query["redirect_uri"],
+        "https://igloo.test/ui/connect/callback"
+    );
+    assert_eq!(query["response_type"], "code");
+    assert!(query["scope"].contains("instagram_business_manage_messages"));
+    let state = query["state"].clone();
+
+    // Meta sends the owner back with a code.
+    let callback = |state: String| {
+        let client = client.clone();
+        let url = format!("{}/ui/connect/callback", igloo.url);
+        async move {
+            client
+                .get(url)
+                .query(&[("code", "AQBx-code#_"), ("state", state.as_str())])
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let connected = callback(state.clone()).await;
+    assert_eq!(connected.status(), 200);
+    let page = connected.text().await.unwrap();
+    assert!(
+        page.contains(CONNECTED_ACCOUNT_ID) && page.contains("@new_shop"),
+        "{page}"
+    );
+    assert!(
+        !page.contains("long-lived-token"),
+        "the token is never shown"
+    );
+
+    let requests = graph.requests();
+    let exchange = requests
+        .iter()
+        .find(|r| r.path == "/oauth/access_token")
+        .unwrap();
+    let form = exchange.body.as_str().unwrap();
+    for field in [
+        "client_id=990602627938098",
+        "client_secret=instagram-app-secret-0123456789",
+        "grant_type=authorization_code",
+        "redirect_uri=https%3A%2F%2Figloo.test%2Fui%2Fconnect%2Fcallback",
+        "code=AQBx-code",
+    ] {
+        assert!(
+            form.split('&').any(|pair| pair == field),
+            "{field} in {form}"
+        );
+    }
+    let long = requests.iter().find(|r| r.path == "/access_token").unwrap();
+    assert!(
+        long.query
+            .as_deref()
+            .unwrap()
+            .contains("access_token=short-lived-token")
+    );
+    let me = requests.iter().find(|r| r.path.ends_with("/me")).unwrap();
+    assert_eq!(me.authorization.as_deref(), Some("Bearer long-lived-token"));
+
+    let (_, listed) = igloo.admin(Method::GET, "/admin/accounts", None).await;
+    let account = listed["accounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|account| account["id"] == CONNECTED_ACCOUNT_ID)
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (account["source"].as_str(), account["username"].as_str()),
+        (Some("connected"), Some("new_shop"))
+    );
+    assert!(
+        account["token_expires_at_ms"].as_u64().unwrap() > now_ms() + 59 * DAY_MS,
+        "{account}"
+    );
+
+    // The link is good once, and only igloo's.
+    assert_eq!(callback(state).await.status(), 400, "used already");
+    assert_eq!(callback("1.2.3".into()).await.status(), 400, "not igloo's");
+
+    // Its webhooks are answered with its own token.
+    let body = serde_json::to_vec(&json!({"object": "instagram", "entry": [{"id": CONNECTED_ACCOUNT_ID, "time": now_ms(),
+        "messaging": [{"sender": {"id": "1001"}, "recipient": {"id": CONNECTED_ACCOUNT_ID}, "timestamp": now_ms(),
+            "message": {"mid": "m-connected-1", "text": "hi"}}]}]}))
+    .unwrap();
+    igloo.post_webhook(&body).await;
+    igloo.wait_until_idle().await;
+    let reply = graph
+        .requests()
+        .into_iter()
+        .rfind(|r| r.path.ends_with("/messages"))
+        .unwrap();
+    assert_eq!(
+        reply.path,
+        format!("/v24.0/{CONNECTED_ACCOUNT_ID}/messages")
+    );
+    assert_eq!(
+        reply.authorization.as_deref(),
+        Some("Bearer long-lived-token")
+    );
 }

@@ -101,9 +101,11 @@ fn ensure_browser() -> Result<(), String> {
         return Ok(());
     }
     if !found("apt-get") {
-        return Err("the dashboard's browser test needs Chromium and its WebDriver: install \
+        return Err(
+            "the dashboard's browser test needs Chromium and its WebDriver: install \
              Debian's (or your system's) chromium and chromium-driver packages"
-            .into());
+                .into(),
+        );
     }
     let root = Command::new("id")
         .arg("-u")

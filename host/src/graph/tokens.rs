@@ -1,9 +1,11 @@
-//! Instagram Login's token endpoints (PLATFORM.md A5): refreshing a
-//! long-lived token. They carry the token (and, for an exchange, the app
-//! secret) in the request itself, so no URL of theirs is ever logged: a
-//! failed request's error is stripped of it.
+//! Instagram Login's token endpoints (PLATFORM.md A5): Business Login's
+//! code exchange, the long-lived token, whose a token is, and refreshing
+//! one. They carry the token (and the app secret) in the request itself,
+//! so no URL of theirs is ever logged: a failed request's error is
+//! stripped of every secret it carried.
 
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 
 use super::{GraphClient, GraphError, Transport};
 
@@ -27,42 +29,120 @@ impl GraphClient {
     /// `GET /refresh_access_token?grant_type=ig_refresh_token`: a new
     /// long-lived token for `token` (at least a day old, not expired).
     pub async fn refresh_token(&self, token: &str) -> Result<IssuedToken, GraphError> {
+        let mut url = self.instagram_url(&["refresh_access_token"]);
+        url.query_pairs_mut()
+            .append_pair("grant_type", "ig_refresh_token")
+            .append_pair("access_token", token);
+        self.token_request(TokenRequest::get(url), &[token]).await
+    }
+
+    /// Business Login's exchange (`POST https://api.instagram.com/oauth/access_token`,
+    /// form-encoded): the short-lived token and the account id for `code`.
+    pub async fn exchange_code(
+        &self,
+        login: &BusinessLogin<'_>,
+        code: &str,
+    ) -> Result<ShortLivedToken, GraphError> {
+        let url = reqwest::Url::parse(login.token_url)
+            .map_err(|error| GraphError::Invalid(format!("oauth.token_url: {error}")))?;
+        let form = vec![
+            ("client_id", login.app_id.to_owned()),
+            ("client_secret", login.app_secret.to_owned()),
+            ("grant_type", "authorization_code".to_owned()),
+            ("redirect_uri", login.redirect_uri.to_owned()),
+            ("code", code.to_owned()),
+        ];
+        let answer: serde_json::Value = self
+            .token_request(
+                TokenRequest {
+                    method: reqwest::Method::POST,
+                    url,
+                    form: Some(form),
+                    bearer: None,
+                },
+                &[login.app_secret, code],
+            )
+            .await?;
+        // Meta has answered both bare and wrapped in `data`.
+        let token = answer
+            .get("data")
+            .and_then(|data| data.get(0))
+            .unwrap_or(&answer);
+        serde_json::from_value(token.clone())
+            .map_err(|_| GraphError::Invalid("the code exchange's answer is not a token".into()))
+    }
+
+    /// `GET /access_token?grant_type=ig_exchange_token`: a long-lived token
+    /// (60 days) for a short-lived one.
+    pub async fn long_lived_token(
+        &self,
+        app_secret: &str,
+        short: &str,
+    ) -> Result<IssuedToken, GraphError> {
+        let mut url = self.instagram_url(&["access_token"]);
+        url.query_pairs_mut()
+            .append_pair("grant_type", "ig_exchange_token")
+            .append_pair("client_secret", app_secret)
+            .append_pair("access_token", short);
+        self.token_request(TokenRequest::get(url), &[app_secret, short])
+            .await
+    }
+
+    /// `GET /me?fields=user_id,username` with `token`: whose it is. The
+    /// `user_id` is the id webhooks name the account by.
+    pub async fn token_owner(&self, token: &str) -> Result<TokenOwner, GraphError> {
+        let mut url = self.instagram_url(&[&self.api_version, "me"]);
+        url.query_pairs_mut()
+            .append_pair("fields", "user_id,username");
+        let request = TokenRequest {
+            method: reqwest::Method::GET,
+            url,
+            form: None,
+            bearer: Some(token.to_owned()),
+        };
+        self.token_request(request, &[token]).await
+    }
+
+    /// `instagram_base_url` with `segments`.
+    fn instagram_url(&self, segments: &[&str]) -> reqwest::Url {
         let mut url = self.instagram_base_url.clone();
         url.path_segments_mut()
             .expect("base URLs are checked to be http(s) at start-up")
             .pop_if_empty()
-            .push("refresh_access_token");
-        url.query_pairs_mut()
-            .append_pair("grant_type", "ig_refresh_token")
-            .append_pair("access_token", token);
-        self.token_request(reqwest::Method::GET, url, token).await
+            .extend(segments);
+        url
     }
 
-    /// Send a token request carrying `secret`; Meta's answer, or its error
-    /// classified, with `secret` cut out of whatever text it carries (a
+    /// Send a token request carrying `secrets`; Meta's answer, or its error
+    /// classified, with every secret cut out of whatever text it carries (a
     /// proxy's error page may echo the request).
-    async fn token_request(
+    async fn token_request<T: DeserializeOwned>(
         &self,
-        method: reqwest::Method,
-        url: reqwest::Url,
-        secret: &str,
-    ) -> Result<IssuedToken, GraphError> {
-        self.send_token_request(method, url)
-            .await
-            .map_err(|error| scrub(error, secret))
+        request: TokenRequest,
+        secrets: &[&str],
+    ) -> Result<T, GraphError> {
+        self.send_token_request(request).await.map_err(|error| {
+            secrets
+                .iter()
+                .fold(error, |error, secret| scrub(error, secret))
+        })
     }
 
-    async fn send_token_request(
+    async fn send_token_request<T: DeserializeOwned>(
         &self,
-        method: reqwest::Method,
-        url: reqwest::Url,
-    ) -> Result<IssuedToken, GraphError> {
+        request: TokenRequest,
+    ) -> Result<T, GraphError> {
         let Transport::Live(client) = &self.transport else {
-            return Err(GraphError::Invalid(
-                "a dry run has no tokens to refresh".into(),
-            ));
+            return Err(GraphError::Invalid("a dry run has no tokens".into()));
         };
-        let response = client.request(method, url).send().await.map_err(|error| {
+        let mut builder = client.request(request.method, request.url);
+        if let Some(form) = &request.form {
+            builder = builder.form(form);
+        }
+        if let Some(token) = &request.bearer {
+            builder = builder.bearer_auth(token);
+        }
+        let response = builder.send().await.map_err(|error| {
             GraphError::Transient(format!("request failed: {}", error.without_url()))
         })?;
         let status = response.status();
@@ -75,9 +155,63 @@ impl GraphClient {
         if !status.is_success() {
             return Err(GraphError::classify(status.as_u16(), &body));
         }
-        serde_json::from_slice(&body)
-            .map_err(|_| GraphError::Invalid("the token endpoint's answer is not a token".into()))
+        serde_json::from_slice(&body).map_err(|_| {
+            GraphError::Invalid("the token endpoint's answer is not what was asked for".into())
+        })
     }
+}
+
+/// One request to a token endpoint.
+struct TokenRequest {
+    method: reqwest::Method,
+    url: reqwest::Url,
+    form: Option<Vec<(&'static str, String)>>,
+    bearer: Option<String>,
+}
+
+impl TokenRequest {
+    fn get(url: reqwest::Url) -> Self {
+        Self {
+            method: reqwest::Method::GET,
+            url,
+            form: None,
+            bearer: None,
+        }
+    }
+}
+
+/// What Business Login needs of the app (`[oauth]`).
+#[derive(Debug, Clone, Copy)]
+pub struct BusinessLogin<'a> {
+    /// The Instagram app's id (`client_id`).
+    pub app_id: &'a str,
+    /// The Instagram app's secret.
+    pub app_secret: &'a str,
+    /// Where Meta sends the person back, exactly as registered.
+    pub redirect_uri: &'a str,
+    /// The code exchange's URL.
+    pub token_url: &'a str,
+}
+
+/// Business Login's answer to a code: a token good for an hour.
+#[derive(Deserialize)]
+pub struct ShortLivedToken {
+    /// The token.
+    pub access_token: String,
+    /// The account's id, as Meta gives it here.
+    #[serde(default, deserialize_with = "crate::events::meta::id_text")]
+    pub user_id: String,
+}
+
+/// Whose a token is.
+#[derive(Debug, Clone, Deserialize)]
+pub struct TokenOwner {
+    /// The Instagram professional account's id: webhooks' `entry.id`.
+    #[serde(deserialize_with = "crate::events::meta::id_text")]
+    pub user_id: String,
+    /// Its username.
+    #[serde(default)]
+    pub username: Option<String>,
 }
 
 /// `error` with every occurrence of `secret` in its text replaced.

@@ -40,6 +40,10 @@ pub(crate) struct AppState {
     pub runtime: Arc<Runtime>,
     /// The record of calls not sent, in a dry run.
     pub dry_run: Option<Arc<DryRun>>,
+    /// Business Login's settings.
+    pub oauth: crate::config::OauthConfig,
+    /// Business Login states already used.
+    pub oauth_states: ui::UsedStates,
     /// Account upkeep: status and sync.
     pub lifecycle: Arc<crate::lifecycle::Lifecycle>,
     /// Counters and histograms for `/metrics`.

@@ -9,6 +9,7 @@
 //! (their errors, their calls), and must not be able to run code in the
 //! operator's browser.
 
+mod connect;
 mod pages;
 mod session;
 
@@ -23,6 +24,7 @@ use maud::{DOCTYPE, Markup, html};
 use serde::Deserialize;
 
 use super::AppState;
+pub(crate) use connect::UsedStates;
 use session::Operator;
 
 /// Headers on every dashboard answer.
@@ -42,6 +44,8 @@ pub(super) fn router() -> Router<Arc<AppState>> {
         .route("/ui/plugins/{id}/resume", post(pages::resume_plugin))
         .route("/ui/accounts/{id}/retry", post(pages::retry_account))
         .route("/ui/accounts/sync", post(pages::sync_accounts))
+        .route("/ui/accounts/connect", get(connect::start))
+        .route("/ui/connect/callback", get(connect::callback))
         .layer(axum::middleware::map_response(secure))
 }
 

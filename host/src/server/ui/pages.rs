@@ -106,83 +106,86 @@ pub(super) async fn overview(
         plugins.push((plugin, plugin.breaker.status(), runs));
     }
     let body = html! {
-        @if let Some(message) = flash(done.done.as_deref()) { p.flash { (message) } }
-        h2 { "Accounts" }
-        table #accounts {
-            tr { th { "Account" } th { "Status" } th { "Token" } th { "Last webhook" } th {} }
-            @for (account, webhooks) in &accounts {
-                tr {
-                    td {
-                        a href={"/ui/events?account=" (account.id)} { (account.id) }
-                        @if let Some(username) = &account.username { br; span.muted { "@" (username) } }
-                    }
-                    td {
-                        span class={"badge " (account.status)} { (account.status) }
-                        @if let Some(detail) = &account.status_detail { br; span.muted { (detail) } }
-                    }
-                    td {
-                        @if !account.has_token { "none" }
-                        @else if let Some(expires) = account.token_expires_at_ms { "expires " (when(expires)) }
-                        @else { "expiry unknown" }
-                        @if let Some(error) = &account.refresh_error { br; span.muted { "refresh failed: " (error) } }
-                    }
-                    td {
-                        @match webhooks.last_webhook_at_ms {
-                            Some(at) => { (when(at)) }
-                            None => { span.muted { "none yet" } }
+            @if let Some(message) = flash(done.done.as_deref()) { p.flash { (message) } }
+            h2 { "Accounts" }
+            table #accounts {
+                tr { th { "Account" } th { "Status" } th { "Token" } th { "Last webhook" } th {} }
+                @for (account, webhooks) in &accounts {
+                    tr {
+                        td {
+                            a href={"/ui/events?account=" (account.id)} { (account.id) }
+                            @if let Some(username) = &account.username { br; span.muted { "@" (username) } }
                         }
-                        @if webhooks.silent { " " span.badge.silent { "silent" } }
-                    }
-                    td {
-                        @if account.status == "token-invalid" {
-                            form method="post" action={"/ui/accounts/" (account.id) "/retry"} {
-                                input type="hidden" name="csrf" value=(operator.csrf);
-                                button { "Retry its token" }
+                        td {
+                            span class={"badge " (account.status)} { (account.status) }
+                            @if let Some(detail) = &account.status_detail { br; span.muted { (detail) } }
+                        }
+                        td {
+                            @if !account.has_token { "none" }
+                            @else if let Some(expires) = account.token_expires_at_ms { "expires " (when(expires)) }
+                            @else { "expiry unknown" }
+                            @if let Some(error) = &account.refresh_error { br; span.muted { "refresh failed: " (error) } }
+                        }
+                        td {
+                            @match webhooks.last_webhook_at_ms {
+                                Some(at) => { (when(at)) }
+                                None => { span.muted { "none yet" } }
+                            }
+                            @if webhooks.silent { " " span.badge.silent { "silent" } }
+                        }
+                        td {
+                            @if account.status == "token-invalid" {
+                                form method="post" action={"/ui/accounts/" (account.id) "/retry"} {
+                                    input type="hidden" name="csrf" value=(operator.csrf);
+                                    button { "Retry its token" }
+                                }
                             }
                         }
                     }
                 }
             }
-        }
-        form method="post" action="/ui/accounts/sync" {
-            input type="hidden" name="csrf" value=(operator.csrf);
-            p { button { "Sync subscriptions and profiles with Meta" } }
-        }
-        h2 { "Plugins" }
-        table #plugins {
-            tr { th { "Plugin" } th { "State" } th { "Recent runs" } th {} }
-            @for (plugin, breaker, runs) in &plugins {
-                tr {
-                    td {
-                        a href={"/ui/events?plugin=" (plugin.info.id)} { (plugin.info.id) }
-                        br; span.muted { (plugin.info.name) " " (plugin.info.version) " · igloo:plugin@" (plugin.pre.version().as_str()) }
-                    }
-                    td {
-                        @if breaker.quarantined { span.badge.quarantined { "quarantined" } } @else { span.badge.active { "active" } }
-                        @if breaker.consecutive_failures > 0 { br; span.muted { (breaker.consecutive_failures) " failures in a row" } }
-                        @if !breaker.last_failure.is_empty() { br; span.muted { (breaker.last_failure) } }
-                    }
-                    td { @for run in runs { (run_badge(run)) " " } @if runs.is_empty() { span.muted { "none yet" } } }
-                    td {
-                        @if breaker.quarantined {
-                            form method="post" action={"/ui/plugins/" (plugin.info.id) "/resume"} {
-                                input type="hidden" name="csrf" value=(operator.csrf);
-                                button { "Resume" }
+    form method="post" action="/ui/accounts/sync" {
+                input type="hidden" name="csrf" value=(operator.csrf);
+                p {
+                    button { "Sync subscriptions and profiles with Meta" }
+                    @if app.oauth.login().is_some() { " " a href="/ui/accounts/connect" { "Connect an account" } }
+                }
+            }
+            h2 { "Plugins" }
+            table #plugins {
+                tr { th { "Plugin" } th { "State" } th { "Recent runs" } th {} }
+                @for (plugin, breaker, runs) in &plugins {
+                    tr {
+                        td {
+                            a href={"/ui/events?plugin=" (plugin.info.id)} { (plugin.info.id) }
+                            br; span.muted { (plugin.info.name) " " (plugin.info.version) " · igloo:plugin@" (plugin.pre.version().as_str()) }
+                        }
+                        td {
+                            @if breaker.quarantined { span.badge.quarantined { "quarantined" } } @else { span.badge.active { "active" } }
+                            @if breaker.consecutive_failures > 0 { br; span.muted { (breaker.consecutive_failures) " failures in a row" } }
+                            @if !breaker.last_failure.is_empty() { br; span.muted { (breaker.last_failure) } }
+                        }
+                        td { @for run in runs { (run_badge(run)) " " } @if runs.is_empty() { span.muted { "none yet" } } }
+                        td {
+                            @if breaker.quarantined {
+                                form method="post" action={"/ui/plugins/" (plugin.info.id) "/resume"} {
+                                    input type="hidden" name="csrf" value=(operator.csrf);
+                                    button { "Resume" }
+                                }
                             }
                         }
                     }
                 }
+                @for failed in app.runtime.failed() {
+                    tr { td { (failed.id) } td { span.badge.failed { "failed to load" } br; span.muted { (failed.error.to_string()) } } td {} td {} }
+                }
             }
-            @for failed in app.runtime.failed() {
-                tr { td { (failed.id) } td { span.badge.failed { "failed to load" } br; span.muted { (failed.error.to_string()) } } td {} td {} }
+            h2 { "Inbox" }
+            p {
+                (stats.events) " events, " (stats.pending) " pending, " (stats.runs) " runs recorded. "
+                a href="/ui/events?dead=true" { "Dead letters" }
             }
-        }
-        h2 { "Inbox" }
-        p {
-            (stats.events) " events, " (stats.pending) " pending, " (stats.runs) " runs recorded. "
-            a href="/ui/events?dead=true" { "Dead letters" }
-        }
-    };
+        };
     page("Overview", Some(&operator), body).into_response()
 }
 

@@ -31,7 +31,7 @@ pub(super) struct Operator {
 }
 
 /// `purpose:issued` signed with `key`, in hex.
-fn sign(key: &str, purpose: &str, issued_ms: u64) -> String {
+pub(super) fn sign(key: &str, purpose: &str, issued_ms: u64) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(key.as_bytes()).expect("HMAC takes any key");
     mac.update(format!("{purpose}:{issued_ms}").as_bytes());
     hex::encode(mac.finalize().into_bytes())
