@@ -241,8 +241,10 @@ impl MessengerProfileConfig {
             !text.trim().is_empty() && text.chars().count() <= max_chars
         };
         if let Some(ice_breakers) = &self.ice_breakers {
-            if ice_breakers.len() > MAX_ICE_BREAKERS {
-                return invalid(format!("at most {MAX_ICE_BREAKERS} ice breakers"));
+            if ice_breakers.is_empty() || ice_breakers.len() > MAX_ICE_BREAKERS {
+                return invalid(format!(
+                    "1 to {MAX_ICE_BREAKERS} ice breakers (leave the key out to leave them alone)"
+                ));
             }
             for ice_breaker in ice_breakers {
                 if !text_fits(&ice_breaker.question, 80) || !text_fits(&ice_breaker.payload, 1000) {
@@ -254,8 +256,10 @@ impl MessengerProfileConfig {
             }
         }
         if let Some(menu) = &self.persistent_menu {
-            if menu.len() > MAX_MENU_ITEMS {
-                return invalid(format!("at most {MAX_MENU_ITEMS} persistent menu entries"));
+            if menu.is_empty() || menu.len() > MAX_MENU_ITEMS {
+                return invalid(format!(
+                    "1 to {MAX_MENU_ITEMS} persistent menu entries (leave the key out to leave it alone)"
+                ));
             }
             for item in menu {
                 let fits = match item {
@@ -1041,7 +1045,7 @@ persistent_menu = [
   { type = "web_url", title = "Shop", url = "https://shop.example.com/" },
 ]
 [accounts."42".messenger_profile]
-ice_breakers = []
+ice_breakers = [{ question = "Horário?", payload = "FAQ_HOURS" }]
 "#,
         );
         config.validate().unwrap();
@@ -1055,8 +1059,17 @@ ice_breakers = []
             2
         );
         assert_eq!(
-            config.messenger_profile_for("42").ice_breakers,
-            Some(Vec::new())
+            config
+                .messenger_profile_for("42")
+                .ice_breakers
+                .as_ref()
+                .unwrap()[0]
+                .question,
+            "Horário?"
+        );
+        assert!(
+            config.messenger_profile_for("42").persistent_menu.is_none(),
+            "its own profile replaces the default whole"
         );
         let five = (0..5)
             .map(|n| format!(r#"{{ question = "Q{n}", payload = "P{n}" }}"#))
@@ -1065,10 +1078,7 @@ ice_breakers = []
         let error = write(&format!("[messenger_profile]\nice_breakers = [{five}]\n"))
             .validate()
             .unwrap_err();
-        assert!(
-            error.to_string().contains("at most 4 ice breakers"),
-            "{error}"
-        );
+        assert!(error.to_string().contains("1 to 4 ice breakers"), "{error}");
         let error = write(
             "[messenger_profile]\npersistent_menu = [{ type = \"web_url\", title = \"x\", url = \"javascript:alert(1)\" }]\n",
         )

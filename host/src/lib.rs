@@ -137,6 +137,7 @@ impl Igloo {
                 config.tokens.clone(),
             )));
         }
+
         let lifecycle = Arc::new(lifecycle::Lifecycle::new(
             &config,
             Arc::clone(&services.graph),
@@ -149,6 +150,7 @@ impl Igloo {
                 runtime: Arc::clone(&runtime),
                 subscriptions: subscriptions.clone(),
                 config: config.reconcile.clone(),
+                fed: lifecycle.fed(),
             };
             background.push(plugin_threads.spawn(reconciler.run_forever()));
         }
@@ -166,6 +168,7 @@ impl Igloo {
             lifecycle,
             oauth: config.oauth.clone(),
             oauth_states: Default::default(),
+            ui_signed_out: Default::default(),
             verifier: SignatureVerifier::new(
                 &config.effective_app_secrets(),
                 config.webhook.accept_sha1,

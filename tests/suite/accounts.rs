@@ -399,6 +399,7 @@ async fn a_comment_webhooks_missed_is_handled_once_by_the_reconciler_and_not_aga
         &["messages:reply", "comments:reply"],
     )];
     config.reconcile.interval_secs = 1;
+    let igloo = TestIgloo::start(config).await;
     // Meta never delivered this one.
     graph.add_media_comment(
         "17950000000000001",
@@ -407,8 +408,8 @@ async fn a_comment_webhooks_missed_is_handled_once_by_the_reconciler_and_not_aga
         "PRICE please",
         now_ms(),
     );
-    // Nor this one, made before the look back (it may have been handled
-    // long ago, and forgotten since).
+    // Nor this one, made before igloo started: it may have been handled
+    // long ago and forgotten since, or by the tool igloo replaced.
     graph.add_media_comment(
         "17950000000000001",
         "17900000000000041",
@@ -416,7 +417,6 @@ async fn a_comment_webhooks_missed_is_handled_once_by_the_reconciler_and_not_aga
         "PRICE?",
         now_ms() - 2 * DAY_MS,
     );
-    let igloo = TestIgloo::start(config).await;
 
     let replies = || {
         graph
@@ -599,5 +599,34 @@ async fn business_login_connects_an_account_whose_webhooks_are_then_answered_wit
     assert_eq!(
         reply.authorization.as_deref(),
         Some("Bearer long-lived-token")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn while_a_plugin_has_not_loaded_sync_takes_no_field_away() {
+    let graph = FakeGraph::start().await;
+    graph.set_account_setup(
+        ACCOUNT_ID,
+        AccountSetup {
+            subscribed_fields: vec!["live_comments".into()],
+            ..AccountSetup::default()
+        },
+    );
+    let mut config = lifecycle_config(&graph);
+    let missing = tempfile::tempdir().unwrap();
+    config.plugins.push(PluginConfig::new(
+        "broken",
+        PluginSource::Path(missing.path().join("nowhere")),
+        &[],
+    ));
+    let igloo = TestIgloo::start(config).await;
+    let (_, answer) = igloo
+        .admin(Method::POST, "/admin/accounts/sync", None)
+        .await;
+    assert_eq!(answer["accounts"][0]["fields"], "set", "{answer}");
+    assert_eq!(
+        graph.account_setup(ACCOUNT_ID).subscribed_fields,
+        ["live_comments", "messages"],
+        "what the broken plugin may need stays"
     );
 }

@@ -101,13 +101,14 @@ impl GraphClient {
         let profile = self.messenger_profile(account_id, "ice_breakers").await?;
         let mut found = Vec::new();
         collect(&profile, &mut |object| {
-            if object.get("question").is_some() {
-                found.extend(
-                    serde_json::from_value::<IceBreaker>(Value::Object(object.clone())).ok(),
-                );
-                return true;
+            let text = |key: &str| object.get(key)?.as_str().map(str::to_owned);
+            match (text("question"), text("payload")) {
+                (Some(question), Some(payload)) => {
+                    found.push(IceBreaker { question, payload });
+                    true
+                }
+                _ => false,
             }
-            false
         });
         Ok(found)
     }
@@ -119,12 +120,19 @@ impl GraphClient {
             .await?;
         let mut found = Vec::new();
         collect(&profile, &mut |object| {
-            if object.get("type").is_some() && object.get("title").is_some() {
-                found
-                    .extend(serde_json::from_value::<MenuItem>(Value::Object(object.clone())).ok());
-                return true;
-            }
-            false
+            let text = |key: &str| object.get(key)?.as_str().map(str::to_owned);
+            let item = match (text("type").as_deref(), text("title")) {
+                (Some("postback"), Some(title)) => {
+                    text("payload").map(|payload| MenuItem::Postback { title, payload })
+                }
+                (Some("web_url"), Some(title)) => {
+                    text("url").map(|url| MenuItem::WebUrl { title, url })
+                }
+                _ => return false,
+            };
+            // An entry of another kind is Meta's, not igloo's to compare.
+            found.extend(item);
+            true
         });
         Ok(found)
     }
@@ -178,10 +186,16 @@ impl GraphClient {
 }
 
 /// Walk `value`, handing each object to `take`; an object taken is not
-/// walked into. Meta nests the profile's entries differently by API and
-/// version (`data[].ice_breakers[].call_to_actions[]`, `data[].call_to_actions[]`).
+/// walked into, nor one of a locale other than the default (igloo sets
+/// only the default's). Meta nests the profile's entries differently by
+/// API and version (`data[].ice_breakers[].call_to_actions[]`,
+/// `data[].call_to_actions[]`).
 fn collect(value: &Value, take: &mut impl FnMut(&serde_json::Map<String, Value>) -> bool) {
     match value {
+        Value::Object(object)
+            if object
+                .get("locale")
+                .is_some_and(|locale| locale.as_str() != Some("default")) => {}
         Value::Object(object) if !take(object) => {
             object.values().for_each(|inner| collect(inner, take));
         }
@@ -211,5 +225,13 @@ mod tests {
             });
             assert_eq!(found, [json!("FAQ_HOURS")]);
         }
+        let other_locale = json!({"data": [{"call_to_actions": [{"question": "Horário?", "payload": "FAQ_HOURS"}],
+            "locale": "pt_BR"}]});
+        let mut found = 0;
+        collect(&other_locale, &mut |object| {
+            found += usize::from(object.get("question").is_some());
+            false
+        });
+        assert_eq!(found, 0, "another locale's entries are not compared");
     }
 }

@@ -40,6 +40,8 @@ pub(crate) struct AccountStatus {
 /// What account upkeep needs of the host.
 pub(crate) struct Lifecycle {
     graph: Arc<GraphClient>,
+    /// Events the reconciler fed: not webhooks.
+    fed: Arc<reconcile::Fed>,
     inbox: Arc<dyn Inbox>,
     profiles: BTreeMap<String, MessengerProfileConfig>,
     default_profile: MessengerProfileConfig,
@@ -50,6 +52,7 @@ impl Lifecycle {
     pub(crate) fn new(config: &Config, graph: Arc<GraphClient>, inbox: Arc<dyn Inbox>) -> Self {
         Self {
             graph,
+            fed: Arc::default(),
             inbox,
             profiles: config
                 .accounts
@@ -80,7 +83,12 @@ impl Lifecycle {
             .profiles
             .get(account_id)
             .unwrap_or(&self.default_profile);
-        sync::sync_account(&self.graph, account_id, needed, profile, apply).await
+        let wanted = sync::Wanted {
+            fields: needed,
+            keep_subscribed: !runtime.failed().is_empty(),
+            profile,
+        };
+        sync::sync_account(&self.graph, account_id, wanted, apply).await
     }
 
     /// Every account's health: its token, its setup at Meta (read, not
@@ -100,6 +108,11 @@ impl Lifecycle {
         Ok(statuses)
     }
 
+    /// Where the reconciler notes what it fed.
+    pub(crate) fn fed(&self) -> Arc<reconcile::Fed> {
+        Arc::clone(&self.fed)
+    }
+
     /// `account_id`'s rhythm of webhooks, from its recent events.
     pub(crate) async fn webhooks(
         &self,
@@ -116,8 +129,9 @@ impl Lifecycle {
             .list_events(&filter)
             .await?
             .into_iter()
-            // Timers are igloo's own, not Meta's deliveries.
-            .filter(|event| event.kind != "timer")
+            // Timers and comments read back are igloo's own, not Meta's
+            // deliveries.
+            .filter(|event| event.kind != "timer" && !self.fed.contains(&event.key))
             .map(|event| event.received_at_ms)
             .collect();
         Ok(silence::rhythm(&received, now_ms, self.silence_floor_ms))

@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 
 use serde::Serialize;
 
-use crate::config::MessengerProfileConfig;
+use crate::config::{LoginKind, MessengerProfileConfig};
 use crate::graph::GraphClient;
 
 /// Where one part of an account's setup stands.
@@ -46,17 +46,50 @@ pub(crate) struct AccountSync {
     pub errors: Vec<String>,
 }
 
-/// Compare `account_id`'s setup at Meta with `needed_fields` and `profile`;
+/// What an account should have at Meta.
+pub(crate) struct Wanted<'a> {
+    /// The webhook fields its plugins need.
+    pub(crate) fields: BTreeSet<String>,
+    /// Keep every field it has too (some plugin did not load, so what it
+    /// needs is unknown).
+    pub(crate) keep_subscribed: bool,
+    /// Its ice breakers and menu.
+    pub(crate) profile: &'a MessengerProfileConfig,
+}
+
+/// Compare `account_id`'s setup at Meta with what is `wanted`;
 /// with `apply`, set what differs.
 pub(crate) async fn sync_account(
     graph: &GraphClient,
     account_id: &str,
-    needed_fields: BTreeSet<String>,
-    profile: &MessengerProfileConfig,
+    wanted: Wanted<'_>,
     apply: bool,
 ) -> AccountSync {
+    let Wanted {
+        fields: mut needed_fields,
+        keep_subscribed,
+        profile,
+    } = wanted;
     let mut errors = Vec::new();
+    if graph.accounts().login(account_id) == LoginKind::Facebook {
+        // Set up on its Page (`/{page-id}/…`, the Page's token), which
+        // igloo does not hold: left to the operator.
+        return AccountSync {
+            account: account_id.to_owned(),
+            needed_fields,
+            subscribed_fields: None,
+            fields: SetupState::Unmanaged,
+            ice_breakers: SetupState::Unmanaged,
+            persistent_menu: SetupState::Unmanaged,
+            errors: vec!["a Facebook Login account is set up on its Page, not by igloo".into()],
+        };
+    }
     let subscribed = graph.subscribed_fields(account_id).await;
+    if let (true, Ok(subscribed)) = (keep_subscribed, &subscribed) {
+        // Some plugin did not load: what it needs is not known, so nothing
+        // is taken away.
+        needed_fields.extend(subscribed.iter().cloned());
+    }
     let (subscribed_fields, fields) = match subscribed {
         Ok(subscribed) if subscribed == needed_fields => (Some(subscribed), SetupState::InStep),
         // Nothing to ask for: an empty list would not unsubscribe anyway.

@@ -26,6 +26,7 @@ use serde::Deserialize;
 use super::AppState;
 pub(crate) use connect::UsedStates;
 use session::Operator;
+pub(crate) use session::SignedOut;
 
 /// Headers on every dashboard answer.
 const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'self'; img-src 'self'; \
@@ -188,10 +189,16 @@ async fn sign_in(
     }
 }
 
-async fn sign_out(operator: Operator, form: axum::Form<Signed>) -> Response {
+async fn sign_out(
+    operator: Operator,
+    State(app): State<Arc<AppState>>,
+    form: axum::Form<Signed>,
+) -> Response {
     if !operator.sent(&form.csrf) {
         return forged();
     }
+    // Not only this browser's cookie: a copy of it ends too.
+    app.ui_signed_out.now();
     let mut response = Redirect::to("/ui/login").into_response();
     response
         .headers_mut()

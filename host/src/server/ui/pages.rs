@@ -27,6 +27,23 @@ fn when(ms: u64) -> String {
     )
 }
 
+/// `/ui/events` with `pairs` as its query, each value encoded: ids come
+/// from webhooks, and must not add a parameter or end the address.
+fn events_href(pairs: &[(&str, &str)]) -> String {
+    let mut url = reqwest::Url::parse("http://igloo/ui/events").expect("a valid URL");
+    url.query_pairs_mut().extend_pairs(pairs);
+    format!("{}?{}", url.path(), url.query().unwrap_or_default())
+}
+
+/// `/ui/<segments>`, each encoded as one path segment.
+fn ui_path(segments: &[&str]) -> String {
+    let mut url = reqwest::Url::parse("http://igloo/ui").expect("a valid URL");
+    url.path_segments_mut()
+        .expect("an http URL")
+        .extend(segments);
+    url.path().to_owned()
+}
+
 /// What an action did, shown once on the page it returns to. Only these
 /// fixed messages: nothing from the address is shown as it is.
 fn flash(done: Option<&str>) -> Option<&'static str> {
@@ -35,7 +52,10 @@ fn flash(done: Option<&str>) -> Option<&'static str> {
         "handled" => "Nothing replayed: those runs were handled (tick “even if handled”).",
         "nothing" => "Nothing to replay: no such run, or it is pending or retrying already.",
         "resumed" => "Quarantine lifted: the plugin's missed events run next.",
+        "no-plugin" => "No loaded plugin has that id.",
         "retried" => "The account is active again with its token; its waiting events run.",
+        "not-refused" => "That account's token is not refused: nothing to retry.",
+        "unavailable" => "The accounts store is unavailable; try again.",
         _ => return None,
     })
 }
@@ -113,7 +133,7 @@ pub(super) async fn overview(
                 @for (account, webhooks) in &accounts {
                     tr {
                         td {
-                            a href={"/ui/events?account=" (account.id)} { (account.id) }
+                            a href=(events_href(&[("account", &account.id)])) { (account.id) }
                             @if let Some(username) = &account.username { br; span.muted { "@" (username) } }
                         }
                         td {
@@ -135,7 +155,7 @@ pub(super) async fn overview(
                         }
                         td {
                             @if account.status == "token-invalid" {
-                                form method="post" action={"/ui/accounts/" (account.id) "/retry"} {
+                                form method="post" action=(ui_path(&["accounts", &account.id, "retry"])) {
                                     input type="hidden" name="csrf" value=(operator.csrf);
                                     button { "Retry its token" }
                                 }
@@ -157,7 +177,7 @@ pub(super) async fn overview(
                 @for (plugin, breaker, runs) in &plugins {
                     tr {
                         td {
-                            a href={"/ui/events?plugin=" (plugin.info.id)} { (plugin.info.id) }
+                            a href=(events_href(&[("plugin", &plugin.info.id)])) { (plugin.info.id) }
                             br; span.muted { (plugin.info.name) " " (plugin.info.version) " · igloo:plugin@" (plugin.pre.version().as_str()) }
                         }
                         td {
@@ -168,7 +188,7 @@ pub(super) async fn overview(
                         td { @for run in runs { (run_badge(run)) " " } @if runs.is_empty() { span.muted { "none yet" } } }
                         td {
                             @if breaker.quarantined {
-                                form method="post" action={"/ui/plugins/" (plugin.info.id) "/resume"} {
+                                form method="post" action=(ui_path(&["plugins", &plugin.info.id, "resume"])) {
                                     input type="hidden" name="csrf" value=(operator.csrf);
                                     button { "Resume" }
                                 }
@@ -242,10 +262,10 @@ fn events_table(events: &[EventSummary], operator: &Operator, replayable: bool) 
                     td { a href={"/ui/events/" (event.seq)} { (event.seq) } }
                     td { (when(event.received_at_ms)) }
                     td { (event.kind) }
-                    td { a href={"/ui/events?account=" (event.account_id)} { (event.account_id) } }
+                    td { a href=(events_href(&[("account", &event.account_id)])) { (event.account_id) } }
                     td {
                         @if let Some(person) = &event.person_id {
-                            a href={"/ui/events?account=" (event.account_id) "&person=" (person)} { (person) }
+                            a href=(events_href(&[("account", &event.account_id), ("person", person)])) { (person) }
                         }
                     }
                     td { @for run in &event.runs { (run_badge(run)) " " } }
@@ -297,51 +317,62 @@ pub(super) async fn event(
     let summary = &detail.summary;
     let event_json = serde_json::to_string_pretty(&detail.event).unwrap_or_default();
     let body = html! {
-        @if let Some(message) = flash(done.done.as_deref()) { p.flash { (message) } }
-        p {
-            (summary.kind) " for account "
-            a href={"/ui/events?account=" (summary.account_id)} { (summary.account_id) }
-            @if let Some(person) = &summary.person_id { ", from " (person) }
-            ", received " (when(summary.received_at_ms))
-            @match summary.done_at_ms { Some(at) => { ", done " (when(at)) } None => { ", pending" } }
-            "."
-        }
-        h2 { "Runs" }
-        table #runs {
-            tr { th { "Plugin" } th { "Outcome" } th { "Attempts" } th { "Detail" } }
-            @for run in &summary.runs {
-                tr {
-                    td { (run.plugin) }
-                    td { (run_badge(run)) @if let Some(at) = run.retry_at_ms { br; span.muted { "retries " (when(at)) } } }
-                    td { (run.attempts) }
-                    td { (run.detail) }
-                }
+            @if let Some(message) = flash(done.done.as_deref()) { p.flash { (message) } }
+            p {
+                (summary.kind) " for account "
+                a href=(events_href(&[("account", &summary.account_id)])) { (summary.account_id) }
+                @if let Some(person) = &summary.person_id { ", from " (person) }
+                ", received " (when(summary.received_at_ms))
+                @match summary.done_at_ms { Some(at) => { ", done " (when(at)) } None => { ", pending" } }
+                "."
             }
-        }
-        (replay_form(seq, &operator, Some(&summary.runs)))
-        h2 { "Host calls" }
-        @if detail.journal.is_empty() { p.muted { "None journaled." } }
-        @else {
-            table #calls {
-                tr { th { "Plugin" } th { "#" } th { "Call" } th { "Status" } th { "Arguments" } th { "Result" } }
-                @for call in &detail.journal {
+            h2 { "Runs" }
+            table #runs {
+                tr { th { "Plugin" } th { "Outcome" } th { "Attempts" } th { "Detail" } }
+                @for run in &summary.runs {
                     tr {
-                        td { (call.plugin) }
-                        td { (call.entry.call) }
-                        td { (call.entry.operation) }
-                        td { (call.entry.status.label()) }
-                        td { code { (call.entry.summary) } }
-                        td { @if let Some(result) = &call.entry.result { code { (result) } } }
+                        td { (run.plugin) }
+                        td { (run_badge(run)) @if let Some(at) = run.retry_at_ms { br; span.muted { "retries " (when(at)) } } }
+                        td { (run.attempts) }
+                        td { (run.detail) }
                     }
                 }
             }
-        }
-        h2 { "Event" }
-        pre { (event_json) }
-        h2 { "Body as received" }
-        pre { (detail.raw_body) }
-    };
+            (replay_form(seq, &operator, Some(&summary.runs)))
+            h2 { "Host calls" }
+            @if detail.journal.is_empty() { p.muted { "None journaled." } }
+            @else {
+                table #calls {
+                    tr { th { "Plugin" } th { "#" } th { "Call" } th { "Status" } th { "Arguments" } th { "Result" } }
+                    @for call in &detail.journal {
+                        tr {
+                            td { (call.plugin) }
+                            td { (call.entry.call) }
+                            td { (call.entry.operation) }
+                            td { (call.entry.status.label()) }
+                            td { code { (call.entry.summary) } }
+                            td { @if let Some(result) = &call.entry.result { code { (result) } } }
+                        }
+                    }
+                }
+            }
+            h2 { "Event" }
+            pre { (event_json) }
+    @if made_by_reconciler(&detail.raw_body) {
+                h2 { "Body made by igloo's reconciler" }
+                p.muted { "No webhook came for this comment: igloo read it back from Meta and made this body, unsigned." }
+            } @else {
+                h2 { "Body as received" }
+            }
+            pre { (detail.raw_body) }
+        };
     page(&format!("Event #{seq}"), Some(&operator), body).into_response()
+}
+
+/// Whether `raw_body` is one the reconciler made, not Meta's.
+fn made_by_reconciler(raw_body: &str) -> bool {
+    serde_json::from_str::<serde_json::Value>(raw_body)
+        .is_ok_and(|body| body["igloo_source"] == crate::lifecycle::reconcile::RECONCILER_SOURCE)
 }
 
 /// The replay form.
@@ -393,10 +424,13 @@ pub(super) async fn resume_plugin(
     if !operator.sent(&form.csrf) {
         return forged();
     }
-    if app.runtime.resume(&id) {
+    let done = if app.runtime.resume(&id) {
         tracing::info!(plugin = %id, "quarantine lifted from the dashboard");
-    }
-    Redirect::to("/ui?done=resumed").into_response()
+        "resumed"
+    } else {
+        "no-plugin"
+    };
+    Redirect::to(&format!("/ui?done={done}")).into_response()
 }
 
 /// `POST /ui/accounts/{id}/retry`: take a `token-invalid` account back.
@@ -409,18 +443,24 @@ pub(super) async fn retry_account(
     if !operator.sent(&form.csrf) {
         return forged();
     }
-    match app
+    let done = match app
         .runtime
         .services()
         .accounts()
         .retry_token(&id, crate::clock::now_ms())
         .await
     {
-        Ok(true) => app.runtime.rescan(),
-        Ok(false) => {}
-        Err(error) => tracing::error!(%error, "retrying an account's token failed"),
-    }
-    Redirect::to("/ui?done=retried").into_response()
+        Ok(true) => {
+            app.runtime.rescan();
+            "retried"
+        }
+        Ok(false) => "not-refused",
+        Err(error) => {
+            tracing::error!(%error, "retrying an account's token failed");
+            "unavailable"
+        }
+    };
+    Redirect::to(&format!("/ui?done={done}")).into_response()
 }
 
 /// `POST /ui/accounts/sync`: sync every account, and show what was done.

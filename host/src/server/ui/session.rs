@@ -8,6 +8,7 @@
 //! `SameSite` is not honoured.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
@@ -53,26 +54,44 @@ pub(super) fn sign_out_cookie() -> HeaderValue {
     HeaderValue::from_static("igloo_ui=; Path=/ui; HttpOnly; SameSite=Strict; Max-Age=0")
 }
 
-/// The operator whose valid session cookie `headers` carry.
-fn operator(headers: &HeaderMap, key: &str) -> Option<Operator> {
-    let value = headers
+/// The operator whose valid session cookie `headers` carry: one signed
+/// with `key`, fresh, and issued after the last sign-out (`signed_out_ms`).
+/// Every cookie of that name is looked at, so a stray one (set for a
+/// parent domain, say) does not shadow the real one.
+fn operator(headers: &HeaderMap, key: &str, signed_out_ms: u64) -> Option<Operator> {
+    let now = crate::clock::now_ms();
+    headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|header| header.to_str().ok())
         .flat_map(|cookies| cookies.split(';'))
-        .find_map(|cookie| cookie.trim().strip_prefix(COOKIE)?.strip_prefix('='))?;
-    let (issued, signature) = value.split_once('.')?;
-    let issued_ms: u64 = issued.parse().ok()?;
-    let now = crate::clock::now_ms();
-    if issued_ms > now || now - issued_ms > LIFETIME_MS {
-        return None;
+        .filter_map(|cookie| cookie.trim().strip_prefix(COOKIE)?.strip_prefix('='))
+        .find_map(|value| {
+            let (issued, signature) = value.split_once('.')?;
+            let issued_ms: u64 = issued.parse().ok()?;
+            let fresh =
+                issued_ms <= now && now - issued_ms <= LIFETIME_MS && issued_ms > signed_out_ms;
+            let signed = crate::server::secrets_match(signature, &sign(key, "session", issued_ms));
+            (fresh && signed).then(|| Operator {
+                csrf: sign(key, "form", issued_ms),
+            })
+        })
+}
+
+/// When the dashboard was last signed out of: every session issued until
+/// then ends (one admin token, one operator's sessions).
+#[derive(Default)]
+pub(crate) struct SignedOut(AtomicU64);
+
+impl SignedOut {
+    /// End every session issued until now.
+    pub(super) fn now(&self) {
+        self.0.store(crate::clock::now_ms(), Ordering::Relaxed);
     }
-    if !crate::server::secrets_match(signature, &sign(key, "session", issued_ms)) {
-        return None;
+
+    fn at_ms(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
     }
-    Some(Operator {
-        csrf: sign(key, "form", issued_ms),
-    })
 }
 
 impl Operator {
@@ -89,7 +108,8 @@ impl FromRequestParts<Arc<AppState>> for Operator {
         let Some(key) = &app.admin_token else {
             return Err(super::disabled());
         };
-        operator(&parts.headers, key).ok_or_else(|| Redirect::to("/ui/login").into_response())
+        operator(&parts.headers, key, app.ui_signed_out.at_ms())
+            .ok_or_else(|| Redirect::to("/ui/login").into_response())
     }
 }
 
@@ -109,14 +129,25 @@ mod tests {
     fn only_a_fresh_session_signed_with_the_admin_token_signs_in() {
         let set = sign_in_cookie(KEY);
         let cookie = set.to_str().unwrap().split(';').next().unwrap().to_owned();
-        let operator = operator(&with_cookie(&format!("theme=dark; {cookie}")), KEY).unwrap();
+        let junk = "igloo_ui=1.00";
+        let operator = operator(
+            &with_cookie(&format!("theme=dark; {junk}; {cookie}")),
+            KEY,
+            0,
+        )
+        .unwrap();
         assert!(operator.sent(&operator.csrf) && !operator.sent("forged"));
         assert!(
             super::operator(
                 &with_cookie(&cookie),
-                "another-admin-token-of-32-characters"
+                "another-admin-token-of-32-characters",
+                0
             )
             .is_none()
+        );
+        assert!(
+            super::operator(&with_cookie(&cookie), KEY, crate::clock::now_ms()).is_none(),
+            "signed out since"
         );
         let (name_and_issued, signature) = cookie.split_once('.').unwrap();
         let later: u64 = name_and_issued
@@ -125,18 +156,23 @@ mod tests {
             .unwrap()
             + 1;
         assert!(
-            super::operator(&with_cookie(&format!("igloo_ui={later}.{signature}")), KEY).is_none()
+            super::operator(
+                &with_cookie(&format!("igloo_ui={later}.{signature}")),
+                KEY,
+                0
+            )
+            .is_none()
         );
         let old = crate::clock::now_ms() - LIFETIME_MS - 1;
         let stale = format!("igloo_ui={old}.{}", sign(KEY, "session", old));
         assert!(
-            super::operator(&with_cookie(&stale), KEY).is_none(),
+            super::operator(&with_cookie(&stale), KEY, 0).is_none(),
             "sessions expire"
         );
         let now = crate::clock::now_ms();
         let form_token = format!("igloo_ui={now}.{}", sign(KEY, "form", now));
         assert!(
-            super::operator(&with_cookie(&form_token), KEY).is_none(),
+            super::operator(&with_cookie(&form_token), KEY, 0).is_none(),
             "a form token is no session"
         );
     }
