@@ -154,6 +154,7 @@ impl Igloo {
             };
             background.push(plugin_threads.spawn(reconciler.run_forever()));
         }
+        background.push(plugin_threads.spawn(Arc::clone(&lifecycle).watch_silence_forever()));
         if config.sync.at_start && config.graph.mode == config::GraphMode::Live {
             let (lifecycle, runtime) = (Arc::clone(&lifecycle), Arc::clone(&runtime));
             background.push(plugin_threads.spawn(async move {

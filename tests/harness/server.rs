@@ -155,6 +155,24 @@ impl TestIgloo {
         (response.status().as_u16(), response.json().await.unwrap())
     }
 
+    /// Sign in to the dashboard as the operator (`OPERATOR_TOKEN`): the
+    /// session cookie (`name=value`), and a client that shows redirects
+    /// rather than following them.
+    pub async fn dashboard_session(&self) -> (String, reqwest::Client) {
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let signed_in = client
+            .post(format!("{}/ui/login", self.url))
+            .form(&[("token", OPERATOR_TOKEN)])
+            .send()
+            .await
+            .unwrap();
+        let cookie = signed_in.headers()["set-cookie"].to_str().unwrap();
+        (cookie.split(';').next().unwrap().to_owned(), client)
+    }
+
     /// The inbox's counts.
     pub async fn stats(&self) -> InboxStats {
         self.inbox.stats().await.unwrap()

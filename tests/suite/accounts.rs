@@ -469,23 +469,7 @@ async fn business_login_connects_an_account_whose_webhooks_are_then_answered_wit
     config.oauth.authorize_url = format!("{}/oauth/authorize", graph.base_url());
     config.oauth.token_url = format!("{}/oauth/access_token", graph.base_url());
     let igloo = TestIgloo::start(config).await;
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let signed_in = client
-        .post(format!("{}/ui/login", igloo.url))
-        .form(&[("token", OPERATOR_TOKEN)])
-        .send()
-        .await
-        .unwrap();
-    let cookie = signed_in.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
+    let (cookie, client) = igloo.dashboard_session().await;
 
     let start = client
         .get(format!("{}/ui/accounts/connect", igloo.url))

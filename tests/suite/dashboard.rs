@@ -42,6 +42,11 @@ async fn shown(client: &Client, css: &str, needle: &str) -> String {
     );
 }
 
+/// Click the element `locator` finds.
+async fn click(client: &Client, locator: Locator<'_>) {
+    client.find(locator).await.unwrap().click().await.unwrap();
+}
+
 /// A picture of the page: a PNG, kept when IGLOO_SCREENSHOTS names a folder.
 async fn screenshot(client: &Client, name: &str) {
     let png = client.screenshot().await.unwrap();
@@ -105,13 +110,7 @@ async fn an_operator_signs_in_sees_the_health_and_replays_a_dead_letter_in_a_rea
         .send_keys("not-the-token")
         .await
         .unwrap();
-    client
-        .find(Locator::Css("button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(client, Locator::Css("button[type=submit]")).await;
     shown(client, "main", "That is not the admin token.").await;
     client
         .find(Locator::Css("#token"))
@@ -120,13 +119,7 @@ async fn an_operator_signs_in_sees_the_health_and_replays_a_dead_letter_in_a_rea
         .send_keys(OPERATOR_TOKEN)
         .await
         .unwrap();
-    client
-        .find(Locator::Css("button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(client, Locator::Css("button[type=submit]")).await;
 
     shown(client, "h1", "Overview").await;
     let accounts = text_of(client, "#accounts").await;
@@ -146,13 +139,7 @@ async fn an_operator_signs_in_sees_the_health_and_replays_a_dead_letter_in_a_rea
     assert!(plugins_shown.contains("auto-reply: ok"), "{plugins_shown}");
     screenshot(client, "overview").await;
 
-    client
-        .find(Locator::LinkText("Dead letters"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(client, Locator::LinkText("Dead letters")).await;
     shown(client, "h1", "Dead letters").await;
     let dead = text_of(client, "#events").await;
     assert!(
@@ -168,13 +155,7 @@ async fn an_operator_signs_in_sees_the_health_and_replays_a_dead_letter_in_a_rea
         .await;
     let done_before = detail["done_at_ms"].as_u64();
     assert!(done_before.is_some(), "{detail}");
-    client
-        .find(Locator::Css("#events form.replay button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(client, Locator::Css("#events form.replay button")).await;
     shown(client, ".flash", "Replay scheduled").await;
     let calls = text_of(client, "#calls").await;
     assert!(
@@ -222,13 +203,7 @@ async fn an_operator_signs_in_sees_the_health_and_replays_a_dead_letter_in_a_rea
         "{by_person}"
     );
 
-    client
-        .find(Locator::Css("header form button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(client, Locator::Css("header form button")).await;
     client.goto(&format!("{}/ui", igloo.url)).await.unwrap();
     assert!(
         client
@@ -273,19 +248,7 @@ async fn the_dashboard_refuses_strangers_and_forms_from_elsewhere() {
         .await
         .unwrap();
     assert_eq!(replay.status(), 303, "a forged cookie is no session");
-    let signed_in = client
-        .post(format!("{}/ui/login", igloo.url))
-        .form(&[("token", OPERATOR_TOKEN)])
-        .send()
-        .await
-        .unwrap();
-    let cookie = signed_in.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
+    let (cookie, _) = igloo.dashboard_session().await;
     let without_form_token = client
         .post(format!("{}/ui/plugins/auto-reply/resume", igloo.url))
         .header("cookie", &cookie)

@@ -1,7 +1,6 @@
 //! The Conversations API (seed 002), read back to learn whether a message
 //! igloo may have sent (its request went out, no answer came) really went.
 
-use chrono::DateTime;
 use serde::Deserialize;
 
 use super::{GraphClient, GraphError, GraphId, Repeat, SendClass, parse};
@@ -106,7 +105,8 @@ impl GraphClient {
                     && message
                         .created_time
                         .as_deref()
-                        .and_then(created_at_s)
+                        .and_then(super::meta_time_ms)
+                        .map(|ms| ms / 1000)
                         .is_some_and(|created| created >= since_s)
             })
             .map(|message| FoundMessage {
@@ -129,23 +129,9 @@ fn conversation_id(text: &str) -> Result<&str, GraphError> {
     Ok(text)
 }
 
-/// Meta's `2025-07-28T22:44:49+0000` as seconds since the epoch.
-fn created_at_s(text: &str) -> Option<u64> {
-    DateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%z")
-        .ok()
-        .and_then(|at| u64::try_from(at.timestamp()).ok())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn metas_created_time_is_read_in_whole_seconds() {
-        assert_eq!(created_at_s("1970-01-01T00:01:40+0000"), Some(100));
-        assert_eq!(created_at_s("1970-01-01T01:01:40+0100"), Some(100));
-        assert_eq!(created_at_s("yesterday"), None);
-    }
 
     #[test]
     fn a_conversation_id_cannot_carry_a_path_or_a_query() {

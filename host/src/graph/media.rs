@@ -2,7 +2,6 @@
 //! comment webhook now and then, and cannot be asked to send it again
 //! (PLATFORM.md A1, D15), so the reconciler reads what webhooks missed.
 
-use chrono::DateTime;
 use serde::Deserialize;
 
 use super::{GraphClient, GraphError, GraphId, Repeat, SendClass, parse};
@@ -104,7 +103,7 @@ impl GraphClient {
         Ok(listed
             .into_iter()
             .filter_map(|comment| {
-                let created = comment.timestamp.as_deref().and_then(meta_time)?;
+                let created = comment.timestamp.as_deref().and_then(super::meta_time_ms)?;
                 let (from_id, from_username) = match comment.from {
                     Some(author) => (Some(author.id).filter(|id| !id.is_empty()), author.username),
                     None => (None, None),
@@ -118,24 +117,5 @@ impl GraphClient {
                 })
             })
             .collect())
-    }
-}
-
-/// Meta's `2026-12-05T07:00:00+0000` as milliseconds since the epoch.
-fn meta_time(text: &str) -> Option<u64> {
-    DateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%z")
-        .ok()
-        .and_then(|time| u64::try_from(time.timestamp_millis()).ok())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn metas_times_are_read_with_their_offset() {
-        assert_eq!(meta_time("1970-01-01T00:00:01+0000"), Some(1000));
-        assert_eq!(meta_time("1970-01-01T01:00:01+0100"), Some(1000));
-        assert_eq!(meta_time("yesterday"), None);
     }
 }

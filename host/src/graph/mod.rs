@@ -512,6 +512,13 @@ fn base_url(key: &'static str, text: &str) -> Result<reqwest::Url, GraphSetupErr
     Ok(url)
 }
 
+/// Meta's time, `2026-12-05T07:00:00+0000`, as milliseconds since the epoch.
+pub(crate) fn meta_time_ms(text: &str) -> Option<u64> {
+    chrono::DateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%z")
+        .ok()
+        .and_then(|time| u64::try_from(time.timestamp_millis()).ok())
+}
+
 fn null_as_empty<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
     Option::<String>::deserialize(deserializer).map(Option::unwrap_or_default)
 }
@@ -587,4 +594,16 @@ struct Created {
 fn parse<T: serde::de::DeserializeOwned>(response: Value, api: &str) -> Result<T, GraphError> {
     serde_json::from_value(response)
         .map_err(|error| GraphError::Invalid(format!("unexpected {api} response: {error}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::meta_time_ms;
+
+    #[test]
+    fn metas_times_are_read_with_their_offset() {
+        assert_eq!(meta_time_ms("1970-01-01T00:01:40+0000"), Some(100_000));
+        assert_eq!(meta_time_ms("1970-01-01T01:01:40+0100"), Some(100_000));
+        assert_eq!(meta_time_ms("yesterday"), None);
+    }
 }

@@ -46,6 +46,8 @@ pub(crate) struct Lifecycle {
     profiles: BTreeMap<String, MessengerProfileConfig>,
     default_profile: MessengerProfileConfig,
     silence_floor_ms: u64,
+    /// Accounts found quiet at the last look.
+    silent: std::sync::Mutex<std::collections::BTreeSet<String>>,
 }
 
 impl Lifecycle {
@@ -61,6 +63,7 @@ impl Lifecycle {
                 .collect(),
             default_profile: config.messenger_profile.clone(),
             silence_floor_ms: config.sync.silence_floor_secs.saturating_mul(1000),
+            silent: Default::default(),
         }
     }
 
@@ -106,6 +109,49 @@ impl Lifecycle {
             });
         }
         Ok(statuses)
+    }
+
+    /// Look at every account's rhythm now and then (a quarter of the
+    /// silence floor, between one and fifteen minutes), and say once when
+    /// one goes quiet, and once when it hears again.
+    pub(crate) async fn watch_silence_forever(self: Arc<Self>) {
+        let every =
+            std::time::Duration::from_millis((self.silence_floor_ms / 4).clamp(60_000, 900_000));
+        let mut look = tokio::time::interval(every);
+        look.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            look.tick().await;
+            let now = crate::clock::now_ms();
+            let mut silent = std::collections::BTreeSet::new();
+            for account in self.graph.accounts().list() {
+                match self.webhooks(&account.id, now).await {
+                    Ok(rhythm) if rhythm.silent => {
+                        silent.insert(account.id);
+                    }
+                    Ok(_) => {}
+                    Err(error) => tracing::warn!(%error, "reading an account's webhooks failed"),
+                }
+            }
+            let mut known = self
+                .silent
+                .lock()
+                .unwrap_or_else(|poison| poison.into_inner());
+            for id in silent.difference(&known) {
+                tracing::warn!(account = %id, "no webhook for longer than this account's usual rhythm: check its token and subscription (`igloo accounts status`)");
+            }
+            for id in known.difference(&silent) {
+                tracing::info!(account = %id, "webhooks arrive again");
+            }
+            *known = silent;
+        }
+    }
+
+    /// How many accounts were quiet at the last look.
+    pub(crate) fn silent_accounts(&self) -> usize {
+        self.silent
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+            .len()
     }
 
     /// Where the reconciler notes what it fed.

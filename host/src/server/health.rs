@@ -1,7 +1,7 @@
 //! `GET /healthz`: 200 with each plugin's state and the inbox's counts
 //! while storage answers; 503 when it does not. `status` is `degraded`
 //! while a plugin failed to load or is quarantined, or an account's token
-//! is refused. Anyone may ask, so accounts are only counted here: which
+//! is refused or its webhooks stopped (see `lifecycle::silence`). Anyone may ask, so accounts are only counted here: which
 //! ones is for `/admin/accounts`.
 
 use std::sync::Arc;
@@ -44,11 +44,12 @@ pub(super) async fn healthz(State(app): State<Arc<AppState>>) -> Result<Json<Val
         .iter()
         .filter(|account| account.status != "active")
         .count();
-    degraded |= token_invalid > 0;
+    let silent = app.lifecycle.silent_accounts();
+    degraded |= token_invalid > 0 || silent > 0;
     Ok(Json(json!({
         "status": if degraded { "degraded" } else { "ok" },
         "plugins": plugins,
-        "accounts": { "total": accounts.len(), "token_invalid": token_invalid },
+        "accounts": { "total": accounts.len(), "token_invalid": token_invalid, "silent": silent },
         "inbox": {
             "deliveries": stats.deliveries,
             "events": stats.events,
