@@ -384,9 +384,27 @@ impl OauthConfig {
             ("authorize_url", &self.authorize_url),
             ("token_url", &self.token_url),
         ] {
-            if crate::graph::WebUrl::parse(url).is_err() {
-                return invalid(&format!("{key} must be an absolute http(s) URL"));
+            let Ok(parsed) = reqwest::Url::parse(url) else {
+                return invalid(&format!("{key} must be an absolute https URL"));
+            };
+            // The app secret and the codes travel here: https, but for a
+            // test server on this machine.
+            let loopback = matches!(parsed.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
+            if crate::graph::WebUrl::parse(url).is_err()
+                || (parsed.scheme() != "https" && !loopback)
+            {
+                return invalid(&format!("{key} must be an absolute https URL"));
             }
+        }
+        if !self
+            .redirect_uri
+            .as_deref()
+            .is_some_and(|uri| uri.trim_end_matches('/').ends_with("/ui/connect/callback"))
+        {
+            return invalid("redirect_uri must be igloo's /ui/connect/callback");
+        }
+        if self.scopes.is_empty() {
+            return invalid("scopes must name at least instagram_business_basic");
         }
         if config.tokens.key.is_none() || config.server.admin_token.is_none() {
             return invalid(

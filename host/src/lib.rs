@@ -169,7 +169,7 @@ impl Igloo {
             lifecycle,
             oauth: config.oauth.clone(),
             oauth_states: Default::default(),
-            ui_signed_out: Default::default(),
+            ui_sessions: Default::default(),
             verifier: SignatureVerifier::new(
                 &config.effective_app_secrets(),
                 config.webhook.accept_sha1,

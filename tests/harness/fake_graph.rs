@@ -370,7 +370,7 @@ fn business_login(method: &str, path: &str, query: Option<&str>) -> Option<Value
     if method == "POST" && path.ends_with("/oauth/access_token") {
         // The id as a number above 2^53, as Meta sends it.
         let answer = format!(
-            r#"{{"access_token": "short-lived-token", "user_id": {CONNECTED_ACCOUNT_ID}, "permissions": ["instagram_business_basic"]}}"#
+            r#"{{"access_token": "short-lived-token", "user_id": {CONNECTED_ACCOUNT_ID}, "permissions": "instagram_business_basic,instagram_business_manage_messages,instagram_business_manage_comments"}}"#
         );
         return serde_json::from_str(&answer).ok();
     }

@@ -497,7 +497,7 @@ async fn business_login_connects_an_account_whose_webhooks_are_then_answered_wit
         async move {
             client
                 .get(url)
-                .query(&[("code", "AQBx-code#_"), ("state", state.as_str())])
+                .query(&[("code", "AQBx-code"), ("state", state.as_str())])
                 .send()
                 .await
                 .unwrap()
@@ -583,6 +583,35 @@ async fn business_login_connects_an_account_whose_webhooks_are_then_answered_wit
     assert_eq!(
         reply.authorization.as_deref(),
         Some("Bearer long-lived-token")
+    );
+
+    // An account the operator set up by hand is not a link's to change.
+    let (status, _) = igloo
+        .admin(
+            Method::POST,
+            "/admin/accounts",
+            Some(json!({"id": CONNECTED_ACCOUNT_ID, "access_token": "hand-token"})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let again = client
+        .get(format!("{}/ui/accounts/connect", igloo.url))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    let authorize = reqwest::Url::parse(again.headers()["location"].to_str().unwrap()).unwrap();
+    let state = authorize
+        .query_pairs()
+        .find(|(name, _)| name == "state")
+        .unwrap()
+        .1
+        .into_owned();
+    assert_eq!(callback(state).await.status(), 409);
+    let (_, listed) = igloo.admin(Method::GET, "/admin/accounts", None).await;
+    assert!(
+        listed.to_string().contains(r#""source":"added""#),
+        "still the operator's: {listed}"
     );
 }
 

@@ -31,6 +31,16 @@ use store::{AccountStore, Row};
 
 /// How long a long-lived Instagram token lives (Meta: 60 days).
 pub const LONG_LIVED_TOKEN: Duration = Duration::from_secs(60 * 24 * 3600);
+/// How long a token Meta issued lives: `expires_in` seconds, kept between
+/// an hour and a little over the 60 days Meta gives (a missing, zero or
+/// absurd answer does not make a token look expired, or eternal).
+pub fn token_lifetime(expires_in: Option<u64>) -> Duration {
+    let longest = LONG_LIVED_TOKEN + Duration::from_secs(24 * 3600);
+    expires_in.map_or(LONG_LIVED_TOKEN, |secs| {
+        Duration::from_secs(secs).clamp(Duration::from_secs(3600), longest)
+    })
+}
+
 /// Meta refreshes only tokens at least this old.
 pub const MIN_REFRESH_AGE: Duration = Duration::from_secs(24 * 3600);
 

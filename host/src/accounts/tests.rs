@@ -250,3 +250,16 @@ async fn only_kept_instagram_tokens_old_enough_and_unexpired_are_due_for_refresh
     assert!(configured.due_for_refresh(DAY_MS / 2, week).is_empty());
     assert_eq!(configured.due_for_refresh(DAY_MS, week).len(), 1);
 }
+
+#[test]
+fn metas_word_on_a_tokens_lifetime_is_kept_within_reason() {
+    let hour = Duration::from_secs(3600);
+    assert_eq!(token_lifetime(None), LONG_LIVED_TOKEN);
+    assert_eq!(token_lifetime(Some(5_184_000)), LONG_LIVED_TOKEN);
+    assert_eq!(token_lifetime(Some(0)), hour, "not expired at once");
+    assert_eq!(
+        token_lifetime(Some(u64::MAX)),
+        LONG_LIVED_TOKEN + 24 * hour,
+        "not eternal"
+    );
+}

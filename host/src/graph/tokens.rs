@@ -193,14 +193,38 @@ pub struct BusinessLogin<'a> {
     pub token_url: &'a str,
 }
 
-/// Business Login's answer to a code: a token good for an hour.
+/// Business Login's answer to a code: a token good for an hour. Its
+/// `user_id` is app-scoped, not the id webhooks name the account by (that
+/// is `/me`'s `user_id`, see [`TokenOwner`]), so it is not read.
 #[derive(Deserialize)]
 pub struct ShortLivedToken {
     /// The token.
     pub access_token: String,
-    /// The account's id, as Meta gives it here.
-    #[serde(default, deserialize_with = "crate::events::meta::id_text")]
-    pub user_id: String,
+    /// What the owner granted: a list, or a comma-separated text.
+    #[serde(default)]
+    pub permissions: Option<serde_json::Value>,
+}
+
+impl ShortLivedToken {
+    /// The first of `scopes` the owner did not grant, when Meta said what
+    /// was granted.
+    pub fn missing<'s>(&self, scopes: &'s [String]) -> Option<&'s str> {
+        let granted: Vec<String> = match self.permissions.as_ref()? {
+            serde_json::Value::String(text) => text
+                .split(',')
+                .map(|scope| scope.trim().to_owned())
+                .collect(),
+            serde_json::Value::Array(items) => items
+                .iter()
+                .filter_map(|item| item.as_str().map(str::to_owned))
+                .collect(),
+            _ => return None,
+        };
+        scopes
+            .iter()
+            .find(|scope| !granted.iter().any(|granted| granted == *scope))
+            .map(String::as_str)
+    }
 }
 
 /// Whose a token is.
@@ -252,6 +276,27 @@ mod tests {
         assert!(
             !scrubbed.contains("IGQVsecret") && scrubbed.contains("[token]"),
             "{scrubbed}"
+        );
+    }
+
+    #[test]
+    fn a_grant_short_of_the_scopes_asked_for_is_seen() {
+        let scopes = ["basic".to_owned(), "messages".to_owned()];
+        let token = |permissions: serde_json::Value| ShortLivedToken {
+            access_token: String::new(),
+            permissions: Some(permissions),
+        };
+        assert_eq!(
+            token(serde_json::json!("basic, messages")).missing(&scopes),
+            None
+        );
+        assert_eq!(
+            token(serde_json::json!(["basic"])).missing(&scopes),
+            Some("messages")
+        );
+        assert_eq!(
+            token(serde_json::json!("messages")).missing(&scopes),
+            Some("basic")
         );
     }
 }

@@ -170,16 +170,24 @@ impl Lifecycle {
             limit: RHYTHM_SAMPLE,
             ..EventFilter::default()
         };
-        let received: Vec<u64> = self
-            .inbox
-            .list_events(&filter)
-            .await?
+        let events = self.inbox.list_events(&filter).await?;
+        let sampled = events.len();
+        let received: Vec<u64> = events
             .into_iter()
             // Timers and comments read back are igloo's own, not Meta's
             // deliveries.
             .filter(|event| event.kind != "timer" && !self.fed.contains(&event.key))
             .map(|event| event.received_at_ms)
             .collect();
+        if sampled > 0 && received.is_empty() {
+            // Only igloo's own events of late (timers, comments read back):
+            // no webhook in all of them.
+            return Ok(silence::Rhythm {
+                last_webhook_at_ms: None,
+                usual_gap_ms: None,
+                silent: true,
+            });
+        }
         Ok(silence::rhythm(&received, now_ms, self.silence_floor_ms))
     }
 }

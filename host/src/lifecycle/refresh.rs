@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::accounts::{LONG_LIVED_TOKEN, NewToken};
+use crate::accounts::NewToken;
 use crate::config::TokensConfig;
 use crate::graph::{GraphClient, GraphError};
 
@@ -29,9 +29,7 @@ async fn refresh_due(graph: &GraphClient, refresh_after: Duration) {
         let outcome = match graph.refresh_token(&credentials.token).await {
             Ok(issued) => {
                 let now = crate::clock::now_ms();
-                let lives = issued
-                    .expires_in
-                    .map_or(LONG_LIVED_TOKEN, Duration::from_secs);
+                let lives = crate::accounts::token_lifetime(issued.expires_in);
                 let token = NewToken {
                     token: issued.access_token,
                     issued_at_ms: now,

@@ -44,8 +44,8 @@ pub(crate) struct AppState {
     pub oauth: crate::config::OauthConfig,
     /// Business Login states already used.
     pub oauth_states: ui::UsedStates,
-    /// When the dashboard was last signed out of.
-    pub ui_signed_out: ui::SignedOut,
+    /// The dashboard's sessions: their key's epoch, the last sign-out.
+    pub ui_sessions: ui::Sessions,
     /// Account upkeep: status and sync.
     pub lifecycle: Arc<crate::lifecycle::Lifecycle>,
     /// Counters and histograms for `/metrics`.

@@ -18,7 +18,7 @@ use serde::Deserialize;
 
 use super::page;
 use super::session::{Operator, sign};
-use crate::accounts::{AccountSource, LONG_LIVED_TOKEN, NewAccount, NewToken};
+use crate::accounts::{AccountSource, NewAccount, NewToken};
 use crate::config::LoginKind;
 use crate::graph::GraphId;
 use crate::server::AppState;
@@ -48,12 +48,13 @@ impl UsedStates {
 /// A new state: `issued.nonce.signature`.
 fn new_state(key: &str) -> String {
     let issued = crate::clock::now_ms();
-    let nonce = hex::encode(rand_bytes());
+    let nonce = hex::encode(random_bytes());
     let signature = sign(key, &format!("connect:{nonce}"), issued);
     format!("{issued}.{nonce}.{signature}")
 }
 
-fn rand_bytes() -> [u8; 16] {
+/// 16 bytes from the operating system's generator.
+pub(super) fn random_bytes() -> [u8; 16] {
     use chacha20poly1305::aead::rand_core::RngCore as _;
     let mut bytes = [0u8; 16];
     chacha20poly1305::aead::OsRng.fill_bytes(&mut bytes);
@@ -74,7 +75,7 @@ fn check_state(key: &str, state: &str, now_ms: u64) -> Option<(String, u64)> {
 
 /// `GET /ui/accounts/connect`: off to Instagram to grant access.
 pub(super) async fn start(operator: Operator, State(app): State<Arc<AppState>>) -> Response {
-    let (Some(key), Some(login)) = (&app.admin_token, app.oauth.login()) else {
+    let (Some(admin_token), Some(login)) = (&app.admin_token, app.oauth.login()) else {
         let body = html! {
             p { "Business Login is not configured: set " code { "oauth.app_id" } ", "
                 code { "oauth.app_secret" } " and " code { "oauth.redirect_uri" } "." }
@@ -97,7 +98,7 @@ pub(super) async fn start(operator: Operator, State(app): State<Arc<AppState>>) 
         .append_pair("redirect_uri", login.redirect_uri)
         .append_pair("response_type", "code")
         .append_pair("scope", &app.oauth.scopes.join(","))
-        .append_pair("state", &new_state(key));
+        .append_pair("state", &new_state(&app.ui_sessions.key(admin_token)));
     Redirect::to(url.as_str()).into_response()
 }
 
@@ -119,17 +120,18 @@ pub(super) async fn callback(
         let body = html! { p { (why) } p { "Start again from the dashboard's " a href="/ui" { "overview" } "." } };
         (status, page("Not connected", None, body)).into_response()
     };
-    let (Some(key), Some(login)) = (&app.admin_token, app.oauth.login()) else {
+    let (Some(admin_token), Some(login)) = (&app.admin_token, app.oauth.login()) else {
         return refused(
             StatusCode::NOT_FOUND,
             "Business Login is not configured.".into(),
         );
     };
+    let key = app.ui_sessions.key(admin_token);
     let now = crate::clock::now_ms();
     let Some((nonce, issued)) = callback
         .state
         .as_deref()
-        .and_then(|state| check_state(key, state, now))
+        .and_then(|state| check_state(&key, state, now))
     else {
         return refused(
             StatusCode::BAD_REQUEST,
@@ -158,11 +160,14 @@ pub(super) async fn callback(
     else {
         return refused(StatusCode::BAD_REQUEST, "Instagram sent no code.".into());
     };
-    // Meta appends `#_` to the code in the browser's address; it is not part of it.
-    let code = code.trim_end_matches("#_");
     let graph = &app.runtime.services().graph;
     let connected = async {
-        let short = graph.exchange_code(&login, code).await?;
+        let short = graph.exchange_code(&login, &code).await?;
+        if let Some(missing) = short.missing(&app.oauth.scopes) {
+            return Err(crate::graph::GraphError::PermissionDenied(format!(
+                "the owner did not grant {missing}"
+            )));
+        }
         let long = graph
             .long_lived_token(login.app_secret, &short.access_token)
             .await?;
@@ -171,9 +176,19 @@ pub(super) async fn callback(
     };
     let (long, owner) = match connected.await {
         Ok(connected) => connected,
+        Err(crate::graph::GraphError::PermissionDenied(why)) => {
+            return refused(
+                StatusCode::FORBIDDEN,
+                format!("Not every permission igloo needs was granted: {why}."),
+            );
+        }
         Err(error) => {
+            // The details are the operator's: the page is the owner's.
             tracing::warn!(%error, "connecting an account failed");
-            return refused(StatusCode::BAD_GATEWAY, format!("Meta refused: {error}"));
+            return refused(
+                StatusCode::BAD_GATEWAY,
+                "Meta did not complete the connection; the operator's log says why.".into(),
+            );
         }
     };
     if GraphId::parse("account id", &owner.user_id).is_err() {
@@ -182,10 +197,23 @@ pub(super) async fn callback(
             "Meta did not say whose account this is.".into(),
         );
     }
+    let accounts = app.runtime.services().accounts();
+    // Connecting again renews a connected account's token; an account set
+    // up otherwise is the operator's to change, not a link's.
+    if let Some(existing) = accounts.get(&owner.user_id)
+        && existing.source != AccountSource::Connected
+    {
+        tracing::warn!(account = %existing.id, "Business Login for an account set up otherwise was refused");
+        return refused(
+            StatusCode::CONFLICT,
+            format!(
+                "Account {} is already set up by the operator; they give it a new token themselves.",
+                existing.id
+            ),
+        );
+    }
     let now = crate::clock::now_ms();
-    let lives = long
-        .expires_in
-        .map_or(LONG_LIVED_TOKEN, std::time::Duration::from_secs);
+    let lives = crate::accounts::token_lifetime(long.expires_in);
     let account = NewAccount {
         id: owner.user_id.clone(),
         username: owner
@@ -199,7 +227,7 @@ pub(super) async fn callback(
             expires_at_ms: Some(now.saturating_add(lives.as_millis() as u64)),
         },
     };
-    match app.runtime.services().accounts().put(account).await {
+    match accounts.put(account).await {
         Ok(view) => {
             tracing::info!(account = %view.id, "account connected with Business Login");
             app.runtime.rescan();
@@ -212,7 +240,13 @@ pub(super) async fn callback(
             };
             page("Connected", None, body).into_response()
         }
-        Err(error) => refused(StatusCode::CONFLICT, error.to_string()),
+        Err(error) => {
+            tracing::error!(%error, "storing a connected account failed");
+            refused(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "igloo could not store the account; try again.".into(),
+            )
+        }
     }
 }
 
@@ -227,6 +261,10 @@ mod tests {
         let state = new_state(KEY);
         let now = crate::clock::now_ms();
         let (nonce, issued) = check_state(KEY, &state, now).unwrap();
+        assert!(
+            check_state(&format!("{KEY}:another-start"), &state, now).is_none(),
+            "not after a restart"
+        );
         assert!(check_state("another-admin-token-of-32-characters", &state, now).is_none());
         assert!(
             check_state(KEY, &state, now + STATE_LIFETIME_MS + 1).is_none(),

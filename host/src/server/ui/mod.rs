@@ -26,7 +26,7 @@ use serde::Deserialize;
 use super::AppState;
 pub(crate) use connect::UsedStates;
 use session::Operator;
-pub(crate) use session::SignedOut;
+pub(crate) use session::Sessions;
 
 /// Headers on every dashboard answer.
 const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'self'; img-src 'self'; \
@@ -177,9 +177,10 @@ async fn sign_in(
     match form {
         Ok(axum::Form(form)) if super::secrets_match(&form.token, key) => {
             let mut response = Redirect::to("/ui").into_response();
-            response
-                .headers_mut()
-                .insert(header::SET_COOKIE, session::sign_in_cookie(key));
+            response.headers_mut().insert(
+                header::SET_COOKIE,
+                session::sign_in_cookie(&app.ui_sessions.key(key)),
+            );
             response
         }
         _ => {
@@ -198,7 +199,7 @@ async fn sign_out(
         return forged();
     }
     // Not only this browser's cookie: a copy of it ends too.
-    app.ui_signed_out.now();
+    app.ui_sessions.sign_out();
     let mut response = Redirect::to("/ui/login").into_response();
     response
         .headers_mut()

@@ -78,19 +78,39 @@ fn operator(headers: &HeaderMap, key: &str, signed_out_ms: u64) -> Option<Operat
         })
 }
 
-/// When the dashboard was last signed out of: every session issued until
-/// then ends (one admin token, one operator's sessions).
-#[derive(Default)]
-pub(crate) struct SignedOut(AtomicU64);
+/// What makes this igloo's sessions and states its own: a random epoch
+/// drawn at start (so none outlives a restart, and a sign-out need only be
+/// remembered while igloo runs), and when the dashboard was last signed out
+/// of (every session issued until then ends: one admin token, one
+/// operator's sessions).
+pub(crate) struct Sessions {
+    epoch: String,
+    signed_out_ms: AtomicU64,
+}
 
-impl SignedOut {
-    /// End every session issued until now.
-    pub(super) fn now(&self) {
-        self.0.store(crate::clock::now_ms(), Ordering::Relaxed);
+impl Default for Sessions {
+    fn default() -> Self {
+        Self {
+            epoch: hex::encode(super::connect::random_bytes()),
+            signed_out_ms: AtomicU64::new(0),
+        }
+    }
+}
+
+impl Sessions {
+    /// The key sessions, form tokens and states are signed with.
+    pub(super) fn key(&self, admin_token: &str) -> String {
+        format!("{admin_token}:{}", self.epoch)
     }
 
-    fn at_ms(&self) -> u64 {
-        self.0.load(Ordering::Relaxed)
+    /// End every session issued until now.
+    pub(super) fn sign_out(&self) {
+        self.signed_out_ms
+            .store(crate::clock::now_ms(), Ordering::Relaxed);
+    }
+
+    fn signed_out_ms(&self) -> u64 {
+        self.signed_out_ms.load(Ordering::Relaxed)
     }
 }
 
@@ -108,7 +128,8 @@ impl FromRequestParts<Arc<AppState>> for Operator {
         let Some(key) = &app.admin_token else {
             return Err(super::disabled());
         };
-        operator(&parts.headers, key, app.ui_signed_out.at_ms())
+        let sessions = &app.ui_sessions;
+        operator(&parts.headers, &sessions.key(key), sessions.signed_out_ms())
             .ok_or_else(|| Redirect::to("/ui/login").into_response())
     }
 }
