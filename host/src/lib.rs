@@ -7,12 +7,13 @@
 //! server ─▶ events ─▶ inbox ─▶ dispatch ─▶ runtime ─▶ capabilities ─▶ graph, state
 //!                        │                    └──────────┴─▶ plugin_api, journal
 //!                        └─ keeps the journal ◀──────────────────────────┘
+//! lifecycle ─▶ graph ─▶ accounts
 //! ```
 //!
-//! - [`server`] takes Meta's webhooks, checks them ([`signature`]), splits
+//! - `server` takes Meta's webhooks, checks them ([`signature`]), splits
 //!   them into [`events`] and commits them to the [`inbox`] before Meta gets
 //!   its 200. It knows which events anyone subscribes to, not who runs them.
-//! - [`dispatch`] takes events from the inbox, one ordered lane per
+//! - `dispatch` takes events from the inbox, one ordered lane per
 //!   conversation, and asks the [`runtime`] to run each subscribed plugin;
 //!   it retries runs that failed for a passing reason, and leaves the rest
 //!   as dead letters for an operator to replay.
@@ -27,7 +28,11 @@
 //! - [`accounts`] holds the accounts igloo acts for and their tokens
 //!   (sealed at rest); [`graph`] reads them on every call and marks an
 //!   account `token-invalid` when Meta refuses its token, which holds its
-//!   events back in the dispatcher. `lifecycle` refreshes tokens.
+//!   events back in the dispatcher. `lifecycle` keeps accounts working
+//!   beside the flow of events: it refreshes tokens, syncs webhook
+//!   subscriptions and profiles, watches for accounts gone quiet, and reads
+//!   back comments webhooks missed. The server's `ui` is the operator's
+//!   dashboard over all of it.
 //! - [`journal`] makes every effect happen at most once across executions
 //!   of a run (crash, stop, retry, replay); the inbox stores it, beside the
 //!   events and runs it belongs to.

@@ -1,7 +1,7 @@
 //! The Instagram accounts igloo acts for, and their access tokens: one
 //! registry, read on every Graph call, written when a token is added,
 //! refreshed or refused. Kept whole in memory and in `accounts.sqlite3`,
-//! tokens sealed there ([`sealed`]).
+//! tokens sealed there (`sealed.rs`).
 //!
 //! Accounts come from the configuration (`[accounts.<id>]`) or from an
 //! operator (`igloo accounts add`). A

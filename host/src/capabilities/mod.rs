@@ -172,7 +172,7 @@ impl HostServices {
     }
 
     /// Services for a sandboxed run: every call to Meta recorded, not sent
-    /// (see [`HostServices::graph`]'s `dry_run`), and the host's state a
+    /// (see `HostServices::graph`'s `dry_run`), and the host's state a
     /// copy taken now in `scratch`, so the plugin reads what it would read
     /// live and its writes go nowhere.
     pub async fn sandboxed(&self, scratch: &std::path::Path) -> anyhow::Result<Self> {

@@ -48,6 +48,9 @@ pub(crate) struct Lifecycle {
     silence_floor_ms: u64,
     /// Accounts found quiet at the last look.
     silent: std::sync::Mutex<std::collections::BTreeSet<String>>,
+    /// One sync at a time: two (a double click, the start-up's and an
+    /// operator's) would read and set the same things twice.
+    syncing: tokio::sync::Mutex<()>,
 }
 
 impl Lifecycle {
@@ -64,11 +67,17 @@ impl Lifecycle {
             default_profile: config.messenger_profile.clone(),
             silence_floor_ms: config.sync.silence_floor_secs.saturating_mul(1000),
             silent: Default::default(),
+            syncing: tokio::sync::Mutex::new(()),
         }
     }
 
     /// Sync every account (see [`sync`]); with `apply`, set what differs.
     pub(crate) async fn sync_all(&self, runtime: &Runtime, apply: bool) -> Vec<AccountSync> {
+        let _one_at_a_time = if apply {
+            Some(self.syncing.lock().await)
+        } else {
+            None
+        };
         let mut reports = Vec::new();
         for account in self.graph.accounts().list() {
             reports.push(self.sync(runtime, &account.id, apply).await);
