@@ -71,7 +71,9 @@ pub struct EventDetail {
     /// The event as igloo understood it.
     pub event: serde_json::Value,
     /// The webhook body it came in, exactly as Meta signed it (lossily
-    /// decoded if it is not UTF-8).
+    /// decoded if it is not UTF-8); or, for a comment no webhook brought,
+    /// the body the reconciler made (marked `"igloo_source":
+    /// "reconciler"`, unsigned).
     pub raw_body: String,
     /// The calls with effects its runs made.
     pub journal: Vec<JournaledCall>,

@@ -37,7 +37,8 @@ pub type DeliveryId = i64;
 /// events it was split into.
 #[derive(Debug, Clone)]
 pub struct Delivery {
-    /// The body exactly as Meta signed it.
+    /// The body exactly as Meta signed it (or as igloo's reconciler made
+    /// it, marked `"igloo_source": "reconciler"`).
     pub body: bytes::Bytes,
     /// The events it holds.
     pub events: Vec<Incoming>,
@@ -109,7 +110,7 @@ impl Accepted {
 pub struct UnsplitDelivery {
     /// Its position.
     pub id: DeliveryId,
-    /// The body as Meta signed it.
+    /// The body as Meta signed it (or the reconciler made it).
     pub body: bytes::Bytes,
 }
 
