@@ -42,6 +42,12 @@ async fn shown(client: &Client, css: &str, needle: &str) -> String {
     );
 }
 
+/// The browser is on the sign-in page (`why` it should be).
+async fn assert_on_sign_in(client: &Client, why: &str) {
+    let url = client.current_url().await.unwrap();
+    assert!(url.path().ends_with("/ui/login"), "{why}: {url}");
+}
+
 /// Click the element `locator` finds.
 async fn click(client: &Client, locator: Locator<'_>) {
     client.find(locator).await.unwrap().click().await.unwrap();
@@ -93,15 +99,7 @@ async fn an_operator_signs_in_sees_the_health_and_replays_a_dead_letter_in_a_rea
     let browser = Browser::start().await;
     let client = &browser.client;
     client.goto(&format!("{}/ui", igloo.url)).await.unwrap();
-    assert!(
-        client
-            .current_url()
-            .await
-            .unwrap()
-            .path()
-            .ends_with("/ui/login"),
-        "signed out: to the sign-in page"
-    );
+    assert_on_sign_in(client, "signed out: to the sign-in page").await;
     screenshot(client, "sign-in").await;
     client
         .find(Locator::Css("#token"))
@@ -205,15 +203,7 @@ async fn an_operator_signs_in_sees_the_health_and_replays_a_dead_letter_in_a_rea
 
     click(client, Locator::Css("header form button")).await;
     client.goto(&format!("{}/ui", igloo.url)).await.unwrap();
-    assert!(
-        client
-            .current_url()
-            .await
-            .unwrap()
-            .path()
-            .ends_with("/ui/login"),
-        "signed out"
-    );
+    assert_on_sign_in(client, "signed out").await;
     browser.close().await;
 }
 

@@ -371,6 +371,14 @@ impl Accounts {
         self.read().values().map(Entry::view).collect()
     }
 
+    /// How many accounts there are, and how many are `token-invalid`, without
+    /// copying any (for `/healthz`, which anyone may ask often).
+    pub fn counts(&self) -> (usize, usize) {
+        let entries = self.read();
+        let invalid = entries.values().filter(|entry| entry.invalid()).count();
+        (entries.len(), invalid)
+    }
+
     /// One account.
     pub fn get(&self, account_id: &str) -> Option<AccountView> {
         self.read().get(account_id).map(Entry::view)

@@ -325,7 +325,7 @@ impl Dispatcher {
     /// Whether `account_id`'s events may run: not while Meta refuses its
     /// token.
     fn account_usable(&self, account_id: &str) -> bool {
-        self.runtime.services().graph.accounts().usable(account_id)
+        self.runtime.services().accounts().usable(account_id)
     }
 
     fn lock_in_flight(&self) -> std::sync::MutexGuard<'_, HashSet<Seq>> {

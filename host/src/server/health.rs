@@ -39,17 +39,13 @@ pub(super) async fn healthz(State(app): State<Arc<AppState>>) -> Result<Json<Val
     plugins.extend(app.runtime.failed().iter().map(
         |failed| json!({ "id": failed.id, "state": "failed", "error": failed.error.to_string() }),
     ));
-    let accounts = app.runtime.services().accounts().list();
-    let token_invalid = accounts
-        .iter()
-        .filter(|account| account.status != "active")
-        .count();
+    let (accounts, token_invalid) = app.runtime.services().accounts().counts();
     let silent = app.lifecycle.silent_accounts();
     degraded |= token_invalid > 0 || silent > 0;
     Ok(Json(json!({
         "status": if degraded { "degraded" } else { "ok" },
         "plugins": plugins,
-        "accounts": { "total": accounts.len(), "token_invalid": token_invalid, "silent": silent },
+        "accounts": { "total": accounts, "token_invalid": token_invalid, "silent": silent },
         "inbox": {
             "deliveries": stats.deliveries,
             "events": stats.events,

@@ -60,6 +60,39 @@ pub(crate) struct AppState {
     pub stats: StatsCache,
 }
 
+impl AppState {
+    /// Replay what `request` names (the admin API's and the dashboard's
+    /// replay); when runs were scheduled, the dispatcher looks again.
+    pub(crate) async fn replay(
+        &self,
+        request: crate::inbox::ReplayRequest,
+    ) -> Result<crate::inbox::Replayed, crate::inbox::InboxError> {
+        let seq = request.seq;
+        let replayed = self.inbox.replay(request).await?;
+        if let crate::inbox::Replayed::Scheduled { plugins } = &replayed {
+            tracing::info!(seq, ?plugins, "replay scheduled by an operator");
+            self.runtime.rescan();
+        }
+        Ok(replayed)
+    }
+
+    /// Take a `token-invalid` account back with the token it has; its
+    /// waiting events run. Whether it was `token-invalid`.
+    pub(crate) async fn retry_account(
+        &self,
+        account_id: &str,
+    ) -> Result<bool, crate::accounts::AccountsError> {
+        let accounts = self.runtime.services().accounts();
+        let retried = accounts
+            .retry_token(account_id, crate::clock::now_ms())
+            .await?;
+        if retried {
+            self.runtime.rescan();
+        }
+        Ok(retried)
+    }
+}
+
 /// The inbox's counts, read at most once per [`STATS_FRESH_FOR`].
 #[derive(Default)]
 pub(crate) struct StatsCache {

@@ -42,7 +42,7 @@ pub(in crate::server) async fn list(
     if let Err(refusal) = authorise(&app, &headers) {
         return refusal;
     }
-    let accounts = app.runtime.services().graph.accounts().list();
+    let accounts = app.runtime.services().accounts().list();
     (StatusCode::OK, Json(json!({ "accounts": accounts })))
 }
 
@@ -104,7 +104,7 @@ pub(in crate::server) async fn add(
             expires_at_ms: body.expires_at_ms,
         },
     };
-    match app.runtime.services().graph.accounts().put(account).await {
+    match app.runtime.services().accounts().put(account).await {
         Ok(view) => {
             tracing::info!(account = %view.id, "access token given by an operator");
             // Events that waited for a token run now.
@@ -126,14 +126,10 @@ pub(in crate::server) async fn retry(
     if let Err(refusal) = authorise(&app, &headers) {
         return refusal;
     }
-    let accounts = app.runtime.services().accounts();
-    match accounts.retry_token(&id, crate::clock::now_ms()).await {
+    match app.retry_account(&id).await {
         Ok(true) => {
-            app.runtime.rescan();
-            (
-                StatusCode::OK,
-                Json(json!({ "account": accounts.get(&id) })),
-            )
+            let account = app.runtime.services().accounts().get(&id);
+            (StatusCode::OK, Json(json!({ "account": account })))
         }
         Ok(false) => (
             StatusCode::NOT_FOUND,
@@ -152,7 +148,7 @@ pub(in crate::server) async fn remove(
     if let Err(refusal) = authorise(&app, &headers) {
         return refusal;
     }
-    match app.runtime.services().graph.accounts().remove(&id).await {
+    match app.runtime.services().accounts().remove(&id).await {
         Ok(true) => {
             // Its events, if they waited for a token, wait no more: they run
             // as any unknown account's, their calls refused for want of one.

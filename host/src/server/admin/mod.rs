@@ -188,16 +188,12 @@ pub(super) async fn replay_event(
         plugin: query.plugin,
         force: query.force,
     };
-    let replayed = match app.inbox.replay(request).await {
+    let replayed = match app.replay(request).await {
         Ok(replayed) => replayed,
         Err(error) => return storage_failed(&error),
     };
     let status = match &replayed {
-        Replayed::Scheduled { plugins } => {
-            tracing::info!(seq, ?plugins, "replay scheduled by an operator");
-            app.runtime.rescan();
-            StatusCode::ACCEPTED
-        }
+        Replayed::Scheduled { .. } => StatusCode::ACCEPTED,
         Replayed::AlreadyHandled { .. } | Replayed::NothingToReplay => StatusCode::CONFLICT,
         Replayed::NotFound => StatusCode::NOT_FOUND,
     };

@@ -401,12 +401,8 @@ pub(super) async fn replay(
         plugin: Some(form.plugin).filter(|plugin| !plugin.is_empty()),
         force: form.force,
     };
-    let done = match app.inbox.replay(request).await {
-        Ok(Replayed::Scheduled { plugins }) => {
-            tracing::info!(seq, ?plugins, "replay scheduled from the dashboard");
-            app.runtime.rescan();
-            "replayed"
-        }
+    let done = match app.replay(request).await {
+        Ok(Replayed::Scheduled { .. }) => "replayed",
         Ok(Replayed::AlreadyHandled { .. }) => "handled",
         Ok(Replayed::NothingToReplay | Replayed::NotFound) => "nothing",
         Err(_) => return unavailable(),
@@ -443,17 +439,8 @@ pub(super) async fn retry_account(
     if !operator.sent(&form.csrf) {
         return forged();
     }
-    let done = match app
-        .runtime
-        .services()
-        .accounts()
-        .retry_token(&id, crate::clock::now_ms())
-        .await
-    {
-        Ok(true) => {
-            app.runtime.rescan();
-            "retried"
-        }
+    let done = match app.retry_account(&id).await {
+        Ok(true) => "retried",
         Ok(false) => "not-refused",
         Err(error) => {
             tracing::error!(%error, "retrying an account's token failed");
