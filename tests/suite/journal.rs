@@ -103,6 +103,42 @@ async fn a_send_cut_short_by_a_crash_that_meta_received_is_not_sent_again() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lookup_meta_fails_is_retried_not_taken_for_an_unknown_effect() {
+    let graph = FakeGraph::start().await;
+    let data_dir = Arc::new(tempfile::tempdir().unwrap());
+    crash_while_sending(&graph, &data_dir, "112").await;
+    eventually("Meta to accept the send", || async {
+        (graph.sent_messages().len() == 1).then_some(())
+    })
+    .await;
+    // Meta's bad minute, through every quick retry of the first lookup.
+    for _ in 0..3 {
+        graph.script(
+            500,
+            serde_json::json!({"error": {"message": "An unexpected error has occurred.", "code": 2}}),
+        );
+    }
+
+    let mut config = live_config(&graph);
+    config.runtime.retry_schedule_ms = vec![50];
+    let igloo = TestIgloo::start_in(config, Arc::clone(&data_dir)).await;
+    igloo.wait_until_idle().await;
+    let lookups = graph
+        .requests()
+        .into_iter()
+        .filter(|request| request.method == "GET" && request.path.ends_with("/conversations"))
+        .count();
+    assert!(lookups >= 4, "looked again at the retry: {lookups}");
+    assert_eq!(graph.sent_messages().len(), 1, "not sent again");
+    assert_eq!(
+        journal(&data_dir),
+        [("messaging.send".to_owned(), "done".to_owned())]
+    );
+    let runs = igloo.inbox.runs(1).await.unwrap();
+    assert_eq!(runs[0].outcome, "ok", "{runs:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_send_cut_short_by_a_crash_that_meta_never_acted_on_is_sent_once() {
     let graph = FakeGraph::start().await;
     // Meta fails the request igloo will not live to hear about.

@@ -40,7 +40,11 @@ impl RetrySchedule {
 fn worth_retrying(receipt: &RunReceipt) -> bool {
     match &receipt.outcome {
         RunOutcome::UpstreamTimeout
-        | RunOutcome::Journal(JournalStop::Unavailable(_) | JournalStop::CutShort { .. }) => true,
+        | RunOutcome::Journal(
+            JournalStop::Unavailable(_)
+            | JournalStop::CutShort { .. }
+            | JournalStop::LookupFailed { .. },
+        ) => true,
         // The plugin gave up after a host call failed for a passing reason,
         // or said its failure is one.
         RunOutcome::PluginError(_) => receipt.transient_failures > 0 || receipt.retry_requested,
@@ -78,6 +82,13 @@ mod tests {
         };
         let unanswered = receipt(RunOutcome::Journal(cut_short), 0);
         assert_eq!(schedule.next_attempt_at(&unanswered, 1, 0), Some(5_000));
+        let lookup_failed = JournalStop::LookupFailed {
+            call: 0,
+            operation: "messaging.send".into(),
+            reason: "rate limited".into(),
+        };
+        let unlooked = receipt(RunOutcome::Journal(lookup_failed), 0);
+        assert_eq!(schedule.next_attempt_at(&unlooked, 1, 0), Some(5_000));
     }
 
     #[test]

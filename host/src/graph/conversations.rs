@@ -68,7 +68,12 @@ impl GraphClient {
             None,
         );
         let response = self
-            .call(account_id, request, SendClass::Other, Repeat::Idempotent)
+            .call(
+                account_id,
+                request,
+                SendClass::Conversations,
+                Repeat::Idempotent,
+            )
             .await?;
         let listed: Listed<ConversationRef> = parse(response, "Conversations API")?;
         let Some(conversation) = listed.data.into_iter().next() else {
@@ -83,7 +88,12 @@ impl GraphClient {
             None,
         );
         let response = self
-            .call(account_id, request, SendClass::Other, Repeat::Idempotent)
+            .call(
+                account_id,
+                request,
+                SendClass::Conversations,
+                Repeat::Idempotent,
+            )
             .await?;
         let conversation: Conversation = parse(response, "Conversations API")?;
         let since_s = since_ms.saturating_sub(CLOCK_SKEW_MS) / 1000;

@@ -1,7 +1,7 @@
 //! Outbound rate limits, applied in the host before Meta is called: per
 //! account and per send class (PLATFORM.md A5: text 100/s, audio and video
-//! 10/s, private replies 750/h), plus a back-off when Meta's usage headers
-//! or a rate-limit error say the account is throttled.
+//! 10/s, private replies 750/h, Conversations API 2/s), plus a back-off when
+//! Meta's usage headers or a rate-limit error say the account is throttled.
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
@@ -22,6 +22,8 @@ pub enum SendClass {
     Media,
     /// Private replies to comments: 750/h per account.
     PrivateReply,
+    /// Conversations API reads: 2/s per account.
+    Conversations,
     /// Everything else (comments, profiles): only Meta's back-off applies.
     Other,
 }
@@ -31,6 +33,7 @@ pub struct Throttle {
     text: DefaultKeyedRateLimiter<String>,
     media: DefaultKeyedRateLimiter<String>,
     private_replies: DefaultKeyedRateLimiter<String>,
+    conversations: DefaultKeyedRateLimiter<String>,
     backoff_until: Mutex<HashMap<String, Instant>>,
     queues: Mutex<HashMap<(String, SendClass), Queue>>,
 }
@@ -50,6 +53,7 @@ impl Default for Throttle {
             private_replies: DefaultKeyedRateLimiter::keyed(Quota::per_hour(
                 NonZeroU32::new(750).expect("non-zero"),
             )),
+            conversations: DefaultKeyedRateLimiter::keyed(per_second(2)),
             backoff_until: Mutex::new(HashMap::new()),
             queues: Mutex::new(HashMap::new()),
         }
@@ -78,6 +82,7 @@ impl Throttle {
             SendClass::Text => &self.text,
             SendClass::Media => &self.media,
             SendClass::PrivateReply => &self.private_replies,
+            SendClass::Conversations => &self.conversations,
             SendClass::Other => return Ok(()),
         };
         limiter
@@ -108,7 +113,12 @@ impl Throttle {
     /// queues nobody waits in, back-offs that are over. Keeps every map
     /// sized by the accounts active now, not by every account ever seen.
     pub fn prune(&self) {
-        for limiter in [&self.text, &self.media, &self.private_replies] {
+        for limiter in [
+            &self.text,
+            &self.media,
+            &self.private_replies,
+            &self.conversations,
+        ] {
             limiter.retain_recent();
             limiter.shrink_to_fit();
         }
@@ -241,6 +251,24 @@ mod tests {
         }
         let wait = throttle.acquire("a", SendClass::PrivateReply).unwrap_err();
         assert!(wait > Duration::from_secs(1), "{wait:?}");
+    }
+
+    #[test]
+    fn conversations_api_reads_are_limited_to_2_per_second() {
+        let throttle = Throttle::default();
+        for _ in 0..2 {
+            assert!(throttle.acquire("a", SendClass::Conversations).is_ok());
+        }
+        let wait = throttle.acquire("a", SendClass::Conversations).unwrap_err();
+        assert!(
+            wait > Duration::from_millis(100) && wait <= Duration::from_millis(500),
+            "{wait:?}"
+        );
+        assert!(
+            throttle.acquire("a", SendClass::Text).is_ok(),
+            "its own budget"
+        );
+        assert!(throttle.acquire("b", SendClass::Conversations).is_ok());
     }
 
     #[test]

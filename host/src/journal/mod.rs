@@ -176,6 +176,18 @@ pub enum JournalStop {
         /// What it does.
         operation: String,
     },
+    /// Whether a call acted could not be looked up now, for a passing
+    /// reason: the run stops before the plugin goes on without knowing,
+    /// and is retried; the next attempt looks again.
+    #[error("call {call} (`{operation}`) may have acted, and looking failed: {reason}")]
+    LookupFailed {
+        /// The position.
+        call: u32,
+        /// What it does.
+        operation: String,
+        /// Why the lookup failed.
+        reason: String,
+    },
     /// A call may have acted and igloo cannot find out whether it did.
     #[error("call {call} (`{operation}`) may have acted and could not be resolved: {reason}")]
     Unknown {
@@ -203,6 +215,10 @@ pub enum Resolution<T> {
     /// It cannot be looked for now (the account's token is refused): the
     /// run stops with this failure, and the next attempt looks again.
     Later(HostFailure),
+    /// Looking failed for a passing reason (Meta's bad minute, a rate
+    /// limit): the run stops, to be retried, and the next attempt looks
+    /// again ([`JournalStop::LookupFailed`]).
+    LookupFailed(String),
 }
 
 /// A host call's result as the journal keeps it: JSON, in which ids are
@@ -487,6 +503,13 @@ impl RunJournal {
                         }
                         Resolution::NotDone => {}
                         Resolution::Later(failure) => return Err(failure),
+                        Resolution::LookupFailed(reason) => {
+                            return Err(stop(JournalStop::LookupFailed {
+                                call: number,
+                                operation: call.operation.to_owned(),
+                                reason,
+                            }));
+                        }
                         Resolution::Unresolved(reason) => {
                             let entry = self.entry(
                                 number,

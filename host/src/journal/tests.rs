@@ -173,6 +173,23 @@ async fn a_call_that_may_have_acted_is_resolved_and_never_repeated_blindly() {
     ));
     assert_eq!(statuses(&inbox, &key).await, [CallStatus::Unknown]);
 
+    // Looking failed for now: the run stops to be retried, and nothing is
+    // acted or written meanwhile.
+    let unlooked = reopened(&inbox, &key).await;
+    let failure = unlooked
+        .effect(
+            send("hi"),
+            async || -> HostResult<String> { panic!("must not act before looking") },
+            async |_| Resolution::LookupFailed("rate limited".into()),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        journal_stop(failure),
+        JournalStop::LookupFailed { call: 0, .. }
+    ));
+    assert_eq!(statuses(&inbox, &key).await, [CallStatus::Unknown]);
+
     // Found where it acted: done with what was found, not acted again.
     let resolved = reopened(&inbox, &key).await;
     let found = resolved

@@ -88,6 +88,7 @@ impl RunOutcome {
             RunOutcome::Journal(JournalStop::Diverged { .. }) => "diverged",
             RunOutcome::Journal(JournalStop::Unknown { .. }) => "unknown-effect",
             RunOutcome::Journal(JournalStop::CutShort { .. }) => "cut-short",
+            RunOutcome::Journal(JournalStop::LookupFailed { .. }) => "lookup-failed",
             RunOutcome::Journal(JournalStop::Unavailable(_)) => "journal-unavailable",
         }
     }

@@ -252,9 +252,11 @@ impl SqliteState {
         self.writes
             .send(job)
             .map_err(|_| error(std::io::Error::other("the state writer stopped")))?;
-        answer
-            .await
-            .map_err(|_| error(std::io::Error::other("the state writer stopped")))?
+        answer.await.map_err(|_| {
+            error(std::io::Error::other(
+                "the state write failed before it was answered",
+            ))
+        })?
     }
 }
 
@@ -313,15 +315,17 @@ fn write_loop(db: &Connection, jobs: &std::sync::mpsc::Receiver<Job>) {
         let mut grouped = begin_group(db);
         let mut replies: Vec<Reply> = Vec::with_capacity(group.len());
         for job in group {
-            let reply = job(db);
+            let Some(reply) = run_job(db, job) else {
+                continue;
+            };
             if grouped && db.is_autocommit() {
                 // SQLite rolled the group back: every write in it so far
                 // is undone, and says so; the rest start a new group.
                 let undone = "the state store rolled back a group of writes".to_owned();
                 for earlier in replies.drain(..) {
-                    earlier(Err(undone.clone()));
+                    answer(earlier, Err(undone.clone()));
                 }
-                reply(Err(undone));
+                answer(reply, Err(undone));
                 grouped = begin_group(db);
                 continue;
             }
@@ -336,8 +340,33 @@ fn write_loop(db: &Connection, jobs: &std::sync::mpsc::Receiver<Job>) {
             Ok(())
         };
         for reply in replies {
-            reply(committed.clone());
+            answer(reply, committed.clone());
         }
+    }
+}
+
+/// Run one write. One that panics (a bug) is undone alone, its caller is
+/// told the write failed, and the writer goes on with the others: a dead
+/// writer would fail every later write of every plugin.
+fn run_job(db: &Connection, job: Job) -> Option<Reply> {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(db))) {
+        Ok(reply) => Some(reply),
+        Err(_) => {
+            tracing::error!("a state write panicked: it is undone, and the writer goes on");
+            // Its savepoint is still open: undo just what it did.
+            if !db.is_autocommit() {
+                let _ = db.execute_batch("ROLLBACK TO job; RELEASE job");
+            }
+            None
+        }
+    }
+}
+
+/// Answer a write's caller; one whose follow-up panics (a bug) does not
+/// take the writer down with it.
+fn answer(reply: Reply, group: Result<(), String>) {
+    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| reply(group))).is_err() {
+        tracing::error!("answering a state write panicked; the writer goes on");
     }
 }
 
@@ -978,6 +1007,37 @@ impl HostState for SqliteState {
 mod tests {
     use super::*;
     use crate::state::KvQuota;
+
+    #[tokio::test]
+    async fn a_write_that_panics_fails_alone_and_the_writer_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = SqliteState::open(&dir.path().join("state.sqlite3")).unwrap();
+        let write = |key: &'static str| {
+            move |db: &Connection| {
+                db.execute(
+                    "INSERT INTO opt_outs (account_id, person_id, opted_out, at_ms) VALUES ('a', ?1, 1, 0)",
+                    [key],
+                )
+            }
+        };
+        let panicking = state.write(move |db| -> rusqlite::Result<()> {
+            write("undone")(db)?;
+            panic!("a bug in a write");
+        });
+        let (panicked, written) = tokio::join!(panicking, state.write(write("kept")));
+        assert!(panicked.is_err());
+        written.unwrap();
+        state.write(write("after")).await.unwrap();
+        let people: Vec<String> = state
+            .read(|db| {
+                db.prepare("SELECT person_id FROM opt_outs ORDER BY person_id")?
+                    .query_map([], |row| row.get(0))?
+                    .collect()
+            })
+            .await
+            .unwrap();
+        assert_eq!(people, ["after", "kept"], "the panicking write is undone");
+    }
 
     #[tokio::test]
     async fn a_fired_timer_stands_until_cancelled_set_again_or_forgotten() {

@@ -3,7 +3,7 @@
 //! flight) is looked for in the conversation before it is sent again.
 
 use super::Messaging;
-use crate::graph::GraphId;
+use crate::graph::{GraphError, GraphId};
 use crate::journal::{Call, Journaled, Resolution};
 use crate::plugin_api::HostView;
 use crate::plugin_api::messaging::{Content, Outgoing, Recipient, Sent};
@@ -60,8 +60,18 @@ impl HostView<'_, Messaging> {
         let found = match self.run.upstream(lookup).await {
             Ok(found) => found,
             // Not to be told now: looked for again once it has a new token.
-            Err(error @ crate::graph::GraphError::TokenInvalid(_)) => {
+            Err(error @ GraphError::TokenInvalid(_)) => {
                 return Resolution::Later(error.into());
+            }
+            // Looked for again at the run's retry.
+            Err(
+                error @ (GraphError::RateLimited { .. }
+                | GraphError::Transient(_)
+                | GraphError::Unanswered(_)),
+            ) => {
+                return Resolution::LookupFailed(format!(
+                    "reading the conversation failed: {error}"
+                ));
             }
             Err(error) => {
                 return Resolution::Unresolved(format!("reading the conversation failed: {error}"));
