@@ -169,6 +169,7 @@ struct SignIn {
 
 async fn sign_in(
     State(app): State<Arc<AppState>>,
+    headers: axum::http::HeaderMap,
     form: Result<axum::Form<SignIn>, axum::extract::rejection::FormRejection>,
 ) -> Response {
     let Some(key) = &app.admin_token else {
@@ -179,7 +180,10 @@ async fn sign_in(
             let mut response = Redirect::to("/ui").into_response();
             response.headers_mut().insert(
                 header::SET_COOKIE,
-                session::sign_in_cookie(&app.ui_sessions.key(key)),
+                session::sign_in_cookie(
+                    &app.ui_sessions.key(key),
+                    session::came_over_https(&headers),
+                ),
             );
             response
         }

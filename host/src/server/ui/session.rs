@@ -2,7 +2,8 @@
 //! A browser cannot send a bearer token without JavaScript, so signing in
 //! sets a cookie instead: when it was issued and an HMAC of that under the
 //! admin token (no state kept; changing the token signs everyone out). It
-//! is `HttpOnly`, `SameSite=Strict` and lasts 12 hours. Every form that
+//! is `HttpOnly`, `SameSite=Strict` and lasts 12 hours, and `Secure` when
+//! the sign-in came through a TLS proxy that says so. Every form that
 //! changes something also carries a token derived from the session, so a
 //! request another site makes for the browser is refused even where
 //! `SameSite` is not honoured.
@@ -38,15 +39,42 @@ pub(super) fn sign(key: &str, purpose: &str, issued_ms: u64) -> String {
     hex::encode(mac.finalize().into_bytes())
 }
 
-/// The `Set-Cookie` value that signs in, issued now under `key`.
-pub(super) fn sign_in_cookie(key: &str) -> HeaderValue {
+/// The `Set-Cookie` value that signs in, issued now under `key`; `Secure`
+/// if the browser reached igloo over HTTPS.
+pub(super) fn sign_in_cookie(key: &str, secure: bool) -> HeaderValue {
     let issued = crate::clock::now_ms();
     let value = format!(
-        "{COOKIE}={issued}.{}; Path=/ui; HttpOnly; SameSite=Strict; Max-Age={}",
+        "{COOKIE}={issued}.{}; Path=/ui; HttpOnly; SameSite=Strict; Max-Age={}{}",
         sign(key, "session", issued),
-        LIFETIME_MS / 1000
+        LIFETIME_MS / 1000,
+        if secure { "; Secure" } else { "" }
     );
     HeaderValue::from_str(&value).expect("digits, hex and ASCII")
+}
+
+/// Whether the browser reached igloo over HTTPS: igloo serves plain HTTP,
+/// so only a TLS proxy in front can say so (`X-Forwarded-Proto` or
+/// `Forwarded`). A client that claims it falsely only makes its own cookie
+/// stricter.
+pub(super) fn came_over_https(headers: &HeaderMap) -> bool {
+    let says_https = |name: header::HeaderName, proto: fn(&str) -> Option<&str>| {
+        headers
+            .get_all(name)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .filter_map(proto)
+            .any(|proto| proto.trim().eq_ignore_ascii_case("https"))
+    };
+    says_https(
+        header::HeaderName::from_static("x-forwarded-proto"),
+        |value| value.split(',').next(),
+    ) || says_https(header::FORWARDED, |value| {
+        value
+            .split([',', ';'])
+            .filter_map(|pair| pair.trim().split_once('='))
+            .find(|(name, _)| name.eq_ignore_ascii_case("proto"))
+            .map(|(_, proto)| proto.trim_matches('"'))
+    })
 }
 
 /// The `Set-Cookie` value that signs out.
@@ -147,8 +175,31 @@ mod tests {
     }
 
     #[test]
+    fn the_cookie_is_secure_behind_a_tls_proxy_that_says_so() {
+        let header = |name: &'static str, value: &'static str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(name, HeaderValue::from_static(value));
+            headers
+        };
+        assert!(came_over_https(&header("x-forwarded-proto", "https")));
+        assert!(came_over_https(&header("x-forwarded-proto", "HTTPS, http")));
+        assert!(came_over_https(&header(
+            "forwarded",
+            "for=192.0.2.60;proto=https;by=203.0.113.43"
+        )));
+        assert!(came_over_https(&header("forwarded", "proto=\"https\"")));
+        assert!(!came_over_https(&header("x-forwarded-proto", "http")));
+        assert!(!came_over_https(&header("forwarded", "for=https")));
+        assert!(!came_over_https(&HeaderMap::new()));
+        let secure = sign_in_cookie(KEY, true);
+        assert!(secure.to_str().unwrap().ends_with("; Secure"));
+        let plain = sign_in_cookie(KEY, false);
+        assert!(!plain.to_str().unwrap().contains("Secure"));
+    }
+
+    #[test]
     fn only_a_fresh_session_signed_with_the_admin_token_signs_in() {
-        let set = sign_in_cookie(KEY);
+        let set = sign_in_cookie(KEY, false);
         let cookie = set.to_str().unwrap().split(';').next().unwrap().to_owned();
         let junk = "igloo_ui=1.00";
         let operator = operator(
