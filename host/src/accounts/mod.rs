@@ -366,6 +366,15 @@ impl Accounts {
             .is_none_or(|entry| !entry.invalid())
     }
 
+    /// The accounts whose events are held: those whose token is refused.
+    pub fn held(&self) -> Vec<String> {
+        self.read()
+            .iter()
+            .filter(|(_, entry)| entry.invalid())
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+
     /// Every account, by id.
     pub fn list(&self) -> Vec<AccountView> {
         self.read().values().map(Entry::view).collect()

@@ -195,7 +195,8 @@ impl Dispatcher {
         while !self.draining.load(Ordering::Acquire) {
             // Read only as many events as there is room for in memory.
             let room = self.queued.available_permits().clamp(1, READ_BATCH);
-            match self.inbox.pending(after, room).await {
+            let held = self.runtime.services().accounts().held();
+            match self.inbox.pending(after, room, &held).await {
                 Ok(batch) if batch.is_empty() => {
                     rescanning = false;
                     tokio::select! {

@@ -329,8 +329,14 @@ pub trait Inbox: JournalStore {
     /// like any other, and have them dispatched; how many were new.
     async fn append_internal(&self, events: Vec<Event>) -> Result<u64, InboxError>;
 
-    /// Up to `limit` uncompleted events with `seq > after`, in order.
-    async fn pending(&self, after: Seq, limit: usize) -> Result<Vec<PendingEvent>, InboxError>;
+    /// Up to `limit` uncompleted events with `seq > after`, in order,
+    /// but none of the accounts in `held` (left where they are, unread).
+    async fn pending(
+        &self,
+        after: Seq,
+        limit: usize,
+        held: &[String],
+    ) -> Result<Vec<PendingEvent>, InboxError>;
 
     /// The event at `seq` as it stands now, if it is still pending.
     async fn pending_event(&self, seq: Seq) -> Result<Option<PendingEvent>, InboxError>;

@@ -704,13 +704,23 @@ impl Inbox for SqliteInbox {
         Accepted::new(answer).split().await
     }
 
-    async fn pending(&self, after: Seq, limit: usize) -> Result<Vec<PendingEvent>, InboxError> {
+    async fn pending(
+        &self,
+        after: Seq,
+        limit: usize,
+        held: &[String],
+    ) -> Result<Vec<PendingEvent>, InboxError> {
+        // Held accounts' events may be many (a day of a refused token): they
+        // are skipped in the query, not read and parsed at every rescan.
+        let held = serde_json::to_string(held).expect("strings serialise");
         self.read(move |connection| {
             read_pending(
                 connection,
                 "SELECT seq, body, received_at_ms FROM events
-                 WHERE done_at_ms IS NULL AND seq > ?1 ORDER BY seq LIMIT ?2",
-                params![after, limit as i64],
+                 WHERE done_at_ms IS NULL AND seq > ?1
+                   AND account_id NOT IN (SELECT value FROM json_each(?3))
+                 ORDER BY seq LIMIT ?2",
+                params![after, limit as i64, held],
             )
         })
         .await

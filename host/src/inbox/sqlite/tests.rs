@@ -40,18 +40,43 @@ async fn appended_events_are_pending_until_completed_and_survive_reopening() {
         let inbox = SqliteInbox::open(&path).unwrap();
         let appended = inbox.append(delivery(&["a", "b"])).await.unwrap();
         assert_eq!(appended.is_new, vec![true, true]);
-        let pending = inbox.pending(0, 10).await.unwrap();
+        let pending = inbox.pending(0, 10, &[]).await.unwrap();
         assert_eq!(pending.len(), 2);
         inbox.record_run(pending[0].seq, ok_run()).await.unwrap();
         inbox.complete(pending[0].seq).await.unwrap();
         inbox.record_run(pending[1].seq, ok_run()).await.unwrap();
     }
     let inbox = SqliteInbox::open(&path).unwrap();
-    let pending = inbox.pending(0, 10).await.unwrap();
+    let pending = inbox.pending(0, 10, &[]).await.unwrap();
     assert_eq!(pending.len(), 1, "completed events stay completed");
     assert_eq!(*pending[0].event, event("b"));
     assert_eq!(pending[0].runs, [ok_run()], "finished runs are remembered");
     assert!(pending[0].is_done_for("p"));
+}
+
+#[tokio::test]
+async fn a_held_accounts_events_are_left_unread_until_it_is_usable_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let inbox = SqliteInbox::open(&dir.path().join("inbox.db")).unwrap();
+    let of = |account: &str, key: &str| Event {
+        account_id: account.into(),
+        ..event(key)
+    };
+    let events = vec![of("held", "h1"), of("acct", "a1"), of("held", "h2")];
+    inbox
+        .append(Delivery::new(bytes::Bytes::from_static(b"{}"), events))
+        .await
+        .unwrap();
+    let keys = |pending: Vec<PendingEvent>| -> Vec<String> {
+        pending.iter().map(|p| p.event.key.clone()).collect()
+    };
+    let held = ["held".to_owned(), "another".to_owned()];
+    assert_eq!(keys(inbox.pending(0, 10, &held).await.unwrap()), ["a1"]);
+    assert_eq!(
+        keys(inbox.pending(0, 10, &[]).await.unwrap()),
+        ["h1", "a1", "h2"],
+        "nothing is lost meanwhile"
+    );
 }
 
 #[tokio::test]
@@ -71,7 +96,7 @@ async fn pruning_forgets_only_completed_events_past_retention() {
     let dir = tempfile::tempdir().unwrap();
     let inbox = SqliteInbox::open(&dir.path().join("inbox.db")).unwrap();
     inbox.append(delivery(&["done", "pending"])).await.unwrap();
-    let pending = inbox.pending(0, 10).await.unwrap();
+    let pending = inbox.pending(0, 10, &[]).await.unwrap();
     inbox.complete(pending[0].seq).await.unwrap();
 
     assert_eq!(
@@ -100,7 +125,7 @@ async fn sequence_numbers_never_go_back_after_the_newest_events_are_pruned() {
     let dir = tempfile::tempdir().unwrap();
     let inbox = SqliteInbox::open(&dir.path().join("inbox.db")).unwrap();
     inbox.append(delivery(&["old", "newest"])).await.unwrap();
-    let pending = inbox.pending(0, 10).await.unwrap();
+    let pending = inbox.pending(0, 10, &[]).await.unwrap();
     let newest = pending[1].seq;
     inbox.complete(newest).await.unwrap();
     let pruned = inbox
@@ -110,7 +135,7 @@ async fn sequence_numbers_never_go_back_after_the_newest_events_are_pruned() {
     assert_eq!(pruned, 1, "the newest event was handled and pruned");
     // The dispatcher has read up to `newest`; what comes next must be after it.
     inbox.append(delivery(&["next"])).await.unwrap();
-    let next = inbox.pending(newest, 10).await.unwrap();
+    let next = inbox.pending(newest, 10, &[]).await.unwrap();
     assert_eq!(
         next.len(),
         1,
@@ -139,7 +164,7 @@ async fn an_inbox_from_before_autoincrement_is_upgraded_in_place() {
     let inbox = SqliteInbox::open(&path).unwrap();
     assert_eq!(inbox.stats().await.unwrap().events, 1, "rows kept");
     inbox.append(delivery(&["after-upgrade"])).await.unwrap();
-    let pending = inbox.pending(7, 10).await.unwrap();
+    let pending = inbox.pending(7, 10, &[]).await.unwrap();
     assert_eq!(pending.len(), 1);
     assert!(pending[0].seq > 7);
 }
@@ -149,7 +174,7 @@ async fn an_event_read_again_shows_its_runs_so_far_and_nothing_once_complete() {
     let dir = tempfile::tempdir().unwrap();
     let inbox = SqliteInbox::open(&dir.path().join("inbox.db")).unwrap();
     inbox.append(delivery(&["a"])).await.unwrap();
-    let seq = inbox.pending(0, 10).await.unwrap()[0].seq;
+    let seq = inbox.pending(0, 10, &[]).await.unwrap()[0].seq;
     let retry = RunRecord {
         retry_at_ms: Some(5_000),
         ..RunRecord::finished("p", "plugin-error", "Meta had a bad minute")
@@ -325,7 +350,7 @@ async fn the_wal_is_emptied_once_writes_pause() {
             vec![event(&format!("k{n}"))],
         );
         inbox.append(delivery).await.unwrap();
-        let _ = inbox.pending(0, 10).await.unwrap();
+        let _ = inbox.pending(0, 10, &[]).await.unwrap();
     }
     let wal = dir.path().join("inbox.db-wal");
     assert!(
@@ -411,7 +436,7 @@ async fn a_body_committed_but_not_split_before_a_crash_is_split_once_at_the_next
         (0, 4, 2),
         "all four events stored; the two messages, which someone wants, pending"
     );
-    let pending = inbox.pending(0, 10).await.unwrap();
+    let pending = inbox.pending(0, 10, &[]).await.unwrap();
     assert!(
         pending.iter().all(|event| event.received_at_ms == 1000),
         "events keep the time their body was accepted"
