@@ -201,6 +201,25 @@ async fn an_operator_signs_in_sees_the_health_and_replays_a_dead_letter_in_a_rea
         "{by_person}"
     );
 
+    // A follow-up the probe scheduled, under a key it chose: the operator
+    // sees it and cancels it.
+    let set = json!({"op": "timer_set", "key": "<b>follow-up</b>", "after_ms": 3_600_000, "payload": "still there?"});
+    assert_eq!(igloo.probe("probe", "1003", set).await, "Ok(())");
+    click(client, Locator::LinkText("Timers")).await;
+    let timers = shown(client, "#timers", "1003").await;
+    assert!(
+        timers.contains("<b>follow-up</b>") && timers.contains("waiting"),
+        "the key shown as text: {timers}"
+    );
+    screenshot(client, "timers").await;
+    click(client, Locator::Css("#timers form button")).await;
+    shown(client, ".flash", "Timer cancelled").await;
+    shown(client, "main", "No timers.").await;
+    let (_, listed) = igloo
+        .admin(reqwest::Method::GET, "/admin/timers", None)
+        .await;
+    assert_eq!(listed["timers"], json!([]), "{listed}");
+
     click(client, Locator::Css("header form button")).await;
     client.goto(&format!("{}/ui", igloo.url)).await.unwrap();
     assert_on_sign_in(client, "signed out").await;

@@ -5,11 +5,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use clap::Parser as _;
 use igloo::config::Config;
 use igloo_tests::{
-    ACCOUNT_ID, FakeGraph, PROBE_GRANTS, TestIgloo, eventually, install_plugin, install_probe,
-    live_config, webhook,
+    ACCOUNT_ID, FakeGraph, OPERATOR_TOKEN, PROBE_GRANTS, TestIgloo, eventually, install_plugin,
+    install_probe, live_config, webhook,
 };
+use reqwest::Method;
 use serde_json::json;
 
 /// igloo's config with the probe installed under `plugins`.
@@ -29,6 +31,102 @@ async fn report_at(igloo: &TestIgloo, seq: i64) -> String {
         probe.map(|run| run.detail)
     })
     .await
+}
+
+/// Run `igloo timers ARGS` against `igloo`.
+async fn igloo_timers(igloo: &TestIgloo, args: &[&str]) -> anyhow::Result<()> {
+    let mut argv = vec![
+        "igloo",
+        "timers",
+        "--url",
+        &igloo.url,
+        "--admin-token",
+        OPERATOR_TOKEN,
+    ];
+    argv.extend_from_slice(args);
+    match igloo::cli::Cli::try_parse_from(argv)?.command {
+        igloo::cli::Command::Timers(timers) => igloo::cli::timers::run(timers).await,
+        other => panic!("parsed as {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operator_lists_timers_and_cancels_one_which_then_never_fires() {
+    let graph = FakeGraph::start().await;
+    let plugins = tempfile::tempdir().unwrap();
+    let mut config = with_probe(&graph, &plugins);
+    config.server.admin_token = Some(OPERATOR_TOKEN.into());
+    let igloo = TestIgloo::start(config).await;
+    for (person, key, after_ms) in [("1001", "soon", 1500), ("1002", "later", 3_600_000)] {
+        let set =
+            json!({"op": "timer_set", "key": key, "after_ms": after_ms, "payload": "still there?"});
+        assert_eq!(igloo.probe("probe", person, set).await, "Ok(())");
+    }
+
+    let (status, listed) = igloo.admin(Method::GET, "/admin/timers", None).await;
+    assert_eq!(status, 200, "{listed}");
+    let timers = listed["timers"].as_array().unwrap();
+    assert_eq!(timers.len(), 2, "{listed}");
+    assert_eq!(
+        (
+            &timers[0]["plugin"],
+            &timers[0]["account_id"],
+            &timers[0]["person_id"],
+            &timers[0]["key"],
+            &timers[0]["fired"],
+            &timers[0]["payload_bytes"],
+        ),
+        (
+            &json!("probe"),
+            &json!(ACCOUNT_ID),
+            &json!("1001"),
+            &json!("soon"),
+            &json!(false),
+            &json!(12),
+        ),
+        "soonest first: {listed}"
+    );
+    let (_, one) = igloo
+        .admin(Method::GET, "/admin/timers?person=1002&plugin=probe", None)
+        .await;
+    assert_eq!(one["timers"].as_array().unwrap().len(), 1, "{one}");
+    assert_eq!(one["timers"][0]["key"], "later");
+    igloo_timers(&igloo, &["list", "--account", ACCOUNT_ID])
+        .await
+        .unwrap();
+
+    igloo_timers(&igloo, &["cancel", "probe", ACCOUNT_ID, "1001", "soon"])
+        .await
+        .unwrap();
+    let again = igloo_timers(&igloo, &["cancel", "probe", ACCOUNT_ID, "1001", "soon"])
+        .await
+        .unwrap_err();
+    assert!(again.to_string().contains("404"), "{again}");
+    // Past when it was due: it never fired.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let stats = igloo.wait_until_idle().await;
+    assert_eq!(stats.events, 2, "no timer event: {stats:?}");
+    assert!(graph.requests().is_empty());
+    let (_, left) = igloo.admin(Method::GET, "/admin/timers", None).await;
+    assert_eq!(left["timers"][0]["key"], "later", "{left}");
+
+    // The operator's alone, and checked.
+    let stranger = reqwest::get(format!("{}/admin/timers", igloo.url))
+        .await
+        .unwrap();
+    assert_eq!(stranger.status(), 401);
+    let (status, _) = igloo
+        .admin(Method::GET, "/admin/timers?colour=blue", None)
+        .await;
+    assert_eq!(status, 400);
+    let (status, _) = igloo
+        .admin(
+            Method::POST,
+            "/admin/timers/cancel",
+            Some(json!({"plugin": "probe"})),
+        )
+        .await;
+    assert_eq!(status, 400);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -19,7 +19,9 @@ use crate::clock::now_ms;
 use crate::journal::Call;
 use crate::plugin_api::scheduler::{Host, When};
 use crate::plugin_api::{Capability, HostError, HostResult, HostView, ViewOf};
-use crate::state::{HostState, StateError, TimerEntry, TimerLimits, TimerSet};
+use crate::state::{
+    HostState, StateError, TimerEntry, TimerFilter, TimerLimits, TimerSet, TimerView,
+};
 
 /// `[timers]`: what each plugin may schedule.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -103,6 +105,26 @@ impl Scheduler {
     /// When the next timer is due.
     pub async fn next_due(&self) -> Result<Option<u64>, StateError> {
         self.state.next_timer_due().await
+    }
+
+    /// The timers `filter` selects, soonest first: the operator's view.
+    pub async fn list(&self, filter: TimerFilter) -> Result<Vec<TimerView>, StateError> {
+        self.state.timers(filter).await
+    }
+
+    /// The operator cancels `plugin`'s timer `key` in the conversation of
+    /// `account_id` with `person_id`: it never fires, or, fired already,
+    /// its event does not run. Whether there was one.
+    pub async fn cancel(
+        &self,
+        plugin: &str,
+        account_id: &str,
+        person_id: &str,
+        key: &str,
+    ) -> Result<bool, StateError> {
+        self.state
+            .cancel_timer(plugin, account_id, person_id, key)
+            .await
     }
 }
 

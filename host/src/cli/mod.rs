@@ -5,6 +5,7 @@ mod admin;
 pub mod conversations;
 pub mod events;
 pub mod simulate;
+pub mod timers;
 
 use std::io::IsTerminal as _;
 use std::net::SocketAddr;
@@ -56,6 +57,9 @@ pub enum Command {
     /// The accounts igloo acts for: add one or give it a new token, list
     /// them with their token's health, remove one. Needs the admin token.
     Accounts(accounts::AccountsArgs),
+    /// The plugins' timers waiting in conversations: list them, cancel
+    /// one. Needs the admin token.
+    Timers(timers::TimersArgs),
 }
 
 /// Parse the command line and run it.
@@ -81,6 +85,7 @@ pub async fn main() -> anyhow::Result<()> {
         Command::Events(args) => events::run(args).await,
         Command::Conversations(args) => conversations::run(args).await,
         Command::Accounts(args) => accounts::run(args).await,
+        Command::Timers(args) => timers::run(args).await,
     }
 }
 

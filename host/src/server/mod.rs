@@ -91,6 +91,30 @@ impl AppState {
         }
         Ok(retried)
     }
+
+    /// The operator cancels a plugin's timer (the admin API's and the
+    /// dashboard's); whether there was one.
+    pub(in crate::server) async fn cancel_timer(
+        &self,
+        timer: &admin::timers::CancelTimer,
+    ) -> Result<bool, crate::state::StateError> {
+        let cancelled = self
+            .runtime
+            .services()
+            .scheduler
+            .cancel(&timer.plugin, &timer.account, &timer.person, &timer.key)
+            .await?;
+        if cancelled {
+            tracing::info!(
+                plugin = %crate::untrusted::sanitize(&timer.plugin, 200),
+                account = %crate::untrusted::sanitize(&timer.account, 200),
+                person = %crate::untrusted::sanitize(&timer.person, 200),
+                key = %crate::untrusted::sanitize(&timer.key, 200),
+                "a timer was cancelled by an operator"
+            );
+        }
+        Ok(cancelled)
+    }
 }
 
 /// The inbox's counts, read at most once per [`STATS_FRESH_FOR`].
@@ -166,6 +190,8 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
             "/admin/conversations/{account}/{person}/resume",
             post(admin::resume_conversation),
         )
+        .route("/admin/timers", get(admin::timers::list))
+        .route("/admin/timers/cancel", post(admin::timers::cancel))
         .route("/dry-run/calls", get(dry_run::calls))
         .merge(ui::router())
         .with_state(state)

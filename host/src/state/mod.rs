@@ -84,6 +84,39 @@ pub struct TimerEntry {
     pub payload: Vec<u8>,
 }
 
+/// Which timers the operator lists: each field set narrows the list.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TimerFilter {
+    /// One plugin's.
+    pub plugin: Option<String>,
+    /// In one account.
+    pub account_id: Option<String>,
+    /// In conversations with one person.
+    pub person_id: Option<String>,
+    /// At most this many, soonest first.
+    pub limit: u32,
+}
+
+/// A timer as the operator sees it. Its payload is the plugin's own data:
+/// only its size is shown.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct TimerView {
+    /// The plugin's id.
+    pub plugin: String,
+    /// The account.
+    pub account_id: String,
+    /// The person the conversation is with.
+    pub person_id: String,
+    /// The plugin's key for it.
+    pub key: String,
+    /// When it fires (or fired).
+    pub due_at_ms: u64,
+    /// Whether it fired and its event is waiting to run.
+    pub fired: bool,
+    /// How many bytes it carries back to the plugin.
+    pub payload_bytes: u64,
+}
+
 /// A conversation where automation is paused (a human took it over).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Pause {
@@ -323,6 +356,8 @@ pub trait HostState: Send + Sync + 'static {
     async fn forget_timer(&self, timer: &TimerEntry) -> Result<(), StateError>;
     /// When the next timer not yet fired is due.
     async fn next_timer_due(&self) -> Result<Option<u64>, StateError>;
+    /// The timers `filter` selects, soonest first (for the operator).
+    async fn timers(&self, filter: TimerFilter) -> Result<Vec<TimerView>, StateError>;
 
     /// Forget kv values and pauses ended at `now_ms`, and windows and comments older
     /// than `before_ms`; returns how many rows went.

@@ -10,7 +10,7 @@ use rusqlite_migration::M;
 
 use super::{
     CommentSeen, HostState, KvScope, KvSet, KvWrite, Pause, PausedBy, ResumedBy, StateError,
-    TimerEntry, TimerLimits, TimerSet,
+    TimerEntry, TimerFilter, TimerLimits, TimerSet, TimerView,
 };
 
 /// The schema, version by version; a list that only grows at its end.
@@ -910,6 +910,40 @@ impl HostState for SqliteState {
         .await
     }
 
+    async fn timers(&self, filter: TimerFilter) -> Result<Vec<TimerView>, StateError> {
+        self.read(move |db| {
+            let mut select = db.prepare_cached(
+                "SELECT plugin, account_id, person_id, key, due_at_ms, fired, length(payload)
+                 FROM timers
+                 WHERE (?1 IS NULL OR plugin = ?1) AND (?2 IS NULL OR account_id = ?2)
+                   AND (?3 IS NULL OR person_id = ?3)
+                 ORDER BY due_at_ms, plugin, account_id, person_id, key LIMIT ?4",
+            )?;
+            select
+                .query_map(
+                    params![
+                        filter.plugin,
+                        filter.account_id,
+                        filter.person_id,
+                        filter.limit
+                    ],
+                    |row| {
+                        Ok(TimerView {
+                            plugin: row.get(0)?,
+                            account_id: row.get(1)?,
+                            person_id: row.get(2)?,
+                            key: row.get(3)?,
+                            due_at_ms: row.get::<_, i64>(4)?.max(0) as u64,
+                            fired: row.get(5)?,
+                            payload_bytes: row.get::<_, i64>(6)?.max(0) as u64,
+                        })
+                    },
+                )?
+                .collect()
+        })
+        .await
+    }
+
     async fn comment_time(
         &self,
         account_id: &str,
@@ -1087,6 +1121,26 @@ mod tests {
             "the new one waits"
         );
         assert!(state.timer_live(&timer("ran", 5)).await.unwrap());
+        let listed = state
+            .timers(TimerFilter {
+                plugin: Some("p".into()),
+                person_id: Some("1".into()),
+                limit: 10,
+                ..TimerFilter::default()
+            })
+            .await
+            .unwrap();
+        let listed: Vec<_> = listed
+            .iter()
+            .map(|timer| (timer.key.as_str(), timer.due_at_ms, timer.fired))
+            .collect();
+        assert_eq!(listed, [("ran", 5, true), ("set-again", 9, false)]);
+        let elsewhere = TimerFilter {
+            account_id: Some("b".into()),
+            limit: 10,
+            ..TimerFilter::default()
+        };
+        assert!(state.timers(elsewhere).await.unwrap().is_empty());
         state.forget_timer(&timer("ran", 5)).await.unwrap();
         assert!(!state.timer_live(&timer("ran", 5)).await.unwrap());
     }

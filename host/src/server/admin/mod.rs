@@ -1,6 +1,7 @@
 //! Operator routes, behind `server.admin_token`.
 
 pub(super) mod accounts;
+pub(super) mod timers;
 
 use std::sync::Arc;
 
@@ -301,7 +302,7 @@ fn conversation(account: &str, person: &str) -> Result<(), Answer> {
 }
 
 fn state_failed(error: &crate::state::StateError) -> Answer {
-    tracing::error!(%error, "an admin change to conversations failed");
+    tracing::error!(%error, "an admin request to the host's state failed");
     (
         StatusCode::SERVICE_UNAVAILABLE,
         Json(json!({"error": "the host's state is unavailable; try again"})),

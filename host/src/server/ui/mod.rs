@@ -45,6 +45,8 @@ pub(super) fn router() -> Router<Arc<AppState>> {
         .route("/ui/plugins/{id}/resume", post(pages::resume_plugin))
         .route("/ui/accounts/{id}/retry", post(pages::retry_account))
         .route("/ui/accounts/sync", post(pages::sync_accounts))
+        .route("/ui/timers", get(pages::timers))
+        .route("/ui/timers/cancel", post(pages::cancel_timer))
         .route("/ui/accounts/connect", get(connect::start))
         .route("/ui/connect/callback", get(connect::callback))
         .layer(axum::middleware::map_response(secure))
@@ -91,6 +93,7 @@ fn page(title: &str, operator: Option<&Operator>, body: Markup) -> Markup {
                             a href="/ui" { "Overview" }
                             a href="/ui/events" { "Events" }
                             a href="/ui/events?dead=true" { "Dead letters" }
+                            a href="/ui/timers" { "Timers" }
                         }
                         form method="post" action="/ui/logout" {
                             input type="hidden" name="csrf" value=(operator.csrf);

@@ -13,6 +13,8 @@ use super::session::Operator;
 use super::{Signed, forged, page};
 use crate::inbox::{EventFilter, EventSummary, ReplayRequest, Replayed, RunRecord, Seq};
 use crate::server::AppState;
+use crate::server::admin::timers::CancelTimer;
+use crate::state::TimerFilter;
 
 /// Runs shown per plugin on the overview.
 const RECENT_RUNS: u32 = 10;
@@ -56,6 +58,9 @@ fn flash(done: Option<&str>) -> Option<&'static str> {
         "retried" => "The account is active again with its token; its waiting events run.",
         "not-refused" => "That account's token is not refused: nothing to retry.",
         "unavailable" => "The accounts store is unavailable; try again.",
+        "cancelled" => "Timer cancelled: it will not fire, nor its event run.",
+        "no-timer" => "No such timer: it fired and ran, or was cancelled already.",
+        "state-unavailable" => "The host's state is unavailable; try again.",
         _ => return None,
     })
 }
@@ -448,6 +453,111 @@ pub(super) async fn retry_account(
         }
     };
     Redirect::to(&format!("/ui?done={done}")).into_response()
+}
+
+/// `GET /ui/timers`: the plugins' timers, soonest first, by account,
+/// person and plugin, each with *Cancel*.
+pub(super) async fn timers(
+    operator: Operator,
+    State(app): State<Arc<AppState>>,
+    Query(query): Query<TimersPage>,
+) -> Response {
+    let blank = |value: Option<String>| value.filter(|value| !value.trim().is_empty());
+    let filter = TimerFilter {
+        plugin: blank(query.plugin),
+        account_id: blank(query.account),
+        person_id: blank(query.person),
+        limit: LISTED,
+    };
+    let scheduler = &app.runtime.services().scheduler;
+    let Ok(timers) = scheduler.list(filter.clone()).await else {
+        return unavailable();
+    };
+    let untrusted = |text: &str| crate::untrusted::sanitize(text, 200);
+    let body = html! {
+        @if let Some(message) = flash(query.done.as_deref()) { p.flash { (message) } }
+        form.filters method="get" action="/ui/timers" {
+            label { "Account" input type="text" name="account" value=[filter.account_id.as_deref()]; }
+            label { "Person" input type="text" name="person" value=[filter.person_id.as_deref()]; }
+            label { "Plugin" input type="text" name="plugin" value=[filter.plugin.as_deref()]; }
+            button { "Show" }
+        }
+        @if timers.is_empty() { p.muted { "No timers." } }
+        @else {
+            table #timers {
+                tr { th { "Due" } th { "Plugin" } th { "Account" } th { "Person" } th { "Key" } th { "State" } th {} }
+                @for timer in &timers {
+                    tr {
+                        td { (when(timer.due_at_ms)) }
+                        td { (untrusted(&timer.plugin)) }
+                        td { (untrusted(&timer.account_id)) }
+                        td { a href=(events_href(&[("account", &timer.account_id), ("person", &timer.person_id)])) { (untrusted(&timer.person_id)) } }
+                        td { code { (untrusted(&timer.key)) } br; span.muted { (timer.payload_bytes) " bytes" } }
+                        td {
+                            @if timer.fired { span.badge.retrying { "fired: its event waits" } }
+                            @else { span.badge.ok { "waiting" } }
+                        }
+                        td {
+                            form method="post" action="/ui/timers/cancel" {
+                                input type="hidden" name="csrf" value=(operator.csrf);
+                                input type="hidden" name="plugin" value=(timer.plugin);
+                                input type="hidden" name="account" value=(timer.account_id);
+                                input type="hidden" name="person" value=(timer.person_id);
+                                input type="hidden" name="key" value=(timer.key);
+                                button { "Cancel" }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    page("Timers", Some(&operator), body).into_response()
+}
+
+/// `GET /ui/timers`'s filters, and what an action did.
+#[derive(Deserialize, Default)]
+pub(super) struct TimersPage {
+    account: Option<String>,
+    person: Option<String>,
+    plugin: Option<String>,
+    done: Option<String>,
+}
+
+/// `POST /ui/timers/cancel`'s form: the session's token and the timer.
+#[derive(Deserialize)]
+pub(super) struct CancelTimerForm {
+    csrf: String,
+    plugin: String,
+    account: String,
+    person: String,
+    key: String,
+}
+
+/// `POST /ui/timers/cancel`: cancel one timer.
+pub(super) async fn cancel_timer(
+    operator: Operator,
+    State(app): State<Arc<AppState>>,
+    Form(form): Form<CancelTimerForm>,
+) -> Response {
+    if !operator.sent(&form.csrf) {
+        return forged();
+    }
+    let timer = CancelTimer {
+        plugin: form.plugin,
+        account: form.account,
+        person: form.person,
+        key: form.key,
+    };
+    let done = match app.cancel_timer(&timer).await {
+        Ok(true) => "cancelled",
+        Ok(false) => "no-timer",
+        Err(error) => {
+            tracing::error!(%error, "cancelling a timer failed");
+            "state-unavailable"
+        }
+    };
+    Redirect::to(&format!("/ui/timers?done={done}")).into_response()
 }
 
 /// `POST /ui/accounts/sync`: sync every account, and show what was done.
