@@ -201,9 +201,10 @@ async fn an_operator_signs_in_sees_the_health_and_replays_a_dead_letter_in_a_rea
         "{by_person}"
     );
 
-    // A follow-up the probe scheduled, under a key it chose: the operator
-    // sees it and cancels it.
-    let set = json!({"op": "timer_set", "key": "<b>follow-up</b>", "after_ms": 3_600_000, "payload": "still there?"});
+    // A follow-up the probe scheduled, under a key it chose (markup, and a
+    // CR a browser's form would change): the operator sees it and cancels
+    // it.
+    let set = json!({"op": "timer_set", "key": "<b>follow-up</b>\r", "after_ms": 3_600_000, "payload": "still there?"});
     assert_eq!(igloo.probe("probe", "1003", set).await, "Ok(())");
     click(client, Locator::LinkText("Timers")).await;
     let timers = shown(client, "#timers", "1003").await;

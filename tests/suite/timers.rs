@@ -91,6 +91,13 @@ async fn the_operator_lists_timers_and_cancels_one_which_then_never_fires() {
         .await;
     assert_eq!(one["timers"].as_array().unwrap().len(), 1, "{one}");
     assert_eq!(one["timers"][0]["key"], "later");
+    // Cancelled only as listed: not if it is due at another time now.
+    let due = one["timers"][0]["due_at_ms"].as_u64().unwrap();
+    let stale = json!({"plugin": "probe", "account": ACCOUNT_ID, "person": "1002", "key": "later", "due_at_ms": due + 1});
+    let (status, _) = igloo
+        .admin(Method::POST, "/admin/timers/cancel", Some(stale))
+        .await;
+    assert_eq!(status, 404);
     igloo_timers(&igloo, &["list", "--account", ACCOUNT_ID])
         .await
         .unwrap();
@@ -127,6 +134,58 @@ async fn the_operator_lists_timers_and_cancels_one_which_then_never_fires() {
         )
         .await;
     assert_eq!(status, 400);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_timer_cancelled_while_its_event_waits_for_a_retry_is_not_retried() {
+    let graph = FakeGraph::start().await;
+    let plugins = tempfile::tempdir().unwrap();
+    let mut config = with_probe(&graph, &plugins);
+    config.server.admin_token = Some(OPERATOR_TOKEN.into());
+    config.runtime.retry_schedule_ms = vec![2_000];
+    config.timers.min_delay_ms = 300;
+    let igloo = TestIgloo::start(config).await;
+    // Meta fails the timer's send: its run is to be retried.
+    graph.script(
+        500,
+        json!({"error": {"message": "An unexpected error has occurred.", "code": 2}}),
+    );
+    let set =
+        json!({"op": "timer_set", "key": "remind", "after_ms": 300, "payload": "still there?"});
+    assert_eq!(igloo.probe("probe", "1001", set).await, "Ok(())");
+    let waiting = eventually("the timer's run to wait for its retry", || async {
+        let runs = igloo.inbox.runs(2).await.unwrap();
+        runs.into_iter()
+            .find(|run| run.plugin == "probe" && run.retry_at_ms.is_some())
+    })
+    .await;
+    assert_eq!(waiting.attempts, 1);
+    let (_, listed) = igloo.admin(Method::GET, "/admin/timers", None).await;
+    assert_eq!(listed["timers"][0]["fired"], true, "{listed}");
+
+    let cancel =
+        json!({"plugin": "probe", "account": ACCOUNT_ID, "person": "1001", "key": "remind"});
+    let (status, answer) = igloo
+        .admin(Method::POST, "/admin/timers/cancel", Some(cancel))
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    let (_, listed) = igloo.admin(Method::GET, "/admin/timers", None).await;
+    assert_eq!(listed["timers"], json!([]), "{listed}");
+    let held = eventually("the retry to be held back", || async {
+        let runs = igloo.inbox.runs(2).await.unwrap();
+        runs.into_iter()
+            .find(|run| run.plugin == "probe" && run.retry_at_ms.is_none())
+    })
+    .await;
+    assert_eq!(
+        (held.outcome.as_str(), held.detail.as_str()),
+        (
+            "skipped",
+            "the timer was cancelled, or set again, before its event ran"
+        )
+    );
+    igloo.wait_until_idle().await;
+    assert_eq!(graph.requests().len(), 1, "only the send Meta failed");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

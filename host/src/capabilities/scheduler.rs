@@ -20,7 +20,7 @@ use crate::journal::Call;
 use crate::plugin_api::scheduler::{Host, When};
 use crate::plugin_api::{Capability, HostError, HostResult, HostView, ViewOf};
 use crate::state::{
-    HostState, StateError, TimerEntry, TimerFilter, TimerLimits, TimerSet, TimerView,
+    HostState, StateError, TimerEntry, TimerFilter, TimerLimits, TimerSet, TimerStanding, TimerView,
 };
 
 /// `[timers]`: what each plugin may schedule.
@@ -92,9 +92,9 @@ impl Scheduler {
         self.state.mark_fired(timers).await
     }
 
-    /// Whether a fired timer still stands (not cancelled, nor set again).
-    pub async fn is_live(&self, timer: &TimerEntry) -> Result<bool, StateError> {
-        self.state.timer_live(timer).await
+    /// Where a fired timer stands as its event is taken.
+    pub async fn standing(&self, timer: &TimerEntry) -> Result<TimerStanding, StateError> {
+        self.state.timer_standing(timer).await
     }
 
     /// Forget a fired timer whose event has run.
@@ -113,17 +113,19 @@ impl Scheduler {
     }
 
     /// The operator cancels `plugin`'s timer `key` in the conversation of
-    /// `account_id` with `person_id`: it never fires, or, fired already,
-    /// its event does not run. Whether there was one.
+    /// `account_id` with `person_id` (with `due_at_ms`, only if it is still
+    /// the one due then): it never fires, or, fired already, its event
+    /// does not run. Whether there was one.
     pub async fn cancel(
         &self,
         plugin: &str,
         account_id: &str,
         person_id: &str,
         key: &str,
+        due_at_ms: Option<u64>,
     ) -> Result<bool, StateError> {
         self.state
-            .cancel_timer(plugin, account_id, person_id, key)
+            .cancel_timer(plugin, account_id, person_id, key, due_at_ms)
             .await
     }
 }
@@ -229,7 +231,13 @@ impl Host for HostView<'_, Scheduler> {
             Ok(self
                 .service
                 .state
-                .cancel_timer(&timer.plugin, &timer.account_id, &timer.person_id, &key)
+                .cancel_timer(
+                    &timer.plugin,
+                    &timer.account_id,
+                    &timer.person_id,
+                    &key,
+                    None,
+                )
                 .await?)
         };
         self.run.journal.repeatable(call, cancel).await

@@ -35,6 +35,7 @@ use crate::inbox::{self, Inbox, InboxError, PendingEvent, RunRecord, Seq};
 use crate::journal::{JournalStore, RunJournal, RunKey};
 use crate::metrics::Metrics;
 use crate::runtime::{LoadedPlugin, RunOutcome, RunReceipt, Runtime};
+use crate::state::TimerStanding;
 use retry::RetrySchedule;
 
 /// Events read from the inbox per query.
@@ -517,18 +518,28 @@ impl Dispatcher {
     /// What holds plugins back from `event` now: a pause of its
     /// conversation, or, for a timer's event, the timer gone since.
     ///
-    /// A timer's event that `ran` before (a retry, an operator's replay)
-    /// is not held back: the timer was forgotten once it ran.
+    /// A cancel holds back the event's first take and every retry. Once it
+    /// `ran`, a timer set again may be the run's own doing (a follow-up
+    /// that schedules the next), and one that left no trace was forgotten
+    /// when its event ran to its end (this is an operator's replay): the
+    /// event runs.
     async fn hold(&self, event: &Event, ran: bool) -> Hold {
         let services = self.runtime.services();
         loop {
             let hold = match timers::timer_of(event) {
-                Some(_) if ran => Ok(Hold::None),
-                Some(timer) => services
-                    .scheduler
-                    .is_live(&timer)
-                    .await
-                    .map(|live| if live { Hold::None } else { Hold::TimerGone }),
+                Some(timer) => {
+                    services
+                        .scheduler
+                        .standing(&timer)
+                        .await
+                        .map(|standing| match standing {
+                            TimerStanding::Live => Hold::None,
+                            TimerStanding::SetAgain | TimerStanding::Forgotten if ran => Hold::None,
+                            TimerStanding::SetAgain
+                            | TimerStanding::Forgotten
+                            | TimerStanding::Cancelled => Hold::TimerGone,
+                        })
+                }
                 None => services
                     .conversations
                     .holds_back(event)

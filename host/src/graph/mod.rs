@@ -61,6 +61,9 @@ enum Repeat {
 
 /// Longest a call waits for its account's rate budget before it is refused.
 const MAX_BUDGET_WAIT: Duration = Duration::from_millis(500);
+/// The same for Conversations API reads: at 2/s, a few looked up at once
+/// (sends a crash cut short) wait their turn rather than fail.
+const MAX_CONVERSATIONS_WAIT: Duration = Duration::from_secs(10);
 
 /// Back-offs between attempts of an idempotent request.
 const RETRY_BACKOFF: [Duration; 2] = [Duration::from_millis(100), Duration::from_millis(400)];
@@ -422,17 +425,22 @@ impl GraphClient {
     }
 
     /// Take a call from the account's budget, waiting briefly for it so a
-    /// burst is smoothed rather than refused; past [`MAX_BUDGET_WAIT`] the
-    /// caller is told how long to wait instead.
+    /// burst is smoothed rather than refused; past [`MAX_BUDGET_WAIT`] (or
+    /// [`MAX_CONVERSATIONS_WAIT`]) the caller is told how long to wait
+    /// instead.
     async fn wait_for_budget(&self, account_id: &str, class: SendClass) -> Result<(), GraphError> {
         let started = tokio::time::Instant::now();
-        let deadline = started + MAX_BUDGET_WAIT;
+        let max_wait = match class {
+            SendClass::Conversations => MAX_CONVERSATIONS_WAIT,
+            _ => MAX_BUDGET_WAIT,
+        };
+        let deadline = started + max_wait;
         // Callers wait their turn in arrival order, so none starves.
         let queue = self.throttle.queue(account_id, class);
         let _turn = tokio::time::timeout_at(deadline, queue.lock())
             .await
             .map_err(|_| GraphError::RateLimited {
-                retry_after_ms: MAX_BUDGET_WAIT.as_millis() as u64,
+                retry_after_ms: max_wait.as_millis() as u64,
             })?;
         loop {
             match self.throttle.acquire(account_id, class) {

@@ -102,7 +102,13 @@ impl AppState {
             .runtime
             .services()
             .scheduler
-            .cancel(&timer.plugin, &timer.account, &timer.person, &timer.key)
+            .cancel(
+                &timer.plugin,
+                &timer.account,
+                &timer.person,
+                &timer.key,
+                timer.due_at_ms,
+            )
             .await?;
         if cancelled {
             tracing::info!(

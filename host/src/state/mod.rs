@@ -84,6 +84,22 @@ pub struct TimerEntry {
     pub payload: Vec<u8>,
 }
 
+/// Where a timer stands when its event is taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimerStanding {
+    /// It stands, fired (or about to be marked so: its event may be
+    /// dispatched before the mark lands).
+    Live,
+    /// Cancelled since it fired (a tombstone, kept until its event is
+    /// done with).
+    Cancelled,
+    /// Set again, for another time, since it fired.
+    SetAgain,
+    /// No trace: forgotten once its event ran, or cancelled before it was
+    /// marked fired.
+    Forgotten,
+}
+
 /// Which timers the operator lists: each field set narrows the list.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TimerFilter {
@@ -334,24 +350,25 @@ pub trait HostState: Send + Sync + 'static {
         limits: TimerLimits,
     ) -> Result<TimerSet, StateError>;
     /// Cancel a timer, fired or not: one fired whose event has not run
-    /// yet no longer runs ([`HostState::timer_live`]). Whether there was
-    /// one.
+    /// yet (or waits for a retry) no longer runs
+    /// ([`HostState::timer_standing`]). With `due_at_ms`, only the timer
+    /// due then (not one set again since). Whether there was one.
     async fn cancel_timer(
         &self,
         plugin: &str,
         account_id: &str,
         person_id: &str,
         key: &str,
+        due_at_ms: Option<u64>,
     ) -> Result<bool, StateError>;
     /// Up to `limit` timers due at `now_ms` and not fired, earliest first.
     async fn due_timers(&self, now_ms: u64, limit: usize) -> Result<Vec<TimerEntry>, StateError>;
     /// Mark timers fired: their events are stored. Kept until those have
     /// run ([`HostState::forget_timer`]), so a cancel can still stop them.
     async fn mark_fired(&self, fired: Vec<TimerEntry>) -> Result<(), StateError>;
-    /// Whether the timer `timer` (its key and due time) still stands:
-    /// neither cancelled nor set again since it fired. (Fired or about to
-    /// be marked so: its event may be dispatched before the mark lands.)
-    async fn timer_live(&self, timer: &TimerEntry) -> Result<bool, StateError>;
+    /// Where the timer `timer` (its key and due time) stands now that its
+    /// event is taken.
+    async fn timer_standing(&self, timer: &TimerEntry) -> Result<TimerStanding, StateError>;
     /// Forget a fired timer whose event has run.
     async fn forget_timer(&self, timer: &TimerEntry) -> Result<(), StateError>;
     /// When the next timer not yet fired is due.

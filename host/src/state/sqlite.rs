@@ -10,7 +10,7 @@ use rusqlite_migration::M;
 
 use super::{
     CommentSeen, HostState, KvScope, KvSet, KvWrite, Pause, PausedBy, ResumedBy, StateError,
-    TimerEntry, TimerFilter, TimerLimits, TimerSet, TimerView,
+    TimerEntry, TimerFilter, TimerLimits, TimerSet, TimerStanding, TimerView,
 };
 
 /// The schema, version by version; a list that only grows at its end.
@@ -244,7 +244,14 @@ impl SqliteState {
             let result = in_savepoint(db, work);
             Box::new(move |group| {
                 let _ = reply.send(match group {
-                    Ok(()) => result.inspect(|result| committed(result)).map_err(error),
+                    Ok(()) => result.map_err(error).inspect(|result| {
+                        // Committed whatever its follow-up does: a bug there
+                        // must not tell the caller otherwise.
+                        let follow_up = std::panic::AssertUnwindSafe(|| committed(result));
+                        if std::panic::catch_unwind(follow_up).is_err() {
+                            tracing::error!("following up a committed state write panicked");
+                        }
+                    }),
                     Err(failed) => Err(error(std::io::Error::other(failed))),
                 });
             })
@@ -315,21 +322,18 @@ fn write_loop(db: &Connection, jobs: &std::sync::mpsc::Receiver<Job>) {
         let mut grouped = begin_group(db);
         let mut replies: Vec<Reply> = Vec::with_capacity(group.len());
         for job in group {
-            let Some(reply) = run_job(db, job) else {
-                continue;
-            };
+            let reply = run_job(db, job);
             if grouped && db.is_autocommit() {
                 // SQLite rolled the group back: every write in it so far
                 // is undone, and says so; the rest start a new group.
                 let undone = "the state store rolled back a group of writes".to_owned();
-                for earlier in replies.drain(..) {
-                    answer(earlier, Err(undone.clone()));
+                for earlier in replies.drain(..).chain(reply) {
+                    earlier(Err(undone.clone()));
                 }
-                answer(reply, Err(undone));
                 grouped = begin_group(db);
                 continue;
             }
-            replies.push(reply);
+            replies.extend(reply);
         }
         let committed = if grouped {
             db.execute_batch("COMMIT").map_err(|failed| {
@@ -340,7 +344,7 @@ fn write_loop(db: &Connection, jobs: &std::sync::mpsc::Receiver<Job>) {
             Ok(())
         };
         for reply in replies {
-            answer(reply, committed.clone());
+            reply(committed.clone());
         }
     }
 }
@@ -353,22 +357,24 @@ fn run_job(db: &Connection, job: Job) -> Option<Reply> {
         Ok(reply) => Some(reply),
         Err(_) => {
             tracing::error!("a state write panicked: it is undone, and the writer goes on");
-            // Its savepoint is still open: undo just what it did.
-            if !db.is_autocommit() {
-                let _ = db.execute_batch("ROLLBACK TO job; RELEASE job");
+            // Its savepoint is still open: undo just what it did, or, if
+            // that fails, the whole group (which its writes then learn).
+            if !db.is_autocommit() && db.execute_batch("ROLLBACK TO job; RELEASE job").is_err() {
+                let _ = db.execute_batch("ROLLBACK");
             }
             None
         }
     }
 }
 
-/// Answer a write's caller; one whose follow-up panics (a bug) does not
-/// take the writer down with it.
-fn answer(reply: Reply, group: Result<(), String>) {
-    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| reply(group))).is_err() {
-        tracing::error!("answering a state write panicked; the writer goes on");
-    }
-}
+/// `timers.fired`: waiting to fire.
+const WAITING: i64 = 0;
+/// `timers.fired`: fired; its event is stored and not yet done with.
+const FIRED: i64 = 1;
+/// `timers.fired`: cancelled after it fired. A tombstone, kept until its
+/// event is done with, so a retry of that event is held back too (where
+/// no row at all means the event ran to its end and may be replayed).
+const CANCELLED: i64 = 2;
 
 /// A timer's identity (its key, and the due time it fired for), as the
 /// statements above bind it.
@@ -791,8 +797,15 @@ impl HostState for SqliteState {
         self.write(move |db| {
             let (in_account, in_conversation): (i64, i64) = db.query_row(
                 "SELECT count(*), coalesce(sum(person_id = ?3), 0) FROM timers
-                 WHERE plugin = ?1 AND account_id = ?2 AND NOT (person_id = ?3 AND key = ?4)",
-                params![timer.plugin, timer.account_id, timer.person_id, timer.key],
+                 WHERE plugin = ?1 AND account_id = ?2 AND NOT (person_id = ?3 AND key = ?4)
+                   AND fired <> ?5",
+                params![
+                    timer.plugin,
+                    timer.account_id,
+                    timer.person_id,
+                    timer.key,
+                    CANCELLED
+                ],
                 |row| Ok((row.get(0)?, row.get(1)?)),
             )?;
             if in_account as u64 >= limits.per_account {
@@ -804,7 +817,7 @@ impl HostState for SqliteState {
             db.prepare_cached(
                 "INSERT OR REPLACE INTO timers
                    (plugin, account_id, person_id, key, due_at_ms, payload, fired)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0)",
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )?
             .execute(params![
                 timer.plugin,
@@ -812,7 +825,8 @@ impl HostState for SqliteState {
                 timer.person_id,
                 timer.key,
                 sql_ms(timer.due_at_ms),
-                timer.payload
+                timer.payload,
+                WAITING
             ])?;
             Ok(TimerSet::Set)
         })
@@ -825,15 +839,28 @@ impl HostState for SqliteState {
         account_id: &str,
         person_id: &str,
         key: &str,
+        due_at_ms: Option<u64>,
     ) -> Result<bool, StateError> {
         let row = [plugin, account_id, person_id, key].map(str::to_owned);
+        let due = due_at_ms.map(sql_ms);
         self.write(move |db| {
-            db.prepare_cached(
-                "DELETE FROM timers
-                 WHERE plugin = ?1 AND account_id = ?2 AND person_id = ?3 AND key = ?4",
-            )?
-            .execute(params![row[0], row[1], row[2], row[3]])
-            .map(|deleted| deleted > 0)
+            let fired = db
+                .prepare_cached(
+                    "UPDATE timers SET fired = ?5
+                     WHERE plugin = ?1 AND account_id = ?2 AND person_id = ?3 AND key = ?4
+                       AND fired = ?6 AND (?7 IS NULL OR due_at_ms = ?7)",
+                )?
+                .execute(params![
+                    row[0], row[1], row[2], row[3], CANCELLED, FIRED, due
+                ])?;
+            let waiting = db
+                .prepare_cached(
+                    "DELETE FROM timers
+                     WHERE plugin = ?1 AND account_id = ?2 AND person_id = ?3 AND key = ?4
+                       AND fired = ?5 AND (?6 IS NULL OR due_at_ms = ?6)",
+                )?
+                .execute(params![row[0], row[1], row[2], row[3], WAITING, due])?;
+            Ok(fired + waiting > 0)
         })
         .await
     }
@@ -842,9 +869,9 @@ impl HostState for SqliteState {
         self.read(move |db| {
             let mut select = db.prepare_cached(
                 "SELECT plugin, account_id, person_id, key, due_at_ms, payload FROM timers
-                 WHERE fired = 0 AND due_at_ms <= ?1 ORDER BY due_at_ms LIMIT ?2",
+                 WHERE fired = ?3 AND due_at_ms <= ?1 ORDER BY due_at_ms LIMIT ?2",
             )?;
-            let rows = select.query_map(params![sql_ms(now_ms), limit as i64], |row| {
+            let rows = select.query_map(params![sql_ms(now_ms), limit as i64, WAITING], |row| {
                 Ok(TimerEntry {
                     plugin: row.get(0)?,
                     account_id: row.get(1)?,
@@ -862,25 +889,39 @@ impl HostState for SqliteState {
     async fn mark_fired(&self, fired: Vec<TimerEntry>) -> Result<(), StateError> {
         self.write(move |db| {
             let mut mark = db.prepare_cached(
-                "UPDATE timers SET fired = 1 WHERE plugin = ?1 AND account_id = ?2
-                   AND person_id = ?3 AND key = ?4 AND due_at_ms = ?5",
+                "UPDATE timers SET fired = ?6 WHERE plugin = ?1 AND account_id = ?2
+                   AND person_id = ?3 AND key = ?4 AND due_at_ms = ?5 AND fired = ?7",
             )?;
             for timer in &fired {
-                mark.execute(timer_row(timer))?;
+                let (plugin, account_id, person_id, key, due_at_ms) = timer_row(timer);
+                mark.execute(params![
+                    plugin, account_id, person_id, key, due_at_ms, FIRED, WAITING
+                ])?;
             }
             Ok(())
         })
         .await
     }
 
-    async fn timer_live(&self, timer: &TimerEntry) -> Result<bool, StateError> {
+    async fn timer_standing(&self, timer: &TimerEntry) -> Result<TimerStanding, StateError> {
         let timer = timer.clone();
         self.read(move |db| {
-            db.prepare_cached(
-                "SELECT 1 FROM timers WHERE plugin = ?1 AND account_id = ?2 AND person_id = ?3
-                   AND key = ?4 AND due_at_ms = ?5",
-            )?
-            .exists(timer_row(&timer))
+            let (plugin, account_id, person_id, key, due_at_ms) = timer_row(&timer);
+            let stored: Option<(i64, i64)> = db
+                .prepare_cached(
+                    "SELECT due_at_ms, fired FROM timers
+                     WHERE plugin = ?1 AND account_id = ?2 AND person_id = ?3 AND key = ?4",
+                )?
+                .query_row(params![plugin, account_id, person_id, key], |row| {
+                    Ok((row.get(0)?, row.get(1)?))
+                })
+                .optional()?;
+            Ok(match stored {
+                None => TimerStanding::Forgotten,
+                Some((due, _)) if due != due_at_ms => TimerStanding::SetAgain,
+                Some((_, CANCELLED)) => TimerStanding::Cancelled,
+                Some(_) => TimerStanding::Live,
+            })
         })
         .await
     }
@@ -901,8 +942,8 @@ impl HostState for SqliteState {
     async fn next_timer_due(&self) -> Result<Option<u64>, StateError> {
         self.read(|db| {
             db.query_row(
-                "SELECT min(due_at_ms) FROM timers WHERE fired = 0",
-                [],
+                "SELECT min(due_at_ms) FROM timers WHERE fired = ?1",
+                [WAITING],
                 |row| row.get::<_, Option<i64>>(0),
             )
             .map(|due| due.map(|at| at as u64))
@@ -916,7 +957,7 @@ impl HostState for SqliteState {
                 "SELECT plugin, account_id, person_id, key, due_at_ms, fired, length(payload)
                  FROM timers
                  WHERE (?1 IS NULL OR plugin = ?1) AND (?2 IS NULL OR account_id = ?2)
-                   AND (?3 IS NULL OR person_id = ?3)
+                   AND (?3 IS NULL OR person_id = ?3) AND fired <> ?5
                  ORDER BY due_at_ms, plugin, account_id, person_id, key LIMIT ?4",
             )?;
             select
@@ -925,7 +966,8 @@ impl HostState for SqliteState {
                         filter.plugin,
                         filter.account_id,
                         filter.person_id,
-                        filter.limit
+                        filter.limit,
+                        CANCELLED
                     ],
                     |row| {
                         Ok(TimerView {
@@ -934,7 +976,7 @@ impl HostState for SqliteState {
                             person_id: row.get(2)?,
                             key: row.get(3)?,
                             due_at_ms: row.get::<_, i64>(4)?.max(0) as u64,
-                            fired: row.get(5)?,
+                            fired: row.get::<_, i64>(5)? == FIRED,
                             payload_bytes: row.get::<_, i64>(6)?.max(0) as u64,
                         })
                     },
@@ -1105,22 +1147,59 @@ mod tests {
 
         assert!(
             state
-                .cancel_timer("p", "a", "1", "cancelled")
+                .cancel_timer("p", "a", "1", "cancelled", None)
                 .await
                 .unwrap()
         );
-        assert!(!state.timer_live(&timer("cancelled", 5)).await.unwrap());
+        let standing = async |key: &str, due_at_ms: u64| {
+            state.timer_standing(&timer(key, due_at_ms)).await.unwrap()
+        };
+        assert_eq!(standing("cancelled", 5).await, TimerStanding::Cancelled);
+        assert!(
+            !state
+                .cancel_timer("p", "a", "1", "cancelled", None)
+                .await
+                .unwrap(),
+            "cancelled once"
+        );
+        let tight = TimerLimits {
+            per_account: 3,
+            per_conversation: 3,
+        };
+        assert_eq!(
+            state.set_timer(timer("new", 50), tight).await.unwrap(),
+            TimerSet::Set,
+            "a cancelled timer counts against no limit"
+        );
+        assert!(
+            !state
+                .cancel_timer("p", "a", "1", "new", Some(49))
+                .await
+                .unwrap(),
+            "not the one due then"
+        );
+        assert!(
+            state
+                .cancel_timer("p", "a", "1", "new", Some(50))
+                .await
+                .unwrap()
+        );
+        assert_eq!(
+            standing("new", 50).await,
+            TimerStanding::Forgotten,
+            "one cancelled before it fired leaves nothing"
+        );
         state
             .set_timer(timer("set-again", 9), limits)
             .await
             .unwrap();
-        assert!(!state.timer_live(&timer("set-again", 5)).await.unwrap());
+        assert_eq!(standing("set-again", 5).await, TimerStanding::SetAgain);
         assert_eq!(
             state.next_timer_due().await.unwrap(),
             Some(9),
             "the new one waits"
         );
-        assert!(state.timer_live(&timer("ran", 5)).await.unwrap());
+        assert_eq!(standing("ran", 5).await, TimerStanding::Live);
         let listed = state
             .timers(TimerFilter {
                 plugin: Some("p".into()),
@@ -1142,7 +1221,9 @@ mod tests {
         };
         assert!(state.timers(elsewhere).await.unwrap().is_empty());
         state.forget_timer(&timer("ran", 5)).await.unwrap();
-        assert!(!state.timer_live(&timer("ran", 5)).await.unwrap());
+        assert_eq!(standing("ran", 5).await, TimerStanding::Forgotten);
+        state.forget_timer(&timer("cancelled", 5)).await.unwrap();
+        assert_eq!(standing("cancelled", 5).await, TimerStanding::Forgotten);
     }
 
     #[tokio::test]

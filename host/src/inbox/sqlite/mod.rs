@@ -129,6 +129,15 @@ CREATE INDEX events_person ON events(person_id, seq);
 CREATE INDEX runs_plugin ON runs(plugin, seq);
 ",
         ),
+        // Version 5: the dispatcher skips the pending events of accounts
+        // whose token is refused; with the account in the pending index, it
+        // does so without reading each row.
+        M::up(
+            "
+DROP INDEX IF EXISTS events_pending;
+CREATE INDEX events_pending ON events(seq, account_id) WHERE done_at_ms IS NULL;
+",
+        ),
     ]
 }
 

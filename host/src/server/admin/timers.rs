@@ -49,6 +49,10 @@ pub(in crate::server) struct CancelTimer {
     pub person: String,
     /// The plugin's key for the timer.
     pub key: String,
+    /// Only if it is still the one due then (as listed), not one the
+    /// plugin set again since.
+    #[serde(default)]
+    pub due_at_ms: Option<u64>,
 }
 
 /// `GET /admin/timers`: timers by plugin, account and person, soonest

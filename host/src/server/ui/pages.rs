@@ -503,7 +503,8 @@ pub(super) async fn timers(
                                 input type="hidden" name="plugin" value=(timer.plugin);
                                 input type="hidden" name="account" value=(timer.account_id);
                                 input type="hidden" name="person" value=(timer.person_id);
-                                input type="hidden" name="key" value=(timer.key);
+                                input type="hidden" name="key_hex" value=(hex::encode(&timer.key));
+                                input type="hidden" name="due_at_ms" value=(timer.due_at_ms);
                                 button { "Cancel" }
                             }
                         }
@@ -524,14 +525,17 @@ pub(super) struct TimersPage {
     done: Option<String>,
 }
 
-/// `POST /ui/timers/cancel`'s form: the session's token and the timer.
+/// `POST /ui/timers/cancel`'s form: the session's token and the timer,
+/// as listed. The key is the plugin's string, in hex: a browser would
+/// change some characters of it in a form field (a CR, a NUL).
 #[derive(Deserialize)]
 pub(super) struct CancelTimerForm {
     csrf: String,
     plugin: String,
     account: String,
     person: String,
-    key: String,
+    key_hex: String,
+    due_at_ms: u64,
 }
 
 /// `POST /ui/timers/cancel`: cancel one timer.
@@ -543,11 +547,18 @@ pub(super) async fn cancel_timer(
     if !operator.sent(&form.csrf) {
         return forged();
     }
+    let Some(key) = hex::decode(&form.key_hex)
+        .ok()
+        .and_then(|key| String::from_utf8(key).ok())
+    else {
+        return forged();
+    };
     let timer = CancelTimer {
         plugin: form.plugin,
         account: form.account,
         person: form.person,
-        key: form.key,
+        key,
+        due_at_ms: Some(form.due_at_ms),
     };
     let done = match app.cancel_timer(&timer).await {
         Ok(true) => "cancelled",
