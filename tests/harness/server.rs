@@ -136,6 +136,25 @@ impl TestIgloo {
             .unwrap()
     }
 
+    /// Run the operator's command line against this igloo as the operator
+    /// (`OPERATOR_TOKEN`, which the config must set): `args` from the
+    /// subcommand on, as in `["timers", "list"]`.
+    pub async fn cli(&self, args: &[&str]) -> anyhow::Result<()> {
+        use clap::Parser as _;
+        let (command, rest) = args.split_first().expect("a subcommand");
+        let argv = [
+            "igloo",
+            command,
+            "--url",
+            &self.url,
+            "--admin-token",
+            OPERATOR_TOKEN,
+        ]
+        .into_iter()
+        .chain(rest.iter().copied());
+        igloo::cli::run(igloo::cli::Cli::try_parse_from(argv)?.command).await
+    }
+
     /// Call an admin route as the operator (`OPERATOR_TOKEN`, which the
     /// config must set); the status and the JSON answer.
     pub async fn admin(

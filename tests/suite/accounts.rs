@@ -4,8 +4,6 @@
 
 use std::time::Duration;
 
-use clap::Parser as _;
-
 use igloo::config::{Config, PluginConfig, PluginSource};
 use igloo_tests::{
     ACCESS_TOKEN, ACCOUNT_ID, AccountSetup, CONNECTED_ACCOUNT_ID, FakeGraph, OPERATOR_TOKEN,
@@ -24,23 +22,6 @@ fn lifecycle_config(graph: &FakeGraph) -> Config {
     config.tokens.key = Some(TOKEN_KEY.into());
     config.tokens.check_interval_secs = 1;
     config
-}
-
-/// Run `igloo accounts ARGS` against `igloo`.
-async fn igloo_accounts(igloo: &TestIgloo, args: &[&str]) -> anyhow::Result<()> {
-    let mut argv = vec![
-        "igloo",
-        "accounts",
-        "--url",
-        &igloo.url,
-        "--admin-token",
-        OPERATOR_TOKEN,
-    ];
-    argv.extend_from_slice(args);
-    match igloo::cli::Cli::try_parse_from(argv)?.command {
-        igloo::cli::Command::Accounts(accounts) => igloo::cli::accounts::run(accounts).await,
-        other => panic!("parsed as {other:?}"),
-    }
 }
 
 async fn account(igloo: &TestIgloo) -> Value {
@@ -110,9 +91,7 @@ async fn a_refused_token_holds_the_accounts_events_until_a_new_token_then_they_a
 
     // The operator retries the same token (`igloo accounts retry`); Meta
     // refuses it again.
-    igloo_accounts(&igloo, &["retry", ACCOUNT_ID])
-        .await
-        .unwrap();
+    igloo.cli(&["accounts", "retry", ACCOUNT_ID]).await.unwrap();
     graph.wait_for(2).await;
     eventually("the account to be token-invalid again", || async {
         (account(&igloo).await["status"] == "token-invalid").then_some(())
@@ -282,10 +261,10 @@ async fn the_accounts_routes_are_the_operators_and_check_what_they_are_given() {
         status, 409,
         "a configured account is removed in the configuration: {answer}"
     );
-    igloo_accounts(&igloo, &["remove", "42"]).await.unwrap();
-    let again = igloo_accounts(&igloo, &["remove", "42"]).await.unwrap_err();
+    igloo.cli(&["accounts", "remove", "42"]).await.unwrap();
+    let again = igloo.cli(&["accounts", "remove", "42"]).await.unwrap_err();
     assert!(again.to_string().contains("404"), "{again}");
-    igloo_accounts(&igloo, &["list"]).await.unwrap();
+    igloo.cli(&["accounts", "list"]).await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

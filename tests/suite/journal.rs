@@ -5,11 +5,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use clap::Parser as _;
 use igloo::inbox::EventFilter;
 use igloo_plugin_artifacts as built;
 use igloo_tests::{
-    ACCOUNT_ID, FakeGraph, TestIgloo, eventually, install_plugin_as, live_config, webhook,
+    ACCOUNT_ID, FakeGraph, OPERATOR_TOKEN, TestIgloo, eventually, install_plugin_as, live_config,
+    webhook,
 };
 use tempfile::TempDir;
 
@@ -218,24 +218,6 @@ async fn a_run_that_keeps_failing_on_meta_becomes_a_dead_letter_after_the_schedu
 
 /// Run `igloo events …` (after `igloo`) against `igloo`, as an operator
 /// would from a shell.
-async fn igloo_events(igloo: &TestIgloo, args: &[&str]) -> anyhow::Result<()> {
-    let mut argv = vec![
-        "igloo",
-        "events",
-        "--url",
-        &igloo.url,
-        "--admin-token",
-        ADMIN_TOKEN,
-    ];
-    argv.extend_from_slice(args);
-    match igloo::cli::Cli::try_parse_from(argv)?.command {
-        igloo::cli::Command::Events(events) => igloo::cli::events::run(events).await,
-        other => panic!("parsed as {other:?}"),
-    }
-}
-
-const ADMIN_TOKEN: &str = "operator-token-of-at-least-32-chars";
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_letter_is_replayed_with_igloo_events_replay_once_the_plugin_is_fixed() {
     let graph = FakeGraph::start().await;
@@ -248,7 +230,7 @@ async fn a_dead_letter_is_replayed_with_igloo_events_replay_once_the_plugin_is_f
             plugin,
             &["messages:reply"],
         )];
-        config.server.admin_token = Some(ADMIN_TOKEN.into());
+        config.server.admin_token = Some(OPERATOR_TOKEN.into());
         config
     };
 
@@ -269,7 +251,8 @@ async fn a_dead_letter_is_replayed_with_igloo_events_replay_once_the_plugin_is_f
     assert_eq!(dead.len(), 1, "{dead:?}");
     assert_eq!(dead[0].person_id.as_deref(), Some("555"));
     assert_eq!(dead[0].runs[0].outcome, "trap");
-    igloo_events(&igloo, &["list", "--dead", "--plugin", "bot"])
+    igloo
+        .cli(&["events", "list", "--dead", "--plugin", "bot"])
         .await
         .unwrap();
     let data = igloo.stop().await;
@@ -283,7 +266,8 @@ async fn a_dead_letter_is_replayed_with_igloo_events_replay_once_the_plugin_is_f
     );
     // The fix is tried in the sandbox first: it would reply, and nothing
     // is sent or recorded.
-    igloo_events(&igloo, &["replay", "1", "--sandbox"])
+    igloo
+        .cli(&["events", "replay", "1", "--sandbox"])
         .await
         .unwrap();
     let tried = sandbox_replay(&igloo, 1).await;
@@ -301,7 +285,7 @@ async fn a_dead_letter_is_replayed_with_igloo_events_replay_once_the_plugin_is_f
     let runs = igloo.inbox.runs(1).await.unwrap();
     assert!(runs[0].is_dead_letter(), "nor records anything: {runs:?}");
 
-    igloo_events(&igloo, &["replay", "1"]).await.unwrap();
+    igloo.cli(&["events", "replay", "1"]).await.unwrap();
     eventually("the replayed run to send its reply", || async {
         (graph.sent_messages().len() == 1).then_some(())
     })
@@ -317,9 +301,10 @@ async fn a_dead_letter_is_replayed_with_igloo_events_replay_once_the_plugin_is_f
 
     // Handled now: a second replay is refused unless forced, and a forced
     // one goes through the journal, so the person still gets one reply.
-    let refused = igloo_events(&igloo, &["replay", "1"]).await.unwrap_err();
+    let refused = igloo.cli(&["events", "replay", "1"]).await.unwrap_err();
     assert!(refused.to_string().contains("not replayed"), "{refused}");
-    igloo_events(&igloo, &["replay", "1", "--force"])
+    igloo
+        .cli(&["events", "replay", "1", "--force"])
         .await
         .unwrap();
     eventually("the forced replay to finish", || async {
@@ -329,7 +314,7 @@ async fn a_dead_letter_is_replayed_with_igloo_events_replay_once_the_plugin_is_f
     })
     .await;
     assert_eq!(graph.sent_messages().len(), 1, "the journal kept it to one");
-    igloo_events(&igloo, &["show", "1"]).await.unwrap();
+    igloo.cli(&["events", "show", "1"]).await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -452,7 +437,7 @@ async fn sandbox_replay(igloo: &TestIgloo, seq: i64) -> serde_json::Value {
             "{}/admin/events/{seq}/replay?sandbox=true",
             igloo.url
         ))
-        .bearer_auth(ADMIN_TOKEN)
+        .bearer_auth(OPERATOR_TOKEN)
         .send()
         .await
         .unwrap();
@@ -471,7 +456,7 @@ async fn a_sandboxed_replay_reads_the_hosts_state_and_writes_none_of_it() {
         igloo_tests::PROBE_GRANTS,
     )];
     config.runtime.retry_schedule_ms = Vec::new();
-    config.server.admin_token = Some(ADMIN_TOKEN.into());
+    config.server.admin_token = Some(OPERATOR_TOKEN.into());
     let igloo = TestIgloo::start(config).await;
     let command = serde_json::json!({"op": "all", "commands": [
         {"op": "kv_get", "key": "seen"},

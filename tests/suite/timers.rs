@@ -5,7 +5,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use clap::Parser as _;
 use igloo::config::Config;
 use igloo_tests::{
     ACCOUNT_ID, FakeGraph, OPERATOR_TOKEN, PROBE_GRANTS, TestIgloo, eventually, install_plugin,
@@ -31,23 +30,6 @@ async fn report_at(igloo: &TestIgloo, seq: i64) -> String {
         probe.map(|run| run.detail)
     })
     .await
-}
-
-/// Run `igloo timers ARGS` against `igloo`.
-async fn igloo_timers(igloo: &TestIgloo, args: &[&str]) -> anyhow::Result<()> {
-    let mut argv = vec![
-        "igloo",
-        "timers",
-        "--url",
-        &igloo.url,
-        "--admin-token",
-        OPERATOR_TOKEN,
-    ];
-    argv.extend_from_slice(args);
-    match igloo::cli::Cli::try_parse_from(argv)?.command {
-        igloo::cli::Command::Timers(timers) => igloo::cli::timers::run(timers).await,
-        other => panic!("parsed as {other:?}"),
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -98,14 +80,17 @@ async fn the_operator_lists_timers_and_cancels_one_which_then_never_fires() {
         .admin(Method::POST, "/admin/timers/cancel", Some(stale))
         .await;
     assert_eq!(status, 404);
-    igloo_timers(&igloo, &["list", "--account", ACCOUNT_ID])
+    igloo
+        .cli(&["timers", "list", "--account", ACCOUNT_ID])
         .await
         .unwrap();
 
-    igloo_timers(&igloo, &["cancel", "probe", ACCOUNT_ID, "1001", "soon"])
+    igloo
+        .cli(&["timers", "cancel", "probe", ACCOUNT_ID, "1001", "soon"])
         .await
         .unwrap();
-    let again = igloo_timers(&igloo, &["cancel", "probe", ACCOUNT_ID, "1001", "soon"])
+    let again = igloo
+        .cli(&["timers", "cancel", "probe", ACCOUNT_ID, "1001", "soon"])
         .await
         .unwrap_err();
     assert!(again.to_string().contains("404"), "{again}");

@@ -75,7 +75,12 @@ pub async fn main() -> anyhow::Result<()> {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .init();
-    match Cli::parse().command {
+    run(Cli::parse().command).await
+}
+
+/// Run one command.
+pub async fn run(command: Command) -> anyhow::Result<()> {
+    match command {
         Command::Serve {
             config,
             listen,

@@ -21,7 +21,9 @@ impl RetrySchedule {
     }
 
     /// When attempt number `attempts` (from 1), which ended as `receipt`
-    /// says at `now_ms`, is tried again; `None` if it is final.
+    /// says at `now_ms`, is tried again; `None` if it is final. Never
+    /// sooner than a rate limit it met asked: an attempt spent while Meta
+    /// still refuses the account would be wasted.
     pub(crate) fn next_attempt_at(
         &self,
         receipt: &RunReceipt,
@@ -32,7 +34,7 @@ impl RetrySchedule {
             return None;
         }
         let delay = self.delays_ms.get(attempts.saturating_sub(1) as usize)?;
-        Some(now_ms.saturating_add(*delay))
+        Some(now_ms.saturating_add((*delay).max(receipt.retry_after_ms)))
     }
 }
 
@@ -82,6 +84,15 @@ mod tests {
         };
         let unanswered = receipt(RunOutcome::Journal(cut_short), 0);
         assert_eq!(schedule.next_attempt_at(&unanswered, 1, 0), Some(5_000));
+        let throttled = RunReceipt {
+            retry_after_ms: 300_000,
+            ..receipt(RunOutcome::PluginError("rate limited".into()), 1)
+        };
+        assert_eq!(
+            schedule.next_attempt_at(&throttled, 1, 100),
+            Some(300_100),
+            "not before Meta lets the account call again"
+        );
         let lookup_failed = JournalStop::LookupFailed {
             call: 0,
             operation: "messaging.send".into(),
