@@ -82,7 +82,7 @@ pub(crate) async fn soak(rounds: usize, per_round: usize) -> anyhow::Result<Soak
 /// the event completed.
 async fn handle_everything(inbox: &Arc<SqliteInbox>) -> anyhow::Result<()> {
     loop {
-        let batch = inbox.pending(0, 512, &[]).await?;
+        let batch = inbox.pending(0, 512, &[], u64::MAX).await?;
         if batch.is_empty() {
             return Ok(());
         }

@@ -88,7 +88,7 @@ async fn store_events(inbox: &SqliteInbox, count: usize) -> anyhow::Result<Vec<S
     let mut seqs = Vec::with_capacity(count);
     while seqs.len() < count {
         let after = seqs.last().copied().unwrap_or(0);
-        let batch = inbox.pending(after, 1024, &[]).await?;
+        let batch = inbox.pending(after, 1024, &[], u64::MAX).await?;
         anyhow::ensure!(!batch.is_empty(), "the inbox lost events");
         seqs.extend(batch.iter().map(|pending| pending.seq));
     }

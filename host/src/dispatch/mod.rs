@@ -17,7 +17,7 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -63,6 +63,9 @@ pub(crate) struct Dispatcher {
     in_flight: Mutex<HashSet<Seq>>,
     /// Some event was left pending for a quarantined plugin.
     deferred: AtomicBool,
+    /// When the soonest retry left out of the last full read falls due
+    /// (`u64::MAX`: none).
+    next_retry_at_ms: AtomicU64,
     /// Set when igloo shuts down: no new events are taken.
     draining: AtomicBool,
     /// When failed runs are tried again.
@@ -176,6 +179,7 @@ impl Dispatcher {
             per_account: limits.max_in_flight_per_account.max(1) as usize,
             in_flight: Mutex::new(HashSet::new()),
             deferred: AtomicBool::new(false),
+            next_retry_at_ms: AtomicU64::new(u64::MAX),
             draining: AtomicBool::new(false),
             retries: RetrySchedule::new(limits.retry_schedule_ms.clone()),
             groups,
@@ -189,6 +193,9 @@ impl Dispatcher {
         let mut after: Seq = 0;
         // Reading from the start again, past events taken before.
         let mut rescanning = false;
+        // Reading every pending event from the start (the first read, and
+        // each rescan): when it ends, the next retry it left is noted.
+        let mut full_pass = true;
         // One clock for deferrals, not one restarted by every wake-up: under
         // steady traffic, retries and quarantined events still come round.
         let mut rescan = tokio::time::interval(DEFERRED_RESCAN);
@@ -197,23 +204,33 @@ impl Dispatcher {
             // Read only as many events as there is room for in memory.
             let room = self.queued.available_permits().clamp(1, READ_BATCH);
             let held = self.runtime.services().accounts().held();
-            match self.inbox.pending(after, room, &held).await {
+            let now = crate::clock::now_ms();
+            match self.inbox.pending(after, room, &held, now).await {
                 Ok(batch) if batch.is_empty() => {
+                    if full_pass {
+                        self.note_next_retry(now).await;
+                        full_pass = false;
+                    }
                     rescanning = false;
                     tokio::select! {
                         () = self.inbox.appended() => {}
                         () = self.runtime.operator_acted() => {
                             after = 0;
                             rescanning = true;
+                            full_pass = true;
                         }
                         // Always armed: a deferral flagged while this loop
                         // was already waiting is still looked at.
                         _ = rescan.tick() => {
-                            if self.deferred.swap(false, Ordering::AcqRel) {
+                            let deferred = self.deferred.swap(false, Ordering::AcqRel);
+                            let retry_due = crate::clock::now_ms()
+                                >= self.next_retry_at_ms.load(Ordering::Acquire);
+                            if deferred || retry_due {
                                 // Look at every pending event again; those in
                                 // flight are skipped, deferred ones retaken.
                                 after = 0;
                                 rescanning = true;
+                                full_pass = true;
                             }
                         }
                     }
@@ -240,6 +257,20 @@ impl Dispatcher {
                 }
             }
         }
+    }
+
+    /// Note when the soonest retry the inbox's reads leave out falls due
+    /// (they read only events with something to run now): a rescan then.
+    async fn note_next_retry(&self, now_ms: u64) {
+        let next = match self.inbox.next_retry_at(now_ms).await {
+            Ok(next) => next.unwrap_or(u64::MAX),
+            // Not known: look again at every tick.
+            Err(error) => {
+                tracing::error!(%error, "reading when the next retry is due failed");
+                0
+            }
+        };
+        self.next_retry_at_ms.store(next, Ordering::Release);
     }
 
     /// Whether to take `pending` now: not if it is already in flight, nor

@@ -329,14 +329,21 @@ pub trait Inbox: JournalStore {
     /// like any other, and have them dispatched; how many were new.
     async fn append_internal(&self, events: Vec<Event>) -> Result<u64, InboxError>;
 
-    /// Up to `limit` uncompleted events with `seq > after`, in order,
-    /// but none of the accounts in `held` (left where they are, unread).
+    /// Up to `limit` uncompleted events with `seq > after`, in order, that
+    /// may have something to run at `now_ms`: none with a run waiting for
+    /// a retry due later (see [`Inbox::next_retry_at`]), and none of the
+    /// accounts in `held`. Those stay where they are, unread.
     async fn pending(
         &self,
         after: Seq,
         limit: usize,
         held: &[String],
+        now_ms: u64,
     ) -> Result<Vec<PendingEvent>, InboxError>;
+
+    /// When the soonest retry due after `now_ms` of an uncompleted event's
+    /// run is due: when [`Inbox::pending`] would first return it.
+    async fn next_retry_at(&self, now_ms: u64) -> Result<Option<u64>, InboxError>;
 
     /// The event at `seq` as it stands now, if it is still pending.
     async fn pending_event(&self, seq: Seq) -> Result<Option<PendingEvent>, InboxError>;

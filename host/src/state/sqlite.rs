@@ -4,6 +4,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
+use crate::clock::sql_ms;
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
 use rusqlite_migration::M;
@@ -416,11 +417,6 @@ fn pause_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Pause> {
         })?,
         since_ms: row.get::<_, i64>(4)? as u64,
     })
-}
-
-/// A time in milliseconds as SQLite stores it, saturating at its largest.
-fn sql_ms(ms: u64) -> i64 {
-    i64::try_from(ms).unwrap_or(i64::MAX)
 }
 
 fn error(error: impl std::error::Error + Send + Sync + 'static) -> StateError {

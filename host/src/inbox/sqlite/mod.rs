@@ -130,12 +130,14 @@ CREATE INDEX runs_plugin ON runs(plugin, seq);
 ",
         ),
         // Version 5: the dispatcher skips the pending events of accounts
-        // whose token is refused; with the account in the pending index, it
-        // does so without reading each row.
+        // whose token is refused, and those waiting for a later retry; with
+        // the account in the pending index, and the retries indexed, it does
+        // so without reading each row, and finds the next retry due at once.
         M::up(
             "
 DROP INDEX IF EXISTS events_pending;
 CREATE INDEX events_pending ON events(seq, account_id) WHERE done_at_ms IS NULL;
+CREATE INDEX runs_retry ON runs(retry_at_ms) WHERE retry_at_ms IS NOT NULL;
 ",
         ),
     ]
@@ -595,8 +597,7 @@ fn apply_group(connection: &mut Connection, group: &[Write]) -> Vec<Result<Appli
                         run.detail,
                         now,
                         run.attempts,
-                        run.retry_at_ms
-                            .map(|at| i64::try_from(at).unwrap_or(i64::MAX))
+                        run.retry_at_ms.map(crate::clock::sql_ms)
                     ])
                     .map(|_| Applied::Done),
                 // Not while a run waits for a retry or a replay (one an
@@ -718,9 +719,11 @@ impl Inbox for SqliteInbox {
         after: Seq,
         limit: usize,
         held: &[String],
+        now_ms: u64,
     ) -> Result<Vec<PendingEvent>, InboxError> {
-        // Held accounts' events may be many (a day of a refused token): they
-        // are skipped in the query, not read and parsed at every rescan.
+        // Events waiting for a later retry, or for a refused token, may be
+        // many (an hour of a plugin asking for retries, a day of a refused
+        // token): skipped in the query, not read and parsed at every rescan.
         let held = serde_json::to_string(held).expect("strings serialise");
         self.read(move |connection| {
             read_pending(
@@ -728,9 +731,26 @@ impl Inbox for SqliteInbox {
                 "SELECT seq, body, received_at_ms FROM events
                  WHERE done_at_ms IS NULL AND seq > ?1
                    AND account_id NOT IN (SELECT value FROM json_each(?3))
+                   AND NOT EXISTS (SELECT 1 FROM runs
+                                   WHERE runs.seq = events.seq AND runs.retry_at_ms > ?4)
                  ORDER BY seq LIMIT ?2",
-                params![after, limit as i64, held],
+                params![after, limit as i64, held, crate::clock::sql_ms(now_ms)],
             )
+        })
+        .await
+    }
+
+    async fn next_retry_at(&self, now_ms: u64) -> Result<Option<u64>, InboxError> {
+        self.read(move |connection| {
+            connection
+                .prepare_cached(
+                    "SELECT min(runs.retry_at_ms) FROM runs JOIN events ON events.seq = runs.seq
+                     WHERE runs.retry_at_ms > ?1 AND events.done_at_ms IS NULL",
+                )?
+                .query_row([crate::clock::sql_ms(now_ms)], |row| {
+                    row.get::<_, Option<i64>>(0)
+                })
+                .map(|due| due.map(|at| at.max(0) as u64))
         })
         .await
     }

@@ -40,14 +40,14 @@ async fn appended_events_are_pending_until_completed_and_survive_reopening() {
         let inbox = SqliteInbox::open(&path).unwrap();
         let appended = inbox.append(delivery(&["a", "b"])).await.unwrap();
         assert_eq!(appended.is_new, vec![true, true]);
-        let pending = inbox.pending(0, 10, &[]).await.unwrap();
+        let pending = inbox.pending(0, 10, &[], u64::MAX).await.unwrap();
         assert_eq!(pending.len(), 2);
         inbox.record_run(pending[0].seq, ok_run()).await.unwrap();
         inbox.complete(pending[0].seq).await.unwrap();
         inbox.record_run(pending[1].seq, ok_run()).await.unwrap();
     }
     let inbox = SqliteInbox::open(&path).unwrap();
-    let pending = inbox.pending(0, 10, &[]).await.unwrap();
+    let pending = inbox.pending(0, 10, &[], u64::MAX).await.unwrap();
     assert_eq!(pending.len(), 1, "completed events stay completed");
     assert_eq!(*pending[0].event, event("b"));
     assert_eq!(pending[0].runs, [ok_run()], "finished runs are remembered");
@@ -71,12 +71,49 @@ async fn a_held_accounts_events_are_left_unread_until_it_is_usable_again() {
         pending.iter().map(|p| p.event.key.clone()).collect()
     };
     let held = ["held".to_owned(), "another".to_owned()];
-    assert_eq!(keys(inbox.pending(0, 10, &held).await.unwrap()), ["a1"]);
     assert_eq!(
-        keys(inbox.pending(0, 10, &[]).await.unwrap()),
+        keys(inbox.pending(0, 10, &held, u64::MAX).await.unwrap()),
+        ["a1"]
+    );
+    assert_eq!(
+        keys(inbox.pending(0, 10, &[], u64::MAX).await.unwrap()),
         ["h1", "a1", "h2"],
         "nothing is lost meanwhile"
     );
+}
+
+#[tokio::test]
+async fn an_event_waiting_for_a_later_retry_is_left_unread_until_it_is_due() {
+    let dir = tempfile::tempdir().unwrap();
+    let inbox = SqliteInbox::open(&dir.path().join("inbox.db")).unwrap();
+    inbox.append(delivery(&["retrying", "new"])).await.unwrap();
+    let seq = inbox.pending(0, 10, &[], 0).await.unwrap()[0].seq;
+    let retry = RunRecord {
+        attempts: 1,
+        retry_at_ms: Some(5_000),
+        ..RunRecord::finished("p", "plugin-error", "Meta failed")
+    };
+    inbox.record_run(seq, retry).await.unwrap();
+    let keys = |pending: Vec<PendingEvent>| -> Vec<String> {
+        pending.iter().map(|p| p.event.key.clone()).collect()
+    };
+    assert_eq!(
+        keys(inbox.pending(0, 10, &[], 4_999).await.unwrap()),
+        ["new"]
+    );
+    assert_eq!(inbox.next_retry_at(4_999).await.unwrap(), Some(5_000));
+    assert_eq!(
+        keys(inbox.pending(0, 10, &[], 5_000).await.unwrap()),
+        ["retrying", "new"],
+        "read once due"
+    );
+    assert_eq!(inbox.next_retry_at(5_000).await.unwrap(), None);
+    inbox
+        .record_run(seq, RunRecord::finished("p", "ok", ""))
+        .await
+        .unwrap();
+    inbox.complete(seq).await.unwrap();
+    assert_eq!(inbox.next_retry_at(0).await.unwrap(), None, "done with");
 }
 
 #[tokio::test]
@@ -96,7 +133,7 @@ async fn pruning_forgets_only_completed_events_past_retention() {
     let dir = tempfile::tempdir().unwrap();
     let inbox = SqliteInbox::open(&dir.path().join("inbox.db")).unwrap();
     inbox.append(delivery(&["done", "pending"])).await.unwrap();
-    let pending = inbox.pending(0, 10, &[]).await.unwrap();
+    let pending = inbox.pending(0, 10, &[], u64::MAX).await.unwrap();
     inbox.complete(pending[0].seq).await.unwrap();
 
     assert_eq!(
@@ -125,7 +162,7 @@ async fn sequence_numbers_never_go_back_after_the_newest_events_are_pruned() {
     let dir = tempfile::tempdir().unwrap();
     let inbox = SqliteInbox::open(&dir.path().join("inbox.db")).unwrap();
     inbox.append(delivery(&["old", "newest"])).await.unwrap();
-    let pending = inbox.pending(0, 10, &[]).await.unwrap();
+    let pending = inbox.pending(0, 10, &[], u64::MAX).await.unwrap();
     let newest = pending[1].seq;
     inbox.complete(newest).await.unwrap();
     let pruned = inbox
@@ -135,7 +172,7 @@ async fn sequence_numbers_never_go_back_after_the_newest_events_are_pruned() {
     assert_eq!(pruned, 1, "the newest event was handled and pruned");
     // The dispatcher has read up to `newest`; what comes next must be after it.
     inbox.append(delivery(&["next"])).await.unwrap();
-    let next = inbox.pending(newest, 10, &[]).await.unwrap();
+    let next = inbox.pending(newest, 10, &[], u64::MAX).await.unwrap();
     assert_eq!(
         next.len(),
         1,
@@ -164,7 +201,7 @@ async fn an_inbox_from_before_autoincrement_is_upgraded_in_place() {
     let inbox = SqliteInbox::open(&path).unwrap();
     assert_eq!(inbox.stats().await.unwrap().events, 1, "rows kept");
     inbox.append(delivery(&["after-upgrade"])).await.unwrap();
-    let pending = inbox.pending(7, 10, &[]).await.unwrap();
+    let pending = inbox.pending(7, 10, &[], u64::MAX).await.unwrap();
     assert_eq!(pending.len(), 1);
     assert!(pending[0].seq > 7);
 }
@@ -174,7 +211,7 @@ async fn an_event_read_again_shows_its_runs_so_far_and_nothing_once_complete() {
     let dir = tempfile::tempdir().unwrap();
     let inbox = SqliteInbox::open(&dir.path().join("inbox.db")).unwrap();
     inbox.append(delivery(&["a"])).await.unwrap();
-    let seq = inbox.pending(0, 10, &[]).await.unwrap()[0].seq;
+    let seq = inbox.pending(0, 10, &[], u64::MAX).await.unwrap()[0].seq;
     let retry = RunRecord {
         retry_at_ms: Some(5_000),
         ..RunRecord::finished("p", "plugin-error", "Meta had a bad minute")
@@ -350,7 +387,7 @@ async fn the_wal_is_emptied_once_writes_pause() {
             vec![event(&format!("k{n}"))],
         );
         inbox.append(delivery).await.unwrap();
-        let _ = inbox.pending(0, 10, &[]).await.unwrap();
+        let _ = inbox.pending(0, 10, &[], u64::MAX).await.unwrap();
     }
     let wal = dir.path().join("inbox.db-wal");
     assert!(
@@ -436,7 +473,7 @@ async fn a_body_committed_but_not_split_before_a_crash_is_split_once_at_the_next
         (0, 4, 2),
         "all four events stored; the two messages, which someone wants, pending"
     );
-    let pending = inbox.pending(0, 10, &[]).await.unwrap();
+    let pending = inbox.pending(0, 10, &[], u64::MAX).await.unwrap();
     assert!(
         pending.iter().all(|event| event.received_at_ms == 1000),
         "events keep the time their body was accepted"
