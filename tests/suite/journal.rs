@@ -9,7 +9,7 @@ use igloo::inbox::EventFilter;
 use igloo_plugin_artifacts as built;
 use igloo_tests::{
     ACCOUNT_ID, FakeGraph, OPERATOR_TOKEN, TestIgloo, eventually, install_plugin_as, live_config,
-    webhook,
+    now_ms, webhook,
 };
 use tempfile::TempDir;
 
@@ -427,6 +427,83 @@ async fn a_plugin_can_mark_its_own_failure_retryable() {
         returned_runs[0].attempts, 2,
         "a returned error marked retryable (0.2.0) is retried too: {returned_runs:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_runs_at_once_though_another_plugin_waits_an_hour_for_its_retry() {
+    let graph = FakeGraph::start().await;
+    let plugins = tempfile::tempdir().unwrap();
+    let mut config = live_config(&graph);
+    config.server.admin_token = Some(OPERATOR_TOKEN.into());
+    config.plugins = vec![
+        igloo_tests::install_probe(plugins.path(), "probe", igloo_tests::PROBE_GRANTS),
+        install_plugin_as(plugins.path(), "broken", &built::PANIC, &[]),
+    ];
+    config.runtime.retry_schedule_ms = vec![3_600_000];
+    let igloo = TestIgloo::start(config).await;
+    // Meta fails the probe's send: its retry is an hour away. The broken
+    // plugin traps: a dead letter.
+    graph.script(
+        500,
+        serde_json::json!({"error": {"message": "An unexpected error has occurred.", "code": 2}}),
+    );
+    let command = serde_json::json!({"op": "send_text", "to": "771", "text": "hi"});
+    let body = webhook::message("771", &command.to_string()).body();
+    assert_eq!(igloo.post_webhook(&body).await.status(), 200);
+    let run_of = async |plugin: &str| {
+        let runs = igloo.inbox.runs(1).await.unwrap();
+        runs.into_iter().find(|run| run.plugin == plugin)
+    };
+    eventually("both runs to be recorded", || async {
+        let probe = run_of("probe").await?;
+        let broken = run_of("broken").await?;
+        (probe.retry_at_ms.is_some() && broken.is_dead_letter()).then_some(())
+    })
+    .await;
+
+    igloo
+        .cli(&["events", "replay", "1", "--plugin", "broken"])
+        .await
+        .unwrap();
+    let replayed = eventually("the replay to run", || async {
+        run_of("broken")
+            .await
+            .filter(|run| run.attempts == 1 && run.retry_at_ms.is_none())
+    })
+    .await;
+    assert_eq!(replayed.outcome, "trap");
+    let probe = run_of("probe").await.unwrap();
+    assert!(
+        probe.retry_at_ms.unwrap() > now_ms() + 3_000_000,
+        "the probe still waits for its hour: {probe:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_meta_throttled_is_retried_no_sooner_than_meta_lets_the_account_call() {
+    let graph = FakeGraph::start().await;
+    let mut config = live_config(&graph);
+    config.runtime.retry_schedule_ms = vec![50];
+    let igloo = TestIgloo::start(config).await;
+    // Meta throttles the account (error 4), saying nothing of how long:
+    // a minute, by default.
+    graph.script(
+        400,
+        serde_json::json!({"error": {"message": "Application request limit reached", "code": 4}}),
+    );
+    let before = now_ms();
+    let body = webhook::message("772", "hello").body();
+    assert_eq!(igloo.post_webhook(&body).await.status(), 200);
+    let waiting = eventually("auto-reply's run to wait for its retry", || async {
+        let runs = igloo.inbox.runs(1).await.unwrap();
+        runs.into_iter().find(|run| run.retry_at_ms.is_some())
+    })
+    .await;
+    assert!(
+        waiting.retry_at_ms.unwrap() >= before + 60_000,
+        "not after 50 ms, while Meta still refuses: {waiting:?}"
+    );
+    assert_eq!(graph.requests().len(), 1, "nothing sent meanwhile");
 }
 
 /// `POST /admin/events/{seq}/replay?sandbox=true`'s answer.

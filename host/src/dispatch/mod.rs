@@ -124,6 +124,43 @@ struct Plan<'p> {
     unfinished: usize,
 }
 
+/// A read of every pending event from the start.
+#[derive(Debug, Clone, Copy)]
+struct FullPass {
+    /// When it started: each of its reads leaves out retries due later
+    /// than this, and the soonest of those is noted when it ends, so one
+    /// falling due while the pass reads is not missed.
+    started_ms: u64,
+    /// An operator acted (a replay, a resume, a new token): nothing is left
+    /// out, or another plugin's later retry would hide what they asked for.
+    everything: bool,
+}
+
+impl FullPass {
+    fn filtered() -> Self {
+        Self {
+            started_ms: crate::clock::now_ms(),
+            everything: false,
+        }
+    }
+
+    fn everything() -> Self {
+        Self {
+            everything: true,
+            ..Self::filtered()
+        }
+    }
+
+    /// The time its reads pass to the inbox: retries due by then are read.
+    fn due_by(self) -> u64 {
+        if self.everything {
+            u64::MAX
+        } else {
+            self.started_ms
+        }
+    }
+}
+
 /// An event waiting in its lane, ordered by when it happened, then by
 /// arrival. Holds its place in the queue until completed.
 struct Queued {
@@ -195,7 +232,7 @@ impl Dispatcher {
         let mut rescanning = false;
         // Reading every pending event from the start (the first read, and
         // each rescan): when it ends, the next retry it left is noted.
-        let mut full_pass = true;
+        let mut pass = Some(FullPass::filtered());
         // One clock for deferrals, not one restarted by every wake-up: under
         // steady traffic, retries and quarantined events still come round.
         let mut rescan = tokio::time::interval(DEFERRED_RESCAN);
@@ -204,12 +241,11 @@ impl Dispatcher {
             // Read only as many events as there is room for in memory.
             let room = self.queued.available_permits().clamp(1, READ_BATCH);
             let held = self.runtime.services().accounts().held();
-            let now = crate::clock::now_ms();
-            match self.inbox.pending(after, room, &held, now).await {
+            let due_by = pass.map_or_else(crate::clock::now_ms, FullPass::due_by);
+            match self.inbox.pending(after, room, &held, due_by).await {
                 Ok(batch) if batch.is_empty() => {
-                    if full_pass {
-                        self.note_next_retry(now).await;
-                        full_pass = false;
+                    if let Some(ended) = pass.take() {
+                        self.note_next_retry(ended.started_ms).await;
                     }
                     rescanning = false;
                     tokio::select! {
@@ -217,7 +253,7 @@ impl Dispatcher {
                         () = self.runtime.operator_acted() => {
                             after = 0;
                             rescanning = true;
-                            full_pass = true;
+                            pass = Some(FullPass::everything());
                         }
                         // Always armed: a deferral flagged while this loop
                         // was already waiting is still looked at.
@@ -230,7 +266,7 @@ impl Dispatcher {
                                 // flight are skipped, deferred ones retaken.
                                 after = 0;
                                 rescanning = true;
-                                full_pass = true;
+                                pass = Some(FullPass::filtered());
                             }
                         }
                     }
@@ -608,9 +644,17 @@ impl Dispatcher {
             return None;
         }
         let attempts = pending.attempts_of(&plugin.info.id) + 1;
+        let now = crate::clock::now_ms();
+        let refused_for = self
+            .runtime
+            .services()
+            .graph
+            .backed_off_for(&pending.event.account_id)
+            .unwrap_or_default();
+        let not_before = now.saturating_add(refused_for.as_millis() as u64);
         let retry_at_ms = self
             .retries
-            .next_attempt_at(&receipt, attempts, crate::clock::now_ms());
+            .next_attempt_at(&receipt, attempts, now, not_before);
         let record = RunRecord {
             plugin: receipt.plugin.clone(),
             outcome: receipt.outcome.label().to_owned(),

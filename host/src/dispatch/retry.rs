@@ -22,19 +22,20 @@ impl RetrySchedule {
 
     /// When attempt number `attempts` (from 1), which ended as `receipt`
     /// says at `now_ms`, is tried again; `None` if it is final. Never
-    /// sooner than a rate limit it met asked: an attempt spent while Meta
-    /// still refuses the account would be wasted.
+    /// before `not_before_ms` (until when Meta refuses the account): an
+    /// attempt then would be spent for nothing.
     pub(crate) fn next_attempt_at(
         &self,
         receipt: &RunReceipt,
         attempts: u32,
         now_ms: u64,
+        not_before_ms: u64,
     ) -> Option<u64> {
         if !worth_retrying(receipt) {
             return None;
         }
         let delay = self.delays_ms.get(attempts.saturating_sub(1) as usize)?;
-        Some(now_ms.saturating_add((*delay).max(receipt.retry_after_ms)))
+        Some(now_ms.saturating_add(*delay).max(not_before_ms))
     }
 }
 
@@ -69,27 +70,29 @@ mod tests {
     fn passing_failures_are_retried_on_the_schedule_then_are_final() {
         let schedule = RetrySchedule::new(vec![5_000, 30_000]);
         let meta_failed = receipt(RunOutcome::PluginError("send failed".into()), 1);
-        assert_eq!(schedule.next_attempt_at(&meta_failed, 1, 100), Some(5_100));
-        assert_eq!(schedule.next_attempt_at(&meta_failed, 2, 100), Some(30_100));
         assert_eq!(
-            schedule.next_attempt_at(&meta_failed, 3, 100),
+            schedule.next_attempt_at(&meta_failed, 1, 100, 0),
+            Some(5_100)
+        );
+        assert_eq!(
+            schedule.next_attempt_at(&meta_failed, 2, 100, 0),
+            Some(30_100)
+        );
+        assert_eq!(
+            schedule.next_attempt_at(&meta_failed, 3, 100, 0),
             None,
             "exhausted"
         );
         let slow_meta = receipt(RunOutcome::UpstreamTimeout, 0);
-        assert_eq!(schedule.next_attempt_at(&slow_meta, 1, 0), Some(5_000));
+        assert_eq!(schedule.next_attempt_at(&slow_meta, 1, 0, 0), Some(5_000));
         let cut_short = JournalStop::CutShort {
             call: 0,
             operation: "messaging.send".into(),
         };
         let unanswered = receipt(RunOutcome::Journal(cut_short), 0);
-        assert_eq!(schedule.next_attempt_at(&unanswered, 1, 0), Some(5_000));
-        let throttled = RunReceipt {
-            retry_after_ms: 300_000,
-            ..receipt(RunOutcome::PluginError("rate limited".into()), 1)
-        };
+        assert_eq!(schedule.next_attempt_at(&unanswered, 1, 0, 0), Some(5_000));
         assert_eq!(
-            schedule.next_attempt_at(&throttled, 1, 100),
+            schedule.next_attempt_at(&meta_failed, 1, 100, 300_100),
             Some(300_100),
             "not before Meta lets the account call again"
         );
@@ -99,7 +102,7 @@ mod tests {
             reason: "rate limited".into(),
         };
         let unlooked = receipt(RunOutcome::Journal(lookup_failed), 0);
-        assert_eq!(schedule.next_attempt_at(&unlooked, 1, 0), Some(5_000));
+        assert_eq!(schedule.next_attempt_at(&unlooked, 1, 0, 0), Some(5_000));
     }
 
     #[test]
@@ -118,7 +121,7 @@ mod tests {
             }),
         ] {
             assert_eq!(
-                schedule.next_attempt_at(&receipt(outcome.clone(), 0), 1, 0),
+                schedule.next_attempt_at(&receipt(outcome.clone(), 0), 1, 0, 0),
                 None,
                 "{outcome:?}"
             );
@@ -129,7 +132,7 @@ mod tests {
             retry_requested: true,
             ..receipt(RunOutcome::Trap("panic".into()), 3)
         };
-        assert_eq!(schedule.next_attempt_at(&trapped, 1, 0), None);
+        assert_eq!(schedule.next_attempt_at(&trapped, 1, 0, 0), None);
     }
 
     #[test]
@@ -139,7 +142,11 @@ mod tests {
             retry_requested: true,
             ..receipt(RunOutcome::PluginError("the CRM is down".into()), 0)
         };
-        assert_eq!(schedule.next_attempt_at(&marked, 1, 0), Some(5_000));
-        assert_eq!(schedule.next_attempt_at(&marked, 2, 0), None, "exhausted");
+        assert_eq!(schedule.next_attempt_at(&marked, 1, 0, 0), Some(5_000));
+        assert_eq!(
+            schedule.next_attempt_at(&marked, 2, 0, 0),
+            None,
+            "exhausted"
+        );
     }
 }

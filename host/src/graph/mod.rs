@@ -184,6 +184,12 @@ impl GraphClient {
         }
     }
 
+    /// How long Meta still refuses `account_id` (its usage headers or a
+    /// rate-limit error said so), if it does.
+    pub fn backed_off_for(&self, account_id: &str) -> Option<Duration> {
+        self.throttle.backed_off_for(account_id)
+    }
+
     /// Forget rate-limit state of idle accounts.
     pub fn prune(&self) {
         self.throttle.prune();

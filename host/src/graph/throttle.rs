@@ -90,6 +90,12 @@ impl Throttle {
             .map_err(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
     }
 
+    /// How long Meta still refuses `account_id`, if it does.
+    pub fn backed_off_for(&self, account_id: &str) -> Option<Duration> {
+        let until = self.backoff(account_id)?;
+        until.checked_duration_since(Instant::now())
+    }
+
     fn backoff(&self, account_id: &str) -> Option<Instant> {
         let backoffs = self
             .backoff_until
@@ -289,6 +295,8 @@ mod tests {
         throttle.observe_usage("a", &headers);
         let wait = throttle.acquire("a", SendClass::Other).unwrap_err();
         assert!(wait > Duration::from_secs(290), "{wait:?}");
+        assert!(throttle.backed_off_for("a").unwrap() > Duration::from_secs(290));
+        assert_eq!(throttle.backed_off_for("b"), None);
         assert!(throttle.acquire("b", SendClass::Text).is_ok());
     }
 }

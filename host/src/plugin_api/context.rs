@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::marker::PhantomData;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64};
+use std::sync::atomic::{AtomicBool, AtomicU32};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -71,9 +71,6 @@ pub struct RunContext {
     /// Host calls that failed for a passing reason (Meta's 5xx, a timeout,
     /// a rate limit, the host's storage): the plugin saw them as errors.
     pub transient_failures: AtomicU32,
-    /// The longest wait a rate limit the plugin met asked for, in
-    /// milliseconds: a retry of the run comes no sooner.
-    pub retry_after_ms: AtomicU64,
     /// The plugin asked for a retry should it fail (`run.retry-on-failure`).
     pub retry_requested: AtomicBool,
 }

@@ -76,11 +76,6 @@ impl<S> types::Host for HostView<'_, S> {
                     // the host's) bad minute, not the plugin's: retried.
                     self.run.transient_failures.fetch_add(1, Ordering::Relaxed);
                 }
-                if let HostError::RateLimited(wait_ms) = error {
-                    self.run
-                        .retry_after_ms
-                        .fetch_max(wait_ms, Ordering::Relaxed);
-                }
                 Ok(error)
             }
             HostFailure::Trap(trap) => Err(trap),

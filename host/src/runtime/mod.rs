@@ -11,7 +11,7 @@ mod manifest;
 mod plugin;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
@@ -161,9 +161,6 @@ pub struct RunReceipt {
     /// Of which, calls that failed for a passing reason (see
     /// [`RunContext::transient_failures`]).
     pub transient_failures: u32,
-    /// The longest wait a rate limit asked for, in milliseconds (see
-    /// [`RunContext::retry_after_ms`]).
-    pub retry_after_ms: u64,
     /// Whether the plugin asked for a retry should it fail.
     pub retry_requested: bool,
     /// How it ended.
@@ -190,7 +187,6 @@ impl RunReceipt {
             peak_memory_bytes: 0,
             host_calls: 0,
             transient_failures: 0,
-            retry_after_ms: 0,
             retry_requested: false,
             outcome,
         }
@@ -477,7 +473,6 @@ impl Runtime {
             upstream: Arc::clone(&upstream),
             journal,
             transient_failures: AtomicU32::new(0),
-            retry_after_ms: AtomicU64::new(0),
             retry_requested: AtomicBool::new(false),
         };
         let state = InstanceState::new(run, Arc::clone(services), limits);
@@ -530,7 +525,6 @@ impl Runtime {
         receipt.peak_memory_bytes = state.limiter.peak_memory_bytes;
         receipt.host_calls = state.host_calls;
         receipt.transient_failures = state.run.transient_failures.load(Ordering::Relaxed);
-        receipt.retry_after_ms = state.run.retry_after_ms.load(Ordering::Relaxed);
         receipt.retry_requested =
             returned_retryable || state.run.retry_requested.load(Ordering::Relaxed);
         receipt.fuel_used = limits.fuel.saturating_sub(store.get_fuel().unwrap_or(0));
