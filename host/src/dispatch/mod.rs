@@ -11,6 +11,12 @@
 //! stays pending for that plugin, and the dispatcher takes it up again once
 //! the plugin comes back (its cool-down over, or an operator's resume).
 //!
+//! Reads leave out what cannot run yet: events waiting for a later retry
+//! (read again when the soonest falls due) and those of accounts whose
+//! token Meta refuses (read again once it has a new one), so a plugin that
+//! has every event retried, or a day of a refused token, costs nothing per
+//! rescan.
+//!
 //! Plugins in an exclusive group take an event one after another, in
 //! priority order, until one handles it ([`groups`]); the others run side
 //! by side.
