@@ -46,6 +46,11 @@ fn ui_path(segments: &[&str]) -> String {
     url.path().to_owned()
 }
 
+/// A filter field as sent: an empty box filters nothing.
+fn given(value: Option<String>) -> Option<String> {
+    value.filter(|value| !value.trim().is_empty())
+}
+
 /// What an action did, shown once on the page it returns to. Only these
 /// fixed messages: nothing from the address is shown as it is.
 fn flash(done: Option<&str>) -> Option<&'static str> {
@@ -231,11 +236,10 @@ pub(super) async fn events(
     State(app): State<Arc<AppState>>,
     Query(query): Query<EventsQuery>,
 ) -> Response {
-    let blank = |value: Option<String>| value.filter(|value| !value.trim().is_empty());
     let filter = EventFilter {
-        account_id: blank(query.account.clone()),
-        person_id: blank(query.person.clone()),
-        plugin: blank(query.plugin.clone()),
+        account_id: given(query.account.clone()),
+        person_id: given(query.person.clone()),
+        plugin: given(query.plugin.clone()),
         dead_letters: query.dead,
         limit: LISTED,
         ..EventFilter::default()
@@ -462,11 +466,10 @@ pub(super) async fn timers(
     State(app): State<Arc<AppState>>,
     Query(query): Query<TimersPage>,
 ) -> Response {
-    let blank = |value: Option<String>| value.filter(|value| !value.trim().is_empty());
     let filter = TimerFilter {
-        plugin: blank(query.plugin),
-        account_id: blank(query.account),
-        person_id: blank(query.person),
+        plugin: given(query.plugin),
+        account_id: given(query.account),
+        person_id: given(query.person),
         limit: LISTED,
     };
     let scheduler = &app.runtime.services().scheduler;
