@@ -164,7 +164,7 @@ pub(crate) async fn run(events: usize) -> anyhow::Result<DispatchResult> {
         ..Config::default()
     };
     config.storage.data_dir = data_dir.path().to_owned();
-    let runtime = Runtime::new(&config)?;
+    let runtime = Runtime::new(&config).await?;
     let services = Arc::clone(runtime.services());
     let plugin = runtime
         .plugins()

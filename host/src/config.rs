@@ -66,6 +66,28 @@ pub struct Config {
     pub reconcile: ReconcileConfig,
     /// Business Login for Instagram: accounts connected from the dashboard.
     pub oauth: OauthConfig,
+    /// igloo's own log.
+    pub log: LogConfig,
+}
+
+/// igloo's own log, on standard output.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// `text` (the default) or `json`.
+    pub format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One line of text per event, `key=value` fields.
+    #[default]
+    Text,
+    /// One JSON object per line (for Loki, Elasticsearch, Datadog, …):
+    /// `timestamp`, `level`, `target`, `fields` (the message among them).
+    Json,
 }
 
 /// The HTTP server.

@@ -99,13 +99,17 @@ impl Igloo {
     pub async fn start(config: Config) -> anyhow::Result<Self> {
         config.validate().context("invalid configuration")?;
         let data_dir = &config.storage.data_dir;
-        std::fs::create_dir_all(data_dir)
+        private_dir(data_dir)
             .with_context(|| format!("creating the data directory {}", data_dir.display()))?;
         let data_dir_lock = lock_data_dir(data_dir).await?;
         let inbox: Arc<dyn Inbox> = Arc::new(
             SqliteInbox::open(&data_dir.join("inbox.sqlite3")).context("opening the inbox")?,
         );
-        let runtime = Arc::new(Runtime::new(&config).context("starting the wasm runtime")?);
+        let runtime = Arc::new(
+            Runtime::new(&config)
+                .await
+                .context("starting the wasm runtime")?,
+        );
         let subscriptions = runtime.subscriptions();
         let recovered = inbox::recover_unsplit(inbox.as_ref(), &subscriptions)
             .await
@@ -191,7 +195,13 @@ impl Igloo {
                 timeout: Duration::from_millis(config.server.body_timeout_ms),
             },
             stats: server::StatsCache::default(),
+            loopback_only: Default::default(),
         });
+        // Every store is open: what SQLite created (the -wal and -shm files
+        // take their database's mode), and what an older igloo left, is
+        // igloo's user's only.
+        private_files(data_dir)
+            .with_context(|| format!("making {} private", data_dir.display()))?;
         let drain_timeout = Duration::from_millis(config.server.drain_timeout_ms);
         Ok(Self {
             state,
@@ -228,6 +238,12 @@ impl Igloo {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
+        let loopback_only = listener
+            .local_addr()
+            .is_ok_and(|address| address.ip().is_loopback());
+        self.state
+            .loopback_only
+            .store(loopback_only, std::sync::atomic::Ordering::Relaxed);
         server::listener::serve(listener, self.router(), self.connection_limits, shutdown).await;
         let unfinished = self.dispatcher.drain(self.drain_timeout).await;
         if unfinished > 0 {
@@ -265,7 +281,10 @@ impl Drop for Igloo {
 async fn lock_data_dir(data_dir: &std::path::Path) -> anyhow::Result<std::fs::File> {
     const PATIENCE: Duration = Duration::from_secs(3);
     let path = data_dir.join("igloo.lock");
-    let file = std::fs::File::create(&path)
+    let file = private_file_options()
+        .write(true)
+        .truncate(true)
+        .open(&path)
         .with_context(|| format!("creating the lock file {}", path.display()))?;
     let started = std::time::Instant::now();
     loop {
@@ -283,6 +302,54 @@ async fn lock_data_dir(data_dir: &std::path::Path) -> anyhow::Result<std::fs::Fi
             }
         }
     }
+}
+
+/// Create `dir` (and its parents) if missing, and make it igloo's user's
+/// only (0700), whoever made it and whatever the umask: it holds the
+/// events people sent, the plugins' state and the sealed tokens. A folder
+/// igloo may not change the mode of (a volume another user owns) is
+/// warned of: the files in it are still made private.
+fn private_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)?;
+    #[cfg(unix)]
+    if let Err(error) =
+        std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+    {
+        tracing::warn!(%error, dir = %dir.display(), "the data directory could not be made private (0700)");
+    }
+    Ok(())
+}
+
+/// Make every file in `dir` igloo's user's only (0600): the stores, their
+/// -wal and -shm files, the lock; also those an older igloo created with
+/// the default umask.
+fn private_files(dir: &std::path::Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        if entry.file_type()?.is_file() {
+            std::fs::set_permissions(
+                entry.path(),
+                std::os::unix::fs::PermissionsExt::from_mode(0o600),
+            )?;
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(())
+}
+
+/// Options that create a file readable and writable by igloo's user only.
+fn private_file_options() -> std::fs::OpenOptions {
+    let mut options = std::fs::OpenOptions::new();
+    options.create(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options
 }
 
 /// The threads guest code runs on: `threads`, or one less than the

@@ -1,6 +1,8 @@
 //! Prometheus metrics, served at `GET /metrics` in the text format: webhook
 //! outcomes, events stored, and every plugin run's receipt aggregated per
-//! plugin.
+//! plugin. An event offered to a plugin that does not run it now (it is
+//! quarantined, or its account's token is refused) is a deferral, counted
+//! apart: runs count only runs that ran.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -33,6 +35,12 @@ struct RunLabel {
     outcome: &'static str,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DeferralLabel {
+    plugin: String,
+    reason: &'static str,
+}
+
 fn run_seconds_histogram() -> Histogram {
     // 50 µs to ~3 s.
     Histogram::new(exponential_buckets(0.00005, 3.0, 11))
@@ -45,6 +53,7 @@ pub(crate) struct Metrics {
     events_stored: Family<KindLabel, Counter>,
     events_duplicate: Counter,
     runs: Family<RunLabel, Counter>,
+    deferrals: Family<DeferralLabel, Counter>,
     run_seconds: Family<PluginLabel, Histogram, fn() -> Histogram>,
     fuel: Family<PluginLabel, Counter>,
     host_calls: Family<PluginLabel, Counter>,
@@ -53,6 +62,7 @@ pub(crate) struct Metrics {
     inbox_pending: Gauge,
     inbox_unsplit: Gauge,
     inbox_events: Gauge,
+    timer_sets_over_budget: Counter,
 }
 
 impl Default for Metrics {
@@ -70,6 +80,7 @@ impl Metrics {
             events_stored: Family::default(),
             events_duplicate: Counter::default(),
             runs: Family::default(),
+            deferrals: Family::default(),
             run_seconds: Family::new_with_constructor(run_seconds_histogram),
             fuel: Family::default(),
             host_calls: Family::default(),
@@ -78,6 +89,7 @@ impl Metrics {
             inbox_pending: Gauge::default(),
             inbox_unsplit: Gauge::default(),
             inbox_events: Gauge::default(),
+            timer_sets_over_budget: Counter::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -99,6 +111,12 @@ impl Metrics {
             "plugin_runs",
             "Plugin runs by outcome",
             metrics.runs.clone(),
+        );
+        registry.register(
+            "run_deferrals",
+            "Events offered to a plugin that did not run them now, by reason \
+             (quarantined, token-invalid): they wait, and are not runs",
+            metrics.deferrals.clone(),
         );
         registry.register(
             "plugin_run_seconds",
@@ -140,10 +158,24 @@ impl Metrics {
             "Events held in the inbox",
             metrics.inbox_events.clone(),
         );
+        registry.register(
+            "timer_sets_over_budget",
+            "Timer sets refused because the plugin's timers had fired their budget of the \
+             minute in that account",
+            metrics.timer_sets_over_budget.clone(),
+        );
         Self {
             registry,
             ..metrics
         }
+    }
+
+    /// Bring the count of timer sets refused over budget up to `total`,
+    /// the scheduler's own count since start.
+    pub(crate) fn set_timer_sets_over_budget(&self, total: u64) {
+        let counted = self.timer_sets_over_budget.get();
+        self.timer_sets_over_budget
+            .inc_by(total.saturating_sub(counted));
     }
 
     /// Count a webhook response, by status (`accepted`, `bad_signature`, …).
@@ -159,11 +191,29 @@ impl Metrics {
         self.events_duplicate.inc_by(duplicates as u64);
     }
 
-    /// Add a run's receipt.
+    /// Add a run's receipt. A deferred one (the plugin did not run the
+    /// event now: quarantined, or the account's token refused) is counted
+    /// as a deferral, not a run; what it used before stopping, if anything,
+    /// still counts in fuel and host calls.
     pub(crate) fn receipt(&self, receipt: &RunReceipt) {
         let plugin = PluginLabel {
             plugin: receipt.plugin.clone(),
         };
+        if receipt.outcome.is_deferred() {
+            self.deferrals
+                .get_or_create(&DeferralLabel {
+                    plugin: receipt.plugin.clone(),
+                    reason: receipt.outcome.label(),
+                })
+                .inc();
+            if receipt.fuel_used > 0 || receipt.host_calls > 0 {
+                self.fuel.get_or_create(&plugin).inc_by(receipt.fuel_used);
+                self.host_calls
+                    .get_or_create(&plugin)
+                    .inc_by(u64::from(receipt.host_calls));
+            }
+            return;
+        }
         self.runs
             .get_or_create(&RunLabel {
                 plugin: receipt.plugin.clone(),
@@ -203,5 +253,51 @@ impl Metrics {
         prometheus_client::encoding::text::encode(&mut text, &self.registry)
             .expect("writing to a String cannot fail");
         text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::RunOutcome;
+
+    fn receipt(outcome: RunOutcome) -> RunReceipt {
+        RunReceipt::before_running("faq-bot", "1.0.0", "message:1:m", outcome)
+    }
+
+    #[test]
+    fn offers_to_a_plugin_that_does_not_run_them_are_deferrals_not_runs() {
+        let metrics = Metrics::new();
+        metrics.receipt(&receipt(RunOutcome::Ok));
+        for _ in 0..3 {
+            metrics.receipt(&receipt(RunOutcome::Quarantined));
+        }
+        metrics.receipt(&receipt(RunOutcome::WaitingForToken));
+        let text = metrics.render(InboxStats::default());
+        let line = |name: &str| {
+            text.lines()
+                .find(|line| line.starts_with(name))
+                .unwrap_or_else(|| panic!("no {name} in {text}"))
+                .to_owned()
+        };
+        assert_eq!(
+            line("igloo_plugin_runs_total{"),
+            r#"igloo_plugin_runs_total{plugin="faq-bot",outcome="ok"} 1"#
+        );
+        assert!(!text.contains(r#"outcome="quarantined""#), "{text}");
+        assert!(!text.contains(r#"outcome="token-invalid""#), "{text}");
+        assert_eq!(
+            line(r#"igloo_run_deferrals_total{plugin="faq-bot",reason="quarantined"}"#),
+            r#"igloo_run_deferrals_total{plugin="faq-bot",reason="quarantined"} 3"#
+        );
+        assert_eq!(
+            line(r#"igloo_run_deferrals_total{plugin="faq-bot",reason="token-invalid"}"#),
+            r#"igloo_run_deferrals_total{plugin="faq-bot",reason="token-invalid"} 1"#
+        );
+        assert_eq!(
+            line(r#"igloo_plugin_run_seconds_count{"#),
+            r#"igloo_plugin_run_seconds_count{plugin="faq-bot"} 1"#,
+            "only the run that ran is timed"
+        );
     }
 }

@@ -356,7 +356,11 @@ fn media(comments: &[(String, Value)], method: &str, path: &str) -> Option<Value
                 .collect();
             Some(json!({ "data": data }))
         }
-        _ => None,
+        // `GET /{comment}`: a comment it lists, by id.
+        id => comments
+            .iter()
+            .find(|(_, comment)| comment["id"] == id)
+            .map(|(_, comment)| comment.clone()),
     }
 }
 

@@ -121,6 +121,13 @@ pub fn comment(comment_id: &str, author: &str, text: &str) -> Comment {
 }
 
 impl Comment {
+    /// The same comment with no author, as Meta sends some (a live video's
+    /// comments, say).
+    pub fn without_author(mut self) -> Self {
+        self.value.as_object_mut().unwrap().remove("from");
+        self
+    }
+
     /// A delivery of this comment alone, as a change to the `comments`
     /// field (whose entry `time` Meta gives in seconds).
     pub fn body(self) -> Vec<u8> {

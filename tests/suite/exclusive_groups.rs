@@ -3,7 +3,7 @@
 
 use igloo::config::ExclusiveGroup;
 use igloo::inbox::RunRecord;
-use igloo_tests::{FakeGraph, PROBE_GRANTS, TestIgloo, install_probe, live_config};
+use igloo_tests::{FakeGraph, OPERATOR_TOKEN, PROBE_GRANTS, TestIgloo, install_probe, live_config};
 use serde_json::{Value, json};
 
 /// Probes `first`, `second` (grouped, in that order) and `outside`, each
@@ -130,4 +130,70 @@ async fn a_member_that_fails_for_good_ends_the_turn() {
             ("second", "skipped")
         ]
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_without_force_gives_the_skipped_members_their_turn_back() {
+    let graph = FakeGraph::start().await;
+    let plugins = tempfile::tempdir().unwrap();
+    let config_with = |first_role: &str| {
+        let mut config = live_config(&graph);
+        config.server.admin_token = Some(OPERATOR_TOKEN.into());
+        config.plugins = [
+            ("first", first_role),
+            ("second", "second"),
+            ("third", "third"),
+        ]
+        .into_iter()
+        .map(|(id, role)| {
+            let mut plugin = install_probe(plugins.path(), id, PROBE_GRANTS);
+            plugin.settings.insert("role".into(), role.into());
+            plugin
+        })
+        .collect();
+        config.exclusive_groups = vec![ExclusiveGroup {
+            name: "keywords".into(),
+            plugins: vec!["first".into(), "second".into(), "third".into()],
+        }];
+        config
+    };
+    // `first` (role "broken") fails for good; once fixed, it passes and
+    // `second` answers.
+    let command = json!({"op": "kv_list", "prefix": "",
+        "then": {"fixed": "pass", "second": "handle", "third": "handle"}});
+    let igloo = TestIgloo::start(config_with("broken")).await;
+    let runs = runs_on(&igloo, command).await;
+    assert_eq!(
+        outcomes(&runs),
+        [
+            ("first", "plugin-error"),
+            ("second", "skipped"),
+            ("third", "skipped")
+        ]
+    );
+    let data = igloo.stop().await;
+
+    let igloo = TestIgloo::start_in(config_with("fixed"), data).await;
+    igloo.cli(&["events", "replay", "1"]).await.unwrap();
+    igloo_tests::eventually("the replay to reach the group's next member", || async {
+        let runs = igloo.inbox.runs(1).await.unwrap();
+        runs.iter()
+            .any(|run| run.plugin == "second" && run.outcome == "ok")
+            .then_some(())
+    })
+    .await;
+    igloo.wait_until_idle().await;
+    let mut runs = igloo.inbox.runs(1).await.unwrap();
+    runs.sort_by(|a, b| a.plugin.cmp(&b.plugin));
+    assert_eq!(
+        outcomes(&runs),
+        [("first", "passed"), ("second", "ok"), ("third", "skipped")],
+        "{runs:?}"
+    );
+    let third = runs.iter().find(|run| run.plugin == "third").unwrap();
+    assert_eq!(
+        third.detail, "exclusive group `keywords`: `second` answered the event",
+        "the skip names who answers now"
+    );
+    assert_eq!(igloo.stats().await.pending, 0, "the event is complete");
 }

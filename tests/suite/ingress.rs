@@ -125,3 +125,25 @@ async fn a_body_over_the_limit_is_413() {
         "only the first delivery was dispatched"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_of_another_meta_product_is_kept_and_acknowledged_but_makes_no_event() {
+    let graph = FakeGraph::start().await;
+    let igloo = TestIgloo::start(live_config(&graph)).await;
+    let messenger = String::from_utf8(fixture("message_text.json"))
+        .unwrap()
+        .replacen("\"object\": \"instagram\"", "\"object\": \"page\"", 1);
+    let response = igloo.post_webhook(messenger.as_bytes()).await;
+    assert_eq!(
+        response.status().as_u16(),
+        200,
+        "acknowledged, so Meta does not retry"
+    );
+    let stats = igloo.wait_until_idle().await;
+    assert_eq!(stats.deliveries, 1, "the body is kept: {stats:?}");
+    assert_eq!(
+        stats.events, 0,
+        "a Messenger body is no Instagram event: {stats:?}"
+    );
+    assert!(graph.requests().is_empty(), "no plugin ran");
+}

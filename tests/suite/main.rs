@@ -13,6 +13,7 @@ mod examples;
 mod exclusive_groups;
 mod ingress;
 mod journal;
+mod operator_surfaces;
 mod opt_out;
 mod restart;
 mod sandbox_limits;

@@ -56,3 +56,114 @@ async fn stop_blocks_every_plugins_sends_to_that_person_until_start() {
     // Every probe ran the command: all three may send again.
     assert_eq!(graph.wait_for(3).await.len(), 3);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_that_gives_up_on_a_send_refused_by_rule_is_declined_not_a_dead_letter() {
+    let graph = FakeGraph::start().await;
+    let plugins = tempfile::tempdir().unwrap();
+    let mut config = live_config(&graph);
+    config.plugins = vec![install_probe(plugins.path(), "one", PROBE_GRANTS)];
+    let igloo = TestIgloo::start(config).await;
+    igloo
+        .run_and_report(&webhook::message("1001", "STOP").body(), "one")
+        .await;
+
+    // The probe returns its send's error as its own: the opt-out refused it.
+    let send = json!({"op": "send_text", "to": "1001", "text": "hi"});
+    assert_eq!(
+        igloo.probe("one", "1001", send).await,
+        "Err(Error::OptedOut)"
+    );
+    let seq = igloo.stats().await.events as i64;
+    let runs = igloo.inbox.runs(seq).await.unwrap();
+    assert_eq!(runs[0].outcome, "declined", "{runs:?}");
+    assert!(!runs[0].is_dead_letter(), "{runs:?}");
+    assert_eq!(runs[0].retry_at_ms, None, "nothing to retry");
+    let metrics = igloo.get_text("/metrics").await;
+    assert!(metrics.contains("declined"), "counted apart: {metrics}");
+
+    // A plugin's own error is still a dead letter.
+    let own = json!({"op": "kv_list", "prefix": ""});
+    igloo.probe("one", "2002", own).await;
+    let seq = igloo.stats().await.events as i64;
+    let runs = igloo.inbox.runs(seq).await.unwrap();
+    assert!(runs[0].is_dead_letter(), "{runs:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_private_reply_to_a_comment_of_unknown_author_asks_meta_who_wrote_it_or_is_refused() {
+    let graph = FakeGraph::start().await;
+    let plugins = tempfile::tempdir().unwrap();
+    let mut config = live_config(&graph);
+    config.plugins = vec![install_probe(plugins.path(), "one", PROBE_GRANTS)];
+    let igloo = TestIgloo::start(config).await;
+    igloo
+        .run_and_report(&webhook::message("1001", "STOP").body(), "one")
+        .await;
+    let private_reply = |comment: &str| {
+        json!({"op": "send", "to": {"comment": comment}, "content": {"text": "hi"}}).to_string()
+    };
+
+    // Meta knows who wrote it: the person who opted out.
+    let known = "17900000000000088";
+    graph.add_media_comment(
+        "17950000000000001",
+        known,
+        "1001",
+        "hi",
+        igloo_tests::now_ms(),
+    );
+    let body = webhook::comment(known, "1001", &private_reply(known))
+        .without_author()
+        .body();
+    assert_eq!(
+        igloo.run_and_report(&body, "one").await,
+        "Err(Error::OptedOut)"
+    );
+    assert!(
+        graph
+            .requests()
+            .iter()
+            .any(|request| request.method == "GET" && request.path.ends_with(known)),
+        "Meta was asked: {:?}",
+        graph.requests()
+    );
+
+    // Meta does not say: refused, nothing sent.
+    let unknown = "17900000000000099";
+    let body = webhook::comment(unknown, "2002", &private_reply(unknown))
+        .without_author()
+        .body();
+    let report = igloo.run_and_report(&body, "one").await;
+    assert!(
+        report.starts_with("Err(Error::Denied(\"Meta does not say who wrote comment"),
+        "{report}"
+    );
+    assert!(graph.sent_messages().is_empty(), "nothing was sent");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_public_reply_to_the_comment_of_a_person_who_opted_out_is_allowed() {
+    let graph = FakeGraph::start().await;
+    let plugins = tempfile::tempdir().unwrap();
+    let mut config = live_config(&graph);
+    config.plugins = vec![install_probe(plugins.path(), "one", PROBE_GRANTS)];
+    let igloo = TestIgloo::start(config).await;
+    igloo
+        .run_and_report(&webhook::message("1001", "STOP").body(), "one")
+        .await;
+    // A public reply is the business speaking on its own post, not a
+    // message to the person: opt-outs and pauses do not cover it.
+    let comment = "17900000000000077";
+    let reply = json!({"op": "comment_reply", "id": comment, "text": "Thanks!"});
+    let report = igloo.probe_on_comment("one", comment, "1001", reply).await;
+    assert!(report.starts_with("Ok("), "{report}");
+    assert!(
+        graph
+            .requests()
+            .iter()
+            .any(|request| request.path.ends_with(&format!("{comment}/replies"))),
+        "{:?}",
+        graph.requests()
+    );
+}

@@ -76,6 +76,10 @@ mod hostile {
         Contained::ungranted("memory", "")
     }
 
+    pub(super) fn memory_refused() -> Contained {
+        OwnTest(super::wasmtimes_own_work_is_not_counted_as_host_calls)
+    }
+
     pub(super) fn message_stranger() -> Contained {
         Run {
             grants: &["messages:reply"],
@@ -99,6 +103,17 @@ mod hostile {
                 "undeclared-import",
                 "igloo:plugin/messaging",
                 "messages:reply",
+            ],
+        }
+    }
+
+    /// Its types match no release: refused at load, with the reason.
+    pub(super) fn unreleased_shape() -> Contained {
+        NotLoaded {
+            error: &[
+                "unreleased-shape",
+                "match no release of igloo:plugin@0.2.0",
+                "expected record of",
             ],
         }
     }
@@ -462,4 +477,38 @@ async fn metrics_expose_the_receipts() {
         .find(|l| l.starts_with(r#"igloo_plugin_peak_memory_bytes{plugin="auto-reply"}"#))
         .unwrap();
     assert!(!memory_line.ends_with(" 0"), "{memory_line}");
+}
+
+/// Growing memory past the cap (refused, 2,000 times) and running through
+/// several time slices cross into wasmtime's runtime, but they are not
+/// host calls: the budget and the receipt count only igloo's and WASI's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wasmtimes_own_work_is_not_counted_as_host_calls() {
+    let (_graph, igloo, _plugins) = beside_auto_reply(&built::MEMORY_REFUSED, &[], |config| {
+        config.runtime.max_host_calls = 100;
+        config.runtime.fuel = 2_000_000_000;
+    })
+    .await;
+    igloo
+        .post_webhook(&webhook::message("111", "hello").body())
+        .await;
+    igloo.wait_until_idle().await;
+    let runs = igloo.inbox.runs(1).await.unwrap();
+    let run = runs
+        .iter()
+        .find(|run| run.plugin == "memory-refused")
+        .unwrap();
+    assert_eq!(
+        (run.outcome.as_str(), run.detail.as_str()),
+        ("ok", ""),
+        "{runs:?}"
+    );
+    let metrics = igloo.get_text("/metrics").await;
+    let calls_line = metrics
+        .lines()
+        .find(|l| l.starts_with(r#"igloo_plugin_host_calls_total{plugin="memory-refused"}"#))
+        .unwrap_or_else(|| panic!("no host calls line in {metrics}"));
+    let calls: u64 = calls_line.rsplit(' ').next().unwrap().parse().unwrap();
+    // Its one `log`, and the few WASI calls std makes.
+    assert!(calls < 10, "{calls_line}");
 }

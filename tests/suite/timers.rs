@@ -325,3 +325,43 @@ async fn a_timer_cancelled_after_it_fired_but_before_its_event_ran_does_not_run(
     );
     assert!(graph.requests().is_empty(), "its send never happened");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timers_that_fired_their_budget_of_the_minute_cannot_be_set_again_until_the_next() {
+    // Not across a minute's turn, where the budget starts afresh.
+    while igloo_tests::now_ms() % 60_000 > 45_000 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let graph = FakeGraph::start().await;
+    let plugins = tempfile::tempdir().unwrap();
+    let mut config = with_probe(&graph, &plugins);
+    config.timers.min_delay_ms = 100;
+    config.timers.max_firings_per_minute = 2;
+    let igloo = TestIgloo::start(config).await;
+    let set = |key: &str| json!({"op": "timer_set", "key": key, "after_ms": 100, "payload": key});
+    let report = igloo
+        .probe(
+            "probe",
+            "1001",
+            json!({"op": "all", "commands": [set("a"), set("b")]}),
+        )
+        .await;
+    assert_eq!(report, "Ok(()) | Ok(())");
+    eventually("both timers to fire and send", || async {
+        (graph.sent_messages().len() == 2).then_some(())
+    })
+    .await;
+
+    // Another person's conversation, same plugin and account: refused.
+    let refused = igloo.probe("probe", "1002", set("c")).await;
+    assert_eq!(
+        refused,
+        "Err(Error::QuotaExceeded(\"this plugin's timers fired their budget of 2 a minute \
+         in this account; set it again after the minute\"))"
+    );
+    let metrics = igloo.get_text("/metrics").await;
+    assert!(
+        metrics.contains("igloo_timer_sets_over_budget_total 1"),
+        "counted: {metrics}"
+    );
+}

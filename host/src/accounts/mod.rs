@@ -1,7 +1,8 @@
 //! The Instagram accounts igloo acts for, and their access tokens: one
 //! registry, read on every Graph call, written when a token is added,
 //! refreshed or refused. Kept whole in memory and in `accounts.sqlite3`,
-//! tokens sealed there (`sealed.rs`).
+//! tokens sealed there (`sealed.rs`), each bound to its account and its
+//! generation.
 //!
 //! Accounts come from the configuration (`[accounts.<id>]`) or from an
 //! operator (`igloo accounts add`). A
@@ -259,9 +260,22 @@ impl Accounts {
             .unwrap_or(0)
             + 1;
         let mut entries = BTreeMap::new();
-        for row in rows {
+        let mut resealed = 0;
+        for mut row in rows {
             let token = match (&row.token_sealed, &key) {
-                (Some(sealed), Some(key)) => Some(key.open(&row.id, sealed)?),
+                (Some(sealed), Some(key)) if row.token_binding == store::UNBOUND => {
+                    // Sealed before tokens were bound to their generation:
+                    // opened so this once, and sealed bound from now on.
+                    let token = key.open_unbound(&row.id, sealed)?;
+                    row.token_sealed = Some(key.seal(&row.id, row.token_generation, &token));
+                    row.token_binding = store::BOUND;
+                    store.put(&row)?;
+                    resealed += 1;
+                    Some(token)
+                }
+                (Some(sealed), Some(key)) => {
+                    Some(key.open(&row.id, row.token_generation, sealed)?)
+                }
                 (Some(_), None) => {
                     return Err(AccountsError::NoKey(format!(
                         "account {} has a stored token",
@@ -271,6 +285,12 @@ impl Accounts {
                 (None, _) => None,
             };
             entries.insert(row.id.clone(), Entry { row, token });
+        }
+        if resealed > 0 {
+            tracing::info!(
+                resealed,
+                "stored tokens sealed again, bound to their generation"
+            );
         }
         // Configured accounts no longer configured go with their config.
         let gone: Vec<String> = entries
@@ -313,7 +333,9 @@ impl Accounts {
             {
                 // Kept in memory only while there was no key: taken from
                 // the config again, and sealed now if there is one.
-                entry.row.token_sealed = key.as_ref().map(|key| key.seal(id, token));
+                let generation = entry.row.token_generation;
+                entry.row.token_sealed = key.as_ref().map(|key| key.seal(id, generation, token));
+                entry.row.token_binding = store::BOUND;
                 entry.token = Some(token.clone());
             }
             store.put(&entry.row)?;
@@ -626,7 +648,8 @@ async fn blocking<T: Send + 'static>(
 /// sealed when there is a key (kept in memory only otherwise).
 fn replace_token(entry: &mut Entry, key: Option<&TokenKey>, token: NewToken, generation: u64) {
     let row = &mut entry.row;
-    row.token_sealed = key.map(|key| key.seal(&row.id, &token.token));
+    row.token_sealed = key.map(|key| key.seal(&row.id, generation, &token.token));
+    row.token_binding = store::BOUND;
     row.token_generation = generation;
     row.token_issued_at_ms = Some(token.issued_at_ms);
     row.token_expires_at_ms = token.expires_at_ms;
@@ -652,6 +675,7 @@ fn new_row(id: &str, login: LoginKind, source: AccountSource) -> Row {
         status_detail: None,
         status_since_ms: None,
         refresh_error: None,
+        token_binding: store::BOUND,
     }
 }
 

@@ -10,8 +10,9 @@ use rusqlite_migration::M;
 
 /// The schema, one migration per entry; only ever appended to.
 fn migrations() -> Vec<M<'static>> {
-    vec![M::up(
-        "CREATE TABLE accounts (
+    vec![
+        M::up(
+            "CREATE TABLE accounts (
             id TEXT PRIMARY KEY,
             username TEXT,
             login TEXT NOT NULL,
@@ -26,8 +27,22 @@ fn migrations() -> Vec<M<'static>> {
             status_since_ms INTEGER,
             refresh_error TEXT
         ) STRICT;",
-    )]
+        ),
+        // Version 2: tokens are sealed bound to their generation too. Those
+        // sealed before are marked unbound (0), opened so once and sealed
+        // again; every token sealed since is bound (1).
+        M::up(
+            "ALTER TABLE accounts ADD COLUMN token_binding INTEGER NOT NULL DEFAULT 0;
+             UPDATE accounts SET token_binding = 1 WHERE token_sealed IS NULL;",
+        ),
+    ]
 }
+
+/// `token_binding` of a token sealed bound to its account only (before
+/// version 2 of the store).
+pub(super) const UNBOUND: u8 = 0;
+/// `token_binding` of a token sealed bound to its account and generation.
+pub(super) const BOUND: u8 = 1;
 
 /// One stored row.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,6 +60,8 @@ pub(super) struct Row {
     pub(super) status_detail: Option<String>,
     pub(super) status_since_ms: Option<u64>,
     pub(super) refresh_error: Option<String>,
+    /// How `token_sealed` is bound: [`UNBOUND`] or [`BOUND`].
+    pub(super) token_binding: u8,
 }
 
 /// The accounts' database.
@@ -86,7 +103,7 @@ impl AccountStore {
         let mut statement = connection.prepare(
             "SELECT id, username, login, source, token_sealed, config_token_sha256,
                     token_generation, token_issued_at_ms, token_expires_at_ms, status,
-                    status_detail, status_since_ms, refresh_error
+                    status_detail, status_since_ms, refresh_error, token_binding
              FROM accounts ORDER BY id",
         )?;
         let rows = statement
@@ -105,6 +122,7 @@ impl AccountStore {
                     status_detail: row.get(10)?,
                     status_since_ms: row.get(11)?,
                     refresh_error: row.get(12)?,
+                    token_binding: row.get(13)?,
                 })
             })?
             .collect::<Result<Vec<_>, _>>()?;
@@ -116,8 +134,8 @@ impl AccountStore {
         self.lock().execute(
             "INSERT OR REPLACE INTO accounts (id, username, login, source, token_sealed,
                 config_token_sha256, token_generation, token_issued_at_ms, token_expires_at_ms,
-                status, status_detail, status_since_ms, refresh_error)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                status, status_detail, status_since_ms, refresh_error, token_binding)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
             params![
                 row.id,
                 row.username,
@@ -132,6 +150,7 @@ impl AccountStore {
                 row.status_detail,
                 row.status_since_ms,
                 row.refresh_error,
+                row.token_binding,
             ],
         )?;
         Ok(())

@@ -263,3 +263,126 @@ fn metas_word_on_a_tokens_lifetime_is_kept_within_reason() {
         "not eternal"
     );
 }
+
+/// `token` sealed as igloo did before tokens were bound to their
+/// generation: bound to `account_id` only.
+fn sealed_unbound(account_id: &str, token: &str) -> Vec<u8> {
+    use base64::Engine as _;
+    use chacha20poly1305::XChaCha20Poly1305;
+    use chacha20poly1305::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
+    let key = base64::engine::general_purpose::STANDARD
+        .decode(KEY)
+        .unwrap();
+    let cipher = XChaCha20Poly1305::new_from_slice(&key).unwrap();
+    let nonce = XChaCha20Poly1305::generate_nonce(&mut OsRng);
+    let payload = Payload {
+        msg: token.as_bytes(),
+        aad: account_id.as_bytes(),
+    };
+    let mut sealed = nonce.to_vec();
+    sealed.extend(cipher.encrypt(&nonce, payload).unwrap());
+    sealed
+}
+
+fn stored_seal(path: &Path, account_id: &str) -> (Vec<u8>, i64) {
+    rusqlite::Connection::open(path)
+        .unwrap()
+        .query_row(
+            "SELECT token_sealed, token_binding FROM accounts WHERE id = ?1",
+            [account_id],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .unwrap()
+}
+
+fn put_back(path: &Path, account_id: &str, sealed: &[u8]) {
+    rusqlite::Connection::open(path)
+        .unwrap()
+        .execute(
+            "UPDATE accounts SET token_sealed = ?1 WHERE id = ?2",
+            rusqlite::params![sealed, account_id],
+        )
+        .unwrap();
+}
+
+#[tokio::test]
+async fn an_older_token_put_back_in_its_row_does_not_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("accounts.sqlite3");
+    let accounts = Accounts::open(&path, key(), &BTreeMap::new(), 0).unwrap();
+    accounts.put(added("42", "first", 0)).await.unwrap();
+    let (first, binding) = stored_seal(&path, "42");
+    assert_eq!(binding, 1, "bound to its generation");
+    accounts.put(added("42", "second", 10)).await.unwrap();
+    drop(accounts);
+
+    put_back(&path, "42", &first);
+    assert!(
+        matches!(
+            Accounts::open(&path, key(), &BTreeMap::new(), 0),
+            Err(AccountsError::Unopenable(_))
+        ),
+        "the first token, put back in the row of the second, is noticed"
+    );
+}
+
+#[tokio::test]
+async fn tokens_sealed_before_generations_were_bound_open_once_and_are_sealed_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("accounts.sqlite3");
+    // The store as version 1 left it: one token, bound to its account only.
+    let connection = rusqlite::Connection::open(&path).unwrap();
+    connection
+        .execute_batch(
+            "CREATE TABLE accounts (
+                id TEXT PRIMARY KEY,
+                username TEXT,
+                login TEXT NOT NULL,
+                source TEXT NOT NULL,
+                token_sealed BLOB,
+                config_token_sha256 BLOB,
+                token_generation INTEGER NOT NULL DEFAULT 0,
+                token_issued_at_ms INTEGER,
+                token_expires_at_ms INTEGER,
+                status TEXT NOT NULL DEFAULT 'active',
+                status_detail TEXT,
+                status_since_ms INTEGER,
+                refresh_error TEXT
+            ) STRICT;
+            PRAGMA user_version = 1;",
+        )
+        .unwrap();
+    let unbound = sealed_unbound("42", "sealed-by-an-older-igloo");
+    connection
+        .execute(
+            "INSERT INTO accounts (id, login, source, token_sealed, token_generation)
+             VALUES ('42', 'instagram', 'added', ?1, 7)",
+            [&unbound],
+        )
+        .unwrap();
+    drop(connection);
+
+    let accounts = Accounts::open(&path, key(), &BTreeMap::new(), 0).unwrap();
+    let credentials = accounts.credentials("42").unwrap();
+    assert_eq!(
+        (credentials.token.as_str(), credentials.generation),
+        ("sealed-by-an-older-igloo", 7)
+    );
+    drop(accounts);
+    let (resealed, binding) = stored_seal(&path, "42");
+    assert_eq!(binding, 1, "sealed again, bound to its generation");
+    assert_ne!(resealed, unbound);
+
+    // The unbound seal was good once: put back, it no longer opens.
+    put_back(&path, "42", &unbound);
+    assert!(matches!(
+        Accounts::open(&path, key(), &BTreeMap::new(), 0),
+        Err(AccountsError::Unopenable(_))
+    ));
+    put_back(&path, "42", &resealed);
+    let accounts = Accounts::open(&path, key(), &BTreeMap::new(), 0).unwrap();
+    assert_eq!(
+        accounts.credentials("42").unwrap().token,
+        "sealed-by-an-older-igloo"
+    );
+}

@@ -1,6 +1,8 @@
 //! `igloo:plugin/log`: a plugin's lines in the host's structured log,
 //! tagged with the plugin and the event. Every plugin may log; each line is
-//! cut and stripped of control characters so it cannot forge another.
+//! cut and stripped of control characters so it cannot forge another, and
+//! written as readable text (see `untrusted::log_text`), in the text log
+//! and the JSON log alike.
 
 use wasmtime::component::Linker;
 
@@ -25,12 +27,14 @@ impl Host for HostView<'_, Log> {
         let plugin = &self.run.plugin.id;
         let event = &self.run.event.key;
         // A quoted field, never the message: text like `plugin=x outcome=ok`
-        // cannot pose as igloo's own fields.
+        // cannot pose as igloo's own fields. Printable Unicode (an emoji,
+        // another script) comes out as itself, not as Rust escapes.
+        let text = untrusted::log_text(&line);
         match level {
-            Level::Debug => tracing::debug!(target: "igloo::plugin", %plugin, %event, text = ?line),
-            Level::Info => tracing::info!(target: "igloo::plugin", %plugin, %event, text = ?line),
-            Level::Warn => tracing::warn!(target: "igloo::plugin", %plugin, %event, text = ?line),
-            Level::Error => tracing::error!(target: "igloo::plugin", %plugin, %event, text = ?line),
+            Level::Debug => tracing::debug!(target: "igloo::plugin", %plugin, %event, %text),
+            Level::Info => tracing::info!(target: "igloo::plugin", %plugin, %event, %text),
+            Level::Warn => tracing::warn!(target: "igloo::plugin", %plugin, %event, %text),
+            Level::Error => tracing::error!(target: "igloo::plugin", %plugin, %event, %text),
         }
     }
 }

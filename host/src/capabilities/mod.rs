@@ -209,6 +209,12 @@ impl HostServices {
         let mut observed = messaging::window::observed_events();
         // Handovers pause and resume conversations.
         observed.kinds.insert("handover".to_owned());
+        // What a person says may opt them out (or back in).
+        observed.kinds.extend(
+            messaging::opt_out::OBSERVED_KINDS
+                .iter()
+                .map(|kind| (*kind).to_owned()),
+        );
         observed
     }
 
@@ -263,9 +269,14 @@ pub trait ServesHostCalls: Send + 'static {
     fn run(&self) -> &RunContext;
     /// The services host functions act through.
     fn services(&self) -> &HostServices;
+    /// One of igloo's host functions was called (the runtime counts it
+    /// against the run's budget).
+    fn host_call_made(&mut self);
 
-    /// The view one capability's host functions get.
+    /// The view one capability's host functions get: asked for once per
+    /// host call.
     fn view<S>(&mut self, service: fn(&HostServices) -> &S) -> HostView<'_, S> {
+        self.host_call_made();
         let data: &Self = self;
         HostView {
             run: data.run(),

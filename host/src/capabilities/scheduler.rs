@@ -7,7 +7,9 @@
 //! and the person the event is with: a plugin can neither set a timer in
 //! another conversation nor see or cancel another plugin's.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -41,6 +43,11 @@ pub struct TimersConfig {
     pub max_key_bytes: usize,
     /// Bytes of a timer's payload.
     pub max_payload_bytes: usize,
+    /// Timers of one plugin that may fire in one account in a minute. Past
+    /// it, the plugin's `set` in that account is refused (`quota-exceeded`)
+    /// until the next minute, so timers that keep setting themselves again
+    /// cannot run without end.
+    pub max_firings_per_minute: u64,
 }
 
 impl Default for TimersConfig {
@@ -52,7 +59,29 @@ impl Default for TimersConfig {
             max_horizon_secs: 90 * 24 * 3600,
             max_key_bytes: 128,
             max_payload_bytes: 4096,
+            max_firings_per_minute: 600,
         }
+    }
+}
+
+/// Timers fired this minute, per plugin and account.
+#[derive(Debug, Default)]
+struct Firings {
+    /// The minute counted, since the epoch.
+    minute: u64,
+    counts: HashMap<(String, String), u64>,
+}
+
+impl Firings {
+    /// The counts of the minute of `now_ms`: a new minute starts afresh, so
+    /// the map holds only plugins whose timers fired this minute.
+    fn of_minute(&mut self, now_ms: u64) -> &mut HashMap<(String, String), u64> {
+        let minute = now_ms / 60_000;
+        if minute != self.minute {
+            self.minute = minute;
+            self.counts.clear();
+        }
+        &mut self.counts
     }
 }
 
@@ -65,6 +94,10 @@ pub struct Scheduler {
     limits: TimersConfig,
     /// Woken when a timer is set: it may be due before the one waited for.
     set: Notify,
+    /// Timers fired this minute, against `max_firings_per_minute`.
+    firings: Mutex<Firings>,
+    /// Sets refused because the plugin's timers fired their minute's budget.
+    refused_over_budget: AtomicU64,
 }
 
 impl Scheduler {
@@ -74,7 +107,34 @@ impl Scheduler {
             state,
             limits,
             set: Notify::new(),
+            firings: Mutex::default(),
+            refused_over_budget: AtomicU64::new(0),
         }
+    }
+
+    fn lock_firings(&self) -> std::sync::MutexGuard<'_, Firings> {
+        self.firings
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+    }
+
+    /// Whether `plugin`'s timers in `account_id` fired their budget of this
+    /// minute (counted as refused if so).
+    fn over_budget(&self, plugin: &str, account_id: &str, now_ms: u64) -> bool {
+        let mut firings = self.lock_firings();
+        let key = (plugin.to_owned(), account_id.to_owned());
+        let fired = firings.of_minute(now_ms).get(&key).copied().unwrap_or(0);
+        let over = fired >= self.limits.max_firings_per_minute;
+        if over {
+            self.refused_over_budget.fetch_add(1, Ordering::Relaxed);
+        }
+        over
+    }
+
+    /// Sets refused since start because a plugin's timers had fired their
+    /// budget of the minute.
+    pub fn refused_over_budget(&self) -> u64 {
+        self.refused_over_budget.load(Ordering::Relaxed)
     }
 
     /// Resolves once a timer has been set since the last call.
@@ -87,8 +147,18 @@ impl Scheduler {
         self.state.due_timers(now_ms, limit).await
     }
 
-    /// Mark timers fired: their events are stored.
+    /// Mark timers fired: their events are stored. Each counts against
+    /// its plugin's budget of firings this minute in its account.
     pub async fn fired(&self, timers: Vec<TimerEntry>) -> Result<(), StateError> {
+        {
+            let mut firings = self.lock_firings();
+            let counts = firings.of_minute(now_ms());
+            for timer in &timers {
+                *counts
+                    .entry((timer.plugin.clone(), timer.account_id.clone()))
+                    .or_default() += 1;
+            }
+        }
         self.state.mark_fired(timers).await
     }
 
@@ -169,6 +239,17 @@ impl HostView<'_, Scheduler> {
     async fn set_checked(&self, key: &str, when: When, payload: Vec<u8>) -> HostResult<()> {
         let limits = &self.service.limits;
         let mut timer = self.timer(key)?;
+        if self
+            .service
+            .over_budget(&timer.plugin, &timer.account_id, now_ms())
+        {
+            return Err(HostError::QuotaExceeded(format!(
+                "this plugin's timers fired their budget of {} a minute in this account; \
+                 set it again after the minute",
+                limits.max_firings_per_minute
+            ))
+            .into());
+        }
         if payload.len() > limits.max_payload_bytes {
             return Err(HostError::Invalid(format!(
                 "a timer's payload is at most {} bytes",

@@ -16,7 +16,7 @@ use clap::{Parser, Subcommand};
 use tokio::net::TcpListener;
 
 use crate::Igloo;
-use crate::config::{Config, GraphMode};
+use crate::config::{Config, GraphMode, LogFormat};
 
 /// A host for Instagram automations written as sandboxed WebAssembly plugins.
 #[derive(Debug, Parser)]
@@ -62,20 +62,60 @@ pub enum Command {
     Timers(timers::TimersArgs),
 }
 
-/// Parse the command line and run it.
+/// Parse the command line and run it. `serve` logs as its configuration
+/// says (`[log] format`), so it reads the configuration first; the other
+/// commands log as text.
 pub async fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::Serve {
+            config,
+            listen,
+            data_dir,
+        } => {
+            let config = serve_config(config, listen, data_dir)?;
+            init_logs(config.log.format);
+            serve(config).await
+        }
+        command => {
+            init_logs(LogFormat::Text);
+            run(command).await
+        }
+    }
+}
+
+/// Send igloo's log to standard output in `format`, filtered by `RUST_LOG`
+/// (`info` by default).
+pub fn init_logs(format: LogFormat) {
     // Colours only where a person reads the logs: not in a file, a pipe or
     // a journal. NO_COLOR (https://no-color.org) still turns them off.
     let colour = std::io::stdout().is_terminal()
         && std::env::var_os("NO_COLOR").is_none_or(|value| value.is_empty());
-    tracing_subscriber::fmt()
-        .with_ansi(colour)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
-    run(Cli::parse().command).await
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    crate::untrusted::set_json_logs(format == LogFormat::Json);
+    let subscriber = log_subscriber(format, colour, filter, std::io::stdout);
+    if tracing::subscriber::set_global_default(subscriber).is_err() {
+        tracing::warn!("a log was set up already: keeping it");
+    }
+}
+
+/// The subscriber that writes igloo's log to `writer`.
+fn log_subscriber<W>(
+    format: LogFormat,
+    colour: bool,
+    filter: tracing_subscriber::EnvFilter,
+    writer: W,
+) -> Box<dyn tracing::Subscriber + Send + Sync>
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(writer);
+    match format {
+        LogFormat::Text => Box::new(builder.with_ansi(colour).finish()),
+        LogFormat::Json => Box::new(builder.json().with_ansi(false).finish()),
+    }
 }
 
 /// Run one command.
@@ -85,7 +125,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
             config,
             listen,
             data_dir,
-        } => serve(config, listen, data_dir).await,
+        } => serve(serve_config(config, listen, data_dir)?).await,
         Command::Simulate(args) => simulate::run(args).await,
         Command::Events(args) => events::run(args).await,
         Command::Conversations(args) => conversations::run(args).await,
@@ -94,11 +134,13 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
     }
 }
 
-async fn serve(
+/// `serve`'s configuration: the file (or the embedded defaults), the
+/// environment, then the command line's overrides.
+fn serve_config(
     file: Option<PathBuf>,
     listen: Option<SocketAddr>,
     data_dir: Option<PathBuf>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Config> {
     let mut config = Config::load(file.as_deref()).context("loading the configuration")?;
     if let Some(listen) = listen {
         config.server.listen = listen;
@@ -106,6 +148,10 @@ async fn serve(
     if let Some(data_dir) = data_dir {
         config.storage.data_dir = data_dir;
     }
+    Ok(config)
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
     let listen = config.server.listen;
     let dry_run = config.graph.mode == GraphMode::DryRun;
     let secret_hint = config.webhook.app_secrets.is_empty();
@@ -154,4 +200,78 @@ async fn stop_signal() {
         () = terminate => {}
     }
     tracing::info!("shutting down: no new connections; finishing runs under way");
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+    use crate::untrusted::{LogText, sanitize};
+
+    /// What a subscriber wrote.
+    #[derive(Clone, Default)]
+    struct Written(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Written {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// A plugin's line, as the log capability writes it, in `format`.
+    fn plugin_line(format: LogFormat, said: &str) -> String {
+        let written = Written::default();
+        let into = written.clone();
+        let subscriber = log_subscriber(
+            format,
+            false,
+            tracing_subscriber::EnvFilter::new("info"),
+            move || into.clone(),
+        );
+        let line = sanitize(said, 4096);
+        let text = LogText::for_format(&line, format == LogFormat::Json);
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::info!(target: "igloo::plugin", plugin = "faq-bot", %text);
+        });
+        String::from_utf8(written.0.lock().unwrap().clone()).unwrap()
+    }
+
+    #[test]
+    fn plugin_text_is_readable_in_the_text_log_and_the_json_log() {
+        let said = "Merci \u{2764}\u{fe0f} \u{1f44d}\u{1f3fd} \"done\"\nforged=line";
+        let text = plugin_line(LogFormat::Text, said);
+        assert!(
+            text.contains(
+                "text=\"Merci \u{2764}\u{fe0f} \u{1f44d}\u{1f3fd} \\\"done\\\"\u{fffd}forged=line\""
+            ),
+            "{text}"
+        );
+        assert!(!text.contains("\\u{"), "no Rust escapes: {text}");
+        assert_eq!(text.lines().count(), 1, "{text}");
+
+        let json = plugin_line(LogFormat::Json, said);
+        assert_eq!(json.lines().count(), 1, "{json}");
+        let line: serde_json::Value = serde_json::from_str(json.trim()).unwrap();
+        assert_eq!(line["level"], "INFO", "{json}");
+        assert_eq!(line["target"], "igloo::plugin", "{json}");
+        assert_eq!(line["fields"]["plugin"], "faq-bot", "{json}");
+        assert_eq!(
+            line["fields"]["text"],
+            "Merci \u{2764}\u{fe0f} \u{1f44d}\u{1f3fd} \"done\"\u{fffd}forged=line",
+            "{json}"
+        );
+    }
+
+    #[test]
+    fn the_log_format_is_configured() {
+        let config: Config = toml::from_str("[log]\nformat = \"json\"\n").unwrap();
+        assert_eq!(config.log.format, LogFormat::Json);
+        assert_eq!(Config::default().log.format, LogFormat::Text);
+        assert!(toml::from_str::<Config>("[log]\nformat = \"xml\"\n").is_err());
+    }
 }

@@ -95,10 +95,15 @@ pub(crate) fn turn<'a>(members: &[&'a str], runs: &[RunRecord]) -> Turn<'a> {
         })
     };
     if let Some(by) = members.iter().copied().find(answered) {
+        // Not finished, or skipped by an earlier answer (a replay's new
+        // answer names who answered now).
         let skip = members
             .iter()
             .copied()
-            .filter(|member| *member != by && !crate::inbox::is_done_for(runs, member))
+            .filter(|member| {
+                *member != by
+                    && (!crate::inbox::is_done_for(runs, member) || was_skipped(runs, member))
+            })
             .collect();
         return Turn::Over { by, skip };
     }
@@ -115,6 +120,12 @@ pub(crate) fn turn<'a>(members: &[&'a str], runs: &[RunRecord]) -> Turn<'a> {
         }
     }
     Turn::Done
+}
+
+/// Whether `plugin`'s run on the event is a skip (another member answered).
+pub(crate) fn was_skipped(runs: &[RunRecord], plugin: &str) -> bool {
+    runs.iter()
+        .any(|run| run.plugin == plugin && run.outcome == SKIPPED && run.retry_at_ms.is_none())
 }
 
 /// The record of `plugin`, skipped in `group` because `by` ended the turn.
@@ -184,13 +195,15 @@ mod tests {
             ("a", "ok", None),
             ("b", SKIPPED, None),
             ("c", SKIPPED, None),
+            ("d", "passed", None),
         ];
         assert_eq!(
-            turn(GROUP, &pending(&recorded)),
+            turn(&["a", "b", "c", "d"], &pending(&recorded)),
             Turn::Over {
                 by: "a",
-                skip: vec![]
-            }
+                skip: vec!["b", "c"]
+            },
+            "the skipped are named again (the dispatcher writes only records that changed)"
         );
     }
 

@@ -342,14 +342,37 @@ impl Dispatcher {
     /// exclusive group only the member whose turn it is runs, and those
     /// `hold` holds back, which are recorded as such.
     fn plan(&self, event: &Event, runs: &[RunRecord], now_ms: u64, hold: Hold) -> Plan<'_> {
-        let finished = |id: &str| inbox::is_done_for(runs, id);
-        let due = |id: &str| inbox::is_due_for(runs, id, now_ms);
         let (subscribed, held): (Vec<&LoadedPlugin>, Vec<&LoadedPlugin>) = self
             .runtime
             .plugins()
             .iter()
             .filter(|plugin| plugin.info.receives(event))
             .partition(|plugin| hold.lets_through(plugin));
+        let turns: Vec<(&ExclusiveGroup, groups::Turn<'_>)> = self
+            .groups
+            .iter()
+            .map(|group| {
+                let members: Vec<&str> = group
+                    .plugins
+                    .iter()
+                    .map(String::as_str)
+                    .filter(|id| subscribed.iter().any(|plugin| plugin.info.id == *id))
+                    .collect();
+                let turn = groups::turn(&members, runs);
+                (group, turn)
+            })
+            .collect();
+        // A member skipped by an answer that no longer stands (a replay
+        // took it back) is not finished: it waits for its turn again.
+        let revived = |id: &str| {
+            groups::was_skipped(runs, id)
+                && turns.iter().any(|(group, turn)| {
+                    !matches!(turn, groups::Turn::Over { .. })
+                        && group.plugins.iter().any(|member| member == id)
+                })
+        };
+        let finished = |id: &str| inbox::is_done_for(runs, id) && !revived(id);
+        let due = |id: &str| inbox::is_due_for(runs, id, now_ms) || revived(id);
         let mut plan = Plan {
             run: Vec::new(),
             skip: Vec::new(),
@@ -373,24 +396,27 @@ impl Dispatcher {
             let id = plugin.info.id.as_str();
             !grouped(id) && !finished(id) && due(id)
         }));
-        for group in &self.groups {
-            let members: Vec<&str> = group
-                .plugins
-                .iter()
-                .map(String::as_str)
-                .filter(|id| subscribed.iter().any(|plugin| plugin.info.id == *id))
-                .collect();
-            match groups::turn(&members, runs) {
+        for (group, turn) in &turns {
+            match turn {
                 groups::Turn::Next(id) if due(id) => plan.run.extend(
                     subscribed
                         .iter()
                         .copied()
-                        .find(|plugin| plugin.info.id == id),
+                        .find(|plugin| plugin.info.id == *id),
                 ),
                 groups::Turn::Next(_) | groups::Turn::Done => {}
                 groups::Turn::Over { by, skip } => plan.skip.extend(
-                    skip.into_iter()
-                        .map(|id| groups::skipped(id, &group.name, by)),
+                    skip.iter()
+                        .map(|id| groups::skipped(id, &group.name, by))
+                        // Recorded already (for this answer): nothing to write.
+                        .filter(|record| {
+                            !runs.iter().any(|run| {
+                                run.plugin == record.plugin
+                                    && run.outcome == record.outcome
+                                    && run.detail == record.detail
+                                    && run.retry_at_ms.is_none()
+                            })
+                        }),
                 ),
             }
         }
@@ -753,11 +779,23 @@ fn log_receipt(receipt: &RunReceipt) {
             "plugin run"
         );
     } else {
+        // The detail may be the plugin's own text: readable, and bounded
+        // and stripped already (see `untrusted`).
+        let detail = receipt.outcome.detail();
+        let detail = crate::untrusted::log_text(&detail);
+        if matches!(receipt.outcome, RunOutcome::Declined(_)) {
+            tracing::info!(
+                plugin = %receipt.plugin, version = %receipt.version, event = %receipt.event_key,
+                host_calls = receipt.host_calls, outcome, %detail,
+                "plugin run declined: igloo refused its call by rule"
+            );
+            return;
+        }
         tracing::warn!(
             plugin = %receipt.plugin, version = %receipt.version, event = %receipt.event_key,
             wall_us, upstream_us = receipt.upstream.as_micros() as u64, fuel = receipt.fuel_used,
             peak_memory = receipt.peak_memory_bytes, host_calls = receipt.host_calls, outcome,
-            detail = ?receipt.outcome.detail(), "plugin run failed"
+            %detail, "plugin run failed"
         );
     }
 }

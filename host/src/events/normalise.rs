@@ -28,10 +28,19 @@ pub enum PayloadError {
     Malformed(#[from] serde_json::Error),
 }
 
-/// Split a webhook body into events.
+/// The `object` of the bodies igloo makes events of. Meta can deliver other
+/// products' webhooks (Messenger's `page`, `whatsapp_business_account`, …)
+/// to the same callback: they are kept and acknowledged, but they are not
+/// Instagram events.
+const INSTAGRAM_OBJECT: &str = "instagram";
+
+/// Split a webhook body into events: none for a body of another product.
 pub fn normalise(body: &[u8]) -> Result<Vec<Event>, PayloadError> {
     let payload: WebhookPayload<'_> = serde_json::from_slice(body)?;
     let mut events = Vec::new();
+    if payload.object != INSTAGRAM_OBJECT {
+        return Ok(events);
+    }
     for entry in &payload.entry {
         let context = EntryContext::new(entry);
         for item in &entry.messaging {

@@ -56,7 +56,35 @@ struct Author {
     username: Option<String>,
 }
 
+/// `GET /{comment}?fields=from`'s answer.
+#[derive(Deserialize)]
+struct CommentFrom {
+    from: Option<Author>,
+}
+
 impl GraphClient {
+    /// `GET /{comment}?fields=from`: the IGSID of who wrote `comment`, when
+    /// Meta says (a webhook for a live video's comment, or a comment read
+    /// back, may not have said).
+    pub async fn comment_author(
+        &self,
+        account_id: &str,
+        comment: &GraphId,
+    ) -> Result<Option<String>, GraphError> {
+        let request = self.request(
+            account_id,
+            reqwest::Method::GET,
+            &[comment.as_str()],
+            &[("fields", "from")],
+            None,
+        );
+        let answer = self
+            .call(account_id, request, SendClass::Other, Repeat::Idempotent)
+            .await?;
+        let from = parse::<CommentFrom>(answer, "comment")?.from;
+        Ok(from.map(|author| author.id).filter(|id| !id.is_empty()))
+    }
+
     /// `GET /{account}/media`: its `limit` newest media.
     pub async fn recent_media(
         &self,

@@ -31,7 +31,7 @@ pub use media::{Media, MediaComment};
 pub use send::{MediaKind, SendRequest};
 pub use setup::{IceBreaker, MenuItem};
 pub use throttle::{SendClass, Throttle, throttled_for};
-pub use tokens::{BusinessLogin, IssuedToken, ShortLivedToken, TokenOwner};
+pub use tokens::{BusinessLogin, IssuedToken, ShortLivedToken, TokenOwner, Ungranted};
 
 /// An HTTP request to the Graph API, before the token is attached.
 #[derive(Debug, Clone, PartialEq)]

@@ -205,25 +205,35 @@ pub struct ShortLivedToken {
     pub permissions: Option<serde_json::Value>,
 }
 
+/// What a token lacks of the permissions asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ungranted<'s> {
+    /// Meta did not say what was granted (no `permissions`, or in a shape
+    /// igloo does not know): nothing is assumed granted.
+    Unsaid,
+    /// The first permission asked for that the owner did not grant.
+    Scope(&'s str),
+}
+
 impl ShortLivedToken {
-    /// The first of `scopes` the owner did not grant, when Meta said what
-    /// was granted.
-    pub fn missing<'s>(&self, scopes: &'s [String]) -> Option<&'s str> {
-        let granted: Vec<String> = match self.permissions.as_ref()? {
-            serde_json::Value::String(text) => text
+    /// What of `scopes` the owner did not grant, if anything. Fails closed:
+    /// an answer that does not say what was granted grants nothing.
+    pub fn ungranted<'s>(&self, scopes: &'s [String]) -> Option<Ungranted<'s>> {
+        let granted: Vec<String> = match self.permissions.as_ref() {
+            Some(serde_json::Value::String(text)) => text
                 .split(',')
                 .map(|scope| scope.trim().to_owned())
                 .collect(),
-            serde_json::Value::Array(items) => items
+            Some(serde_json::Value::Array(items)) => items
                 .iter()
                 .filter_map(|item| item.as_str().map(str::to_owned))
                 .collect(),
-            _ => return None,
+            _ => return Some(Ungranted::Unsaid),
         };
         scopes
             .iter()
             .find(|scope| !granted.iter().any(|granted| granted == *scope))
-            .map(String::as_str)
+            .map(|scope| Ungranted::Scope(scope.as_str()))
     }
 }
 
@@ -282,21 +292,42 @@ mod tests {
     #[test]
     fn a_grant_short_of_the_scopes_asked_for_is_seen() {
         let scopes = ["basic".to_owned(), "messages".to_owned()];
-        let token = |permissions: serde_json::Value| ShortLivedToken {
+        let token = |permissions: Option<serde_json::Value>| ShortLivedToken {
             access_token: String::new(),
-            permissions: Some(permissions),
+            permissions,
         };
         assert_eq!(
-            token(serde_json::json!("basic, messages")).missing(&scopes),
+            token(Some(serde_json::json!("basic, messages"))).ungranted(&scopes),
             None
         );
         assert_eq!(
-            token(serde_json::json!(["basic"])).missing(&scopes),
-            Some("messages")
+            token(Some(serde_json::json!(["basic"]))).ungranted(&scopes),
+            Some(Ungranted::Scope("messages"))
         );
         assert_eq!(
-            token(serde_json::json!("messages")).missing(&scopes),
-            Some("basic")
+            token(Some(serde_json::json!("messages"))).ungranted(&scopes),
+            Some(Ungranted::Scope("basic"))
         );
+    }
+
+    #[test]
+    fn an_answer_that_does_not_say_what_was_granted_grants_nothing() {
+        let scopes = ["basic".to_owned()];
+        let token = |permissions: Option<serde_json::Value>| ShortLivedToken {
+            access_token: String::new(),
+            permissions,
+        };
+        assert_eq!(token(None).ungranted(&scopes), Some(Ungranted::Unsaid));
+        assert_eq!(
+            token(Some(serde_json::json!(null))).ungranted(&scopes),
+            Some(Ungranted::Unsaid)
+        );
+        assert_eq!(
+            token(Some(serde_json::json!({"basic": true}))).ungranted(&scopes),
+            Some(Ungranted::Unsaid)
+        );
+        let answer: ShortLivedToken =
+            serde_json::from_str(r#"{"access_token": "t", "user_id": 1}"#).unwrap();
+        assert_eq!(answer.ungranted(&scopes), Some(Ungranted::Unsaid));
     }
 }

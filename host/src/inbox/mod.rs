@@ -215,12 +215,14 @@ impl RunRecord {
 
 /// Outcomes that end a plugin's part in an event without failing: it
 /// handled the event, passed, was skipped because a plugin before it in its
-/// exclusive group handled it, or was held back because a human had the
-/// conversation. Any other final outcome is a dead letter.
-pub const SETTLED_OUTCOMES: [&str; 4] = ["ok", "passed", "skipped", "paused"];
+/// exclusive group handled it, was held back because a human had the
+/// conversation, or gave up after igloo refused its call by rule
+/// (`declined`: the person opted out, say). Any other final outcome is a
+/// dead letter.
+pub const SETTLED_OUTCOMES: [&str; 5] = ["ok", "passed", "skipped", "paused", "declined"];
 
 /// [`SETTLED_OUTCOMES`], as an SQL list.
-pub(crate) const SETTLED_OUTCOMES_SQL: &str = "('ok', 'passed', 'skipped', 'paused')";
+pub(crate) const SETTLED_OUTCOMES_SQL: &str = "('ok', 'passed', 'skipped', 'paused', 'declined')";
 
 /// Whether a run that ended as `outcome` (a label) settled its event.
 pub fn is_settled(outcome: &str) -> bool {

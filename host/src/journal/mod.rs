@@ -384,6 +384,14 @@ pub struct RunJournal {
     acted: AtomicBool,
 }
 
+/// The operations that go through [`RunJournal::effect`]: one that acted
+/// answered the event (see [`RunJournal::acted`]).
+const EFFECTS: &[&str] = &[
+    "messaging.send",
+    "comments.reply",
+    "conversations.thread-control",
+];
+
 /// Bytes of read results journaled per run at most; reads past it are
 /// journaled without their result, and read afresh on replay.
 const READ_BUDGET_BYTES: usize = 1024 * 1024;
@@ -401,6 +409,11 @@ impl RunJournal {
     }
 
     fn with_entries(store: Arc<dyn JournalStore>, key: RunKey, earlier: Vec<JournalEntry>) -> Self {
+        // An effect an earlier execution did, or may have done, answered
+        // the event, whether or not this execution calls it again.
+        let acted = earlier.iter().any(|entry| {
+            EFFECTS.contains(&entry.operation.as_str()) && entry.status != CallStatus::Failed
+        });
         Self {
             store,
             key,
@@ -408,7 +421,7 @@ impl RunJournal {
             next_call: AtomicU32::new(0),
             waits: None,
             read_budget: AtomicUsize::new(READ_BUDGET_BYTES),
-            acted: AtomicBool::new(false),
+            acted: AtomicBool::new(acted),
         }
     }
 
@@ -436,6 +449,11 @@ impl RunJournal {
         perform: impl AsyncFnOnce() -> HostResult<T>,
         resolve: impl AsyncFnOnce(u64) -> Resolution<T>,
     ) -> HostResult<T> {
+        debug_assert!(
+            EFFECTS.contains(&call.operation),
+            "{} is an effect: list it in EFFECTS",
+            call.operation
+        );
         let result = self.perform_once(call, perform, resolve, false).await;
         if result.is_ok() {
             self.acted.store(true, Ordering::Relaxed);
@@ -444,8 +462,9 @@ impl RunJournal {
     }
 
     /// Whether a call with an effect (a message sent, a comment answered)
-    /// succeeded in this run: a plugin that did so answered the event,
-    /// whatever it says afterwards.
+    /// succeeded in this run, in this execution or an earlier one (or may
+    /// have, cut short): a plugin that did so answered the event, whatever
+    /// it says afterwards.
     pub fn acted(&self) -> bool {
         self.acted.load(Ordering::Relaxed)
     }

@@ -286,3 +286,46 @@ async fn a_call_with_huge_arguments_stores_a_digest_and_a_short_preview() {
     // Each stripped byte may widen to U+FFFD: bounded all the same.
     assert!(entry.summary.len() <= 600, "{}", entry.summary.len());
 }
+
+#[tokio::test]
+async fn a_send_done_in_an_earlier_execution_counts_as_acted_though_not_called_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let (inbox, key) = inbox_with_event(&dir).await;
+    let first = RunJournal::fresh(inbox.clone(), key.clone());
+    assert!(!first.acted(), "nothing done yet");
+    first
+        .effect(
+            send("hi"),
+            async || Ok("mid-1".to_owned()),
+            async |_| Resolution::NotDone,
+        )
+        .await
+        .unwrap();
+    assert!(first.acted());
+
+    // The retry makes no call at all (it passes): it answered all the same.
+    let retry = reopened(&inbox, &key).await;
+    assert!(
+        retry.acted(),
+        "the earlier execution's send answered the event"
+    );
+
+    // A refused send, or a kv write, answered nothing.
+    let other = RunKey {
+        plugin: "q".into(),
+        ..key.clone()
+    };
+    let refused = RunJournal::fresh(inbox.clone(), other.clone());
+    let _ = refused
+        .effect(
+            send("no"),
+            async || Err::<String, _>(HostError::WindowClosed.into()),
+            async |_| Resolution::NotDone,
+        )
+        .await;
+    refused
+        .repeatable(Call::new("kv.set", "k"), async || Ok(()))
+        .await
+        .unwrap();
+    assert!(!reopened(&inbox, &other).await.acted());
+}

@@ -73,6 +73,10 @@ pub struct RunContext {
     pub transient_failures: AtomicU32,
     /// The plugin asked for a retry should it fail (`run.retry-on-failure`).
     pub retry_requested: AtomicBool,
+    /// Host calls igloo refused by rule (the person opted out, a human has
+    /// the conversation, the messaging window is closed): a plugin that
+    /// gives up after one declined to act, it did not fail.
+    pub policy_refusals: AtomicU32,
 }
 
 impl RunContext {

@@ -76,6 +76,12 @@ impl<S> types::Host for HostView<'_, S> {
                     // the host's) bad minute, not the plugin's: retried.
                     self.run.transient_failures.fetch_add(1, Ordering::Relaxed);
                 }
+                if matches!(
+                    error,
+                    HostError::OptedOut | HostError::Paused | HostError::WindowClosed
+                ) {
+                    self.run.policy_refusals.fetch_add(1, Ordering::Relaxed);
+                }
                 Ok(error)
             }
             HostFailure::Trap(trap) => Err(trap),

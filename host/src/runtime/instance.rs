@@ -31,7 +31,8 @@ pub struct InstanceState {
     services: Arc<HostServices>,
     /// The run's limits.
     pub limits: Limits,
-    /// Host calls (igloo's and WASI's) made so far in this run.
+    /// Host calls (igloo's and WASI's) made so far in this run: counted
+    /// where a call reaches its implementation (see [`on_call`]).
     pub host_calls: u32,
     /// When the run started.
     started: Instant,
@@ -82,6 +83,14 @@ impl InstanceState {
 /// of WASI calls is bounded like a loop of igloo's. Time a host call spent
 /// waiting on Meta is not the plugin's (see [`on_deadline`]); time it spent
 /// in WASI (sleeping, say) is.
+///
+/// Wasmtime crosses into the host for its own work too (growing memory,
+/// yielding at the end of a slice), and this hook cannot tell those from
+/// the plugin's calls. So calls are counted where they reach igloo's or
+/// WASI's implementation ([`InstanceState::count_host_call`]), and this
+/// hook only refuses a crossing once the budget is spent: the call past
+/// the budget never acts. (A plugin that made exactly its budget of calls
+/// ends at its next crossing of any kind.)
 pub(super) fn on_call(
     mut store: StoreContextMut<'_, InstanceState>,
     hook: CallHook,
@@ -89,8 +98,7 @@ pub(super) fn on_call(
     match hook {
         CallHook::CallingHost => {
             let state = store.data_mut();
-            state.host_calls += 1;
-            if state.host_calls > state.limits.max_host_calls {
+            if state.host_calls >= state.limits.max_host_calls {
                 return Err(Violation::HostCalls(state.limits.max_host_calls).into());
             }
         }
@@ -125,9 +133,20 @@ pub(super) fn on_deadline(
     )))
 }
 
+impl InstanceState {
+    /// One of igloo's or WASI's host functions was called.
+    fn count_host_call(&mut self) {
+        self.host_calls = self.host_calls.saturating_add(1);
+    }
+}
+
 impl ServesHostCalls for InstanceState {
     fn run(&self) -> &RunContext {
         &self.run
+    }
+
+    fn host_call_made(&mut self) {
+        self.count_host_call();
     }
 
     fn services(&self) -> &HostServices {
@@ -136,7 +155,9 @@ impl ServesHostCalls for InstanceState {
 }
 
 impl WasiView for InstanceState {
+    /// Wasmtime asks for the context once per WASI call.
     fn ctx(&mut self) -> WasiCtxView<'_> {
+        self.count_host_call();
         WasiCtxView {
             ctx: &mut self.wasi,
             table: &mut self.table,

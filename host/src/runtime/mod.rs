@@ -30,7 +30,7 @@ use crate::config::Config;
 use crate::events::{Event, Subscriptions};
 use crate::graph::GraphClient;
 use crate::journal::{JournalStop, RunJournal};
-use crate::plugin_api::{GuestEvent, Outcome, RunContext, UpstreamClock};
+use crate::plugin_api::{GuestEvent, GuestPre, Outcome, PluginInfo, RunContext, UpstreamClock};
 use crate::untrusted;
 
 /// How a run ended.
@@ -43,6 +43,11 @@ pub enum RunOutcome {
     Passed,
     /// The plugin returned an error of its own (sanitised and bounded).
     PluginError(String),
+    /// The plugin gave up (returned its error) after igloo refused one of
+    /// its calls by rule: the person opted out, a human has the
+    /// conversation, or the messaging window is closed. Nothing to retry
+    /// and nothing for an operator to fix: settled, not a dead letter.
+    Declined(String),
     /// The plugin's own time (not counting waits on Meta) ran out.
     Deadline,
     /// The instruction budget ran out.
@@ -76,6 +81,7 @@ impl RunOutcome {
             RunOutcome::Ok => "ok",
             RunOutcome::Passed => "passed",
             RunOutcome::PluginError(_) => "plugin-error",
+            RunOutcome::Declined(_) => "declined",
             RunOutcome::Deadline => "deadline",
             RunOutcome::FuelExhausted => "fuel",
             RunOutcome::MemoryExhausted => "memory",
@@ -99,6 +105,7 @@ impl RunOutcome {
             RunOutcome::Ok | RunOutcome::Passed => String::new(),
             RunOutcome::HostLimit(violation) => violation.to_string(),
             RunOutcome::PluginError(detail)
+            | RunOutcome::Declined(detail)
             | RunOutcome::Trap(detail)
             | RunOutcome::Instantiate(detail) => detail.clone(),
             RunOutcome::Deadline => "wall-clock deadline exceeded".into(),
@@ -123,6 +130,7 @@ impl RunOutcome {
             RunOutcome::Ok
                 | RunOutcome::Passed
                 | RunOutcome::PluginError(_)
+                | RunOutcome::Declined(_)
                 | RunOutcome::UpstreamTimeout
                 | RunOutcome::Quarantined
                 | RunOutcome::WaitingForToken
@@ -234,7 +242,7 @@ impl Runtime {
     /// Open the host's services, build the engine and load every
     /// configured plugin. A plugin that does not load is logged and listed
     /// in [`Runtime::failed`]; the others run.
-    pub fn new(config: &Config) -> anyhow::Result<Self> {
+    pub async fn new(config: &Config) -> anyhow::Result<Self> {
         let services = Arc::new(open_services(config)?);
         let engine = engine::new_engine(&config.runtime)
             .map_err(anyhow::Error::from)
@@ -242,31 +250,87 @@ impl Runtime {
         let linker = host_linker(&engine)
             .map_err(anyhow::Error::from)
             .context("linking the host interfaces")?;
-        let mut plugins = Vec::new();
-        let mut failed = Vec::new();
-        for plugin_config in &config.plugins {
-            match plugin::load(&engine, &linker, plugin_config, &config.runtime) {
-                Ok(plugin) => plugins.push(plugin),
-                Err(error) => {
-                    tracing::error!(plugin = %plugin_config.id, %error, "plugin not loaded");
-                    failed.push(FailedPlugin {
-                        id: plugin_config.id.clone(),
-                        error,
-                    });
-                }
-            }
-        }
-        Ok(Self {
+        let mut runtime = Self {
             _ticker: engine::EpochTicker::start(&engine),
             slots: Semaphore::new(config.runtime.max_instances as usize),
             max_upstream_wait: Duration::from_millis(config.runtime.max_upstream_wait_ms),
             operator_acted: Notify::new(),
             sandbox: Semaphore::new(1),
             engine,
-            plugins,
-            failed,
+            plugins: Vec::new(),
+            failed: Vec::new(),
             services,
-        })
+        };
+        for plugin_config in &config.plugins {
+            let loaded =
+                match plugin::load(&runtime.engine, &linker, plugin_config, &config.runtime) {
+                    Ok(unproven) => {
+                        let runtime = &runtime;
+                        unproven
+                            .prove(async |shape, plugin, limits| {
+                                runtime.instantiates(shape, plugin, limits).await
+                            })
+                            .await
+                    }
+                    Err(error) => Err(error),
+                };
+            match loaded {
+                Ok(plugin) => runtime.plugins.push(plugin),
+                Err(error) => {
+                    tracing::error!(plugin = %plugin_config.id, %error, "plugin not loaded");
+                    runtime.failed.push(FailedPlugin {
+                        id: plugin_config.id.clone(),
+                        error,
+                    });
+                }
+            }
+        }
+        Ok(runtime)
+    }
+
+    /// Whether `shape` instantiates, as it would for a run (same limits,
+    /// same services), on an event of no account: `Err` says why not.
+    async fn instantiates(
+        &self,
+        shape: &GuestPre<InstanceState>,
+        plugin: Arc<PluginInfo>,
+        limits: Limits,
+    ) -> Result<(), String> {
+        let event = Arc::new(Event {
+            key: "igloo:load-check".into(),
+            account_id: String::new(),
+            timestamp_ms: 0,
+            is_echo: false,
+            is_self: false,
+            is_standby: false,
+            kind: crate::events::EventKind::Unknown(crate::events::Unknown {
+                field: String::new(),
+                raw_json: "{}".into(),
+            }),
+        });
+        let journal = RunJournal::fresh(
+            Arc::new(crate::journal::MemoryJournal::default()),
+            crate::journal::RunKey {
+                seq: 0,
+                plugin: plugin.id.clone(),
+            },
+        );
+        let (mut store, upstream) = self.store(&self.services, plugin, event, 0, journal, limits);
+        let started = Instant::now();
+        let instantiating = shape.instantiate_async(&mut store);
+        match self
+            .bounded(instantiating, started, limits.deadline, &upstream)
+            .await
+        {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(error)) => {
+                Err(
+                    classify_failure(true, &error, store.data().limiter.memory_refused, &limits)
+                        .detail(),
+                )
+            }
+            Err(outcome) => Err(outcome.detail()),
+        }
     }
 
     /// The services host functions act through.
@@ -460,33 +524,20 @@ impl Runtime {
         plugin: &LoadedPlugin,
         event: Arc<Event>,
         received_at_ms: u64,
-        mut journal: RunJournal,
+        journal: RunJournal,
         mut receipt: RunReceipt,
     ) -> RunReceipt {
         let limits = plugin.limits;
-        let upstream = Arc::new(UpstreamClock::default());
-        journal.count_waits_on(Arc::clone(&upstream));
-        let run = RunContext {
-            plugin: Arc::clone(&plugin.info),
-            event: Arc::clone(&event),
-            received_at_ms,
-            upstream: Arc::clone(&upstream),
-            journal,
-            transient_failures: AtomicU32::new(0),
-            retry_requested: AtomicBool::new(false),
-        };
-        let state = InstanceState::new(run, Arc::clone(services), limits);
-        let mut store = Store::new(&self.engine, state);
-        store.limiter(|state| &mut state.limiter);
-        store.call_hook(instance::on_call);
-        // No single host call copies more from the guest than this.
-        store.set_hostcall_fuel(limits.max_string_bytes);
-        store.set_fuel(limits.fuel).expect("fuel is enabled");
-        store.set_epoch_deadline(engine::deadline_ticks(limits.deadline.min(instance::SLICE)));
-        store.epoch_deadline_callback(instance::on_deadline);
-
-        let started = Instant::now();
         let guest_event = GuestEvent::from(event.as_ref());
+        let (mut store, upstream) = self.store(
+            services,
+            Arc::clone(&plugin.info),
+            event,
+            received_at_ms,
+            journal,
+            limits,
+        );
+        let started = Instant::now();
         let mut instantiate = Duration::ZERO;
         let run = async {
             let instance = plugin
@@ -507,6 +558,14 @@ impl Runtime {
 
         let state = store.data();
         let returned_retryable = matches!(&result, Ok(Ok(Err(error))) if error.retry);
+        let transient_failures = state.run.transient_failures.load(Ordering::Relaxed);
+        let retry_requested =
+            returned_retryable || state.run.retry_requested.load(Ordering::Relaxed);
+        // Refused by rule and nothing passing went wrong: the plugin
+        // declined, it did not fail.
+        let declined = state.run.policy_refusals.load(Ordering::Relaxed) > 0
+            && transient_failures == 0
+            && !retry_requested;
         receipt.outcome = match result {
             Err(outcome) => outcome,
             Ok(Ok(Ok(Outcome::Handled))) => RunOutcome::Ok,
@@ -514,21 +573,61 @@ impl Runtime {
             // pass it on to the next of its exclusive group as well.
             Ok(Ok(Ok(Outcome::Passed))) if state.run.journal.acted() => RunOutcome::Ok,
             Ok(Ok(Ok(Outcome::Passed))) => RunOutcome::Passed,
-            Ok(Ok(Err(plugin_error))) => RunOutcome::PluginError(untrusted::sanitize(
-                &plugin_error.message,
-                untrusted::MAX_RECORDED_BYTES,
-            )),
+            Ok(Ok(Err(plugin_error))) => {
+                let message =
+                    untrusted::sanitize(&plugin_error.message, untrusted::MAX_RECORDED_BYTES);
+                if declined {
+                    RunOutcome::Declined(message)
+                } else {
+                    RunOutcome::PluginError(message)
+                }
+            }
             Ok(Err((instantiating, error))) => {
                 classify_failure(instantiating, &error, state.limiter.memory_refused, &limits)
             }
         };
         receipt.peak_memory_bytes = state.limiter.peak_memory_bytes;
         receipt.host_calls = state.host_calls;
-        receipt.transient_failures = state.run.transient_failures.load(Ordering::Relaxed);
-        receipt.retry_requested =
-            returned_retryable || state.run.retry_requested.load(Ordering::Relaxed);
+        receipt.transient_failures = transient_failures;
+        receipt.retry_requested = retry_requested;
         receipt.fuel_used = limits.fuel.saturating_sub(store.get_fuel().unwrap_or(0));
         receipt
+    }
+
+    /// A store for one run of `plugin` on `event`, under `limits`, its
+    /// host calls served by `services` and its effects journaled in
+    /// `journal`; and the clock of its waits on Meta.
+    fn store(
+        &self,
+        services: &Arc<HostServices>,
+        plugin: Arc<PluginInfo>,
+        event: Arc<Event>,
+        received_at_ms: u64,
+        mut journal: RunJournal,
+        limits: Limits,
+    ) -> (Store<InstanceState>, Arc<UpstreamClock>) {
+        let upstream = Arc::new(UpstreamClock::default());
+        journal.count_waits_on(Arc::clone(&upstream));
+        let run = RunContext {
+            plugin,
+            event,
+            received_at_ms,
+            upstream: Arc::clone(&upstream),
+            journal,
+            transient_failures: AtomicU32::new(0),
+            retry_requested: AtomicBool::new(false),
+            policy_refusals: AtomicU32::new(0),
+        };
+        let state = InstanceState::new(run, Arc::clone(services), limits);
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|state| &mut state.limiter);
+        store.call_hook(instance::on_call);
+        // No single host call copies more from the guest than this.
+        store.set_hostcall_fuel(limits.max_string_bytes);
+        store.set_fuel(limits.fuel).expect("fuel is enabled");
+        store.set_epoch_deadline(engine::deadline_ticks(limits.deadline.min(instance::SLICE)));
+        store.epoch_deadline_callback(instance::on_deadline);
+        (store, upstream)
     }
 
     /// Drive `run` while the plugin has time left. The epoch deadline stops

@@ -74,6 +74,18 @@ pub enum LoadError {
         /// The capabilities that would allow it.
         needs: String,
     },
+    /// The component's types match no shape igloo serves for the API
+    /// version it names (built against a WIT that was never released, say):
+    /// it would fail every run, so it is not loaded.
+    #[error("plugin `{plugin}`: its types match no release of igloo:plugin@{version}: {why}")]
+    Shape {
+        /// The plugin.
+        plugin: String,
+        /// The version its handler export names.
+        version: &'static str,
+        /// What each shape's instantiation said.
+        why: String,
+    },
     /// Compiling or linking the component failed.
     #[error("plugin `{plugin}`: {error:#}")]
     Component {
@@ -82,6 +94,53 @@ pub enum LoadError {
         /// What wasmtime said.
         error: wasmtime::Error,
     },
+}
+
+/// A plugin compiled and pre-linked in every shape of its API version, not
+/// yet instantiated: [`Unproven::prove`] keeps the shape its types match.
+pub(super) struct Unproven {
+    pub(super) info: Arc<PluginInfo>,
+    pub(super) limits: Limits,
+    pub(super) breaker: CircuitBreaker,
+    /// Newest first.
+    pub(super) shapes: Vec<GuestPre<InstanceState>>,
+}
+
+impl Unproven {
+    /// The plugin served as the first of its shapes that `instantiates`,
+    /// or why none did. Instantiating type-checks a component's exports, so
+    /// one whose types match nothing igloo serves is refused here, at load,
+    /// rather than failing every event.
+    pub(super) async fn prove(
+        self,
+        instantiates: impl AsyncFn(
+            &GuestPre<InstanceState>,
+            Arc<PluginInfo>,
+            Limits,
+        ) -> Result<(), String>,
+    ) -> Result<LoadedPlugin, LoadError> {
+        let mut refusals = Vec::new();
+        let version = self.shapes.first().map(|shape| shape.version().as_str());
+        for shape in self.shapes {
+            match instantiates(&shape, Arc::clone(&self.info), self.limits).await {
+                Ok(()) => {
+                    return Ok(LoadedPlugin {
+                        concurrency: Semaphore::new(self.limits.max_concurrency as usize),
+                        info: self.info,
+                        pre: shape,
+                        limits: self.limits,
+                        breaker: self.breaker,
+                    });
+                }
+                Err(why) => refusals.push(format!("as {}: {why}", shape.shape())),
+            }
+        }
+        Err(LoadError::Shape {
+            plugin: self.info.id.clone(),
+            version: version.unwrap_or("?"),
+            why: refusals.join("; "),
+        })
+    }
 }
 
 /// A plugin ready to run: compiled and pre-linked.
@@ -131,7 +190,7 @@ pub(super) fn load(
     linker: &Linker<InstanceState>,
     config: &PluginConfig,
     runtime: &RuntimeConfig,
-) -> Result<LoadedPlugin, LoadError> {
+) -> Result<Unproven, LoadError> {
     let (manifest_text, bytes) = read_source(&config.source)?;
     let plugin = config.id.clone();
     let manifest = PluginManifest::parse(&manifest_text).map_err(|error| LoadError::Manifest {
@@ -182,20 +241,19 @@ pub(super) fn load(
     let pre = linker
         .instantiate_pre(&component)
         .map_err(component_error)?;
-    let pre = GuestPre::new(pre).map_err(component_error)?;
+    let shapes = GuestPre::shapes(pre).map_err(component_error)?;
 
     let limits = Limits::new(runtime, manifest.limits);
     let accounts = AccountScope::intersect(&manifest.accounts, &config.accounts);
     if accounts == AccountScope::Only(BTreeSet::new()) {
         tracing::warn!(%plugin, "the manifest's and the config's accounts have none in common: the plugin gets no events");
     }
-    Ok(LoadedPlugin {
+    Ok(Unproven {
         limits,
         breaker: CircuitBreaker::new(
             runtime.breaker_threshold,
             Duration::from_secs(runtime.breaker_cooldown_secs),
         ),
-        concurrency: Semaphore::new(limits.max_concurrency as usize),
         info: Arc::new(PluginInfo {
             id: plugin,
             name: manifest.name,
@@ -208,6 +266,6 @@ pub(super) fn load(
             capabilities,
             settings: config.settings.clone(),
         }),
-        pre,
+        shapes,
     })
 }

@@ -1,8 +1,10 @@
 //! `GET /healthz`: 200 with each plugin's state and the inbox's counts
-//! while storage answers; 503 when it does not. `status` is `degraded`
-//! while a plugin failed to load or is quarantined, or an account's token
-//! is refused or its webhooks stopped (see `lifecycle::silence`). Anyone may ask, so accounts are only counted here: which
-//! ones is for `/admin/accounts`.
+//! while storage answers; 503 when it does not. The counts are read at
+//! most once a second, and say when (`as_of_ms`, `age_ms`). `status` is
+//! `degraded` while a plugin failed to load or is quarantined, or an
+//! account's token is refused or its webhooks stopped (see
+//! `lifecycle::silence`). Anyone may ask, so accounts are only counted
+//! here: which ones is for `/admin/accounts`.
 
 use std::sync::Arc;
 
@@ -15,7 +17,8 @@ use crate::error::ApiError;
 
 /// Report health.
 pub(super) async fn healthz(State(app): State<Arc<AppState>>) -> Result<Json<Value>, ApiError> {
-    let stats = app.stats.get(app.inbox.as_ref()).await?;
+    let counted = app.stats.get(app.inbox.as_ref()).await?;
+    let stats = counted.stats;
     let mut degraded = !app.runtime.failed().is_empty();
     let mut plugins: Vec<Value> = app
         .runtime
@@ -46,7 +49,11 @@ pub(super) async fn healthz(State(app): State<Arc<AppState>>) -> Result<Json<Val
         "status": if degraded { "degraded" } else { "ok" },
         "plugins": plugins,
         "accounts": { "total": accounts, "token_invalid": token_invalid, "silent": silent },
+        // Counted at most a second ago (a flood of requests reads the
+        // database once a second): as of when, and how old, is said.
         "inbox": {
+            "as_of_ms": counted.as_of_ms,
+            "age_ms": counted.age_ms(),
             "deliveries": stats.deliveries,
             "events": stats.events,
             "pending": stats.pending,

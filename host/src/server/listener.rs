@@ -2,8 +2,8 @@
 //! connections, a deadline for each request's headers (which also closes
 //! kept-alive connections left idle), a most a connection may live (so a
 //! client that stops reading its answers cannot hold a slot), and a
-//! graceful stop. Bodies have their own deadline and size check in the
-//! webhook route.
+//! graceful stop. Bodies have their own deadline and size check, on every
+//! route (`server::body`).
 
 use std::future::Future;
 use std::sync::Arc;

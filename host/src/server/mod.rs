@@ -1,11 +1,13 @@
 //! The HTTP side: Meta's webhook routes, health, metrics, the operator's
 //! routes and a dry run's record, served by [`listener`] with the limits
-//! an endpoint facing the internet needs.
+//! an endpoint facing the internet needs. Every body is read within a size
+//! and a deadline before anyone is authorised (see [`body`]).
 //!
 //! The webhook route only verifies, splits and stores: it knows which
 //! events anyone subscribes to ([`Subscriptions`]), not who runs them.
 
 mod admin;
+mod body;
 mod dry_run;
 mod health;
 pub(crate) mod listener;
@@ -52,8 +54,12 @@ pub(crate) struct AppState {
     pub metrics: Arc<Metrics>,
     /// Bearer token for `/admin`; admin routes are refused without one.
     pub admin_token: Option<String>,
-    /// Limits on webhook bodies.
+    /// Limits on webhook bodies; other routes' are smaller
+    /// ([`BodyLimits::for_operator`]).
     pub body_limits: BodyLimits,
+    /// Whether igloo listens on loopback addresses only (set when serving
+    /// starts; until then, not): then `/dry-run/calls` needs no token.
+    pub loopback_only: std::sync::atomic::AtomicBool,
     /// The inbox's counts, reused for a second: `/healthz` and `/metrics`
     /// answer anyone, and must not turn a flood of requests into a flood of
     /// database scans.
@@ -126,31 +132,51 @@ impl AppState {
 /// The inbox's counts, read at most once per [`STATS_FRESH_FOR`].
 #[derive(Default)]
 pub(crate) struct StatsCache {
-    last: tokio::sync::Mutex<Option<(std::time::Instant, InboxStats)>>,
+    last: tokio::sync::Mutex<Option<Counted>>,
 }
 
 /// How long counts are reused.
 const STATS_FRESH_FOR: Duration = Duration::from_secs(1);
 
-impl StatsCache {
-    /// Fresh enough counts; concurrent callers wait for one read.
-    pub(crate) async fn get(
-        &self,
-        inbox: &dyn Inbox,
-    ) -> Result<InboxStats, crate::inbox::InboxError> {
-        let mut last = self.last.lock().await;
-        if let Some((at, stats)) = *last
-            && at.elapsed() < STATS_FRESH_FOR
-        {
-            return Ok(stats);
-        }
-        let stats = inbox.stats().await?;
-        *last = Some((std::time::Instant::now(), stats));
-        Ok(stats)
+/// The inbox's counts, and when they were read: they may be up to
+/// [`STATS_FRESH_FOR`] old, and an answer says so.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Counted {
+    /// The counts.
+    pub stats: InboxStats,
+    /// When they were read, in milliseconds since the epoch.
+    pub as_of_ms: u64,
+    /// When they were read, on the monotonic clock.
+    at: std::time::Instant,
+}
+
+impl Counted {
+    /// How old the counts are, in milliseconds.
+    pub(crate) fn age_ms(&self) -> u64 {
+        self.at.elapsed().as_millis() as u64
     }
 }
 
-/// How much of a body, and how slowly, the webhook route accepts.
+impl StatsCache {
+    /// Fresh enough counts; concurrent callers wait for one read.
+    pub(crate) async fn get(&self, inbox: &dyn Inbox) -> Result<Counted, crate::inbox::InboxError> {
+        let mut last = self.last.lock().await;
+        if let Some(counted) = *last
+            && counted.at.elapsed() < STATS_FRESH_FOR
+        {
+            return Ok(counted);
+        }
+        let counted = Counted {
+            stats: inbox.stats().await?,
+            as_of_ms: crate::clock::now_ms(),
+            at: std::time::Instant::now(),
+        };
+        *last = Some(counted);
+        Ok(counted)
+    }
+}
+
+/// How much of a body, and how slowly, a route accepts.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct BodyLimits {
     /// Largest body, in bytes; more is 413, refused before reading when
@@ -160,13 +186,12 @@ pub(crate) struct BodyLimits {
     pub timeout: Duration,
 }
 
-/// All of igloo's routes.
+/// All of igloo's routes: the webhook's reads its own body (up to
+/// `server.max_body_bytes`); every other route's body is read first, within
+/// the operator's limits and the same deadline.
 pub(crate) fn router(state: Arc<AppState>) -> Router {
-    Router::new()
-        .route(
-            "/webhooks/instagram",
-            get(webhook::handshake).post(webhook::receive),
-        )
+    let operator_limits = state.body_limits.for_operator();
+    let others = Router::new()
         .route("/healthz", get(health::healthz))
         .route("/metrics", get(metrics::metrics))
         .route("/admin/plugins/{id}/resume", post(admin::resume_plugin))
@@ -200,6 +225,16 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .route("/admin/timers/cancel", post(admin::timers::cancel))
         .route("/dry-run/calls", get(dry_run::calls))
         .merge(ui::router())
+        .layer(axum::middleware::from_fn_with_state(
+            operator_limits,
+            body::bounded,
+        ));
+    Router::new()
+        .route(
+            "/webhooks/instagram",
+            get(webhook::handshake).post(webhook::receive),
+        )
+        .merge(others)
         .with_state(state)
 }
 

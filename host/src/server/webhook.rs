@@ -7,11 +7,10 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::{Query, State};
-use axum::http::{HeaderMap, header};
+use axum::http::HeaderMap;
 use bytes::Bytes;
-use http_body_util::{BodyExt as _, LengthLimitError, Limited};
 
-use super::{AppState, BodyLimits};
+use super::AppState;
 use crate::error::ApiError;
 use crate::inbox::Delivery;
 use crate::signature::{LEGACY_SIGNATURE_HEADER, SIGNATURE_HEADER, SignatureHeaders};
@@ -42,27 +41,6 @@ fn is_challenge(challenge: &str) -> bool {
             .all(|byte| byte.is_ascii_alphanumeric() || byte == b'-' || byte == b'_')
 }
 
-/// Read the body within the size and time limits. A declared length over
-/// the limit is refused before a byte of the body is read.
-async fn read_body(headers: &HeaderMap, body: Body, limits: BodyLimits) -> Result<Bytes, ApiError> {
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.parse::<u64>().ok());
-    if declared.is_some_and(|length| length > limits.max_bytes as u64) {
-        return Err(ApiError::TooLarge(limits.max_bytes));
-    }
-    let collect = Limited::new(body, limits.max_bytes).collect();
-    match tokio::time::timeout(limits.timeout, collect).await {
-        Err(_elapsed) => Err(ApiError::BodyTimeout),
-        Ok(Ok(collected)) => Ok(collected.to_bytes()),
-        Ok(Err(error)) if error.downcast_ref::<LengthLimitError>().is_some() => {
-            Err(ApiError::TooLarge(limits.max_bytes))
-        }
-        Ok(Err(_)) => Err(ApiError::BodyAborted),
-    }
-}
-
 /// Accept a delivery: nothing is stored unless the signature holds and the
 /// body parses, and Meta gets its 200 only once the body is committed.
 pub(super) async fn receive(
@@ -70,7 +48,7 @@ pub(super) async fn receive(
     headers: HeaderMap,
     body: Body,
 ) -> Result<&'static str, ApiError> {
-    let result = match read_body(&headers, body, app.body_limits).await {
+    let result = match super::body::read(&headers, body, app.body_limits).await {
         Ok(body) => verify_and_store(&app, &headers, body).await,
         Err(error) => Err(error),
     };

@@ -104,16 +104,23 @@ impl HostView<'_, Messaging> {
         Ok(())
     }
 
-    /// Claim the one private reply `comment_id` may get.
+    /// Claim the one private reply `comment_id` may get. A private reply
+    /// is a message to the comment's author, so the author must be known
+    /// to be reachable (not opted out, not paused): one igloo was not told
+    /// of is asked of Meta, and if Meta does not say, the reply is refused.
     async fn claim_private_reply(&self, comment_id: &str) -> HostResult<()> {
         policy::check_private_reply_scope(self.run, comment_id)?;
         let state = &self.service.state;
         let account_id = self.run.account_id();
-        if let Some(author) = state.comment_author(account_id, comment_id).await? {
-            self.check_reachable(&author).await?;
-        }
+        // A comment igloo never saw, or too old, is refused before Meta is
+        // asked anything about it.
         let made_at = state.comment_time(account_id, comment_id).await?;
         policy::check_comment_age(made_at, now_ms())?;
+        let author = match state.comment_author(account_id, comment_id).await? {
+            Some(author) => author,
+            None => self.learn_comment_author(comment_id).await?,
+        };
+        self.check_reachable(&author).await?;
         if !state
             .claim_private_reply(account_id, comment_id, &self.run.plugin.id)
             .await?
@@ -124,6 +131,27 @@ impl HostView<'_, Messaging> {
             .into());
         }
         Ok(())
+    }
+
+    /// Ask Meta who wrote `comment_id` (a comment has one private reply, so
+    /// this is asked once per reply at most); refused if Meta does not say.
+    async fn learn_comment_author(&self, comment_id: &str) -> HostResult<String> {
+        let account_id = self.run.account_id();
+        let comment = GraphId::parse("comment id", comment_id)?;
+        let graph = &self.service.graph;
+        let learned = self
+            .run
+            .upstream(graph.comment_author(account_id, &comment))
+            .await?;
+        let author = learned
+            .filter(|author| GraphId::parse("comment author", author).is_ok())
+            .ok_or_else(|| {
+                HostError::Denied(format!(
+                    "Meta does not say who wrote comment {comment_id}, so igloo cannot check \
+                     they may be messaged (opt-out, pause)"
+                ))
+            })?;
+        Ok(author)
     }
 
     /// Send `outgoing` to `to` at most once across executions of the run.

@@ -108,6 +108,10 @@ impl OptOutRules {
     }
 }
 
+/// The kinds [`observe`] reads, which the host must see even when no
+/// plugin subscribes to them.
+pub(crate) const OBSERVED_KINDS: &[&str] = &["message", "message-edit", "postback"];
+
 /// Note what `event` decides, if a person wrote it or tapped a button.
 pub(crate) async fn observe(
     state: &dyn HostState,
@@ -118,8 +122,18 @@ pub(crate) async fn observe(
     if event.is_echo || event.is_self {
         return Ok(());
     }
+    // Whatever the person said: a message's text or the payload of the
+    // quick reply they tapped, a message's new text, a button's title or
+    // payload.
     let (person, texts) = match &event.kind {
-        EventKind::Message(message) => (&message.sender_id, vec![message.text.as_deref()]),
+        EventKind::Message(message) => (
+            &message.sender_id,
+            vec![
+                message.text.as_deref(),
+                message.quick_reply_payload.as_deref(),
+            ],
+        ),
+        EventKind::MessageEdit(edit) => (&edit.sender_id, vec![edit.text.as_deref()]),
         EventKind::Postback(postback) => (
             &postback.sender_id,
             vec![
@@ -204,5 +218,42 @@ mod tests {
         assert_eq!(rules.of("pt").decide(&[Some("parar")]), Some(true));
         assert_eq!(rules.of("pt").decide(&[Some("stop")]), None);
         assert_eq!(rules.of("other").decide(&[Some("stop")]), Some(true));
+    }
+
+    #[tokio::test]
+    async fn a_quick_reply_payload_or_an_edit_to_a_stop_keyword_opts_out() {
+        use crate::events::{Message, MessageEdit};
+        let dir = tempfile::tempdir().unwrap();
+        let state = crate::state::SqliteState::open(&dir.path().join("state.sqlite3")).unwrap();
+        let rules = OptOutRules::default();
+        let event = |kind| Event {
+            key: String::new(),
+            account_id: "1".into(),
+            timestamp_ms: 1,
+            is_echo: false,
+            is_self: false,
+            is_standby: false,
+            kind,
+        };
+        let quick_reply = event(EventKind::Message(Message {
+            sender_id: "tapped".into(),
+            text: Some("No thanks".into()),
+            quick_reply_payload: Some("STOP".into()),
+            ..Message::default()
+        }));
+        let edited = event(EventKind::MessageEdit(MessageEdit {
+            mid: "m".into(),
+            sender_id: "edited".into(),
+            text: Some("Stop!".into()),
+            num_edit: 1,
+        }));
+        for (event, person) in [(quick_reply, "tapped"), (edited, "edited")] {
+            observe(&state, &rules, &event, 10).await.unwrap();
+            assert!(state.opted_out("1", person).await.unwrap(), "{person}");
+        }
+        assert!(
+            OBSERVED_KINDS.contains(&"message-edit"),
+            "the host sees edits even when no plugin subscribes to them"
+        );
     }
 }

@@ -1077,3 +1077,27 @@ mod never_panics {
         })
     }
 }
+
+#[test]
+fn bodies_of_other_meta_products_are_not_instagram_events() {
+    let instagram = shared("webhooks/message_text.json");
+    assert_eq!(
+        normalise(&instagram).unwrap().len(),
+        1,
+        "the fixture is one message"
+    );
+    let text = String::from_utf8(instagram).unwrap();
+    for object in ["page", "whatsapp_business_account", "Instagram", ""] {
+        let other = text.replacen(
+            "\"object\": \"instagram\"",
+            &format!("\"object\": \"{object}\""),
+            1,
+        );
+        assert_ne!(other, text, "the fixture names its object");
+        assert_eq!(
+            normalise(other.as_bytes()).unwrap(),
+            Vec::<Event>::new(),
+            "object {object:?}"
+        );
+    }
+}

@@ -140,7 +140,38 @@ CREATE INDEX events_pending ON events(seq, account_id) WHERE done_at_ms IS NULL;
 CREATE INDEX runs_retry ON runs(retry_at_ms) WHERE retry_at_ms IS NOT NULL;
 ",
         ),
+        // Version 6: events stored before version 2 had no person; the
+        // operator's filters by person missed them. Each gets the person
+        // its stored event names, as events stored since do.
+        M::up_with_hook("", backfill_person_ids),
     ]
+}
+
+/// Give every event stored without a person the one its stored event
+/// names (see [`Event::counterpart_id`]). An event that does not read back,
+/// or belongs to no conversation, keeps none.
+fn backfill_person_ids(transaction: &rusqlite::Transaction<'_>) -> HookResult {
+    let missing: Vec<(i64, String)> = transaction
+        .prepare("SELECT seq, body FROM events WHERE person_id IS NULL")?
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    let mut update = transaction.prepare("UPDATE events SET person_id = ?1 WHERE seq = ?2")?;
+    let mut filled = 0u64;
+    for (seq, body) in &missing {
+        let Ok(event) = serde_json::from_str::<Event>(body) else {
+            continue;
+        };
+        if let Some(person) = event.counterpart_id() {
+            filled += update.execute(params![person, seq])? as u64;
+        }
+    }
+    if filled > 0 {
+        tracing::info!(
+            filled,
+            "upgrading the inbox: events stored before version 2 now name their person"
+        );
+    }
+    Ok(())
 }
 
 /// A body on its way in, with its events already serialised on the

@@ -556,3 +556,41 @@ async fn an_inbox_whose_writer_stopped_reports_itself_down() {
     };
     assert!(matches!(inbox.stats().await, Err(InboxError::Stopped(_))));
 }
+
+/// The inbox of `tests/fixtures/data-dir-0.1.0`: three messages, from
+/// people 111, 222 and 333, stored before events named their person.
+#[tokio::test]
+async fn events_stored_before_they_named_their_person_are_found_by_person_after_the_upgrade() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("inbox.sqlite3");
+    std::fs::copy(
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../tests/fixtures/data-dir-0.1.0/inbox.sqlite3"
+        ),
+        &path,
+    )
+    .unwrap();
+    let inbox = SqliteInbox::open(&path).unwrap();
+    for (person, seq) in [("111", 1), ("222", 2), ("333", 3)] {
+        let filter = EventFilter {
+            person_id: Some(person.into()),
+            limit: 10,
+            ..EventFilter::default()
+        };
+        let listed = inbox.list_events(&filter).await.unwrap();
+        let found: Vec<(Seq, Option<&str>)> = listed
+            .iter()
+            .map(|event| (event.seq, event.person_id.as_deref()))
+            .collect();
+        assert_eq!(found, [(seq, Some(person))], "person {person}");
+    }
+    // Events stored since name their person as before.
+    inbox.append(delivery(&["new"])).await.unwrap();
+    let filter = EventFilter {
+        person_id: Some("user".into()),
+        limit: 10,
+        ..EventFilter::default()
+    };
+    assert_eq!(inbox.list_events(&filter).await.unwrap().len(), 1);
+}

@@ -4,8 +4,16 @@
 //! adapts its calls to them. A component's exports say which version it
 //! targets, and it is instantiated and called as that version, as Zed's
 //! extension host does across its frozen API versions.
+//!
+//! A version's shape is what its release built, not only its name: igloo's
+//! first release served `igloo:plugin@0.1.0` before its `postback` gained a
+//! field, so 0.1.0 is served in both shapes ([`v0_1_0_first`] and
+//! [`v0_1_0`]). Which one a component was built against shows only when its
+//! exports are type-checked, so the runtime tries each shape at load
+//! ([`GuestPre::shapes`]) and keeps the one that instantiates.
 
 pub mod v0_1_0;
+mod v0_1_0_first;
 pub mod v0_2_0;
 
 use wasmtime::Store;
@@ -47,6 +55,8 @@ impl ApiVersion {
 
 /// A component pre-linked as the API version it targets.
 pub enum GuestPre<T: 'static> {
+    /// A 0.1.0 plugin built with igloo's first release.
+    V0_1_0First(v0_1_0_first::AutomationPre<T>),
     /// A 0.1.0 plugin.
     V0_1_0(v0_1_0::AutomationPre<T>),
     /// A plugin of the current version.
@@ -55,6 +65,8 @@ pub enum GuestPre<T: 'static> {
 
 /// An instance of a plugin, as the API version it targets.
 pub enum GuestInstance {
+    /// A 0.1.0 plugin built with igloo's first release.
+    V0_1_0First(v0_1_0_first::Automation),
     /// A 0.1.0 plugin.
     V0_1_0(v0_1_0::Automation),
     /// A plugin of the current version.
@@ -62,8 +74,11 @@ pub enum GuestInstance {
 }
 
 impl<T: Send + 'static> GuestPre<T> {
-    /// Pre-link `pre` as the API version its handler export names.
-    pub fn new(pre: InstancePre<T>) -> wasmtime::Result<Self> {
+    /// Every shape `pre` may be served as, for the API version its handler
+    /// export names, newest first. Each is pre-linked, but its exports are
+    /// type-checked only when instantiated: the one to keep is the first
+    /// that instantiates.
+    pub fn shapes(pre: InstancePre<T>) -> wasmtime::Result<Vec<Self>> {
         let component = pre.component();
         let handlers: Vec<String> = component
             .component_type()
@@ -77,8 +92,11 @@ impl<T: Send + 'static> GuestPre<T> {
             .filter_map(|name| ApiVersion::of_export(name))
             .max();
         match version {
-            Some(ApiVersion::V0_1_0) => Ok(Self::V0_1_0(v0_1_0::AutomationPre::new(pre)?)),
-            Some(ApiVersion::V0_2_0) => Ok(Self::V0_2_0(AutomationPre::new(pre)?)),
+            Some(ApiVersion::V0_1_0) => Ok(vec![
+                Self::V0_1_0(v0_1_0::AutomationPre::new(pre.clone())?),
+                Self::V0_1_0First(v0_1_0_first::AutomationPre::new(pre)?),
+            ]),
+            Some(ApiVersion::V0_2_0) => Ok(vec![Self::V0_2_0(AutomationPre::new(pre)?)]),
             None => Err(wasmtime::format_err!(
                 "the component exports {}; this igloo serves igloo:plugin/handler at versions {}",
                 if handlers.is_empty() {
@@ -91,10 +109,20 @@ impl<T: Send + 'static> GuestPre<T> {
         }
     }
 
+    /// Which release's shape of its version it is served as, for the
+    /// operator.
+    pub fn shape(&self) -> &'static str {
+        match self {
+            GuestPre::V0_1_0First(_) => "0.1.0 as first released",
+            GuestPre::V0_1_0(_) => "0.1.0",
+            GuestPre::V0_2_0(_) => "0.2.0",
+        }
+    }
+
     /// The API version the plugin targets.
     pub fn version(&self) -> ApiVersion {
         match self {
-            GuestPre::V0_1_0(_) => ApiVersion::V0_1_0,
+            GuestPre::V0_1_0First(_) | GuestPre::V0_1_0(_) => ApiVersion::V0_1_0,
             GuestPre::V0_2_0(_) => ApiVersion::V0_2_0,
         }
     }
@@ -102,6 +130,9 @@ impl<T: Send + 'static> GuestPre<T> {
     /// A fresh instance in `store`.
     pub async fn instantiate_async(&self, store: &mut Store<T>) -> wasmtime::Result<GuestInstance> {
         Ok(match self {
+            GuestPre::V0_1_0First(pre) => {
+                GuestInstance::V0_1_0First(pre.instantiate_async(store).await?)
+            }
             GuestPre::V0_1_0(pre) => GuestInstance::V0_1_0(pre.instantiate_async(store).await?),
             GuestPre::V0_2_0(pre) => GuestInstance::V0_2_0(pre.instantiate_async(store).await?),
         })
@@ -126,19 +157,36 @@ impl GuestInstance {
                 let Some(event) = v0_1_0::guest_event(event)? else {
                     return Ok(Ok(Outcome::Passed));
                 };
-                Ok(instance
+                let answer = instance
                     .igloo_plugin_handler()
                     .call_handle(store, &event)
-                    .await?
-                    .map(|()| Outcome::Handled)
-                    .map_err(|error| PluginError {
-                        message: error.message,
-                        // 0.1.0 asks through `run.retry-on-failure` only.
-                        retry: false,
-                    }))
+                    .await?;
+                Ok(answer_of_0_1_0(answer.map_err(|error| error.message)))
+            }
+            GuestInstance::V0_1_0First(instance) => {
+                let Some(event) = v0_1_0_first::guest_event(event)? else {
+                    return Ok(Ok(Outcome::Passed));
+                };
+                let answer = instance
+                    .igloo_plugin_handler()
+                    .call_handle(store, &event)
+                    .await?;
+                Ok(answer_of_0_1_0(answer.map_err(|error| error.message)))
             }
         }
     }
+}
+
+/// What a 0.1.0 `handle` answered, as the current version's answer: no
+/// error is handled (0.1.0 cannot pass), and an error asks for no retry
+/// (0.1.0 asks through `run.retry-on-failure` only).
+fn answer_of_0_1_0(answer: Result<(), String>) -> Result<Outcome, PluginError> {
+    answer
+        .map(|()| Outcome::Handled)
+        .map_err(|message| PluginError {
+            message,
+            retry: false,
+        })
 }
 
 #[cfg(test)]

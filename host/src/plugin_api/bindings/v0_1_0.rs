@@ -40,7 +40,7 @@ pub use generated::igloo::plugin::{
 pub use generated::{Automation, AutomationPre};
 
 /// `value` as the same value of another version's type.
-fn convert_or_trap<A: Serialize, B: DeserializeOwned>(value: A) -> wasmtime::Result<B> {
+pub(super) fn convert_or_trap<A: Serialize, B: DeserializeOwned>(value: A) -> wasmtime::Result<B> {
     serde_json::to_value(value)
         .and_then(serde_json::from_value)
         .map_err(|error| {

@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 
 use super::AppState;
 use crate::events::Event;
-use crate::inbox::{EventFilter, InboxError, ReplayRequest, Replayed, Seq};
+use crate::inbox::{EventDetail, EventFilter, InboxError, ReplayRequest, Replayed, Seq};
 use crate::runtime::LoadedPlugin;
 use crate::state::{PausedBy, ResumedBy};
 
@@ -24,7 +24,10 @@ const MAX_LISTED: u32 = 1_000;
 type Answer = (StatusCode, Json<Value>);
 
 /// Refuse unless the request carries the configured admin token.
-fn authorise(app: &AppState, headers: &HeaderMap) -> Result<(), (StatusCode, Json<Value>)> {
+pub(super) fn authorise(
+    app: &AppState,
+    headers: &HeaderMap,
+) -> Result<(), (StatusCode, Json<Value>)> {
     let Some(expected) = &app.admin_token else {
         return Err((
             StatusCode::FORBIDDEN,
@@ -147,13 +150,32 @@ pub(super) async fn show_event(
         return refusal;
     }
     match app.inbox.event_detail(seq).await {
-        Ok(Some(detail)) => (StatusCode::OK, Json(json!(detail))),
+        Ok(Some(detail)) => (StatusCode::OK, Json(json!(for_operator(detail)))),
         Ok(None) => (
             StatusCode::NOT_FOUND,
             Json(json!({"error": "no event at that position"})),
         ),
         Err(error) => storage_failed(&error),
     }
+}
+
+/// An event as the operator is shown it: a timer's payload is the
+/// plugin's own (as on `/admin/timers`, only its size is shown:
+/// `payload_bytes`). What the inbox keeps is unchanged: a sandboxed replay
+/// reads the whole event.
+pub(super) fn for_operator(mut detail: EventDetail) -> EventDetail {
+    if let Some(kind) = detail.event.get_mut("kind")
+        && kind.get("kind").and_then(Value::as_str) == Some("timer")
+        && let Some(kind) = kind.as_object_mut()
+    {
+        let bytes = match kind.remove("payload") {
+            Some(Value::Array(bytes)) => bytes.len(),
+            Some(Value::String(text)) => text.len(),
+            _ => 0,
+        };
+        kind.insert("payload_bytes".into(), json!(bytes));
+    }
+    detail
 }
 
 /// `POST /admin/events/{seq}/replay`'s query.

@@ -2,10 +2,12 @@
 //! sends the account's owner to Instagram with a `state` igloo signed;
 //! Meta sends them back to `/ui/connect/callback` with a code, which igloo
 //! exchanges for a short-lived token, that for a long-lived one (60 days),
-//! asks whose it is, and stores the account (its token sealed). The
-//! callback needs no session (the owner may not be the operator): the
-//! state, signed with the admin token, ten minutes old at most and good
-//! once, proves an operator started it.
+//! asks whose it is, and stores the account (its token sealed), once
+//! every permission asked for is granted (an answer that does not say
+//! which were is refused). Meta's own words go to the log, never the
+//! owner's page. The callback needs no session (the owner may not be the
+//! operator): the state, signed with the admin token, ten minutes old at
+//! most and good once, proves an operator started it.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -20,7 +22,7 @@ use super::page;
 use super::session::{Operator, sign};
 use crate::accounts::{AccountSource, NewAccount, NewToken};
 use crate::config::LoginKind;
-use crate::graph::GraphId;
+use crate::graph::{GraphId, Ungranted};
 use crate::server::AppState;
 
 /// How long a connection may take, from the button to the callback.
@@ -102,6 +104,16 @@ pub(super) async fn start(operator: Operator, State(app): State<Arc<AppState>>) 
     Redirect::to(url.as_str()).into_response()
 }
 
+/// Why a callback did not connect an account.
+enum NotConnected {
+    /// The owner did not grant this permission igloo asks for.
+    NotGranted(String),
+    /// Meta's token did not say which permissions were granted.
+    GrantUnsaid,
+    /// A call to Meta failed; its details are for the log only.
+    Meta(crate::graph::GraphError),
+}
+
 /// What Meta sends back.
 #[derive(Deserialize)]
 pub(super) struct Callback {
@@ -145,13 +157,16 @@ pub(super) async fn callback(
         );
     }
     if let Some(error) = callback.error {
+        // Meta's words are the operator's, in the log; the page is the
+        // owner's, and says only what happened.
         let reason = callback.error_description.unwrap_or(error);
+        tracing::warn!(
+            reason = %crate::untrusted::sanitize(&reason, 200),
+            "Business Login: Instagram did not grant access"
+        );
         return refused(
             StatusCode::OK,
-            format!(
-                "Instagram did not grant access: {}",
-                crate::untrusted::sanitize(&reason, 200)
-            ),
+            "Instagram did not grant access (the owner declined, or Instagram refused).".into(),
         );
     }
     let Some(code) = callback
@@ -162,31 +177,58 @@ pub(super) async fn callback(
     };
     let graph = &app.runtime.services().graph;
     let connected = async {
-        let short = graph.exchange_code(&login, &code).await?;
-        if let Some(missing) = short.missing(&app.oauth.scopes) {
-            return Err(crate::graph::GraphError::PermissionDenied(format!(
-                "the owner did not grant {missing}"
-            )));
+        let short = graph
+            .exchange_code(&login, &code)
+            .await
+            .map_err(NotConnected::Meta)?;
+        match short.ungranted(&app.oauth.scopes) {
+            None => {}
+            Some(Ungranted::Scope(scope)) => {
+                return Err(NotConnected::NotGranted(scope.to_owned()));
+            }
+            Some(Ungranted::Unsaid) => return Err(NotConnected::GrantUnsaid),
         }
         let long = graph
             .long_lived_token(login.app_secret, &short.access_token)
-            .await?;
-        let owner = graph.token_owner(&long.access_token).await?;
-        Ok::<_, crate::graph::GraphError>((long, owner))
+            .await
+            .map_err(NotConnected::Meta)?;
+        let owner = graph
+            .token_owner(&long.access_token)
+            .await
+            .map_err(NotConnected::Meta)?;
+        Ok::<_, NotConnected>((long, owner))
     };
     let (long, owner) = match connected.await {
         Ok(connected) => connected,
-        Err(crate::graph::GraphError::PermissionDenied(why)) => {
+        // The scope is one igloo asked for, by the operator's configuration.
+        Err(NotConnected::NotGranted(scope)) => {
+            tracing::warn!(%scope, "Business Login: the owner did not grant every permission");
             return refused(
                 StatusCode::FORBIDDEN,
-                format!("Not every permission igloo needs was granted: {why}."),
+                format!("Not every permission igloo needs was granted: {scope} was not."),
             );
         }
-        Err(error) => {
-            // The details are the operator's: the page is the owner's.
-            tracing::warn!(%error, "connecting an account failed");
+        Err(NotConnected::GrantUnsaid) => {
+            tracing::warn!(
+                "Business Login: Meta's token did not say which permissions were granted; \
+                 none are assumed, and the account was not kept"
+            );
             return refused(
                 StatusCode::BAD_GATEWAY,
+                "Meta did not say which permissions were granted, so igloo did not keep the account; the operator's log says more.".into(),
+            );
+        }
+        Err(NotConnected::Meta(error)) => {
+            // The details (Meta's own message among them) are the
+            // operator's: the page is the owner's.
+            tracing::warn!(%error, "connecting an account failed");
+            let status = if matches!(error, crate::graph::GraphError::PermissionDenied(_)) {
+                StatusCode::FORBIDDEN
+            } else {
+                StatusCode::BAD_GATEWAY
+            };
+            return refused(
+                status,
                 "Meta did not complete the connection; the operator's log says why.".into(),
             );
         }

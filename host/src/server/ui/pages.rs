@@ -103,9 +103,10 @@ pub(super) async fn overview(
     State(app): State<Arc<AppState>>,
     Query(done): Query<Done>,
 ) -> Response {
-    let Ok(stats) = app.stats.get(app.inbox.as_ref()).await else {
+    let Ok(counted) = app.stats.get(app.inbox.as_ref()).await else {
         return unavailable();
     };
+    let stats = counted.stats;
     let now = crate::clock::now_ms();
     let mut accounts = Vec::new();
     for account in app.runtime.services().accounts().list() {
@@ -212,7 +213,7 @@ pub(super) async fn overview(
             }
             h2 { "Inbox" }
             p {
-                (stats.events) " events, " (stats.pending) " pending, " (stats.runs) " runs recorded. "
+                (stats.events) " events, " (stats.pending) " pending, " (stats.runs) " runs recorded, as of " (when(counted.as_of_ms)) ". "
                 a href="/ui/events?dead=true" { "Dead letters" }
             }
         };
@@ -312,7 +313,7 @@ pub(super) async fn event(
     Query(done): Query<Done>,
 ) -> Response {
     let detail = match app.inbox.event_detail(seq).await {
-        Ok(Some(detail)) => detail,
+        Ok(Some(detail)) => crate::server::admin::for_operator(detail),
         Ok(None) => {
             let body = html! { p { "No event #" (seq) " (never, or pruned)." } };
             return (

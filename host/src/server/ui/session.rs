@@ -82,26 +82,40 @@ pub(super) fn sign_out_cookie() -> HeaderValue {
     HeaderValue::from_static("igloo_ui=; Path=/ui; HttpOnly; SameSite=Strict; Max-Age=0")
 }
 
+/// Most session cookies checked per request: each check is an HMAC, and a
+/// request may carry tens of thousands of cookies.
+const MAX_COOKIES_CHECKED: usize = 4;
+
 /// The operator whose valid session cookie `headers` carry: one signed
 /// with `key`, fresh, and issued after the last sign-out (`signed_out_ms`).
-/// Every cookie of that name is looked at, so a stray one (set for a
-/// parent domain, say) does not shadow the real one.
+/// A stray cookie of that name (set for a parent domain, say) does not
+/// shadow the real one: the freshest [`MAX_COOKIES_CHECKED`] of those whose
+/// time could be a session's are checked, newest first, and no others.
 fn operator(headers: &HeaderMap, key: &str, signed_out_ms: u64) -> Option<Operator> {
     let now = crate::clock::now_ms();
-    headers
+    let mut candidates: Vec<(u64, &str)> = headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|header| header.to_str().ok())
         .flat_map(|cookies| cookies.split(';'))
         .filter_map(|cookie| cookie.trim().strip_prefix(COOKIE)?.strip_prefix('='))
-        .find_map(|value| {
+        .filter_map(|value| {
             let (issued, signature) = value.split_once('.')?;
             let issued_ms: u64 = issued.parse().ok()?;
             let fresh =
                 issued_ms <= now && now - issued_ms <= LIFETIME_MS && issued_ms > signed_out_ms;
-            let signed = crate::server::secrets_match(signature, &sign(key, "session", issued_ms));
-            (fresh && signed).then(|| Operator {
-                csrf: sign(key, "form", issued_ms),
+            fresh.then_some((issued_ms, signature))
+        })
+        .collect();
+    candidates.sort_unstable_by_key(|&(issued_ms, _)| std::cmp::Reverse(issued_ms));
+    candidates
+        .into_iter()
+        .take(MAX_COOKIES_CHECKED)
+        .find_map(|(issued_ms, signature)| {
+            crate::server::secrets_match(signature, &sign(key, "session", issued_ms)).then(|| {
+                Operator {
+                    csrf: sign(key, "form", issued_ms),
+                }
             })
         })
 }
@@ -246,6 +260,38 @@ mod tests {
         assert!(
             super::operator(&with_cookie(&form_token), KEY, 0).is_none(),
             "a form token is no session"
+        );
+    }
+
+    #[test]
+    fn only_the_freshest_few_session_cookies_are_checked() {
+        let issued = crate::clock::now_ms() - 60_000;
+        let real = format!("igloo_ui={issued}.{}", sign(KEY, "session", issued));
+        let forged = |count: usize, issued_ms: u64| -> Vec<String> {
+            (0..count)
+                .map(|_| format!("igloo_ui={issued_ms}.{}", "0".repeat(64)))
+                .collect()
+        };
+        // Many older forgeries: the real one is the freshest, checked first.
+        let mut cookies = forged(20_000, issued - 1);
+        cookies.push(real.clone());
+        let started = std::time::Instant::now();
+        assert!(operator(&with_cookie(&cookies.join("; ")), KEY, 0).is_some());
+        // As many fresher ones: a few are checked, then no more (an HMAC
+        // each), and the real one, older than them, is not reached.
+        let mut cookies = forged(20_000, issued + 1);
+        cookies.push(real.clone());
+        assert!(operator(&with_cookie(&cookies.join("; ")), KEY, 0).is_none());
+        let mut cookies = forged(MAX_COOKIES_CHECKED - 1, issued + 1);
+        cookies.push(real);
+        assert!(
+            operator(&with_cookie(&cookies.join("; ")), KEY, 0).is_some(),
+            "a few strays do not shadow the real one"
+        );
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "{:?}",
+            started.elapsed()
         );
     }
 }
