@@ -200,8 +200,11 @@ impl Igloo {
         // Every store is open: what SQLite created (the -wal and -shm files
         // take their database's mode), and what an older igloo left, is
         // igloo's user's only.
-        private_files(data_dir)
-            .with_context(|| format!("making {} private", data_dir.display()))?;
+        // As with the folder: a file igloo may not change (a volume another
+        // user owns) is warned about, not a reason to stop.
+        if let Err(error) = private_files(data_dir) {
+            tracing::warn!(dir = %data_dir.display(), %error, "could not make the data directory's files private to igloo's user");
+        }
         let drain_timeout = Duration::from_millis(config.server.drain_timeout_ms);
         Ok(Self {
             state,

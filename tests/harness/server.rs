@@ -192,6 +192,24 @@ impl TestIgloo {
         (cookie.split(';').next().unwrap().to_owned(), client)
     }
 
+    /// Start Business Login from the dashboard (signed in as `cookie` with
+    /// `client`): the `state` igloo sends the owner to Instagram with.
+    pub async fn business_login_state(&self, client: &reqwest::Client, cookie: &str) -> String {
+        let start = client
+            .get(format!("{}/ui/accounts/connect", self.url))
+            .header("cookie", cookie)
+            .send()
+            .await
+            .unwrap();
+        let authorize = reqwest::Url::parse(start.headers()["location"].to_str().unwrap()).unwrap();
+        authorize
+            .query_pairs()
+            .find(|(name, _)| name == "state")
+            .unwrap()
+            .1
+            .into_owned()
+    }
+
     /// The inbox's counts.
     pub async fn stats(&self) -> InboxStats {
         self.inbox.stats().await.unwrap()

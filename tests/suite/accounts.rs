@@ -574,19 +574,7 @@ async fn business_login_connects_an_account_whose_webhooks_are_then_answered_wit
         )
         .await;
     assert_eq!(status, 200);
-    let again = client
-        .get(format!("{}/ui/accounts/connect", igloo.url))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap();
-    let authorize = reqwest::Url::parse(again.headers()["location"].to_str().unwrap()).unwrap();
-    let state = authorize
-        .query_pairs()
-        .find(|(name, _)| name == "state")
-        .unwrap()
-        .1
-        .into_owned();
+    let state = igloo.business_login_state(&client, &cookie).await;
     assert_eq!(callback(state).await.status(), 409);
     let (_, listed) = igloo.admin(Method::GET, "/admin/accounts", None).await;
     assert!(

@@ -197,3 +197,70 @@ async fn a_replay_without_force_gives_the_skipped_members_their_turn_back() {
     );
     assert_eq!(igloo.stats().await.pending, 0, "the event is complete");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_given_before_a_pause_still_ends_the_turn_when_the_event_is_taken_again() {
+    let graph = FakeGraph::start().await;
+    let plugins = tempfile::tempdir().unwrap();
+    let mut config = live_config(&graph);
+    config.server.admin_token = Some(OPERATOR_TOKEN.into());
+    let while_paused = [PROBE_GRANTS, &["conversations:while-paused"]].concat();
+    config.plugins = vec![
+        install_probe(plugins.path(), "first", PROBE_GRANTS),
+        // Runs in paused conversations: the pause cannot keep it from a turn.
+        install_probe(plugins.path(), "second", &while_paused),
+        install_probe(plugins.path(), "outside", PROBE_GRANTS),
+    ];
+    config.exclusive_groups = vec![ExclusiveGroup {
+        name: "keywords".into(),
+        plugins: vec!["first".into(), "second".into()],
+    }];
+    let igloo = TestIgloo::start(config).await;
+    let runs = runs_on(
+        &igloo,
+        json!({"op": "kv_list", "prefix": "", "then": "handle"}),
+    )
+    .await;
+    assert_eq!(
+        outcomes(&runs),
+        [("first", "ok"), ("outside", "ok"), ("second", "skipped")]
+    );
+
+    // A human takes the conversation; the operator replays the event for
+    // the plugin outside the group. `first`, paused, is left out of the
+    // run, but its answer stands: `second` must not answer too.
+    let (status, _) = igloo
+        .admin(
+            reqwest::Method::POST,
+            &format!(
+                "/admin/conversations/{}/1001/pause",
+                igloo_tests::ACCOUNT_ID
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    igloo
+        .cli(&["events", "replay", "1", "--plugin", "outside", "--force"])
+        .await
+        .unwrap();
+    igloo_tests::eventually("the replayed event to complete", || async {
+        let runs = igloo.inbox.runs(1).await.unwrap();
+        runs.iter()
+            .any(|run| run.plugin == "outside" && run.outcome == "paused")
+            .then_some(())
+    })
+    .await;
+    igloo.wait_until_idle().await;
+    let mut runs = igloo.inbox.runs(1).await.unwrap();
+    runs.sort_by(|a, b| a.plugin.cmp(&b.plugin));
+    assert_eq!(
+        outcomes(&runs),
+        [
+            ("first", "ok"),
+            ("outside", "paused"),
+            ("second", "skipped")
+        ],
+        "{runs:?}"
+    );
+}

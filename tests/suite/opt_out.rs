@@ -57,8 +57,8 @@ async fn stop_blocks_every_plugins_sends_to_that_person_until_start() {
     assert_eq!(graph.wait_for(3).await.len(), 3);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_run_that_gives_up_on_a_send_refused_by_rule_is_declined_not_a_dead_letter() {
+/// igloo with the probe `one`, after person 1001 sent STOP.
+async fn probe_one_after_1001_opted_out() -> (FakeGraph, TestIgloo, tempfile::TempDir) {
     let graph = FakeGraph::start().await;
     let plugins = tempfile::tempdir().unwrap();
     let mut config = live_config(&graph);
@@ -67,6 +67,12 @@ async fn a_run_that_gives_up_on_a_send_refused_by_rule_is_declined_not_a_dead_le
     igloo
         .run_and_report(&webhook::message("1001", "STOP").body(), "one")
         .await;
+    (graph, igloo, plugins)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_that_gives_up_on_a_send_refused_by_rule_is_declined_not_a_dead_letter() {
+    let (_graph, igloo, _plugins) = probe_one_after_1001_opted_out().await;
 
     // The probe returns its send's error as its own: the opt-out refused it.
     let send = json!({"op": "send_text", "to": "1001", "text": "hi"});
@@ -92,14 +98,7 @@ async fn a_run_that_gives_up_on_a_send_refused_by_rule_is_declined_not_a_dead_le
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_private_reply_to_a_comment_of_unknown_author_asks_meta_who_wrote_it_or_is_refused() {
-    let graph = FakeGraph::start().await;
-    let plugins = tempfile::tempdir().unwrap();
-    let mut config = live_config(&graph);
-    config.plugins = vec![install_probe(plugins.path(), "one", PROBE_GRANTS)];
-    let igloo = TestIgloo::start(config).await;
-    igloo
-        .run_and_report(&webhook::message("1001", "STOP").body(), "one")
-        .await;
+    let (graph, igloo, _plugins) = probe_one_after_1001_opted_out().await;
     let private_reply = |comment: &str| {
         json!({"op": "send", "to": {"comment": comment}, "content": {"text": "hi"}}).to_string()
     };
@@ -129,29 +128,31 @@ async fn a_private_reply_to_a_comment_of_unknown_author_asks_meta_who_wrote_it_o
         graph.requests()
     );
 
-    // Meta does not say: refused, nothing sent.
+    // Meta does not say: refused, nothing sent, and Meta is asked once
+    // however often the plugin tries.
     let unknown = "17900000000000099";
-    let body = webhook::comment(unknown, "2002", &private_reply(unknown))
+    let twice = json!({"op": "all", "commands": [
+        {"op": "send", "to": {"comment": unknown}, "content": {"text": "hi"}},
+        {"op": "send", "to": {"comment": unknown}, "content": {"text": "hi"}},
+    ]});
+    let body = webhook::comment(unknown, "2002", &twice.to_string())
         .without_author()
         .body();
     let report = igloo.run_and_report(&body, "one").await;
-    assert!(
-        report.starts_with("Err(Error::Denied(\"Meta does not say who wrote comment"),
-        "{report}"
-    );
+    let refusal = "Err(Error::Denied(\"Meta does not say who wrote comment";
+    assert_eq!(report.matches(refusal).count(), 2, "{report}");
+    let asked = graph
+        .requests()
+        .iter()
+        .filter(|request| request.path.ends_with(unknown))
+        .count();
+    assert_eq!(asked, 1, "{:?}", graph.requests());
     assert!(graph.sent_messages().is_empty(), "nothing was sent");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_public_reply_to_the_comment_of_a_person_who_opted_out_is_allowed() {
-    let graph = FakeGraph::start().await;
-    let plugins = tempfile::tempdir().unwrap();
-    let mut config = live_config(&graph);
-    config.plugins = vec![install_probe(plugins.path(), "one", PROBE_GRANTS)];
-    let igloo = TestIgloo::start(config).await;
-    igloo
-        .run_and_report(&webhook::message("1001", "STOP").body(), "one")
-        .await;
+    let (graph, igloo, _plugins) = probe_one_after_1001_opted_out().await;
     // A public reply is the business speaking on its own post, not a
     // message to the person: opt-outs and pauses do not cover it.
     let comment = "17900000000000077";

@@ -281,6 +281,17 @@ async fn a_timer_that_fires_after_the_window_closed_gets_window_closed_and_sends
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_timer_cancelled_after_it_fired_but_before_its_event_ran_does_not_run() {
+    cancelled_after_it_fired(false).await;
+}
+
+/// The same for a plugin in an exclusive group: its timer's event, held
+/// back, completes (the hold's record is no group skip to revive).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grouped_plugins_timer_cancelled_after_it_fired_does_not_run_and_its_event_completes() {
+    cancelled_after_it_fired(true).await;
+}
+
+async fn cancelled_after_it_fired(grouped: bool) {
     let graph = FakeGraph::start().await;
     let plugins = tempfile::tempdir().unwrap();
     let mut config = with_probe(&graph, &plugins);
@@ -290,6 +301,16 @@ async fn a_timer_cancelled_after_it_fired_but_before_its_event_ran_does_not_run(
     config
         .plugins
         .push(install_plugin(plugins.path(), sleeper, &[]));
+    if grouped {
+        // The probe answers first (its reports end the turn), so its
+        // partner never runs.
+        let partner = install_probe(plugins.path(), "partner", PROBE_GRANTS);
+        config.plugins.push(partner);
+        config.exclusive_groups = vec![igloo::config::ExclusiveGroup {
+            name: "g".into(),
+            plugins: vec!["probe".into(), "partner".into()],
+        }];
+    }
     config.runtime.deadline_ms = 1500;
     config.timers.min_delay_ms = 300;
     let igloo = TestIgloo::start(config).await;
@@ -324,10 +345,12 @@ async fn a_timer_cancelled_after_it_fired_but_before_its_event_ran_does_not_run(
         "the cancel found it"
     );
     assert!(graph.requests().is_empty(), "its send never happened");
+    let stats = igloo.wait_until_idle().await;
+    assert_eq!(stats.pending, 0, "every event completed: {stats:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn timers_that_fired_their_budget_of_the_minute_cannot_be_set_again_until_the_next() {
+async fn timers_that_fired_their_budget_of_the_minute_cannot_set_themselves_again() {
     // Not across a minute's turn, where the budget starts afresh.
     while igloo_tests::now_ms() % 60_000 > 45_000 {
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -338,27 +361,22 @@ async fn timers_that_fired_their_budget_of_the_minute_cannot_be_set_again_until_
     config.timers.min_delay_ms = 100;
     config.timers.max_firings_per_minute = 2;
     let igloo = TestIgloo::start(config).await;
-    let set = |key: &str| json!({"op": "timer_set", "key": key, "after_ms": 100, "payload": key});
-    let report = igloo
-        .probe(
-            "probe",
-            "1001",
-            json!({"op": "all", "commands": [set("a"), set("b")]}),
-        )
-        .await;
-    assert_eq!(report, "Ok(()) | Ok(())");
-    eventually("both timers to fire and send", || async {
-        (graph.sent_messages().len() == 2).then_some(())
-    })
-    .await;
-
-    // Another person's conversation, same plugin and account: refused.
-    let refused = igloo.probe("probe", "1002", set("c")).await;
+    // A timer that sets itself again each time it fires.
+    let rearm = json!({"op": "timer_set", "key": "loop", "after_ms": 100, "payload": "rearm"});
+    assert_eq!(igloo.probe("probe", "1001", rearm).await, "Ok(())");
+    // Event 1 is the message; 2 and 3 the timer's firings.
+    assert_eq!(report_at(&igloo, 2).await, "timer loop: Ok(())");
     assert_eq!(
-        refused,
-        "Err(Error::QuotaExceeded(\"this plugin's timers fired their budget of 2 a minute \
-         in this account; set it again after the minute\"))"
+        report_at(&igloo, 3).await,
+        "timer loop: Err(Error::QuotaExceeded(\"this plugin's timers fired their budget of 2 a \
+         minute in this account; a timer may set one again after the minute\"))"
     );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(igloo.wait_until_idle().await.events, 3, "the loop ended");
+
+    // A person's message still sets a timer.
+    let set = json!({"op": "timer_set", "key": "later", "after_ms": 60_000, "payload": "x"});
+    assert_eq!(igloo.probe("probe", "1002", set).await, "Ok(())");
     let metrics = igloo.get_text("/metrics").await;
     assert!(
         metrics.contains("igloo_timer_sets_over_budget_total 1"),

@@ -263,9 +263,17 @@ impl Accounts {
         let mut resealed = 0;
         for mut row in rows {
             let token = match (&row.token_sealed, &key) {
+                (Some(_), Some(_))
+                    if row.token_binding == store::UNBOUND && !store.binds_old_tokens =>
+                {
+                    // The store bound every token when it was upgraded: an
+                    // old-style one now was put back from an older copy.
+                    return Err(Unopenable(row.id.clone()).into());
+                }
                 (Some(sealed), Some(key)) if row.token_binding == store::UNBOUND => {
                     // Sealed before tokens were bound to their generation:
-                    // opened so this once, and sealed bound from now on.
+                    // opened so this once, as the store is upgraded, and
+                    // sealed bound from now on.
                     let token = key.open_unbound(&row.id, sealed)?;
                     row.token_sealed = Some(key.seal(&row.id, row.token_generation, &token));
                     row.token_binding = store::BOUND;

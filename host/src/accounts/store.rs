@@ -68,6 +68,11 @@ pub(super) struct Row {
 #[derive(Clone)]
 pub(super) struct AccountStore {
     connection: Arc<Mutex<Connection>>,
+    /// Whether this open is the one that bound tokens to their generation
+    /// (it migrated the store past version 1): only then may a token
+    /// sealed the old way be opened, and sealed again bound. Found later,
+    /// one was put back from an older copy.
+    pub(super) binds_old_tokens: bool,
 }
 
 /// Storage failed.
@@ -86,9 +91,11 @@ impl AccountStore {
         let mut connection = Connection::open(path)?;
         connection.pragma_update(None, "journal_mode", "WAL")?;
         connection.pragma_update(None, "synchronous", "FULL")?;
+        let version: i64 = connection.pragma_query_value(None, "user_version", |row| row.get(0))?;
         crate::migrate::to_latest(&mut connection, migrations(), path)?;
         Ok(Self {
             connection: Arc::new(Mutex::new(connection)),
+            binds_old_tokens: version < 2,
         })
     }
 

@@ -373,12 +373,25 @@ async fn tokens_sealed_before_generations_were_bound_open_once_and_are_sealed_ag
     assert_eq!(binding, 1, "sealed again, bound to its generation");
     assert_ne!(resealed, unbound);
 
-    // The unbound seal was good once: put back, it no longer opens.
+    // The unbound seal was good once: put back, it no longer opens, even
+    // marked as sealed the old way.
     put_back(&path, "42", &unbound);
     assert!(matches!(
         Accounts::open(&path, key(), &BTreeMap::new(), 0),
         Err(AccountsError::Unopenable(_))
     ));
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute("UPDATE accounts SET token_binding = 0 WHERE id = '42'", [])
+        .unwrap();
+    assert!(matches!(
+        Accounts::open(&path, key(), &BTreeMap::new(), 0),
+        Err(AccountsError::Unopenable(_))
+    ));
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .execute("UPDATE accounts SET token_binding = 1 WHERE id = '42'", [])
+        .unwrap();
     put_back(&path, "42", &resealed);
     let accounts = Accounts::open(&path, key(), &BTreeMap::new(), 0).unwrap();
     assert_eq!(

@@ -18,6 +18,7 @@ use wasmtime::component::Linker;
 
 use super::ServesHostCalls;
 use crate::clock::now_ms;
+use crate::events::EventKind;
 use crate::journal::Call;
 use crate::plugin_api::scheduler::{Host, When};
 use crate::plugin_api::{Capability, HostError, HostResult, HostView, ViewOf};
@@ -43,10 +44,10 @@ pub struct TimersConfig {
     pub max_key_bytes: usize,
     /// Bytes of a timer's payload.
     pub max_payload_bytes: usize,
-    /// Timers of one plugin that may fire in one account in a minute. Past
-    /// it, the plugin's `set` in that account is refused (`quota-exceeded`)
-    /// until the next minute, so timers that keep setting themselves again
-    /// cannot run without end.
+    /// Timers of one plugin that may fire in one account in a (calendar)
+    /// minute. Past it, a `set` from one of the plugin's timers in that
+    /// account is refused (`quota-exceeded`) until the next minute, so
+    /// timers that keep setting themselves again cannot run without end.
     pub max_firings_per_minute: u64,
 }
 
@@ -239,13 +240,18 @@ impl HostView<'_, Scheduler> {
     async fn set_checked(&self, key: &str, when: When, payload: Vec<u8>) -> HostResult<()> {
         let limits = &self.service.limits;
         let mut timer = self.timer(key)?;
-        if self
-            .service
-            .over_budget(&timer.plugin, &timer.account_id, now_ms())
+        // Timers that keep setting themselves again are what could run
+        // without end; a set prompted by a person's message is not held
+        // back by what timers did.
+        let from_a_timer = matches!(self.run.event.kind, EventKind::Timer(_));
+        if from_a_timer
+            && self
+                .service
+                .over_budget(&timer.plugin, &timer.account_id, now_ms())
         {
             return Err(HostError::QuotaExceeded(format!(
                 "this plugin's timers fired their budget of {} a minute in this account; \
-                 set it again after the minute",
+                 a timer may set one again after the minute",
                 limits.max_firings_per_minute
             ))
             .into());

@@ -124,16 +124,47 @@ pub(crate) fn turn<'a>(members: &[&'a str], runs: &[RunRecord]) -> Turn<'a> {
 
 /// Whether `plugin`'s run on the event is a skip (another member answered).
 pub(crate) fn was_skipped(runs: &[RunRecord], plugin: &str) -> bool {
-    runs.iter()
-        .any(|run| run.plugin == plugin && run.outcome == SKIPPED && run.retry_at_ms.is_none())
+    skip_of(runs, plugin).is_some()
 }
+
+/// The member whose answer `plugin` was skipped for in `group`, if that is
+/// what its record says (a skip by a hold, say, names no one).
+fn skip_of<'r>(runs: &'r [RunRecord], plugin: &str) -> Option<&'r RunRecord> {
+    runs.iter()
+        .find(|run| run.plugin == plugin && run.outcome == SKIPPED && run.retry_at_ms.is_none())
+}
+
+/// Whether `plugin` was skipped in `group` for an answer that no longer
+/// stands: the member named as answering has since passed, or waits to run
+/// again (an operator replayed it). Only then may `plugin` have its turn
+/// back; while the answer stands, or if its record is gone, never.
+pub(crate) fn answer_taken_back(runs: &[RunRecord], plugin: &str, group: &str) -> bool {
+    let Some(skip) = skip_of(runs, plugin) else {
+        return false;
+    };
+    let Some(by) = skip
+        .detail
+        .strip_prefix(&format!("exclusive group `{group}`: `"))
+        .and_then(|rest| rest.strip_suffix(ANSWERED))
+    else {
+        return false;
+    };
+    runs.iter().any(|run| {
+        run.plugin == by
+            && (run.retry_at_ms.is_some()
+                || [PASSED, SKIPPED, HELD_BACK].contains(&run.outcome.as_str()))
+    })
+}
+
+/// How a skip's detail ends, after the member that answered.
+const ANSWERED: &str = "` answered the event";
 
 /// The record of `plugin`, skipped in `group` because `by` ended the turn.
 pub(crate) fn skipped(plugin: &str, group: &str, by: &str) -> RunRecord {
     RunRecord::finished(
         plugin,
         SKIPPED,
-        &format!("exclusive group `{group}`: `{by}` answered the event"),
+        &format!("exclusive group `{group}`: `{by}{ANSWERED}"),
     )
 }
 

@@ -342,12 +342,18 @@ impl Dispatcher {
     /// exclusive group only the member whose turn it is runs, and those
     /// `hold` holds back, which are recorded as such.
     fn plan(&self, event: &Event, runs: &[RunRecord], now_ms: u64, hold: Hold) -> Plan<'_> {
-        let (subscribed, held): (Vec<&LoadedPlugin>, Vec<&LoadedPlugin>) = self
+        let receiving: Vec<&LoadedPlugin> = self
             .runtime
             .plugins()
             .iter()
             .filter(|plugin| plugin.info.receives(event))
+            .collect();
+        let (subscribed, held): (Vec<&LoadedPlugin>, Vec<&LoadedPlugin>) = receiving
+            .iter()
+            .copied()
             .partition(|plugin| hold.lets_through(plugin));
+        // A group's turn counts every member the event is for, held back
+        // or not: an answer given before a pause still stands.
         let turns: Vec<(&ExclusiveGroup, groups::Turn<'_>)> = self
             .groups
             .iter()
@@ -356,20 +362,20 @@ impl Dispatcher {
                     .plugins
                     .iter()
                     .map(String::as_str)
-                    .filter(|id| subscribed.iter().any(|plugin| plugin.info.id == *id))
+                    .filter(|id| receiving.iter().any(|plugin| plugin.info.id == *id))
                     .collect();
                 let turn = groups::turn(&members, runs);
                 (group, turn)
             })
             .collect();
-        // A member skipped by an answer that no longer stands (a replay
-        // took it back) is not finished: it waits for its turn again.
+        // A member skipped for an answer that no longer stands (a replay
+        // took it back) is not finished: its turn comes again.
         let revived = |id: &str| {
-            groups::was_skipped(runs, id)
-                && turns.iter().any(|(group, turn)| {
-                    !matches!(turn, groups::Turn::Over { .. })
-                        && group.plugins.iter().any(|member| member == id)
-                })
+            turns.iter().any(|(group, turn)| {
+                !matches!(turn, groups::Turn::Over { .. })
+                    && group.plugins.iter().any(|member| member == id)
+                    && groups::answer_taken_back(runs, id, &group.name)
+            })
         };
         let finished = |id: &str| inbox::is_done_for(runs, id) && !revived(id);
         let due = |id: &str| inbox::is_due_for(runs, id, now_ms) || revived(id);

@@ -73,10 +73,11 @@ pub struct RunContext {
     pub transient_failures: AtomicU32,
     /// The plugin asked for a retry should it fail (`run.retry-on-failure`).
     pub retry_requested: AtomicBool,
-    /// Host calls igloo refused by rule (the person opted out, a human has
-    /// the conversation, the messaging window is closed): a plugin that
-    /// gives up after one declined to act, it did not fail.
-    pub policy_refusals: AtomicU32,
+    /// Whether the last error a host call returned was a refusal by rule
+    /// (the person opted out, a human has the conversation, the messaging
+    /// window is closed): a plugin that gives up right after one declined
+    /// to act, it did not fail. Any other error since clears it.
+    pub last_error_by_rule: AtomicBool,
 }
 
 impl RunContext {

@@ -12,9 +12,9 @@ mod context;
 use std::sync::atomic::Ordering;
 
 pub use bindings::{
-    ApiVersion, GuestEvent, GuestInstance, GuestPre, HostError, Outcome, SERVED_VERSIONS, comments,
-    conversations, kv, log, messaging, profiles, public_profiles, run, scheduler, settings, types,
-    v0_1_0, v0_2_0,
+    ApiVersion, GuestEvent, GuestInstance, GuestPre, HostError, Outcome, SERVED_VERSIONS,
+    ShapeCheck, comments, conversations, kv, log, messaging, profiles, public_profiles, run,
+    scheduler, settings, types, v0_1_0, v0_2_0,
 };
 pub use capability::{Capability, UnknownCapability};
 pub use context::{HostView, PluginInfo, RunContext, UpstreamClock, UpstreamWait, ViewOf};
@@ -76,12 +76,13 @@ impl<S> types::Host for HostView<'_, S> {
                     // the host's) bad minute, not the plugin's: retried.
                     self.run.transient_failures.fetch_add(1, Ordering::Relaxed);
                 }
-                if matches!(
+                let by_rule = matches!(
                     error,
                     HostError::OptedOut | HostError::Paused | HostError::WindowClosed
-                ) {
-                    self.run.policy_refusals.fetch_add(1, Ordering::Relaxed);
-                }
+                );
+                self.run
+                    .last_error_by_rule
+                    .store(by_rule, Ordering::Relaxed);
                 Ok(error)
             }
             HostFailure::Trap(trap) => Err(trap),

@@ -30,7 +30,9 @@ use crate::config::Config;
 use crate::events::{Event, Subscriptions};
 use crate::graph::GraphClient;
 use crate::journal::{JournalStop, RunJournal};
-use crate::plugin_api::{GuestEvent, GuestPre, Outcome, PluginInfo, RunContext, UpstreamClock};
+use crate::plugin_api::{
+    GuestEvent, GuestPre, Outcome, PluginInfo, RunContext, ShapeCheck, UpstreamClock,
+};
 use crate::untrusted;
 
 /// How a run ended.
@@ -268,7 +270,7 @@ impl Runtime {
                         let runtime = &runtime;
                         unproven
                             .prove(async |shape, plugin, limits| {
-                                runtime.instantiates(shape, plugin, limits).await
+                                runtime.fits(shape, plugin, limits).await
                             })
                             .await
                     }
@@ -288,14 +290,16 @@ impl Runtime {
         Ok(runtime)
     }
 
-    /// Whether `shape` instantiates, as it would for a run (same limits,
-    /// same services), on an event of no account: `Err` says why not.
-    async fn instantiates(
+    /// Whether `shape` fits the component: it is instantiated once, under
+    /// the plugin's limits but with no host call allowed (nothing it does
+    /// while instantiating can act), on an event of no account, and its
+    /// exports are checked against the shape.
+    async fn fits(
         &self,
         shape: &GuestPre<InstanceState>,
         plugin: Arc<PluginInfo>,
         limits: Limits,
-    ) -> Result<(), String> {
+    ) -> Result<(), plugin::Misfit> {
         let event = Arc::new(Event {
             key: "igloo:load-check".into(),
             account_id: String::new(),
@@ -315,21 +319,28 @@ impl Runtime {
                 plugin: plugin.id.clone(),
             },
         );
-        let (mut store, upstream) = self.store(&self.services, plugin, event, 0, journal, limits);
+        let trial_limits = Limits {
+            max_host_calls: 0,
+            ..limits
+        };
+        let (mut store, upstream) =
+            self.store(&self.services, plugin, event, 0, journal, trial_limits);
         let started = Instant::now();
-        let instantiating = shape.instantiate_async(&mut store);
+        let checking = shape.check_shape(&mut store);
+        let failed = |error: &wasmtime::Error, store: &Store<InstanceState>| {
+            let refused = store.data().limiter.memory_refused;
+            classify_failure(true, error, refused, &trial_limits).detail()
+        };
         match self
-            .bounded(instantiating, started, limits.deadline, &upstream)
+            .bounded(checking, started, limits.deadline, &upstream)
             .await
         {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(error)) => {
-                Err(
-                    classify_failure(true, &error, store.data().limiter.memory_refused, &limits)
-                        .detail(),
-                )
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(ShapeCheck::Types(error))) => Err(plugin::Misfit::Types(failed(&error, &store))),
+            Ok(Err(ShapeCheck::Instantiate(error))) => {
+                Err(plugin::Misfit::Unchecked(failed(&error, &store)))
             }
-            Err(outcome) => Err(outcome.detail()),
+            Err(outcome) => Err(plugin::Misfit::Unchecked(outcome.detail())),
         }
     }
 
@@ -561,9 +572,9 @@ impl Runtime {
         let transient_failures = state.run.transient_failures.load(Ordering::Relaxed);
         let retry_requested =
             returned_retryable || state.run.retry_requested.load(Ordering::Relaxed);
-        // Refused by rule and nothing passing went wrong: the plugin
-        // declined, it did not fail.
-        let declined = state.run.policy_refusals.load(Ordering::Relaxed) > 0
+        // Its last error was a refusal by rule, and nothing passing went
+        // wrong: the plugin declined, it did not fail.
+        let declined = state.run.last_error_by_rule.load(Ordering::Relaxed)
             && transient_failures == 0
             && !retry_requested;
         receipt.outcome = match result {
@@ -616,7 +627,7 @@ impl Runtime {
             journal,
             transient_failures: AtomicU32::new(0),
             retry_requested: AtomicBool::new(false),
-            policy_refusals: AtomicU32::new(0),
+            last_error_by_rule: AtomicBool::new(false),
         };
         let state = InstanceState::new(run, Arc::clone(services), limits);
         let mut store = Store::new(&self.engine, state);

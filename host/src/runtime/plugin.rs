@@ -106,39 +106,60 @@ pub(super) struct Unproven {
     pub(super) shapes: Vec<GuestPre<InstanceState>>,
 }
 
+/// Why a shape did not fit a component at load.
+pub(super) enum Misfit {
+    /// It instantiated, and its exports' types are not the shape's.
+    Types(String),
+    /// It did not instantiate (a trap in its start, a limit, a host call
+    /// while instantiating), so its types were never checked.
+    Unchecked(String),
+}
+
 impl Unproven {
-    /// The plugin served as the first of its shapes that `instantiates`,
-    /// or why none did. Instantiating type-checks a component's exports, so
-    /// one whose types match nothing igloo serves is refused here, at load,
-    /// rather than failing every event.
+    /// The plugin served as the first of its shapes whose types its
+    /// exports match, checked by instantiating it (`fits`), so a component
+    /// that matches nothing igloo serves is refused here, at load, rather
+    /// than failing every event. One whose instantiation fails before its
+    /// types can be checked is loaded as the newest shape: its runs fail
+    /// on their own, and its circuit breaker sees to them.
     pub(super) async fn prove(
         self,
-        instantiates: impl AsyncFn(
-            &GuestPre<InstanceState>,
-            Arc<PluginInfo>,
-            Limits,
-        ) -> Result<(), String>,
+        fits: impl AsyncFn(&GuestPre<InstanceState>, Arc<PluginInfo>, Limits) -> Result<(), Misfit>,
     ) -> Result<LoadedPlugin, LoadError> {
         let mut refusals = Vec::new();
         let version = self.shapes.first().map(|shape| shape.version().as_str());
-        for shape in self.shapes {
-            match instantiates(&shape, Arc::clone(&self.info), self.limits).await {
+        let mut shapes = self.shapes.into_iter();
+        let mut chosen = None;
+        for shape in shapes.by_ref() {
+            match fits(&shape, Arc::clone(&self.info), self.limits).await {
                 Ok(()) => {
-                    return Ok(LoadedPlugin {
-                        concurrency: Semaphore::new(self.limits.max_concurrency as usize),
-                        info: self.info,
-                        pre: shape,
-                        limits: self.limits,
-                        breaker: self.breaker,
-                    });
+                    chosen = Some(shape);
+                    break;
                 }
-                Err(why) => refusals.push(format!("as {}: {why}", shape.shape())),
+                Err(Misfit::Types(why)) => refusals.push(format!("as {}: {why}", shape.shape())),
+                Err(Misfit::Unchecked(why)) => {
+                    tracing::warn!(
+                        plugin = %self.info.id, reason = %why,
+                        "the plugin did not instantiate at load; loaded unchecked, its runs will say why"
+                    );
+                    chosen = Some(shape);
+                    break;
+                }
             }
         }
-        Err(LoadError::Shape {
-            plugin: self.info.id.clone(),
-            version: version.unwrap_or("?"),
-            why: refusals.join("; "),
+        let Some(pre) = chosen else {
+            return Err(LoadError::Shape {
+                plugin: self.info.id.clone(),
+                version: version.unwrap_or("?"),
+                why: refusals.join("; "),
+            });
+        };
+        Ok(LoadedPlugin {
+            concurrency: Semaphore::new(self.limits.max_concurrency as usize),
+            info: self.info,
+            pre,
+            limits: self.limits,
+            breaker: self.breaker,
         })
     }
 }

@@ -1,7 +1,9 @@
 //! `GET /dry-run/calls`: what igloo would have sent to Meta, when running
 //! as a dry run (404 in live mode). The calls carry what plugins said to
-//! people: the admin token is needed, unless igloo listens on loopback
-//! addresses only (a developer's machine).
+//! people: the admin token is needed whenever one is set. Without one, they
+//! are served only while igloo listens on loopback addresses only (a
+//! developer's machine, the quickstart); a proxy in front on the same host
+//! is no reason to drop the token, since one is set for it.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -15,9 +17,8 @@ use super::AppState;
 
 /// The recorded outbound calls, oldest first.
 pub(super) async fn calls(State(app): State<Arc<AppState>>, headers: HeaderMap) -> Response {
-    if !app.loopback_only.load(Ordering::Relaxed)
-        && let Err(refusal) = super::admin::authorise(&app, &headers)
-    {
+    let open = app.admin_token.is_none() && app.loopback_only.load(Ordering::Relaxed);
+    if !open && let Err(refusal) = super::admin::authorise(&app, &headers) {
         return refusal.into_response();
     }
     match &app.dry_run {

@@ -300,12 +300,22 @@ pub trait HostState: Send + Sync + 'static {
         comment_id: &str,
     ) -> Result<(), StateError>;
 
-    /// The author of a known comment, when Meta said who it was.
+    /// The author of a known comment, when Meta said who it was (an empty
+    /// id: Meta was asked, and did not say).
     async fn comment_author(
         &self,
         account_id: &str,
         comment_id: &str,
     ) -> Result<Option<String>, StateError>;
+    /// What Meta answered when asked who wrote a known comment whose
+    /// webhook did not say: its author, or `None` for no answer (kept as an
+    /// empty id, so Meta is asked once). An author already known stays.
+    async fn learn_comment_author(
+        &self,
+        account_id: &str,
+        comment_id: &str,
+        author_id: Option<&str>,
+    ) -> Result<(), StateError>;
 
     /// The person opted out of (`opted_out`) or back in to automated
     /// messages with a message sent at `at_ms`; an earlier message than the

@@ -624,6 +624,25 @@ impl HostState for SqliteState {
         .await
     }
 
+    async fn learn_comment_author(
+        &self,
+        account_id: &str,
+        comment_id: &str,
+        author_id: Option<&str>,
+    ) -> Result<(), StateError> {
+        let (account_id, comment_id) = (account_id.to_owned(), comment_id.to_owned());
+        let author_id = author_id.unwrap_or_default().to_owned();
+        self.write(move |db| {
+            db.prepare_cached(
+                "UPDATE comments SET author_id = ?3
+                 WHERE account_id = ?1 AND comment_id = ?2 AND author_id IS NULL",
+            )?
+            .execute(params![account_id, comment_id, author_id])
+            .map(|_| ())
+        })
+        .await
+    }
+
     async fn record_opt_out(
         &self,
         account_id: &str,

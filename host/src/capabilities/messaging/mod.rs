@@ -117,9 +117,15 @@ impl HostView<'_, Messaging> {
         let made_at = state.comment_time(account_id, comment_id).await?;
         policy::check_comment_age(made_at, now_ms())?;
         let author = match state.comment_author(account_id, comment_id).await? {
-            Some(author) => author,
+            Some(author) => Some(author).filter(|author| !author.is_empty()),
             None => self.learn_comment_author(comment_id).await?,
         };
+        let author = author.ok_or_else(|| {
+            HostError::Denied(format!(
+                "Meta does not say who wrote comment {comment_id}, so igloo cannot check they \
+                 may be messaged (opt-out, pause)"
+            ))
+        })?;
         self.check_reachable(&author).await?;
         if !state
             .claim_private_reply(account_id, comment_id, &self.run.plugin.id)
@@ -133,25 +139,23 @@ impl HostView<'_, Messaging> {
         Ok(())
     }
 
-    /// Ask Meta who wrote `comment_id` (a comment has one private reply, so
-    /// this is asked once per reply at most); refused if Meta does not say.
-    async fn learn_comment_author(&self, comment_id: &str) -> HostResult<String> {
+    /// Ask Meta who wrote `comment_id`, and remember the answer, whatever
+    /// it is, so Meta is asked once per comment however often a plugin
+    /// tries.
+    async fn learn_comment_author(&self, comment_id: &str) -> HostResult<Option<String>> {
         let account_id = self.run.account_id();
         let comment = GraphId::parse("comment id", comment_id)?;
         let graph = &self.service.graph;
         let learned = self
             .run
             .upstream(graph.comment_author(account_id, &comment))
+            .await?
+            .filter(|author| GraphId::parse("comment author", author).is_ok());
+        self.service
+            .state
+            .learn_comment_author(account_id, comment_id, learned.as_deref())
             .await?;
-        let author = learned
-            .filter(|author| GraphId::parse("comment author", author).is_ok())
-            .ok_or_else(|| {
-                HostError::Denied(format!(
-                    "Meta does not say who wrote comment {comment_id}, so igloo cannot check \
-                     they may be messaged (opt-out, pause)"
-                ))
-            })?;
-        Ok(author)
+        Ok(learned)
     }
 
     /// Send `outgoing` to `to` at most once across executions of the run.

@@ -57,22 +57,27 @@ impl OptOutConfig {
         Ok(())
     }
 
-    /// What a person sending `texts` (a message's text; a button's title
-    /// and payload) decides: `Some(true)` opts out, `Some(false)` opts in,
-    /// `None` leaves things as they are.
-    fn decide(&self, texts: &[Option<&str>]) -> Option<bool> {
-        let texts: Vec<String> = texts
-            .iter()
-            .map(|text| bare(text.unwrap_or_default()))
-            .collect();
-        let is = |keywords: &[String]| {
+    /// What a person decides by saying `said` (a message's text, a
+    /// button's title) and tapping something that carries `payloads`:
+    /// `Some(true)` opts out, `Some(false)` opts in, `None` leaves things
+    /// as they are. A payload is the business's text, not the person's:
+    /// it may opt them out (a "Stop these" button), never back in.
+    fn decide(&self, said: &[Option<&str>], payloads: &[Option<&str>]) -> Option<bool> {
+        let bare_all = |texts: &[Option<&str>]| -> Vec<String> {
+            texts
+                .iter()
+                .map(|text| bare(text.unwrap_or_default()))
+                .collect()
+        };
+        let (said, payloads) = (bare_all(said), bare_all(payloads));
+        let any_is = |texts: &[String], keywords: &[String]| {
             keywords
                 .iter()
                 .any(|keyword| texts.contains(&bare(keyword)))
         };
-        if is(&self.stop_keywords) {
+        if any_is(&said, &self.stop_keywords) || any_is(&payloads, &self.stop_keywords) {
             Some(true)
-        } else if is(&self.start_keywords) || self.any_message_opts_in {
+        } else if any_is(&said, &self.start_keywords) || self.any_message_opts_in {
             Some(false)
         } else {
             None
@@ -125,25 +130,21 @@ pub(crate) async fn observe(
     // Whatever the person said: a message's text or the payload of the
     // quick reply they tapped, a message's new text, a button's title or
     // payload.
-    let (person, texts) = match &event.kind {
+    let (person, said, payload) = match &event.kind {
         EventKind::Message(message) => (
             &message.sender_id,
-            vec![
-                message.text.as_deref(),
-                message.quick_reply_payload.as_deref(),
-            ],
+            message.text.as_deref(),
+            message.quick_reply_payload.as_deref(),
         ),
-        EventKind::MessageEdit(edit) => (&edit.sender_id, vec![edit.text.as_deref()]),
+        EventKind::MessageEdit(edit) => (&edit.sender_id, edit.text.as_deref(), None),
         EventKind::Postback(postback) => (
             &postback.sender_id,
-            vec![
-                Some(postback.title.as_str()),
-                Some(postback.payload.as_str()),
-            ],
+            Some(postback.title.as_str()),
+            Some(postback.payload.as_str()),
         ),
         _ => return Ok(()),
     };
-    let Some(opted_out) = rules.of(&event.account_id).decide(&texts) else {
+    let Some(opted_out) = rules.of(&event.account_id).decide(&[said], &[payload]) else {
         return Ok(());
     };
     state
@@ -158,10 +159,10 @@ mod tests {
     #[test]
     fn keywords_match_whole_messages_ignoring_case_and_spaces() {
         let rules = OptOutConfig::default();
-        assert_eq!(rules.decide(&[Some("stop")]), Some(true));
-        assert_eq!(rules.decide(&[Some("  Stop \n")]), Some(true));
-        assert_eq!(rules.decide(&[Some("START")]), Some(false));
-        assert_eq!(rules.decide(&[Some("please stop")]), None);
+        assert_eq!(rules.decide(&[Some("stop")], &[]), Some(true));
+        assert_eq!(rules.decide(&[Some("  Stop \n")], &[]), Some(true));
+        assert_eq!(rules.decide(&[Some("START")], &[]), Some(false));
+        assert_eq!(rules.decide(&[Some("please stop")], &[]), None);
         for stop in [
             "Stop!",
             "STOP.",
@@ -170,22 +171,32 @@ mod tests {
             "s\u{200B}top",
             "\u{FEFF}stop",
         ] {
-            assert_eq!(rules.decide(&[Some(stop)]), Some(true), "{stop:?}");
+            assert_eq!(rules.decide(&[Some(stop)], &[]), Some(true), "{stop:?}");
         }
         assert_eq!(
-            rules.decide(&[Some("Unsubscribe me"), Some("STOP")]),
+            rules.decide(&[Some("Unsubscribe me")], &[Some("STOP")]),
             Some(true),
             "a button whose payload is a stop keyword"
         );
-        assert_eq!(rules.decide(&[Some("hello")]), None);
-        assert_eq!(rules.decide(&[None]), None);
+        assert_eq!(
+            rules.decide(&[Some("Yes please")], &[Some("START")]),
+            None,
+            "a payload never opts back in: the business wrote it"
+        );
+        assert_eq!(rules.decide(&[Some("start")], &[None]), Some(false));
+        assert_eq!(rules.decide(&[Some("hello")], &[]), None);
+        assert_eq!(rules.decide(&[None], &[]), None);
         let any = OptOutConfig {
             any_message_opts_in: true,
             ..OptOutConfig::default()
         };
-        assert_eq!(any.decide(&[Some("hello")]), Some(false));
-        assert_eq!(any.decide(&[None]), Some(false), "a photo is writing again");
-        assert_eq!(any.decide(&[Some("STOP")]), Some(true));
+        assert_eq!(any.decide(&[Some("hello")], &[]), Some(false));
+        assert_eq!(
+            any.decide(&[None], &[]),
+            Some(false),
+            "a photo is writing again"
+        );
+        assert_eq!(any.decide(&[Some("STOP")], &[]), Some(true));
     }
 
     #[test]
@@ -215,9 +226,9 @@ mod tests {
             default: OptOutConfig::default(),
             accounts: BTreeMap::from([("pt".to_owned(), own)]),
         };
-        assert_eq!(rules.of("pt").decide(&[Some("parar")]), Some(true));
-        assert_eq!(rules.of("pt").decide(&[Some("stop")]), None);
-        assert_eq!(rules.of("other").decide(&[Some("stop")]), Some(true));
+        assert_eq!(rules.of("pt").decide(&[Some("parar")], &[]), Some(true));
+        assert_eq!(rules.of("pt").decide(&[Some("stop")], &[]), None);
+        assert_eq!(rules.of("other").decide(&[Some("stop")], &[]), Some(true));
     }
 
     #[tokio::test]
@@ -251,9 +262,12 @@ mod tests {
             observe(&state, &rules, &event, 10).await.unwrap();
             assert!(state.opted_out("1", person).await.unwrap(), "{person}");
         }
-        assert!(
-            OBSERVED_KINDS.contains(&"message-edit"),
-            "the host sees edits even when no plugin subscribes to them"
-        );
+        let observed = crate::capabilities::HostServices::observed_events();
+        for kind in ["message", "message-edit", "postback"] {
+            assert!(
+                observed.kinds.contains(kind),
+                "the host sees {kind} events even when no plugin subscribes to them"
+            );
+        }
     }
 }

@@ -151,18 +151,29 @@ CREATE INDEX runs_retry ON runs(retry_at_ms) WHERE retry_at_ms IS NOT NULL;
 /// names (see [`Event::counterpart_id`]). An event that does not read back,
 /// or belongs to no conversation, keeps none.
 fn backfill_person_ids(transaction: &rusqlite::Transaction<'_>) -> HookResult {
-    let missing: Vec<(i64, String)> = transaction
-        .prepare("SELECT seq, body FROM events WHERE person_id IS NULL")?
-        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
-        .collect::<Result<_, _>>()?;
+    // In batches by position, so a large inbox is never read into memory
+    // at once.
+    const BATCH: i64 = 1000;
+    let mut select = transaction.prepare(
+        "SELECT seq, body FROM events WHERE person_id IS NULL AND seq > ?1 ORDER BY seq LIMIT ?2",
+    )?;
     let mut update = transaction.prepare("UPDATE events SET person_id = ?1 WHERE seq = ?2")?;
-    let mut filled = 0u64;
-    for (seq, body) in &missing {
-        let Ok(event) = serde_json::from_str::<Event>(body) else {
-            continue;
+    let (mut after, mut filled) = (0i64, 0u64);
+    loop {
+        let batch: Vec<(i64, String)> = select
+            .query_map(params![after, BATCH], |row| Ok((row.get(0)?, row.get(1)?)))?
+            .collect::<Result<_, _>>()?;
+        let Some((last, _)) = batch.last() else {
+            break;
         };
-        if let Some(person) = event.counterpart_id() {
-            filled += update.execute(params![person, seq])? as u64;
+        after = *last;
+        for (seq, body) in &batch {
+            let Ok(event) = serde_json::from_str::<Event>(body) else {
+                continue;
+            };
+            if let Some(person) = event.counterpart_id() {
+                filled += update.execute(params![person, seq])? as u64;
+            }
         }
     }
     if filled > 0 {

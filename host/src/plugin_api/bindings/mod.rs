@@ -63,6 +63,16 @@ pub enum GuestPre<T: 'static> {
     V0_2_0(AutomationPre<T>),
 }
 
+/// Why [`GuestPre::check_shape`] failed.
+#[derive(Debug)]
+pub enum ShapeCheck {
+    /// The component did not instantiate (a limit, a trap in its start):
+    /// its types were never looked at.
+    Instantiate(wasmtime::Error),
+    /// It instantiated, but its exports' types are not this shape's.
+    Types(wasmtime::Error),
+}
+
 /// An instance of a plugin, as the API version it targets.
 pub enum GuestInstance {
     /// A 0.1.0 plugin built with igloo's first release.
@@ -127,6 +137,28 @@ impl<T: Send + 'static> GuestPre<T> {
         }
     }
 
+    /// Instantiate in `store`, then check the instance's exports against
+    /// this shape: [`ShapeCheck`] says which of the two failed, if either.
+    pub async fn check_shape(&self, store: &mut Store<T>) -> Result<(), ShapeCheck> {
+        macro_rules! check {
+            ($pre:expr, $bindings:ty) => {{
+                let instance = $pre
+                    .instance_pre()
+                    .instantiate_async(&mut *store)
+                    .await
+                    .map_err(ShapeCheck::Instantiate)?;
+                <$bindings>::new(&mut *store, &instance)
+                    .map(drop)
+                    .map_err(ShapeCheck::Types)
+            }};
+        }
+        match self {
+            GuestPre::V0_1_0First(pre) => check!(pre, v0_1_0_first::Automation),
+            GuestPre::V0_1_0(pre) => check!(pre, v0_1_0::Automation),
+            GuestPre::V0_2_0(pre) => check!(pre, Automation),
+        }
+    }
+
     /// A fresh instance in `store`.
     pub async fn instantiate_async(&self, store: &mut Store<T>) -> wasmtime::Result<GuestInstance> {
         Ok(match self {
@@ -148,31 +180,26 @@ impl GuestInstance {
         store: &mut Store<T>,
         event: &GuestEvent,
     ) -> wasmtime::Result<Result<Outcome, PluginError>> {
+        // Both shapes of 0.1.0 answer alike; only their event's type differs.
+        macro_rules! handle_0_1_0 {
+            ($instance:expr, $shape:ident) => {{
+                let Some(event) = $shape::guest_event(event)? else {
+                    return Ok(Ok(Outcome::Passed));
+                };
+                let answer = $instance
+                    .igloo_plugin_handler()
+                    .call_handle(store, &event)
+                    .await?;
+                Ok(answer_of_0_1_0(answer.map_err(|error| error.message)))
+            }};
+        }
         match self {
             GuestInstance::V0_2_0(instance) => Ok(instance
                 .igloo_plugin_handler()
                 .call_handle(store, event)
                 .await?),
-            GuestInstance::V0_1_0(instance) => {
-                let Some(event) = v0_1_0::guest_event(event)? else {
-                    return Ok(Ok(Outcome::Passed));
-                };
-                let answer = instance
-                    .igloo_plugin_handler()
-                    .call_handle(store, &event)
-                    .await?;
-                Ok(answer_of_0_1_0(answer.map_err(|error| error.message)))
-            }
-            GuestInstance::V0_1_0First(instance) => {
-                let Some(event) = v0_1_0_first::guest_event(event)? else {
-                    return Ok(Ok(Outcome::Passed));
-                };
-                let answer = instance
-                    .igloo_plugin_handler()
-                    .call_handle(store, &event)
-                    .await?;
-                Ok(answer_of_0_1_0(answer.map_err(|error| error.message)))
-            }
+            GuestInstance::V0_1_0(instance) => handle_0_1_0!(instance, v0_1_0),
+            GuestInstance::V0_1_0First(instance) => handle_0_1_0!(instance, v0_1_0_first),
         }
     }
 }

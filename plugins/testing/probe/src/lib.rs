@@ -228,8 +228,13 @@ impl Plugin for Probe {
     }
 
     /// A timer sends its payload, as text, to its person, and reports
-    /// how that went.
+    /// how that went; one whose payload is `rearm` sets itself again
+    /// instead, 100 ms on, and reports that.
     fn on_timer(_: &Envelope, timer: &Timer) -> Result<Outcome, PluginError> {
+        if timer.payload == b"rearm" {
+            let set = scheduler::set(&timer.key, scheduler::When::AfterMs(100), b"rearm");
+            return Err(PluginError::new(format!("timer {}: {set:?}", timer.key)));
+        }
         let text = String::from_utf8_lossy(&timer.payload);
         let sent = messaging::send_text(&timer.person_id, &text);
         Err(PluginError::new(format!("timer {}: {sent:?}", timer.key)))
