@@ -128,9 +128,8 @@ impl Unproven {
     ) -> Result<LoadedPlugin, LoadError> {
         let mut refusals = Vec::new();
         let version = self.shapes.first().map(|shape| shape.version().as_str());
-        let mut shapes = self.shapes.into_iter();
         let mut chosen = None;
-        for shape in shapes.by_ref() {
+        for shape in self.shapes {
             match fits(&shape, Arc::clone(&self.info), self.limits).await {
                 Ok(()) => {
                     chosen = Some(shape);
