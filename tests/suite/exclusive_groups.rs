@@ -40,6 +40,22 @@ async fn runs_on(igloo: &TestIgloo, command: Value) -> Vec<RunRecord> {
     runs
 }
 
+/// The runs on event `seq`, by plugin, once `plugin`'s has ended
+/// `outcome` and igloo is idle.
+async fn runs_once(igloo: &TestIgloo, seq: i64, plugin: &str, outcome: &str) -> Vec<RunRecord> {
+    igloo_tests::eventually(&format!("{plugin}'s run to end {outcome}"), || async {
+        let runs = igloo.inbox.runs(seq).await.unwrap();
+        runs.iter()
+            .any(|run| run.plugin == plugin && run.outcome == outcome)
+            .then_some(())
+    })
+    .await;
+    igloo.wait_until_idle().await;
+    let mut runs = igloo.inbox.runs(seq).await.unwrap();
+    runs.sort_by(|a, b| a.plugin.cmp(&b.plugin));
+    runs
+}
+
 fn outcomes(runs: &[RunRecord]) -> Vec<(&str, &str)> {
     runs.iter()
         .map(|run| (run.plugin.as_str(), run.outcome.as_str()))
@@ -175,16 +191,7 @@ async fn a_replay_without_force_gives_the_skipped_members_their_turn_back() {
 
     let igloo = TestIgloo::start_in(config_with("fixed"), data).await;
     igloo.cli(&["events", "replay", "1"]).await.unwrap();
-    igloo_tests::eventually("the replay to reach the group's next member", || async {
-        let runs = igloo.inbox.runs(1).await.unwrap();
-        runs.iter()
-            .any(|run| run.plugin == "second" && run.outcome == "ok")
-            .then_some(())
-    })
-    .await;
-    igloo.wait_until_idle().await;
-    let mut runs = igloo.inbox.runs(1).await.unwrap();
-    runs.sort_by(|a, b| a.plugin.cmp(&b.plugin));
+    let runs = runs_once(&igloo, 1, "second", "ok").await;
     assert_eq!(
         outcomes(&runs),
         [("first", "passed"), ("second", "ok"), ("third", "skipped")],
@@ -244,16 +251,7 @@ async fn an_answer_given_before_a_pause_still_ends_the_turn_when_the_event_is_ta
         .cli(&["events", "replay", "1", "--plugin", "outside", "--force"])
         .await
         .unwrap();
-    igloo_tests::eventually("the replayed event to complete", || async {
-        let runs = igloo.inbox.runs(1).await.unwrap();
-        runs.iter()
-            .any(|run| run.plugin == "outside" && run.outcome == "paused")
-            .then_some(())
-    })
-    .await;
-    igloo.wait_until_idle().await;
-    let mut runs = igloo.inbox.runs(1).await.unwrap();
-    runs.sort_by(|a, b| a.plugin.cmp(&b.plugin));
+    let runs = runs_once(&igloo, 1, "outside", "paused").await;
     assert_eq!(
         outcomes(&runs),
         [
