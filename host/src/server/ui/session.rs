@@ -275,7 +275,6 @@ mod tests {
         // Many older forgeries: the real one is the freshest, checked first.
         let mut cookies = forged(20_000, issued - 1);
         cookies.push(real.clone());
-        let started = std::time::Instant::now();
         assert!(operator(&with_cookie(&cookies.join("; ")), KEY, 0).is_some());
         // As many fresher ones: a few are checked, then no more (an HMAC
         // each), and the real one, older than them, is not reached.
@@ -287,11 +286,6 @@ mod tests {
         assert!(
             operator(&with_cookie(&cookies.join("; ")), KEY, 0).is_some(),
             "a few strays do not shadow the real one"
-        );
-        assert!(
-            started.elapsed() < std::time::Duration::from_secs(5),
-            "{:?}",
-            started.elapsed()
         );
     }
 }
