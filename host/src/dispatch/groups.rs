@@ -144,7 +144,9 @@ pub(crate) fn answer_taken_back(runs: &[RunRecord], plugin: &str, group: &str) -
     };
     let Some(by) = skip
         .detail
-        .strip_prefix(&format!("exclusive group `{group}`: `"))
+        .strip_prefix("exclusive group `")
+        .and_then(|rest| rest.strip_prefix(group))
+        .and_then(|rest| rest.strip_prefix("`: `"))
         .and_then(|rest| rest.strip_suffix(ANSWERED))
     else {
         return false;
@@ -262,6 +264,23 @@ mod tests {
         assert_eq!(turn(GROUP, &pending(&replayed)), Turn::Next("b"));
         let force_replayed = [("a", "ok", Some(1)), ("b", SKIPPED, Some(1))];
         assert_eq!(turn(GROUP, &pending(&force_replayed)), Turn::Next("a"));
+    }
+
+    #[test]
+    fn a_skip_comes_back_only_when_the_answer_it_names_is_taken_back() {
+        let mut runs = vec![
+            RunRecord::finished("a", "ok", ""),
+            skipped("b", "g", "a"),
+            RunRecord::finished("c", SKIPPED, "the timer was cancelled"),
+        ];
+        assert!(!answer_taken_back(&runs, "b", "g"), "a's answer stands");
+        assert!(!answer_taken_back(&runs, "b", "other"), "another group's");
+        assert!(!answer_taken_back(&runs, "c", "g"), "no answer named");
+        runs[0] = RunRecord::finished("a", PASSED, "");
+        assert!(answer_taken_back(&runs, "b", "g"), "a passed on replay");
+        runs[0].outcome = "plugin-error".into();
+        runs[0].retry_at_ms = Some(1);
+        assert!(answer_taken_back(&runs, "b", "g"), "a waits to run again");
     }
 
     #[test]
