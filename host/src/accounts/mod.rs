@@ -266,14 +266,14 @@ impl Accounts {
                 (Some(_), Some(_))
                     if row.token_binding == store::UNBOUND && !store.binds_old_tokens =>
                 {
-                    // The store bound every token when it was upgraded: an
-                    // old-style one now was put back from an older copy.
+                    // Every token was sealed again bound once: an old-style
+                    // one now was put back from an older copy.
                     return Err(Unopenable(row.id.clone()).into());
                 }
                 (Some(sealed), Some(key)) if row.token_binding == store::UNBOUND => {
                     // Sealed before tokens were bound to their generation:
-                    // opened so this once, as the store is upgraded, and
-                    // sealed bound from now on.
+                    // opened so until every such token is sealed again
+                    // bound (a start cut short before that tries again).
                     let token = key.open_unbound(&row.id, sealed)?;
                     row.token_sealed = Some(key.seal(&row.id, row.token_generation, &token));
                     row.token_binding = store::BOUND;
@@ -293,6 +293,10 @@ impl Accounts {
                 (None, _) => None,
             };
             entries.insert(row.id.clone(), Entry { row, token });
+        }
+        if store.binds_old_tokens {
+            // Every stored token opened and is bound now.
+            store.all_tokens_bound()?;
         }
         if resealed > 0 {
             tracing::info!(

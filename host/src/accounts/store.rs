@@ -35,8 +35,14 @@ fn migrations() -> Vec<M<'static>> {
             "ALTER TABLE accounts ADD COLUMN token_binding INTEGER NOT NULL DEFAULT 0;
              UPDATE accounts SET token_binding = 1 WHERE token_sealed IS NULL;",
         ),
+        // Version 3: what the store has been through. `tokens-bound` is
+        // set once every token sealed the old way was sealed again bound.
+        M::up("CREATE TABLE store_flags (name TEXT PRIMARY KEY) STRICT;"),
     ]
 }
+
+/// The flag set once every token of the store is sealed bound.
+const TOKENS_BOUND: &str = "tokens-bound";
 
 /// `token_binding` of a token sealed bound to its account only (before
 /// version 2 of the store).
@@ -68,10 +74,10 @@ pub(super) struct Row {
 #[derive(Clone)]
 pub(super) struct AccountStore {
     connection: Arc<Mutex<Connection>>,
-    /// Whether this open is the one that bound tokens to their generation
-    /// (it migrated the store past version 1): only then may a token
-    /// sealed the old way be opened, and sealed again bound. Found later,
-    /// one was put back from an older copy.
+    /// Whether tokens sealed the old way may still be opened (and sealed
+    /// again bound): until every one of them has been, once, which
+    /// [`AccountStore::all_tokens_bound`] records. One found after that was
+    /// put back from an older copy.
     pub(super) binds_old_tokens: bool,
 }
 
@@ -91,12 +97,26 @@ impl AccountStore {
         let mut connection = Connection::open(path)?;
         connection.pragma_update(None, "journal_mode", "WAL")?;
         connection.pragma_update(None, "synchronous", "FULL")?;
-        let version: i64 = connection.pragma_query_value(None, "user_version", |row| row.get(0))?;
         crate::migrate::to_latest(&mut connection, migrations(), path)?;
+        let bound: bool = connection.query_row(
+            "SELECT EXISTS (SELECT 1 FROM store_flags WHERE name = ?1)",
+            [TOKENS_BOUND],
+            |row| row.get(0),
+        )?;
         Ok(Self {
             connection: Arc::new(Mutex::new(connection)),
-            binds_old_tokens: version < 2,
+            binds_old_tokens: !bound,
         })
+    }
+
+    /// Record that every token of the store is sealed bound: from now on,
+    /// one sealed the old way does not open.
+    pub(super) fn all_tokens_bound(&self) -> Result<(), AccountStoreError> {
+        self.lock().execute(
+            "INSERT OR IGNORE INTO store_flags (name) VALUES (?1)",
+            [TOKENS_BOUND],
+        )?;
+        Ok(())
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Connection> {

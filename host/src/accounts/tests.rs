@@ -362,6 +362,12 @@ async fn tokens_sealed_before_generations_were_bound_open_once_and_are_sealed_ag
         .unwrap();
     drop(connection);
 
+    // A first start after the upgrade without the key stops; the next, with
+    // it, still opens the old seal.
+    assert!(matches!(
+        Accounts::open(&path, None, &BTreeMap::new(), 0),
+        Err(AccountsError::NoKey(_))
+    ));
     let accounts = Accounts::open(&path, key(), &BTreeMap::new(), 0).unwrap();
     let credentials = accounts.credentials("42").unwrap();
     assert_eq!(

@@ -135,9 +135,10 @@ fn skip_of<'r>(runs: &'r [RunRecord], plugin: &str) -> Option<&'r RunRecord> {
 }
 
 /// Whether `plugin` was skipped in `group` for an answer that no longer
-/// stands: the member named as answering has since passed, or waits to run
-/// again (an operator replayed it). Only then may `plugin` have its turn
-/// back; while the answer stands, or if its record is gone, never.
+/// stands: the member named as answering has since passed (an operator
+/// replayed it, fixed). Only then may `plugin` have its turn back; while
+/// the answer stands, waits to be tried again, was held back by a pause,
+/// or its record is gone, never.
 pub(crate) fn answer_taken_back(runs: &[RunRecord], plugin: &str, group: &str) -> bool {
     let Some(skip) = skip_of(runs, plugin) else {
         return false;
@@ -151,11 +152,8 @@ pub(crate) fn answer_taken_back(runs: &[RunRecord], plugin: &str, group: &str) -
     else {
         return false;
     };
-    runs.iter().any(|run| {
-        run.plugin == by
-            && (run.retry_at_ms.is_some()
-                || [PASSED, SKIPPED, HELD_BACK].contains(&run.outcome.as_str()))
-    })
+    runs.iter()
+        .any(|run| run.plugin == by && run.outcome == PASSED && run.retry_at_ms.is_none())
 }
 
 /// How a skip's detail ends, after the member that answered.
@@ -276,11 +274,16 @@ mod tests {
         assert!(!answer_taken_back(&runs, "b", "g"), "a's answer stands");
         assert!(!answer_taken_back(&runs, "b", "other"), "another group's");
         assert!(!answer_taken_back(&runs, "c", "g"), "no answer named");
+        runs[0] = RunRecord::finished("a", HELD_BACK, "");
+        assert!(
+            !answer_taken_back(&runs, "b", "g"),
+            "a pause takes nothing back"
+        );
+        runs[0] = RunRecord::finished("a", "plugin-error", "");
+        runs[0].retry_at_ms = Some(1);
+        assert!(!answer_taken_back(&runs, "b", "g"), "a waits to run again");
         runs[0] = RunRecord::finished("a", PASSED, "");
         assert!(answer_taken_back(&runs, "b", "g"), "a passed on replay");
-        runs[0].outcome = "plugin-error".into();
-        runs[0].retry_at_ms = Some(1);
-        assert!(answer_taken_back(&runs, "b", "g"), "a waits to run again");
     }
 
     #[test]

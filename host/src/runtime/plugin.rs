@@ -120,15 +120,16 @@ impl Unproven {
     /// exports match, checked by instantiating it (`fits`), so a component
     /// that matches nothing igloo serves is refused here, at load, rather
     /// than failing every event. One whose instantiation fails before its
-    /// types can be checked is loaded as the newest shape: its runs fail
-    /// on their own, and its circuit breaker sees to them.
+    /// types can be checked, in every shape but those its types refuse, is
+    /// loaded as the newest of those: its runs fail on their own, and its
+    /// circuit breaker sees to them.
     pub(super) async fn prove(
         self,
         fits: impl AsyncFn(&GuestPre<InstanceState>, Arc<PluginInfo>, Limits) -> Result<(), Misfit>,
     ) -> Result<LoadedPlugin, LoadError> {
         let mut refusals = Vec::new();
         let version = self.shapes.first().map(|shape| shape.version().as_str());
-        let mut chosen = None;
+        let (mut chosen, mut unchecked) = (None, None);
         for shape in self.shapes {
             match fits(&shape, Arc::clone(&self.info), self.limits).await {
                 Ok(()) => {
@@ -136,15 +137,22 @@ impl Unproven {
                     break;
                 }
                 Err(Misfit::Types(why)) => refusals.push(format!("as {}: {why}", shape.shape())),
+                // Another shape may still instantiate and fit.
                 Err(Misfit::Unchecked(why)) => {
-                    tracing::warn!(
-                        plugin = %self.info.id, reason = %why,
-                        "the plugin did not instantiate at load; loaded unchecked, its runs will say why"
-                    );
-                    chosen = Some(shape);
-                    break;
+                    if unchecked.is_none() {
+                        unchecked = Some((shape, why));
+                    }
                 }
             }
+        }
+        if chosen.is_none()
+            && let Some((shape, why)) = unchecked
+        {
+            tracing::warn!(
+                plugin = %self.info.id, reason = %why,
+                "the plugin did not instantiate at load; loaded unchecked, its runs will say why"
+            );
+            chosen = Some(shape);
         }
         let Some(pre) = chosen else {
             return Err(LoadError::Shape {

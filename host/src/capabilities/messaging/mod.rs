@@ -146,11 +146,28 @@ impl HostView<'_, Messaging> {
         let account_id = self.run.account_id();
         let comment = GraphId::parse("comment id", comment_id)?;
         let graph = &self.service.graph;
-        let learned = self
+        let learned = match self
             .run
             .upstream(graph.comment_author(account_id, &comment))
-            .await?
-            .filter(|author| GraphId::parse("comment author", author).is_ok());
+            .await
+        {
+            Ok(author) => author.filter(|author| GraphId::parse("comment author", author).is_ok()),
+            // Meta will not say (the comment is gone, or not ours to
+            // read): remembered as no answer, so it is not asked again.
+            Err(
+                error @ (GraphError::NotFound(_)
+                | GraphError::Invalid(_)
+                | GraphError::PermissionDenied(_)
+                | GraphError::RecipientUnavailable(_)),
+            ) => {
+                self.service
+                    .state
+                    .learn_comment_author(account_id, comment_id, None)
+                    .await?;
+                return Err(error.into());
+            }
+            Err(error) => return Err(error.into()),
+        };
         self.service
             .state
             .learn_comment_author(account_id, comment_id, learned.as_deref())
