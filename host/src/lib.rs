@@ -335,10 +335,12 @@ fn private_files(dir: &std::path::Path) -> std::io::Result<()> {
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
         if entry.file_type()?.is_file() {
-            std::fs::set_permissions(
-                entry.path(),
-                std::os::unix::fs::PermissionsExt::from_mode(0o600),
-            )?;
+            let private = std::os::unix::fs::PermissionsExt::from_mode(0o600);
+            match std::fs::set_permissions(entry.path(), private) {
+                // SQLite removes a -wal or -shm file as it closes it.
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+                other => other?,
+            }
         }
     }
     #[cfg(not(unix))]
