@@ -166,10 +166,8 @@ pub(crate) async fn run(events: usize) -> anyhow::Result<DispatchResult> {
     config.storage.data_dir = data_dir.path().to_owned();
     let runtime = Runtime::new(&config).await?;
     let services = Arc::clone(runtime.services());
-    let plugin = runtime
-        .plugins()
-        .first()
-        .ok_or_else(|| anyhow::anyhow!("auto-reply did not load"))?;
+    let code = igloo::runtime::PluginCode::builtin("auto-reply")?;
+    let plugin = &runtime.load(&config.plugins[0], code).await?;
 
     let warmup = (events / 10).max(50);
     // Open every person's window first, as the dispatcher would; untimed.

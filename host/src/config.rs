@@ -68,6 +68,20 @@ pub struct Config {
     pub oauth: OauthConfig,
     /// igloo's own log.
     pub log: LogConfig,
+    /// Where bundles are fetched from.
+    #[serde(default)]
+    pub bundles: BundlesConfig,
+}
+
+/// Fetching bundles by reference.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BundlesConfig {
+    /// `host:port` of OCI registries (and bundle servers) reached over
+    /// plain HTTP: a registry on the operator's own network. Every other
+    /// is reached over HTTPS.
+    #[serde(default)]
+    pub insecure_registries: Vec<String>,
 }
 
 /// igloo's own log, on standard output.
@@ -573,6 +587,11 @@ pub enum PluginSource {
     Builtin(String),
     /// A folder holding `plugin.toml` and `plugin.wasm`.
     Path(PathBuf),
+    /// A bundle file (`igloo plugin pack`), checked against the trust
+    /// store in live mode.
+    Bundle(PathBuf),
+    /// A bundle igloo stored when it was installed, by its digest.
+    Digest(crate::bundle::Digest),
 }
 
 /// One plugin the operator runs, and what it is granted.
@@ -597,6 +616,20 @@ pub struct PluginConfig {
     /// its manifest's `accounts`); every account when empty.
     #[serde(default)]
     pub accounts: Vec<String>,
+    /// Per account, settings that take the place of `settings`' (one
+    /// keyword list for one shop, another for the next).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub account_settings: BTreeMap<String, BTreeMap<String, String>>,
+    /// Run this installation's bundle unsigned, or signed by a publisher
+    /// the trust store does not know, in live mode. Never for a bundle
+    /// whose bytes changed after it was packed, or one revoked.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_unsigned: bool,
+    /// The plugin sees a pseudonym (stable for this installation) in place
+    /// of each person's IGSID, and no usernames; igloo maps pseudonyms
+    /// back when it acts.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pseudonymous: bool,
 }
 
 impl PluginConfig {
@@ -608,6 +641,9 @@ impl PluginConfig {
             grants: grants.iter().map(|grant| (*grant).to_owned()).collect(),
             settings: BTreeMap::new(),
             accounts: Vec::new(),
+            account_settings: BTreeMap::new(),
+            allow_unsigned: false,
+            pseudonymous: false,
         }
     }
 }

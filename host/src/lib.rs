@@ -41,6 +41,7 @@
 //! runs it on a listener, so tests run the real server on port 0.
 
 pub mod accounts;
+pub mod bundle;
 pub mod capabilities;
 pub mod cli;
 pub mod clock;
@@ -50,6 +51,7 @@ pub(crate) mod error;
 pub mod events;
 pub mod graph;
 pub mod inbox;
+pub mod installations;
 pub mod journal;
 pub(crate) mod lifecycle;
 pub(crate) mod metrics;
@@ -110,6 +112,19 @@ impl Igloo {
                 .await
                 .context("starting the wasm runtime")?,
         );
+        let plugin_threads = plugin_thread_pool(config.runtime.plugin_threads)?;
+        let installations = Arc::new(installations::Installations::open(
+            &config,
+            Arc::clone(&runtime),
+            Arc::clone(&inbox),
+        )?);
+        // Loading instantiates each plugin once (its shape is checked): on
+        // the plugin threads, where guest code runs.
+        let loading = Arc::clone(&installations);
+        plugin_threads
+            .spawn(async move { loading.load_all().await })
+            .await
+            .context("loading the plugins")??;
         let subscriptions = runtime.subscriptions();
         let recovered = inbox::recover_unsplit(inbox.as_ref(), &subscriptions)
             .await
@@ -121,7 +136,6 @@ impl Igloo {
             );
         }
         let services = Arc::clone(runtime.services());
-        let plugin_threads = plugin_thread_pool(config.runtime.plugin_threads)?;
         let metrics = Arc::new(Metrics::new());
         let retention = Duration::from_secs(config.storage.dedupe_retention_hours * 3600);
         let dispatcher = Dispatcher::new(
@@ -157,7 +171,6 @@ impl Igloo {
                 graph: Arc::clone(&services.graph),
                 inbox: Arc::clone(&inbox),
                 runtime: Arc::clone(&runtime),
-                subscriptions: subscriptions.clone(),
                 config: config.reconcile.clone(),
                 fed: lifecycle.fed(),
             };
@@ -186,7 +199,8 @@ impl Igloo {
             verify_token: config.effective_verify_token(),
             admin_token: config.server.admin_token.clone(),
             inbox,
-            subscriptions,
+            installations,
+            plugin_threads: plugin_threads.handle().clone(),
             dry_run: services.graph.dry_run(),
             runtime,
             metrics,

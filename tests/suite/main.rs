@@ -12,6 +12,7 @@ mod events;
 mod examples;
 mod exclusive_groups;
 mod ingress;
+mod installations;
 mod journal;
 mod operator_surfaces;
 mod opt_out;

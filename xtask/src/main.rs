@@ -97,7 +97,9 @@ fn ensure_browser() -> Result<(), String> {
             .output()
             .is_ok_and(|output| output.status.success())
     };
-    if found("chromium") && found("chromedriver") {
+    // Bundles are fetched from a real OCI registry in the tests.
+    let registry = std::path::Path::new("/usr/bin/docker-registry").exists();
+    if found("chromium") && found("chromedriver") && registry {
         return Ok(());
     }
     if !found("apt-get") {
@@ -124,8 +126,16 @@ fn ensure_browser() -> Result<(), String> {
     };
     run("updating the package lists", &mut apt(&["update", "-qq"]))?;
     run(
-        "installing chromium and chromium-driver for the dashboard's browser test",
-        &mut apt(&["install", "-y", "-qq", "chromium", "chromium-driver"]),
+        "installing chromium and chromium-driver (the dashboard's browser test) and \
+         docker-registry (the OCI registry bundles are fetched from)",
+        &mut apt(&[
+            "install",
+            "-y",
+            "-qq",
+            "chromium",
+            "chromium-driver",
+            "docker-registry",
+        ]),
     )
 }
 

@@ -1,6 +1,6 @@
 //! `igloo:plugin/config`: the plugin's own settings from the operator's
-//! `[[plugins]]` entry. Every plugin may read its own settings, and only
-//! its own.
+//! `[[plugins]]` entry or installation, an account's overrides first. Every
+//! plugin may read its own settings, and only its own.
 
 use wasmtime::component::Linker;
 
@@ -17,6 +17,9 @@ pub(super) fn link<T: ServesHostCalls>(linker: &mut Linker<T>) -> wasmtime::Resu
 
 impl Host for HostView<'_, Settings> {
     fn get(&mut self, key: String) -> Option<String> {
-        self.run.plugin.settings.get(&key).cloned()
+        self.run
+            .plugin
+            .setting(&self.run.event.account_id, &key)
+            .cloned()
     }
 }

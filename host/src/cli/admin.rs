@@ -40,6 +40,31 @@ impl Admin {
         self.send_body(method, path, query, None).await
     }
 
+    /// Upload `bytes` to `path` (a bundle); the answer's JSON.
+    pub(super) async fn upload(&self, path: &str, bytes: Vec<u8>) -> anyhow::Result<Value> {
+        let url = format!("{}{path}", self.args.url.trim_end_matches('/'));
+        let response = self
+            .client
+            .put(&url)
+            .bearer_auth(&self.args.admin_token)
+            .body(bytes)
+            .send()
+            .await
+            .with_context(|| format!("reaching igloo at {}", self.args.url))?;
+        let status = response.status();
+        let answer: Value = response
+            .json()
+            .await
+            .with_context(|| format!("reading {url}'s answer"))?;
+        if !status.is_success() {
+            bail!(
+                "{url} answered {status}: {}",
+                answer["error"].as_str().unwrap_or("no reason given")
+            );
+        }
+        Ok(answer)
+    }
+
     /// [`Admin::send`] with a JSON body.
     pub(super) async fn send_body(
         &self,

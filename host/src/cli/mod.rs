@@ -4,8 +4,11 @@ pub mod accounts;
 mod admin;
 pub mod conversations;
 pub mod events;
+pub mod installations;
+pub mod plugin;
 pub mod simulate;
 pub mod timers;
+pub mod trust;
 
 use std::io::IsTerminal as _;
 use std::net::SocketAddr;
@@ -60,6 +63,16 @@ pub enum Command {
     /// The plugins' timers waiting in conversations: list them, cancel
     /// one. Needs the admin token.
     Timers(timers::TimersArgs),
+    /// A publisher's tools: pack a plugin folder into a bundle, inspect a
+    /// bundle, make a key and sign, push to an OCI registry.
+    #[command(subcommand)]
+    Plugin(plugin::PluginCommand),
+    /// The installations of a running igloo: list, add, set, upgrade,
+    /// diff, pause, resume, remove. Needs the admin token.
+    Installations(installations::InstallationsArgs),
+    /// The trust store of a running igloo: the publishers whose signed
+    /// bundles run, and revocations. Needs the admin token.
+    Trust(trust::TrustArgs),
 }
 
 /// Parse the command line and run it. `serve` logs as its configuration
@@ -131,6 +144,9 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         Command::Conversations(args) => conversations::run(args).await,
         Command::Accounts(args) => accounts::run(args).await,
         Command::Timers(args) => timers::run(args).await,
+        Command::Plugin(command) => plugin::run(command).await,
+        Command::Installations(args) => installations::run(args).await,
+        Command::Trust(args) => trust::run(args).await,
     }
 }
 

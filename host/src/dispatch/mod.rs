@@ -121,9 +121,9 @@ impl Hold {
 }
 
 /// What to do with an event now, given the runs recorded on it.
-struct Plan<'p> {
+struct Plan {
     /// Plugins to run now.
-    run: Vec<&'p LoadedPlugin>,
+    run: Vec<Arc<LoadedPlugin>>,
     /// Group members to record as skipped: another in their group answered.
     skip: Vec<RunRecord>,
     /// Subscribed plugins not yet finished with the event.
@@ -329,7 +329,7 @@ impl Dispatcher {
         }
         let now = crate::clock::now_ms();
         let plan = self.plan(&pending.event, &pending.runs, now, Hold::None);
-        let runnable = plan.run.iter().any(|plugin| plugin.breaker.accepts_runs());
+        let runnable = plan.run.iter().any(|plugin| plugin.accepts_runs());
         if plan.unfinished > 0 && plan.skip.is_empty() && !runnable {
             self.deferred.store(true, Ordering::Release);
             return false;
@@ -341,14 +341,13 @@ impl Dispatcher {
     /// subscribed plugin not finished with it and due, except that of an
     /// exclusive group only the member whose turn it is runs, and those
     /// `hold` holds back, which are recorded as such.
-    fn plan(&self, event: &Event, runs: &[RunRecord], now_ms: u64, hold: Hold) -> Plan<'_> {
-        let receiving: Vec<&LoadedPlugin> = self
-            .runtime
-            .plugins()
+    fn plan(&self, event: &Event, runs: &[RunRecord], now_ms: u64, hold: Hold) -> Plan {
+        let plugins = self.runtime.plugins();
+        let receiving: Vec<&Arc<LoadedPlugin>> = plugins
             .iter()
             .filter(|plugin| plugin.info.receives(event))
             .collect();
-        let (subscribed, held): (Vec<&LoadedPlugin>, Vec<&LoadedPlugin>) = receiving
+        let (subscribed, held): (Vec<&Arc<LoadedPlugin>>, Vec<&Arc<LoadedPlugin>>) = receiving
             .iter()
             .copied()
             .partition(|plugin| hold.lets_through(plugin));
@@ -398,17 +397,22 @@ impl Dispatcher {
                 .iter()
                 .any(|g| g.plugins.iter().any(|p| p == id))
         };
-        plan.run.extend(subscribed.iter().copied().filter(|plugin| {
-            let id = plugin.info.id.as_str();
-            !grouped(id) && !finished(id) && due(id)
-        }));
+        plan.run.extend(
+            subscribed
+                .iter()
+                .filter(|plugin| {
+                    let id = plugin.info.id.as_str();
+                    !grouped(id) && !finished(id) && due(id)
+                })
+                .map(|plugin| Arc::clone(plugin)),
+        );
         for (group, turn) in &turns {
             match turn {
                 groups::Turn::Next(id) if due(id) => plan.run.extend(
                     subscribed
                         .iter()
-                        .copied()
-                        .find(|plugin| plugin.info.id == *id),
+                        .find(|plugin| plugin.info.id == *id)
+                        .map(|plugin| Arc::clone(plugin)),
                 ),
                 groups::Turn::Next(_) | groups::Turn::Done => {}
                 groups::Turn::Over { by, skip } => plan.skip.extend(
@@ -589,10 +593,9 @@ impl Dispatcher {
             if now.is_empty() && !skipped {
                 break plan.unfinished;
             }
-            let records = futures::future::join_all(
-                now.into_iter().map(|plugin| self.run_one(plugin, &pending)),
-            )
-            .await;
+            let records =
+                futures::future::join_all(now.iter().map(|plugin| self.run_one(plugin, &pending)))
+                    .await;
             for record in records.into_iter().flatten() {
                 replace_run(&mut runs, record);
             }

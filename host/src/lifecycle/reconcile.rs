@@ -19,7 +19,6 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::config::ReconcileConfig;
-use crate::events::Subscriptions;
 use crate::graph::{GraphClient, GraphError, GraphId, Media, MediaComment};
 use crate::inbox::{Delivery, Inbox};
 use crate::runtime::Runtime;
@@ -61,7 +60,6 @@ pub(crate) struct Reconciler {
     pub(crate) graph: Arc<GraphClient>,
     pub(crate) inbox: Arc<dyn Inbox>,
     pub(crate) runtime: Arc<Runtime>,
-    pub(crate) subscriptions: Subscriptions,
     pub(crate) config: ReconcileConfig,
     pub(crate) fed: Arc<Fed>,
 }
@@ -155,7 +153,7 @@ impl Reconciler {
         }
         let body =
             json!({"object": "instagram", "igloo_source": RECONCILER_SOURCE, "entry": entries});
-        let delivery = Delivery::split(body.to_string().into(), &self.subscriptions)?;
+        let delivery = Delivery::split(body.to_string().into(), &self.runtime.subscriptions())?;
         let keys: Vec<String> = delivery
             .events
             .iter()

@@ -29,9 +29,23 @@ pub struct PluginInfo {
     pub capabilities: BTreeSet<Capability>,
     /// Its settings from the operator.
     pub settings: BTreeMap<String, String>,
+    /// Per account, settings that take the place of those in `settings`.
+    pub account_settings: BTreeMap<String, BTreeMap<String, String>>,
+    /// When it is to see pseudonyms in place of people's IGSIDs (and no
+    /// usernames), its pseudonyms.
+    pub pseudonyms: Option<super::Pseudonyms>,
 }
 
 impl PluginInfo {
+    /// The setting `key` for events of `account_id`: the account's own
+    /// override, else the installation's.
+    pub fn setting(&self, account_id: &str, key: &str) -> Option<&String> {
+        self.account_settings
+            .get(account_id)
+            .and_then(|settings| settings.get(key))
+            .or_else(|| self.settings.get(key))
+    }
+
     /// Whether it keeps running where a human took the conversation over
     /// (it holds `conversations:while-paused`).
     pub fn runs_while_paused(&self) -> bool {
@@ -90,6 +104,34 @@ impl RunContext {
     /// the plugin's calls may use.
     pub fn account_id(&self) -> &str {
         &self.event.account_id
+    }
+
+    /// The IGSID behind a person id the plugin gave: itself, or for a
+    /// pseudonymous plugin the person its pseudonym stands for, who must be
+    /// the one whose event this is.
+    pub fn person_from_plugin(&self, given: String) -> Result<String, super::HostError> {
+        let Some(pseudonyms) = &self.plugin.pseudonyms else {
+            return Ok(given);
+        };
+        pseudonyms
+            .reveal(&given, &self.event)
+            .map(str::to_owned)
+            .ok_or_else(|| {
+                super::HostError::Denied(
+                    "this installation sees pseudonyms: it may only address the person whose \
+                     event it handles, by the pseudonym it was given"
+                        .into(),
+                )
+            })
+    }
+
+    /// A person's IGSID as the plugin is to see it: a pseudonym, for a
+    /// pseudonymous plugin.
+    pub fn person_for_plugin(&self, igsid: String) -> String {
+        match &self.plugin.pseudonyms {
+            Some(pseudonyms) if igsid != self.event.account_id => pseudonyms.of(&igsid),
+            _ => igsid,
+        }
     }
 
     /// Await `call` to Meta (or the third-party provider), counting the

@@ -8,6 +8,7 @@
 mod bindings;
 mod capability;
 mod context;
+mod pseudonyms;
 
 use std::sync::atomic::Ordering;
 
@@ -18,6 +19,7 @@ pub use bindings::{
 };
 pub use capability::{Capability, UnknownCapability};
 pub use context::{HostView, PluginInfo, RunContext, UpstreamClock, UpstreamWait, ViewOf};
+pub use pseudonyms::Pseudonyms;
 
 /// How a host function fails: a refusal the plugin sees as its `error`
 /// (denied, invalid, rate-limited, …), or a trap that ends the run. Every

@@ -13,7 +13,7 @@ use super::engine;
 use crate::config::RuntimeConfig;
 
 /// Limits a manifest may ask for (each capped by the operator's maximum).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RequestedLimits {
     /// Wall-clock budget of one run, in milliseconds.

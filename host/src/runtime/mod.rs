@@ -23,10 +23,10 @@ pub use breaker::BreakerStatus;
 pub use instance::InstanceState;
 pub use limits::{Limits, RequestedLimits, Violation};
 pub use manifest::{ManifestError, PluginManifest};
-pub use plugin::{LoadError, LoadedPlugin};
+pub use plugin::{LoadError, LoadedPlugin, PluginCode, Provenance};
 
 use crate::capabilities::{CapabilityConfigs, HostServices};
-use crate::config::Config;
+use crate::config::{Config, PluginConfig};
 use crate::events::{Event, Subscriptions};
 use crate::graph::GraphClient;
 use crate::journal::{JournalStop, RunJournal};
@@ -68,6 +68,9 @@ pub enum RunOutcome {
     /// The plugin is quarantined; it was not run, and the event stays
     /// pending for it until it comes back.
     Quarantined,
+    /// The operator holds the installation back (paused, its bundle
+    /// revoked, being removed): it was not run, and the event waits for it.
+    Held(String),
     /// Meta refused the account's token in the middle of the run: the run
     /// does not count, and the event stays pending until a new token comes.
     WaitingForToken,
@@ -92,6 +95,7 @@ impl RunOutcome {
             RunOutcome::Instantiate(_) => "instantiate",
             RunOutcome::UpstreamTimeout => "upstream-timeout",
             RunOutcome::Quarantined => "quarantined",
+            RunOutcome::Held(_) => "held",
             RunOutcome::WaitingForToken => "token-invalid",
             RunOutcome::Journal(JournalStop::Diverged { .. }) => "diverged",
             RunOutcome::Journal(JournalStop::Unknown { .. }) => "unknown-effect",
@@ -110,6 +114,7 @@ impl RunOutcome {
             | RunOutcome::Declined(detail)
             | RunOutcome::Trap(detail)
             | RunOutcome::Instantiate(detail) => detail.clone(),
+            RunOutcome::Held(reason) => format!("deferred: {reason}"),
             RunOutcome::Deadline => "wall-clock deadline exceeded".into(),
             RunOutcome::FuelExhausted => "instruction budget (fuel) exhausted".into(),
             RunOutcome::MemoryExhausted => "memory limit reached".into(),
@@ -135,6 +140,7 @@ impl RunOutcome {
                 | RunOutcome::Declined(_)
                 | RunOutcome::UpstreamTimeout
                 | RunOutcome::Quarantined
+                | RunOutcome::Held(_)
                 | RunOutcome::WaitingForToken
                 | RunOutcome::Journal(_)
         )
@@ -143,7 +149,10 @@ impl RunOutcome {
     /// Whether the event still waits for this plugin (it did not run, or
     /// its run does not count).
     pub fn is_deferred(&self) -> bool {
-        matches!(self, RunOutcome::Quarantined | RunOutcome::WaitingForToken)
+        matches!(
+            self,
+            RunOutcome::Quarantined | RunOutcome::Held(_) | RunOutcome::WaitingForToken
+        )
     }
 }
 
@@ -221,12 +230,47 @@ pub struct SandboxRun {
     pub calls: Vec<crate::graph::RecordedCall>,
 }
 
+/// The plugins loaded now and those that did not load, and what they
+/// subscribe to: one snapshot, replaced whole when an installation changes,
+/// so a reader (a dispatcher's plan, a webhook's split) sees one set.
+#[derive(Default)]
+pub struct PluginSet {
+    loaded: Vec<Arc<LoadedPlugin>>,
+    failed: Vec<Arc<FailedPlugin>>,
+    subscriptions: Arc<Subscriptions>,
+}
+
+impl PluginSet {
+    fn new(loaded: Vec<Arc<LoadedPlugin>>, failed: Vec<Arc<FailedPlugin>>) -> Self {
+        let plugins = loaded.iter().map(|plugin| plugin.info.subscription.clone());
+        let subscriptions = Subscriptions::new(plugins.chain([HostServices::observed_events()]));
+        Self {
+            loaded,
+            failed,
+            subscriptions: Arc::new(subscriptions),
+        }
+    }
+
+    /// The installations that did not load, and why.
+    pub fn failed(&self) -> &[Arc<FailedPlugin>] {
+        &self.failed
+    }
+}
+
+impl std::ops::Deref for PluginSet {
+    type Target = [Arc<LoadedPlugin>];
+    fn deref(&self) -> &Self::Target {
+        &self.loaded
+    }
+}
+
 /// The loaded plugins and the engine they run on.
 pub struct Runtime {
     engine: Engine,
+    linker: Linker<InstanceState>,
+    limits: crate::config::RuntimeConfig,
     _ticker: engine::EpochTicker,
-    plugins: Vec<LoadedPlugin>,
-    failed: Vec<FailedPlugin>,
+    plugins: std::sync::RwLock<Arc<PluginSet>>,
     services: Arc<HostServices>,
     /// One permit per pooled instance slot: runs wait here instead of
     /// failing when the pool is full.
@@ -241,9 +285,8 @@ pub struct Runtime {
 }
 
 impl Runtime {
-    /// Open the host's services, build the engine and load every
-    /// configured plugin. A plugin that does not load is logged and listed
-    /// in [`Runtime::failed`]; the others run.
+    /// Open the host's services and build the engine, with no plugin
+    /// loaded yet (see [`Runtime::load`] and [`Runtime::put`]).
     pub async fn new(config: &Config) -> anyhow::Result<Self> {
         let services = Arc::new(open_services(config)?);
         let engine = engine::new_engine(&config.runtime)
@@ -252,42 +295,94 @@ impl Runtime {
         let linker = host_linker(&engine)
             .map_err(anyhow::Error::from)
             .context("linking the host interfaces")?;
-        let mut runtime = Self {
+        Ok(Self {
             _ticker: engine::EpochTicker::start(&engine),
             slots: Semaphore::new(config.runtime.max_instances as usize),
             max_upstream_wait: Duration::from_millis(config.runtime.max_upstream_wait_ms),
             operator_acted: Notify::new(),
             sandbox: Semaphore::new(1),
+            limits: config.runtime.clone(),
+            plugins: std::sync::RwLock::new(Arc::new(PluginSet::new(Vec::new(), Vec::new()))),
             engine,
-            plugins: Vec::new(),
-            failed: Vec::new(),
+            linker,
             services,
-        };
-        for plugin_config in &config.plugins {
-            let loaded =
-                match plugin::load(&runtime.engine, &linker, plugin_config, &config.runtime) {
-                    Ok(unproven) => {
-                        let runtime = &runtime;
-                        unproven
-                            .prove(async |shape, plugin, limits| {
-                                runtime.fits(shape, plugin, limits).await
-                            })
-                            .await
-                    }
-                    Err(error) => Err(error),
-                };
-            match loaded {
-                Ok(plugin) => runtime.plugins.push(plugin),
-                Err(error) => {
-                    tracing::error!(plugin = %plugin_config.id, %error, "plugin not loaded");
-                    runtime.failed.push(FailedPlugin {
-                        id: plugin_config.id.clone(),
-                        error,
-                    });
-                }
+        })
+    }
+
+    /// Compile `code` as the plugin `config` describes, off the calling
+    /// thread (compiling takes a while), and prove its shape. Nothing is
+    /// changed: [`Runtime::put`] makes it live.
+    pub async fn load(
+        &self,
+        config: &PluginConfig,
+        code: PluginCode,
+    ) -> Result<LoadedPlugin, LoadError> {
+        let (engine, linker) = (self.engine.clone(), self.linker.clone());
+        let (config, limits) = (config.clone(), self.limits.clone());
+        let unproven = tokio::task::spawn_blocking(move || {
+            plugin::load(&engine, &linker, &config, &limits, code)
+        })
+        .await
+        .unwrap_or_else(|panic| std::panic::resume_unwind(panic.into_panic()))?;
+        unproven.prove(self).await
+    }
+
+    /// Make `plugin` live in place of any of its id: new events go to it;
+    /// runs under way finish on the one they started with.
+    pub fn put(&self, plugin: LoadedPlugin) -> Arc<LoadedPlugin> {
+        let plugin = Arc::new(plugin);
+        let id = plugin.info.id.clone();
+        self.replace(&id, |loaded, _| {
+            match loaded.iter_mut().find(|old| old.info.id == id) {
+                Some(old) => *old = Arc::clone(&plugin),
+                None => loaded.push(Arc::clone(&plugin)),
             }
-        }
-        Ok(runtime)
+        });
+        self.operator_acted.notify_one();
+        plugin
+    }
+
+    /// Record that the installation `id` did not load, in place of any
+    /// plugin of its id.
+    pub fn put_failed(&self, id: &str, error: LoadError) {
+        let failed = Arc::new(FailedPlugin {
+            id: id.to_owned(),
+            error,
+        });
+        self.replace(id, |loaded, failures| {
+            loaded.retain(|plugin| plugin.info.id != id);
+            failures.push(failed);
+        });
+    }
+
+    /// Take the plugin `id` out: new events no longer go to it. Returns it
+    /// (its runs under way finish).
+    pub fn take_out(&self, id: &str) -> Option<Arc<LoadedPlugin>> {
+        let taken = self.plugin(id);
+        self.replace(id, |loaded, _| loaded.retain(|plugin| plugin.info.id != id));
+        self.operator_acted.notify_one();
+        taken
+    }
+
+    /// Swap in a new set: `id`'s failure forgotten, then `change` applied.
+    fn replace(
+        &self,
+        id: &str,
+        change: impl FnOnce(&mut Vec<Arc<LoadedPlugin>>, &mut Vec<Arc<FailedPlugin>>),
+    ) {
+        let mut current = self
+            .plugins
+            .write()
+            .unwrap_or_else(|poison| poison.into_inner());
+        let mut loaded = current.loaded.clone();
+        let mut failed: Vec<_> = current
+            .failed
+            .iter()
+            .filter(|failed| failed.id != id)
+            .cloned()
+            .collect();
+        change(&mut loaded, &mut failed);
+        *current = Arc::new(PluginSet::new(loaded, failed));
     }
 
     /// Whether `shape` fits the component: it is instantiated once, under
@@ -350,12 +445,8 @@ impl Runtime {
     }
 
     /// Every subscription: each loaded plugin's, and the host's own.
-    pub fn subscriptions(&self) -> Subscriptions {
-        let plugins = self
-            .plugins
-            .iter()
-            .map(|plugin| plugin.info.subscription.clone());
-        Subscriptions::new(plugins.chain([HostServices::observed_events()]))
+    pub fn subscriptions(&self) -> Arc<Subscriptions> {
+        Arc::clone(&self.plugins().subscriptions)
     }
 
     /// The webhook fields `account_id` must deliver for its plugins: those
@@ -364,7 +455,7 @@ impl Runtime {
     pub fn webhook_fields(&self, account_id: &str) -> std::collections::BTreeSet<&'static str> {
         use crate::plugin_api::Capability;
         let mut fields = std::collections::BTreeSet::new();
-        for plugin in &self.plugins {
+        for plugin in self.plugins().iter() {
             let wanted = plugin.info.subscription.webhook_fields(account_id);
             let messages_people = [Capability::MessagesReply, Capability::MessagesSend]
                 .iter()
@@ -387,19 +478,27 @@ impl Runtime {
         self.services.observe(event, received_at_ms).await
     }
 
-    /// The loaded plugins, in configured order.
-    pub fn plugins(&self) -> &[LoadedPlugin] {
-        &self.plugins
+    /// The plugins loaded now, in the order they were installed.
+    pub fn plugins(&self) -> Arc<PluginSet> {
+        Arc::clone(
+            &self
+                .plugins
+                .read()
+                .unwrap_or_else(|poison| poison.into_inner()),
+        )
     }
 
-    /// The configured plugins that did not load.
-    pub fn failed(&self) -> &[FailedPlugin] {
-        &self.failed
+    /// The installations that did not load.
+    pub fn failed(&self) -> Vec<Arc<FailedPlugin>> {
+        self.plugins().failed.clone()
     }
 
     /// The loaded plugin with the operator-given `id`.
-    pub fn plugin(&self, id: &str) -> Option<&LoadedPlugin> {
-        self.plugins.iter().find(|plugin| plugin.info.id == id)
+    pub fn plugin(&self, id: &str) -> Option<Arc<LoadedPlugin>> {
+        self.plugins()
+            .iter()
+            .find(|plugin| plugin.info.id == id)
+            .cloned()
     }
 
     /// Lift a plugin's quarantine now; its deferred events run next.
@@ -434,21 +533,25 @@ impl Runtime {
         received_at_ms: u64,
         journal: RunJournal,
     ) -> RunReceipt {
-        let receipt = RunReceipt::before_running(
-            &plugin.info.id,
-            &plugin.info.version,
-            &event.key,
-            RunOutcome::Quarantined,
-        );
+        let receipt = |outcome| {
+            RunReceipt::before_running(&plugin.info.id, &plugin.info.version, &event.key, outcome)
+        };
+        if let Some(reason) = plugin.held() {
+            return receipt(RunOutcome::Held(reason));
+        }
         if !plugin.breaker.accepts_runs() {
-            return receipt;
+            return receipt(RunOutcome::Quarantined);
         }
         let _running = plugin.concurrency.acquire().await.expect("never closed");
         let _slot = self.slots.acquire().await.expect("never closed");
-        // The breaker may have opened while this run waited for its slot.
+        // Held, or the breaker opened, while this run waited for its slot.
+        if let Some(reason) = plugin.held() {
+            return receipt(RunOutcome::Held(reason));
+        }
         let Some(admission) = plugin.breaker.admit() else {
-            return receipt;
+            return receipt(RunOutcome::Quarantined);
         };
+        let receipt = receipt(RunOutcome::Quarantined);
         let receipt = self
             .execute(
                 &self.services,
@@ -479,7 +582,7 @@ impl Runtime {
     /// on a dead letter before replaying it live.
     pub async fn sandbox_runs(
         &self,
-        plugins: &[&LoadedPlugin],
+        plugins: &[Arc<LoadedPlugin>],
         event: Arc<Event>,
         received_at_ms: u64,
         scratch: &std::path::Path,
@@ -539,7 +642,12 @@ impl Runtime {
         mut receipt: RunReceipt,
     ) -> RunReceipt {
         let limits = plugin.limits;
-        let guest_event = GuestEvent::from(event.as_ref());
+        // What crosses into the sandbox: people disguised, for a plugin
+        // that is to see pseudonyms.
+        let guest_event = match &plugin.info.pseudonyms {
+            Some(pseudonyms) => GuestEvent::from(&pseudonyms.disguise(&event)),
+            None => GuestEvent::from(event.as_ref()),
+        };
         let (mut store, upstream) = self.store(
             services,
             Arc::clone(&plugin.info),

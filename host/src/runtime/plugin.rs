@@ -15,7 +15,7 @@ use super::instance::InstanceState;
 use super::limits::Limits;
 use super::manifest::{ManifestError, PluginManifest};
 use crate::capabilities::required_for_import;
-use crate::config::{PluginConfig, PluginSource, RuntimeConfig};
+use crate::config::{PluginConfig, RuntimeConfig};
 use crate::events::{AccountScope, Subscription};
 use crate::plugin_api::{Capability, GuestPre, PluginInfo, UnknownCapability};
 
@@ -23,6 +23,34 @@ use crate::plugin_api::{Capability, GuestPre, PluginInfo, UnknownCapability};
 /// shows it as failed with this error.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
+    /// Its bundle could not be read, or is not what was signed.
+    #[error("plugin `{plugin}`: {error}")]
+    Bundle {
+        /// The plugin.
+        plugin: String,
+        /// What is wrong.
+        error: crate::bundle::BundleError,
+    },
+    /// The trust store refuses its bundle (live mode).
+    #[error("plugin `{plugin}` refused: {why}")]
+    Untrusted {
+        /// The plugin.
+        plugin: String,
+        /// Why.
+        why: crate::installations::Refusal,
+    },
+    /// A pseudonymous installation asks for a capability that would tell
+    /// it who people are.
+    #[error(
+        "plugin `{plugin}` is installed with pseudonyms, but declares `{capability}`, which \
+         would tell it who people are"
+    )]
+    NotWithPseudonyms {
+        /// The plugin.
+        plugin: String,
+        /// The capability.
+        capability: Capability,
+    },
     /// No built-in plugin by that name.
     #[error("no built-in plugin named `{0}` (built in: {1})")]
     UnknownBuiltin(String, String),
@@ -104,6 +132,7 @@ pub(super) struct Unproven {
     pub(super) breaker: CircuitBreaker,
     /// Newest first.
     pub(super) shapes: Vec<GuestPre<InstanceState>>,
+    pub(super) provenance: Provenance,
 }
 
 /// Why a shape did not fit a component at load.
@@ -123,15 +152,15 @@ impl Unproven {
     /// types can be checked, in every shape but those its types refuse, is
     /// loaded as the newest of those: its runs fail on their own, and its
     /// circuit breaker sees to them.
-    pub(super) async fn prove(
-        self,
-        fits: impl AsyncFn(&GuestPre<InstanceState>, Arc<PluginInfo>, Limits) -> Result<(), Misfit>,
-    ) -> Result<LoadedPlugin, LoadError> {
+    pub(super) async fn prove(self, runtime: &super::Runtime) -> Result<LoadedPlugin, LoadError> {
         let mut refusals = Vec::new();
         let version = self.shapes.first().map(|shape| shape.version().as_str());
         let (mut chosen, mut unchecked) = (None, None);
         for shape in self.shapes {
-            match fits(&shape, Arc::clone(&self.info), self.limits).await {
+            match runtime
+                .fits(&shape, Arc::clone(&self.info), self.limits)
+                .await
+            {
                 Ok(()) => {
                     chosen = Some(shape);
                     break;
@@ -167,6 +196,8 @@ impl Unproven {
             pre,
             limits: self.limits,
             breaker: self.breaker,
+            provenance: self.provenance,
+            hold: std::sync::Mutex::new(None),
         })
     }
 }
@@ -184,32 +215,82 @@ pub struct LoadedPlugin {
     pub breaker: CircuitBreaker,
     /// Bounds its runs in flight; the rest wait.
     pub concurrency: Semaphore,
+    /// Where its code came from.
+    pub provenance: Provenance,
+    /// Why the operator holds it back, if they do: its events wait.
+    hold: std::sync::Mutex<Option<String>>,
 }
 
-/// Where the manifest text and component bytes come from.
-fn read_source(source: &PluginSource) -> Result<(String, Vec<u8>), LoadError> {
-    match source {
-        PluginSource::Builtin(name) => {
-            let builtin = igloo_plugin_artifacts::EXAMPLES
-                .iter()
-                .find(|plugin| plugin.name == name)
-                .ok_or_else(|| {
-                    let names: Vec<_> = igloo_plugin_artifacts::EXAMPLES
-                        .iter()
-                        .map(|p| p.name)
-                        .collect();
-                    LoadError::UnknownBuiltin(name.clone(), names.join(", "))
-                })?;
-            Ok((builtin.manifest.to_owned(), builtin.component.to_vec()))
-        }
-        PluginSource::Path(dir) => {
-            let read = |file: &'static str| {
-                std::fs::read(dir.join(file)).map_err(|error| LoadError::Read { file, error })
-            };
-            let manifest = String::from_utf8_lossy(&read("plugin.toml")?).into_owned();
-            Ok((manifest, read("plugin.wasm")?))
-        }
+impl LoadedPlugin {
+    /// Why it is held back, if it is (paused, revoked, being removed).
+    pub fn held(&self) -> Option<String> {
+        self.lock_hold().clone()
     }
+
+    /// Hold it back for `reason` (`None`: let it run again).
+    pub fn set_hold(&self, reason: Option<String>) {
+        *self.lock_hold() = reason;
+    }
+
+    /// Whether a run may start now: it is not held, nor quarantined.
+    pub fn accepts_runs(&self) -> bool {
+        self.lock_hold().is_none() && self.breaker.accepts_runs()
+    }
+
+    fn lock_hold(&self) -> std::sync::MutexGuard<'_, Option<String>> {
+        self.hold
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner())
+    }
+}
+
+/// A plugin's code, as read from its source: the manifest's text and the
+/// component's bytes, and where they came from.
+pub struct PluginCode {
+    /// `plugin.toml`.
+    pub manifest: String,
+    /// The component.
+    pub component: Vec<u8>,
+    /// Who vouches for it.
+    pub provenance: Provenance,
+    /// The pseudonyms it sees people by, if it is not to see IGSIDs.
+    pub pseudonyms: Option<crate::plugin_api::Pseudonyms>,
+}
+
+impl PluginCode {
+    /// The example plugin built into the binary as `name`.
+    pub fn builtin(name: &str) -> Result<Self, LoadError> {
+        let builtin = igloo_plugin_artifacts::EXAMPLES
+            .iter()
+            .find(|plugin| plugin.name == name)
+            .ok_or_else(|| {
+                let names: Vec<_> = igloo_plugin_artifacts::EXAMPLES
+                    .iter()
+                    .map(|p| p.name)
+                    .collect();
+                LoadError::UnknownBuiltin(name.to_owned(), names.join(", "))
+            })?;
+        Ok(Self {
+            manifest: builtin.manifest.to_owned(),
+            component: builtin.component.to_vec(),
+            provenance: Provenance::default(),
+            pseudonyms: None,
+        })
+    }
+}
+
+/// Where a loaded plugin's code came from, for the operator.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Provenance {
+    /// The bundle's digest, when it came in one.
+    pub digest: Option<String>,
+    /// The trusted publisher whose signature it carries.
+    pub publisher: Option<String>,
+    /// The signature it carries, trusted or not (checked again whenever
+    /// the trust store changes).
+    pub signature: Option<String>,
+    /// Loaded unsigned: the operator allowed it, or it is a dry run.
+    pub unsigned: bool,
 }
 
 /// Load the plugin `config` names, with the operator's `runtime` limits.
@@ -218,8 +299,14 @@ pub(super) fn load(
     linker: &Linker<InstanceState>,
     config: &PluginConfig,
     runtime: &RuntimeConfig,
+    code: PluginCode,
 ) -> Result<Unproven, LoadError> {
-    let (manifest_text, bytes) = read_source(&config.source)?;
+    let PluginCode {
+        manifest: manifest_text,
+        component: bytes,
+        provenance,
+        pseudonyms,
+    } = code;
     let plugin = config.id.clone();
     let manifest = PluginManifest::parse(&manifest_text).map_err(|error| LoadError::Manifest {
         plugin: plugin.clone(),
@@ -243,6 +330,19 @@ pub(super) fn load(
         }
     }
     let capabilities: BTreeSet<Capability> = manifest.capabilities.iter().copied().collect();
+    if pseudonyms.is_some()
+        && let Some(capability) = capabilities.iter().find(|capability| {
+            matches!(
+                capability,
+                Capability::ProfilesRead | Capability::ProfilesPublicLookup
+            )
+        })
+    {
+        return Err(LoadError::NotWithPseudonyms {
+            plugin,
+            capability: *capability,
+        });
+    }
     for extra in granted.difference(&capabilities) {
         tracing::warn!(%plugin, capability = %extra, "granted but not declared in the manifest; ignored");
     }
@@ -293,7 +393,10 @@ pub(super) fn load(
             },
             capabilities,
             settings: config.settings.clone(),
+            account_settings: config.account_settings.clone(),
+            pseudonyms,
         }),
         shapes,
+        provenance,
     })
 }

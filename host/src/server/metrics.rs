@@ -15,7 +15,7 @@ pub(super) async fn metrics(
     State(app): State<Arc<AppState>>,
 ) -> Result<impl IntoResponse, ApiError> {
     let stats = app.stats.get(app.inbox.as_ref()).await?;
-    for plugin in app.runtime.plugins() {
+    for plugin in app.runtime.plugins().iter() {
         app.metrics
             .set_quarantined(&plugin.info.id, plugin.breaker.status().quarantined);
     }

@@ -7,7 +7,7 @@
 //! events anyone subscribes to ([`Subscriptions`]), not who runs them.
 
 mod admin;
-mod body;
+pub(crate) mod body;
 mod dry_run;
 mod health;
 pub(crate) mod listener;
@@ -21,7 +21,6 @@ use std::time::Duration;
 use axum::Router;
 use axum::routing::{get, post};
 
-use crate::events::Subscriptions;
 use crate::graph::DryRun;
 use crate::inbox::{Inbox, InboxStats};
 use crate::metrics::Metrics;
@@ -36,8 +35,11 @@ pub(crate) struct AppState {
     pub verify_token: Option<String>,
     /// Where accepted events go.
     pub inbox: Arc<dyn Inbox>,
-    /// Which events someone wants dispatched.
-    pub subscriptions: Subscriptions,
+    /// The installations, and the trust store their bundles answer to.
+    pub installations: Arc<crate::installations::Installations>,
+    /// The plugin threads: changes to installations load plugins, which
+    /// runs guest code, never on the threads that answer Meta.
+    pub plugin_threads: tokio::runtime::Handle,
     /// The loaded plugins, for health and the operator's routes.
     pub runtime: Arc<Runtime>,
     /// The record of calls not sent, in a dry run.
@@ -221,6 +223,29 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
             "/admin/conversations/{account}/{person}/resume",
             post(admin::resume_conversation),
         )
+        .route(
+            "/admin/installations",
+            get(admin::installations::list).post(admin::installations::add),
+        )
+        .route(
+            "/admin/installations/{id}",
+            get(admin::installations::show)
+                .patch(admin::installations::set)
+                .delete(admin::installations::remove),
+        )
+        .route(
+            "/admin/installations/{id}/upgrade",
+            post(admin::installations::upgrade),
+        )
+        .route(
+            "/admin/installations/{id}/{action}",
+            post(admin::installations::pause),
+        )
+        .route("/admin/bundles/fetch", post(admin::installations::fetch))
+        .route(
+            "/admin/trust",
+            get(admin::installations::trust).post(admin::installations::change_trust),
+        )
         .route("/admin/timers", get(admin::timers::list))
         .route("/admin/timers/cancel", post(admin::timers::cancel))
         .route("/dry-run/calls", get(dry_run::calls))
@@ -233,6 +258,12 @@ pub(crate) fn router(state: Arc<AppState>) -> Router {
         .route(
             "/webhooks/instagram",
             get(webhook::handshake).post(webhook::receive),
+        )
+        // A bundle is larger than operator bodies: its route checks the
+        // token before it reads a byte, then reads within its own limits.
+        .route(
+            "/admin/bundles",
+            axum::routing::put(admin::installations::upload),
         )
         .merge(others)
         .with_state(state)

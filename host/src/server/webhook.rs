@@ -71,7 +71,7 @@ async fn verify_and_store(
             .map(|value| value.as_bytes()),
     };
     app.verifier.verify(signature, &body)?;
-    let delivery = Delivery::split(body, &app.subscriptions)?;
+    let delivery = Delivery::split(body, &app.runtime.subscriptions())?;
     let kinds: Vec<&'static str> = delivery
         .events
         .iter()

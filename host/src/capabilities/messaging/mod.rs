@@ -175,8 +175,17 @@ impl HostView<'_, Messaging> {
         Ok(learned)
     }
 
-    /// Send `outgoing` to `to` at most once across executions of the run.
+    /// Send `outgoing` to `to` at most once across executions of the run;
+    /// the person it went to as the plugin sees people.
     async fn send_journaled(&self, to: Recipient, outgoing: Outgoing) -> HostResult<Sent> {
+        let sent = self.send_once(to, outgoing).await?;
+        Ok(Sent {
+            recipient_id: self.run.person_for_plugin(sent.recipient_id),
+            message_id: sent.message_id,
+        })
+    }
+
+    async fn send_once(&self, to: Recipient, outgoing: Outgoing) -> HostResult<Sent> {
         let call = journaled::call(&to, &outgoing);
         let findable = journaled::findable(&to, &outgoing);
         self.run
@@ -238,6 +247,10 @@ impl HostView<'_, Messaging> {
 
 impl Host for HostView<'_, Messaging> {
     async fn send(&mut self, to: Recipient, message: Outgoing) -> HostResult<Sent> {
+        let to = match to {
+            Recipient::Person(person) => Recipient::Person(self.run.person_from_plugin(person)?),
+            comment => comment,
+        };
         self.send_journaled(to, message).await
     }
 
@@ -247,7 +260,8 @@ impl Host for HostView<'_, Messaging> {
             quick_replies: Vec::new(),
             human_agent: false,
         };
-        self.send_journaled(Recipient::Person(recipient_id), outgoing)
+        let person = self.run.person_from_plugin(recipient_id)?;
+        self.send_journaled(Recipient::Person(person), outgoing)
             .await
     }
 
@@ -257,6 +271,7 @@ impl Host for HostView<'_, Messaging> {
         message_id: String,
         reaction: Option<String>,
     ) -> HostResult<()> {
+        let recipient_id = self.run.person_from_plugin(recipient_id)?;
         let call = Call::new(
             "messaging.react",
             &format!("{recipient_id:?} {message_id:?} {reaction:?}"),

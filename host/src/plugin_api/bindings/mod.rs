@@ -44,7 +44,7 @@ impl ApiVersion {
     }
 
     /// The version whose handler `export` is, if this host serves it.
-    fn of_export(export: &str) -> Option<Self> {
+    pub fn of_export(export: &str) -> Option<Self> {
         match export.strip_prefix("igloo:plugin/handler@")? {
             "0.1.0" => Some(ApiVersion::V0_1_0),
             "0.2.0" => Some(ApiVersion::V0_2_0),

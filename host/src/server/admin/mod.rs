@@ -1,6 +1,7 @@
 //! Operator routes, behind `server.admin_token`.
 
 pub(super) mod accounts;
+pub(super) mod installations;
 pub(super) mod timers;
 
 use std::sync::Arc;
@@ -245,7 +246,7 @@ async fn sandbox_replay(app: &AppState, seq: Seq, plugin: Option<&str>) -> Answe
             );
         }
     };
-    let plugins: Vec<&LoadedPlugin> = match plugin {
+    let plugins: Vec<Arc<LoadedPlugin>> = match plugin {
         Some(id) => match app.runtime.plugin(id) {
             Some(plugin) => vec![plugin],
             None => {
@@ -260,6 +261,7 @@ async fn sandbox_replay(app: &AppState, seq: Seq, plugin: Option<&str>) -> Answe
             .plugins()
             .iter()
             .filter(|plugin| plugin.info.receives(&event))
+            .cloned()
             .collect(),
     };
     let ran = async {

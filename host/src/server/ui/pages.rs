@@ -116,7 +116,8 @@ pub(super) async fn overview(
         accounts.push((account, webhooks));
     }
     let mut plugins = Vec::new();
-    for plugin in app.runtime.plugins() {
+    let loaded = app.runtime.plugins();
+    for plugin in loaded.iter() {
         let filter = EventFilter {
             plugin: Some(plugin.info.id.clone()),
             limit: RECENT_RUNS,
