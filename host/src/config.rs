@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::capabilities::{
     KvConfig, OptOutConfig, OptOutRules, ProfilesConfig, PublicProfilesConfig, TimersConfig,
 };
-pub use crate::dispatch::ExclusiveGroup;
+pub use crate::dispatch::{ExclusiveGroup, GroupPlace};
 use crate::graph::{IceBreaker, MenuItem};
 
 /// The app secret used when none is configured and igloo runs as a dry run,
@@ -630,6 +630,10 @@ pub struct PluginConfig {
     /// back when it acts.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub pseudonymous: bool,
+    /// Its place in an exclusive group, for an installation the config's
+    /// `[[exclusive_groups]]` does not list (one made through the API).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exclusive_group: Option<GroupPlace>,
 }
 
 impl PluginConfig {
@@ -644,6 +648,7 @@ impl PluginConfig {
             account_settings: BTreeMap::new(),
             allow_unsigned: false,
             pseudonymous: false,
+            exclusive_group: None,
         }
     }
 }

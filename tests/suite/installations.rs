@@ -157,6 +157,18 @@ async fn one_package_serves_two_accounts_each_with_its_own_settings_and_state() 
     let seen_by_a = run_on(&igloo, "probe-a", &get, "kv-3").await;
     assert!(seen_by_a.contains("from a"), "{seen_by_a}");
     assert!(!seen_by_b.contains("from a"), "{seen_by_b}");
+    // Removed and made again under the same id, it starts with nothing.
+    let (status, _) = igloo
+        .admin(Method::DELETE, "/admin/installations/probe-a", None)
+        .await;
+    assert_eq!(status, 200);
+    install_probe("probe-a").await;
+    let seen_again = run_on(&igloo, "probe-a", &get, "kv-4").await;
+    assert!(!seen_again.contains("from a"), "{seen_again}");
+    let (status, _) = igloo
+        .admin(Method::DELETE, "/admin/installations/probe-a", None)
+        .await;
+    assert_eq!(status, 200);
 
     // What the API changed survives a restart.
     let data = igloo.stop().await;
@@ -168,7 +180,7 @@ async fn one_package_serves_two_accounts_each_with_its_own_settings_and_state() 
         .iter()
         .map(|one| one["id"].as_str().unwrap())
         .collect();
-    assert_eq!(ids, ["shop-replies", "probe-a", "probe-b"], "{listed}");
+    assert_eq!(ids, ["shop-replies", "probe-b"], "{listed}");
 }
 
 #[tokio::test]
@@ -353,6 +365,19 @@ async fn an_upgrade_asking_for_more_waits_for_the_grant_and_one_under_load_loses
         .await;
     assert_eq!(shown["diff"]["added"], json!(["kv"]), "{shown}");
     assert_eq!(shown["version"], "2.0.0");
+    // The dashboard shows the difference too.
+    let (cookie, client) = igloo.dashboard_session().await;
+    let page = client
+        .get(format!("{}/ui", igloo.url))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("upgrade waiting"), "{page}");
+    assert!(page.contains("asks for kv"), "{page}");
     igloo
         .post_webhook(&message_to(ACCOUNT_ID, "8000", "still", "m-still"))
         .await;
@@ -480,6 +505,23 @@ async fn a_pseudonymous_installation_answers_a_person_without_seeing_their_igsid
         sent[0].recipient_id, IGSID,
         "igloo mapped the pseudonym back"
     );
+    // Pseudonyms are chosen when an installation is made, never later.
+    let (status, _) = igloo
+        .admin(
+            Method::PATCH,
+            "/admin/installations/blind",
+            Some(json!({"pseudonymous": false})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, answer) = igloo
+        .admin(
+            Method::PATCH,
+            "/admin/installations/blind",
+            Some(json!({"pseudonymous": true})),
+        )
+        .await;
+    assert_eq!(status, 409, "{answer}");
     // The inbox keeps the real id, for dead letters and replays.
     let (_, events) = igloo
         .admin(Method::GET, &format!("/admin/events?person={IGSID}"), None)
@@ -631,4 +673,64 @@ async fn a_bundle_pushed_to_an_oci_registry_is_installed_by_reference_and_a_tamp
         answer["error"].as_str().unwrap().contains("digest"),
         "{answer}"
     );
+}
+
+#[tokio::test]
+async fn installations_take_their_place_in_an_exclusive_group_and_a_dry_run_loads_unsigned_code() {
+    let graph = FakeGraph::start().await;
+    let igloo = TestIgloo::start(config_with_two_accounts(&graph)).await;
+    let bundle = bundle_of(&igloo_plugin_artifacts::AUTO_REPLY);
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), bundle.to_bytes()).unwrap();
+    let path = file.path().to_str().unwrap();
+    for (id, position) in [("second", "1"), ("first", "0")] {
+        let reply = format!("reply=from {id}");
+        igloo
+            .cli(&[
+                "installations",
+                "add",
+                id,
+                "--bundle",
+                path,
+                "--grant",
+                "messages:reply",
+                "--setting",
+                &reply,
+                "--allow-unsigned",
+                "--exclusive-group",
+                "answer-once",
+                "--position",
+                position,
+            ])
+            .await
+            .unwrap();
+    }
+    igloo
+        .post_webhook(&message_to(ACCOUNT_ID, "701", "hi", "m-group"))
+        .await;
+    igloo.wait_until_idle().await;
+    let sent = graph.sent_messages();
+    assert_eq!(sent.len(), 1, "one answer between them: {sent:?}");
+    assert_eq!(sent[0].text.as_deref(), Some("from first"));
+
+    // A dry run loads an unsigned bundle, and says so.
+    let mut config = Config::embedded_defaults();
+    config.server.admin_token = Some(OPERATOR_TOKEN.into());
+    let dry = TestIgloo::start(config).await;
+    let digest = upload(&dry, &bundle).await;
+    let (status, answer) = install(
+        &dry,
+        json!({"id": "tried", "digest": digest, "grants": ["messages:reply"]}),
+    )
+    .await;
+    assert_eq!(status, 201, "{answer}");
+    let health = dry.get_json("/healthz").await;
+    let tried = health["plugins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|plugin| plugin["id"] == "tried")
+        .cloned()
+        .unwrap();
+    assert_eq!(tried["provenance"]["unsigned"], true, "{health}");
 }

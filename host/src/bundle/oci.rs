@@ -54,6 +54,14 @@ pub enum FetchError {
     },
 }
 
+/// The longest a whole fetch may take.
+const FETCH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// The longest a registry may go without sending.
+const READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+/// The largest annotation igloo reads (the manifest's `plugin.toml`).
+const MAX_ANNOTATION_BYTES: usize = 64 * 1024;
+
 /// Where registries are reached over plain HTTP (a registry on the
 /// operator's own network); every other is HTTPS.
 #[derive(Debug, Clone, Default)]
@@ -66,12 +74,21 @@ impl Registries {
     fn client(&self) -> Client {
         Client::new(ClientConfig {
             protocol: ClientProtocol::HttpsExcept(self.insecure.clone()),
+            connect_timeout: Some(CONNECT_TIMEOUT),
+            read_timeout: Some(READ_TIMEOUT),
             ..ClientConfig::default()
         })
     }
 
-    /// Fetch the bundle `reference` names, checked as a bundle file is.
+    /// Fetch the bundle `reference` names, checked as a bundle file is,
+    /// within [`FETCH_TIMEOUT`]: a registry that trickles is not waited on.
     pub async fn fetch(&self, reference: &str) -> Result<Bundle, FetchError> {
+        tokio::time::timeout(FETCH_TIMEOUT, self.fetch_now(reference))
+            .await
+            .unwrap_or_else(|_| Err(transport(reference, "took longer than it may")))
+    }
+
+    async fn fetch_now(&self, reference: &str) -> Result<Bundle, FetchError> {
         if let Some(image) = reference.strip_prefix("oci://") {
             return self.pull(reference, image).await;
         }
@@ -133,10 +150,13 @@ impl Registries {
         }
         let annotations = manifest.annotations.clone().unwrap_or_default();
         let annotation = |key: &str| {
-            annotations
+            let value = annotations
                 .get(key)
-                .cloned()
-                .ok_or_else(|| refuse(format!("no `{key}` annotation: not an igloo bundle")))
+                .ok_or_else(|| refuse(format!("no `{key}` annotation: not an igloo bundle")))?;
+            if value.len() > MAX_ANNOTATION_BYTES {
+                return Err(refuse(format!("its `{key}` annotation is too large")));
+            }
+            Ok(value.clone())
         };
         let manifest_text = BASE64
             .decode(annotation(ANNOTATION_MANIFEST)?)
@@ -263,8 +283,11 @@ fn transport(reference: &str, error: impl std::fmt::Display) -> FetchError {
 
 /// Download a bundle file, at most [`MAX_BUNDLE_BYTES`].
 async fn download(url: &reqwest::Url) -> Result<Vec<u8>, String> {
+    // No redirects: the scheme and host checked are the ones fetched.
     let mut response = reqwest::Client::builder()
-        .timeout(std::time::Duration::from_secs(60))
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(CONNECT_TIMEOUT)
+        .read_timeout(READ_TIMEOUT)
         .build()
         .map_err(|error| error.to_string())?
         .get(url.clone())

@@ -194,6 +194,11 @@ impl HostServices {
         Ok(Self::new(Arc::new(self.graph.sandboxed()), state, configs)?)
     }
 
+    /// Forget what the removed installation `plugin` kept (kv, timers).
+    pub async fn forget_plugin(&self, plugin: &str) -> Result<u64, StateError> {
+        self.state.forget_plugin(plugin).await
+    }
+
     /// The accounts the services act for.
     pub fn accounts(&self) -> &Arc<crate::accounts::Accounts> {
         self.graph.accounts()

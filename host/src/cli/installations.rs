@@ -48,6 +48,21 @@ pub struct InstallationOptions {
     /// It sees pseudonyms in place of people's IGSIDs.
     #[arg(long)]
     pseudonymous: bool,
+    /// The exclusive group it answers in (one answer per event between
+    /// the group's members).
+    #[arg(long)]
+    exclusive_group: Option<String>,
+    /// Its rank in that group among installations placed there (lowest
+    /// first; after the members the config lists).
+    #[arg(long, default_value_t = 0, requires = "exclusive_group")]
+    position: u32,
+}
+
+impl InstallationOptions {
+    fn group_place(&self) -> Option<Value> {
+        let name = self.exclusive_group.as_ref()?;
+        Some(json!({ "name": name, "position": self.position }))
+    }
 }
 
 /// What to do with installations.
@@ -172,6 +187,21 @@ fn per_account(given: &[String]) -> anyhow::Result<BTreeMap<String, BTreeMap<Str
 pub async fn run(args: InstallationsArgs) -> anyhow::Result<()> {
     let admin = Admin::new(args.admin);
     let (get, post) = (reqwest::Method::GET, reqwest::Method::POST);
+    // Only an id's alphabet goes into the path.
+    let id = match &args.command {
+        InstallationsCommand::List => None,
+        InstallationsCommand::Show { id }
+        | InstallationsCommand::Add { id, .. }
+        | InstallationsCommand::Set { id, .. }
+        | InstallationsCommand::Upgrade { id, .. }
+        | InstallationsCommand::Diff { id }
+        | InstallationsCommand::Pause { id }
+        | InstallationsCommand::Resume { id }
+        | InstallationsCommand::Remove { id } => Some(id),
+    };
+    if let Some(id) = id {
+        crate::config::check_plugin_id(id)?;
+    }
     let path = |id: &str, action: &str| format!("/admin/installations/{id}{action}");
     let (_, answer): (_, Value) = match args.command {
         InstallationsCommand::List => admin.send(get, "/admin/installations", &[]).await?,
@@ -195,6 +225,7 @@ pub async fn run(args: InstallationsArgs) -> anyhow::Result<()> {
                 "account_settings": per_account(&options.account_settings)?,
                 "allow_unsigned": options.allow_unsigned,
                 "pseudonymous": options.pseudonymous,
+                "exclusive_group": options.group_place(),
             });
             admin
                 .send_body(post, "/admin/installations", &[], Some(&body))
@@ -220,6 +251,9 @@ pub async fn run(args: InstallationsArgs) -> anyhow::Result<()> {
             }
             if options.pseudonymous {
                 body.insert("pseudonymous".into(), json!(true));
+            }
+            if let Some(place) = options.group_place() {
+                body.insert("exclusive_group".into(), place);
             }
             let patch = reqwest::Method::PATCH;
             admin

@@ -30,7 +30,47 @@ pub struct ExclusiveGroup {
     pub plugins: Vec<String>,
 }
 
+/// An installation's place in an exclusive group: after the members the
+/// config's `[[exclusive_groups]]` lists, by `position` (lowest first).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupPlace {
+    /// The group's name (one the config defines, or a new one).
+    pub name: String,
+    /// Its rank among the installations placed in the group.
+    #[serde(default)]
+    pub position: u32,
+}
+
 impl ExclusiveGroup {
+    /// `groups` with each of `placed` (an installation's id and place)
+    /// joined to its group, after the members listed there; a plugin a
+    /// group lists already keeps that place.
+    pub(crate) fn with_places<'a>(
+        groups: &[ExclusiveGroup],
+        placed: impl IntoIterator<Item = (&'a str, &'a GroupPlace)>,
+    ) -> Vec<ExclusiveGroup> {
+        let mut placed: Vec<_> = placed.into_iter().collect();
+        placed.sort_by_key(|(id, place)| (place.position, *id));
+        let mut groups = groups.to_vec();
+        for (id, place) in placed {
+            if groups
+                .iter()
+                .any(|group| group.plugins.iter().any(|p| p == id))
+            {
+                continue;
+            }
+            match groups.iter_mut().find(|group| group.name == place.name) {
+                Some(group) => group.plugins.push(id.to_owned()),
+                None => groups.push(ExclusiveGroup {
+                    name: place.name.clone(),
+                    plugins: vec![id.to_owned()],
+                }),
+            }
+        }
+        groups
+    }
+
     /// Check `groups` against the configured plugin ids: each member is a
     /// configured plugin, in one group at most, and names are unique.
     pub fn validate<'a>(

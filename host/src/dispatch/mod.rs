@@ -33,7 +33,7 @@ mod groups;
 mod retry;
 pub(crate) mod timers;
 
-pub use groups::ExclusiveGroup;
+pub use groups::{ExclusiveGroup, GroupPlace};
 
 use crate::config::RuntimeConfig;
 use crate::events::Event;
@@ -353,8 +353,16 @@ impl Dispatcher {
             .partition(|plugin| hold.lets_through(plugin));
         // A group's turn counts every member the event is for, held back
         // or not: an answer given before a pause still stands.
-        let turns: Vec<(&ExclusiveGroup, groups::Turn<'_>)> = self
-            .groups
+        let placed: Vec<(&str, &GroupPlace)> = plugins
+            .iter()
+            .filter_map(|plugin| Some((plugin.info.id.as_str(), plugin.info.group.as_ref()?)))
+            .collect();
+        let all_groups = if placed.is_empty() {
+            std::borrow::Cow::Borrowed(self.groups.as_slice())
+        } else {
+            std::borrow::Cow::Owned(ExclusiveGroup::with_places(&self.groups, placed))
+        };
+        let turns: Vec<(&ExclusiveGroup, groups::Turn<'_>)> = all_groups
             .iter()
             .map(|group| {
                 let members: Vec<&str> = group
@@ -385,18 +393,20 @@ impl Dispatcher {
                 .iter()
                 .chain(&held)
                 .filter(|p| !finished(&p.info.id))
-                .count(),
+                .count()
+                // Fail closed: an installation the trust store holds back
+                // keeps its events waiting.
+                + plugins
+                    .waiting()
+                    .filter(|info| info.receives(event) && !finished(&info.id))
+                    .count(),
         };
         plan.skip.extend(
             held.iter()
                 .filter(|plugin| !finished(&plugin.info.id))
                 .map(|plugin| hold.record(&plugin.info.id)),
         );
-        let grouped = |id: &str| {
-            self.groups
-                .iter()
-                .any(|g| g.plugins.iter().any(|p| p == id))
-        };
+        let grouped = |id: &str| all_groups.iter().any(|g| g.plugins.iter().any(|p| p == id));
         plan.run.extend(
             subscribed
                 .iter()
@@ -575,6 +585,20 @@ impl Dispatcher {
         }
         let hold = self.hold(&event, !pending.runs.is_empty()).await;
         let mut runs = pending.runs.clone();
+        // A retry (or a replay) left for an installation no longer there
+        // would keep the event from completing: it is a dead letter now.
+        for run in pending.runs.iter().filter(|run| run.retry_at_ms.is_some()) {
+            if !self.runtime.installed(&run.plugin) {
+                let record = RunRecord::finished(
+                    &run.plugin,
+                    crate::installations::REMOVED,
+                    "the installation is no longer there to run it",
+                );
+                self.retry_storage(|| self.inbox.record_run(pending.seq, record.clone()))
+                    .await;
+                replace_run(&mut runs, record);
+            }
+        }
         // Each plugin runs once per take, whatever its retry schedule says.
         let mut ran = HashSet::new();
         let unfinished = loop {

@@ -116,6 +116,18 @@ pub struct Changes {
     pub allow_unsigned: Option<bool>,
     /// Whether it sees pseudonyms.
     pub pseudonymous: Option<bool>,
+    /// Its place in an exclusive group (`null`: none).
+    #[serde(default, deserialize_with = "present")]
+    pub exclusive_group: Option<Option<crate::config::GroupPlace>>,
+}
+
+/// A field that is present: `null` is `Some(None)`, absent is `None`.
+fn present<'de, T, D>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    T: Deserialize<'de>,
+    D: serde::Deserializer<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
 }
 
 /// What an upgrade did.
@@ -150,6 +162,8 @@ pub struct Installations {
     pseudonym_secret: [u8; 32],
     /// One change at a time: each reads what the last one wrote.
     changes: tokio::sync::Mutex<()>,
+    /// One bundle stored at a time: each is up to 64 MiB in memory.
+    storing: tokio::sync::Semaphore,
 }
 
 impl Installations {
@@ -179,6 +193,7 @@ impl Installations {
             configured: config.plugins.clone(),
             pseudonym_secret,
             changes: tokio::sync::Mutex::new(()),
+            storing: tokio::sync::Semaphore::new(1),
         })
     }
 
@@ -214,7 +229,11 @@ impl Installations {
         for installation in &all {
             if let Err(error) = self.bring_up(installation).await {
                 tracing::error!(plugin = %installation.spec.id, %error, "plugin not loaded");
-                self.runtime.put_failed(&installation.spec.id, error);
+                // Fail closed: a bundle's events wait for it, whatever kept
+                // it from loading (untrusted, revoked, unreadable, broken),
+                // until the operator fixes, upgrades or removes it.
+                let waits = self.describe(&installation.spec);
+                self.runtime.put_failed(&installation.spec.id, error, waits);
             }
         }
         Ok(())
@@ -284,8 +303,7 @@ impl Installations {
             paused: false,
             pending_upgrade: None,
         };
-        self.bring_up(&installation).await?;
-        self.store.save(&installation)?;
+        self.commit(&installation, None).await?;
         tracing::info!(plugin = %installation.spec.id, "installed");
         Ok(installation)
     }
@@ -296,6 +314,7 @@ impl Installations {
     pub async fn set(&self, id: &str, changes: Changes) -> Result<Installation, Problem> {
         let _one = self.changes.lock().await;
         let mut installation = self.api_made(id)?;
+        let before = installation.clone();
         let spec = &mut installation.spec;
         if let Some(grants) = changes.grants {
             spec.grants = grants;
@@ -313,7 +332,19 @@ impl Installations {
             spec.allow_unsigned = allow;
         }
         if let Some(pseudonymous) = changes.pseudonymous {
+            // Its kv and timers may hold real ids already: a pseudonymous
+            // installation starts with nothing.
+            if pseudonymous && !spec.pseudonymous {
+                return Err(Problem::Conflict(
+                    "pseudonyms are chosen when an installation is made: install it anew, \
+                     under a new id, with pseudonyms"
+                        .into(),
+                ));
+            }
             spec.pseudonymous = pseudonymous;
+        }
+        if let Some(place) = changes.exclusive_group {
+            spec.exclusive_group = place;
         }
         if let Some(pending) = installation.pending_upgrade.clone() {
             let upgraded = Installation {
@@ -329,8 +360,7 @@ impl Installations {
                 tracing::info!(plugin = %id, digest = %pending, "the waiting upgrade is granted what it asks for: applied");
             }
         }
-        self.bring_up(&installation).await?;
-        self.store.save(&installation)?;
+        self.commit(&installation, Some(&before)).await?;
         Ok(installation)
     }
 
@@ -340,6 +370,7 @@ impl Installations {
     pub async fn upgrade(&self, id: &str, digest: Digest) -> Result<Upgrade, Problem> {
         let _one = self.changes.lock().await;
         let mut installation = self.api_made(id)?;
+        let before = installation.clone();
         let missing = self.missing_grants(&installation.spec, &digest)?;
         if !missing.is_empty() {
             // Refused now if it could never run here (untrusted, revoked).
@@ -352,10 +383,28 @@ impl Installations {
         }
         installation.spec.source = PluginSource::Digest(digest.clone());
         installation.pending_upgrade = None;
-        self.bring_up(&installation).await?;
-        self.store.save(&installation)?;
+        self.commit(&installation, Some(&before)).await?;
         tracing::info!(plugin = %id, %digest, "upgraded");
         Ok(Upgrade::Upgraded { digest })
+    }
+
+    /// Keep `installation`, then make it live; if it does not load, keep
+    /// what was there `before` (nothing, for a new one) and say why. Kept
+    /// first, so nothing runs that a restart would not bring back.
+    async fn commit(
+        &self,
+        installation: &Installation,
+        before: Option<&Installation>,
+    ) -> Result<(), Problem> {
+        self.store.save(installation)?;
+        if let Err(error) = self.bring_up(installation).await {
+            match before {
+                Some(before) => self.store.save(before)?,
+                None => self.store.delete(&installation.spec.id)?,
+            }
+            return Err(error.into());
+        }
+        Ok(())
     }
 
     /// What a waiting upgrade of `id` asks for beyond its grants, and what
@@ -421,23 +470,51 @@ impl Installations {
         let plugin = self.runtime.plugin(id);
         if let Some(plugin) = &plugin {
             plugin.set_hold(Some("being removed".into()));
-            // Every run under way ends before its events are looked at.
-            let all = plugin.limits.max_concurrency.max(1);
-            let _drained = plugin.concurrency.acquire_many(all).await;
         }
+        // Every run under way, of any version, ends before its events are
+        // looked at; none starts after (it is held).
+        self.runtime.runs_ended(id).await;
+        let waiting = self
+            .runtime
+            .plugins()
+            .waiting()
+            .find(|info| info.id == id)
+            .cloned();
+        let info = plugin
+            .as_ref()
+            .map(|plugin| Arc::clone(&plugin.info))
+            .or(waiting);
         let mut left = 0;
-        if let Some(plugin) = &plugin {
-            left = self.dead_letter_pending(plugin).await?;
+        if let Some(info) = &info {
+            left = match self.dead_letter_pending(info).await {
+                Ok(left) => left,
+                Err(problem) => {
+                    // Not removed: it runs again.
+                    if let Some(plugin) = &plugin {
+                        let installation = self.get(id)?;
+                        plugin.set_hold(self.hold_reason(&installation, plugin));
+                    }
+                    return Err(problem);
+                }
+            };
         }
         self.runtime.take_out(id);
         self.store.delete(id)?;
+        // Its kv and timers go with it: an installation made later under
+        // this id (of another publisher, pseudonymous) must not read them.
+        if let Err(error) = self.runtime.services().forget_plugin(id).await {
+            tracing::error!(plugin = %id, %error, "forgetting a removed installation's kv and timers failed");
+        }
         tracing::warn!(plugin = %id, left, "installation removed; the events it had not run on are dead letters");
         Ok(left)
     }
 
     /// Record [`REMOVED`] on each pending event `plugin` has not finished.
-    async fn dead_letter_pending(&self, plugin: &LoadedPlugin) -> Result<u64, Problem> {
-        let id = &plugin.info.id;
+    async fn dead_letter_pending(
+        &self,
+        plugin: &crate::plugin_api::PluginInfo,
+    ) -> Result<u64, Problem> {
+        let id = &plugin.id;
         let (mut after, mut recorded) = (0, 0);
         loop {
             let batch = self
@@ -450,7 +527,7 @@ impl Installations {
             };
             after = last.seq;
             for pending in batch {
-                if plugin.info.receives(&pending.event) && !pending.is_done_for(id) {
+                if plugin.receives(&pending.event) && !pending.is_done_for(id) {
                     let record = RunRecord::finished(
                         id,
                         REMOVED,
@@ -466,11 +543,19 @@ impl Installations {
         }
     }
 
-    /// Store a bundle file's bytes, once they are checked to be one.
-    pub async fn store_bundle(&self, bytes: &[u8]) -> Result<Bundle, Problem> {
-        let bundle = Bundle::from_bytes(bytes)?;
-        self.keep(&bundle)?;
-        Ok(bundle)
+    /// Store a bundle file's bytes, once they are checked to be one. One
+    /// at a time, off the async threads: a bundle is up to
+    /// [`crate::bundle::MAX_BUNDLE_BYTES`], hashed whole.
+    pub async fn store_bundle(&self, bytes: bytes::Bytes) -> Result<Bundle, Problem> {
+        let _one = self.storing.acquire().await.expect("never closed");
+        let (dir, trust) = (self.bundles.clone(), self.trust()?);
+        tokio::task::spawn_blocking(move || {
+            let bundle = Bundle::from_bytes(&bytes)?;
+            keep(&dir, &bundle, &trust)?;
+            Ok(bundle)
+        })
+        .await
+        .map_err(|error| Problem::Storage(format!("storing the bundle stopped: {error}")))?
     }
 
     /// Fetch the bundle `reference` names, check it, and store it.
@@ -483,7 +568,14 @@ impl Installations {
                 why: refusal,
             }));
         }
-        self.keep(&bundle)?;
+        let _one = self.storing.acquire().await.expect("never closed");
+        let (dir, trust) = (self.bundles.clone(), self.trust()?);
+        let bundle = tokio::task::spawn_blocking(move || {
+            keep(&dir, &bundle, &trust)?;
+            Ok::<_, Problem>(bundle)
+        })
+        .await
+        .map_err(|error| Problem::Storage(format!("storing the bundle stopped: {error}")))??;
         tracing::info!(%reference, digest = %bundle.digest(), "bundle fetched");
         Ok(bundle)
     }
@@ -500,25 +592,6 @@ impl Installations {
             .check(bundle, self.live, allow_unsigned)
     }
 
-    /// Store `bundle` under its digest. One stored already keeps its
-    /// signature unless this one carries one that verifies (signing
-    /// changes no signed byte, so a signed copy may follow an unsigned).
-    fn keep(&self, bundle: &Bundle) -> Result<(), Problem> {
-        let path = self.bundle_path(bundle.digest());
-        let signed = bundle
-            .signature()
-            .is_some_and(|signature| signature.verifies(bundle.digest()));
-        if path.exists() && !signed {
-            return Ok(());
-        }
-        let temporary = self
-            .bundles
-            .join(format!(".{}.partial", bundle.digest().hex()));
-        std::fs::write(&temporary, bundle.to_bytes())
-            .and_then(|()| std::fs::rename(&temporary, &path))
-            .map_err(|error| Problem::Storage(format!("storing the bundle: {error}")))
-    }
-
     /// The trust store as it stands.
     pub fn trust(&self) -> Result<TrustStore, Problem> {
         Ok(self.store.trust()?)
@@ -533,14 +606,13 @@ impl Installations {
                 })?;
         check_label("publisher name", name)?;
         self.store.trust_key(name, &key.to_string())?;
-        self.recheck().await;
-        Ok(())
+        self.recheck().await
     }
 
     /// Stop trusting the key (or every key of the publisher) named.
     pub async fn distrust(&self, name_or_key: &str) -> Result<usize, Problem> {
         let removed = self.store.distrust(name_or_key)?;
-        self.recheck().await;
+        self.recheck().await?;
         Ok(removed)
     }
 
@@ -556,39 +628,69 @@ impl Installations {
         };
         self.store.revoke(&item)?;
         tracing::warn!(%item, "revoked");
-        self.recheck().await;
-        Ok(())
+        self.recheck().await
     }
 
     /// Hold back, or let run again, each loaded plugin as the trust store
-    /// and its pause now say.
-    async fn recheck(&self) {
-        let _one = self.changes.lock().await;
-        let Ok(installations) = self.list() else {
-            return;
-        };
-        for installation in installations {
-            if let Some(plugin) = self.runtime.plugin(&installation.spec.id) {
-                let reason = self.hold_reason(&installation, &plugin);
+    /// and its pause now say: at once, whatever change is under way (a
+    /// revocation does not wait for a compile). Then load the installations
+    /// held back at start that the trust store may now allow.
+    async fn recheck(&self) -> Result<(), Problem> {
+        let installations = self.list()?;
+        let waiting: BTreeSet<String> = self
+            .runtime
+            .plugins()
+            .waiting()
+            .map(|info| info.id.clone())
+            .collect();
+        for installation in &installations {
+            let id = &installation.spec.id;
+            if let Some(plugin) = self.runtime.plugin(id) {
+                let reason = self.hold_reason(installation, &plugin);
                 if let Some(reason) = &reason {
-                    tracing::warn!(plugin = %installation.spec.id, %reason, "installation held back");
+                    tracing::warn!(plugin = %id, %reason, "installation held back");
                 }
                 plugin.set_hold(reason);
             }
         }
+        let _one = self.changes.lock().await;
+        for installation in installations {
+            let id = &installation.spec.id;
+            if !waiting.contains(id) || self.runtime.plugin(id).is_some() {
+                continue;
+            }
+            match self.bring_up(&installation).await {
+                Ok(_) => {
+                    tracing::info!(plugin = %id, "installation loaded: the trust store now allows it");
+                }
+                Err(error) => {
+                    let waits = self.describe(&installation.spec);
+                    self.runtime.put_failed(id, error, waits);
+                }
+            }
+        }
         self.runtime.rescan();
+        Ok(())
     }
 
     /// Why `plugin` of `installation` may not run now: paused, or its
     /// bundle no longer trusted.
     fn hold_reason(&self, installation: &Installation, plugin: &LoadedPlugin) -> Option<String> {
-        if let (Some(digest), Ok(trust)) = (&plugin.provenance.digest, self.trust()) {
-            let signature = plugin
-                .provenance
-                .signature
-                .as_deref()
-                .and_then(|text| crate::bundle::Signature::parse(text).ok());
-            let digest = Digest::parse(digest).ok()?;
+        if let Some(digest) = &plugin.provenance.digest {
+            // Fail closed: what cannot be checked does not run.
+            let Ok(trust) = self.trust() else {
+                return Some("the trust store cannot be read: held until it can".into());
+            };
+            let Ok(digest) = Digest::parse(digest) else {
+                return Some("its bundle's digest does not read back".into());
+            };
+            let signature = match plugin.provenance.signature.as_deref() {
+                Some(text) => match crate::bundle::Signature::parse(text) {
+                    Ok(signature) => Some(signature),
+                    Err(_) => return Some("its signature does not read back".into()),
+                },
+                None => None,
+            };
             if let Err(refusal) = trust.check_parts(
                 &digest,
                 signature.as_ref(),
@@ -605,9 +707,29 @@ impl Installations {
     async fn bring_up(&self, installation: &Installation) -> Result<Arc<LoadedPlugin>, LoadError> {
         let code = self.code(&installation.spec)?;
         let loaded = self.runtime.load(&installation.spec, code).await?;
-        let hold = self.hold_reason(installation, &loaded);
-        loaded.set_hold(hold);
-        Ok(self.runtime.put(loaded))
+        loaded.set_hold(self.hold_reason(installation, &loaded));
+        let live = self.runtime.put(loaded);
+        // Again once live: a revocation written meanwhile is not missed
+        // (its recheck saw the plugin this one replaced).
+        live.set_hold(self.hold_reason(installation, &live));
+        Ok(live)
+    }
+
+    /// What `spec`'s bundle is, from its manifest alone (nothing compiled):
+    /// for an installation held back by the trust store, whose events
+    /// wait for it.
+    fn describe(&self, spec: &PluginConfig) -> Option<crate::plugin_api::PluginInfo> {
+        let bundle = match &spec.source {
+            PluginSource::Digest(digest) => self.stored_bundle(&spec.id, digest).ok()?,
+            PluginSource::Bundle(path) => Bundle::from_bytes(&std::fs::read(path).ok()?).ok()?,
+            PluginSource::Builtin(_) | PluginSource::Path(_) => return None,
+        };
+        let pseudonyms = spec
+            .pseudonymous
+            .then(|| Pseudonyms::new(&self.pseudonym_secret, &spec.id));
+        crate::runtime::describe(spec, bundle.manifest_text(), pseudonyms)
+            .ok()
+            .map(|(info, _)| info)
     }
 
     /// The code `spec` names, checked against the trust store when it
@@ -733,6 +855,42 @@ impl Installations {
         }
         Ok(installation)
     }
+}
+
+/// Store `bundle` in `dir` under its digest. One stored already is kept
+/// unless this copy carries a signature that verifies and the stored one
+/// is not vouched for by a publisher `trust` holds (signing changes no
+/// signed byte, so a signed copy may follow an unsigned one; nobody's can
+/// replace a trusted publisher's). Written whole, synced, then renamed into place.
+fn keep(dir: &std::path::Path, bundle: &Bundle, trust: &TrustStore) -> Result<(), Problem> {
+    use std::io::Write as _;
+    let vouched = |bundle: &Bundle| {
+        trust
+            .check(bundle, true, false)
+            .is_ok_and(|verdict| verdict.publisher.is_some())
+    };
+    let path = dir.join(format!("{}.igloo", bundle.digest().hex()));
+    if path.exists() {
+        let stored = std::fs::read(&path)
+            .ok()
+            .and_then(|bytes| Bundle::from_bytes(&bytes).ok());
+        let signed = bundle
+            .signature()
+            .is_some_and(|signature| signature.verifies(bundle.digest()));
+        if !signed || stored.is_some_and(|stored| vouched(&stored)) {
+            return Ok(());
+        }
+    }
+    let failed = |error: std::io::Error| Problem::Storage(format!("storing the bundle: {error}"));
+    let mut temporary = tempfile::NamedTempFile::new_in(dir).map_err(failed)?;
+    temporary.write_all(&bundle.to_bytes()).map_err(failed)?;
+    temporary.as_file().sync_all().map_err(failed)?;
+    temporary
+        .persist(&path)
+        .map_err(|error| failed(error.error))?;
+    std::fs::File::open(dir)
+        .and_then(|dir| dir.sync_all())
+        .map_err(failed)
 }
 
 fn check_label(what: &str, value: &str) -> Result<(), Problem> {

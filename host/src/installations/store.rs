@@ -73,10 +73,18 @@ impl InstallationStore {
             .map_err(error)?
             .collect::<Result<Vec<_>, _>>()
             .map_err(error)?;
-        records
+        // One record that does not read (written by a later igloo, say) is
+        // reported, not a reason for igloo not to start.
+        Ok(records
             .iter()
-            .map(|record| serde_json::from_str(record).map_err(error))
-            .collect()
+            .filter_map(|record| match serde_json::from_str(record) {
+                Ok(installation) => Some(installation),
+                Err(error) => {
+                    tracing::error!(%error, "an installation record does not read back: skipped");
+                    None
+                }
+            })
+            .collect())
     }
 
     pub(super) fn save(&self, installation: &Installation) -> Result<(), StoreError> {

@@ -34,6 +34,8 @@ pub struct PluginInfo {
     /// When it is to see pseudonyms in place of people's IGSIDs (and no
     /// usernames), its pseudonyms.
     pub pseudonyms: Option<super::Pseudonyms>,
+    /// Its place in an exclusive group, beside the config's groups.
+    pub group: Option<crate::config::GroupPlace>,
 }
 
 impl PluginInfo {
@@ -123,6 +125,28 @@ impl RunContext {
                         .into(),
                 )
             })
+    }
+
+    /// A comment the plugin would message the author of privately: for a
+    /// pseudonymous plugin, only the comment whose event this is (any
+    /// other would reach a person it was not given).
+    pub fn comment_from_plugin(&self, given: String) -> Result<String, super::HostError> {
+        if self.plugin.pseudonyms.is_none() {
+            return Ok(given);
+        }
+        match &self.event.kind {
+            crate::events::EventKind::Comment(comment)
+            | crate::events::EventKind::LiveComment(comment)
+                if comment.id == given =>
+            {
+                Ok(given)
+            }
+            _ => Err(super::HostError::Denied(
+                "this installation sees pseudonyms: it may only reply privately to the comment \
+                 whose event it handles"
+                    .into(),
+            )),
+        }
     }
 
     /// A person's IGSID as the plugin is to see it: a pseudonym, for a

@@ -23,6 +23,7 @@ pub use breaker::BreakerStatus;
 pub use instance::InstanceState;
 pub use limits::{Limits, RequestedLimits, Violation};
 pub use manifest::{ManifestError, PluginManifest};
+pub(crate) use plugin::describe;
 pub use plugin::{LoadError, LoadedPlugin, PluginCode, Provenance};
 
 use crate::capabilities::{CapabilityConfigs, HostServices};
@@ -219,6 +220,10 @@ pub struct FailedPlugin {
     pub id: String,
     /// Why it did not load.
     pub error: LoadError,
+    /// What it is, when its events wait for it rather than go on without
+    /// it: an installation held back by the trust store (a revoked or
+    /// untrusted bundle) fails closed.
+    pub waits: Option<Arc<PluginInfo>>,
 }
 
 /// What a sandboxed run did.
@@ -255,6 +260,13 @@ impl PluginSet {
     pub fn failed(&self) -> &[Arc<FailedPlugin>] {
         &self.failed
     }
+
+    /// Installations whose events wait for them though they did not load.
+    pub fn waiting(&self) -> impl Iterator<Item = &Arc<PluginInfo>> {
+        self.failed
+            .iter()
+            .filter_map(|failed| failed.waits.as_ref())
+    }
 }
 
 impl std::ops::Deref for PluginSet {
@@ -282,7 +294,14 @@ pub struct Runtime {
     operator_acted: Notify,
     /// One sandboxed replay at a time: each copies the host's state.
     sandbox: Semaphore,
+    /// Per installation id, one permit held by each of its runs, whatever
+    /// version it runs: a removal waits for them all (see
+    /// [`Runtime::runs_ended`]).
+    gates: std::sync::Mutex<std::collections::HashMap<String, Arc<Semaphore>>>,
 }
+
+/// Permits of an installation's gate: more than runs can be in flight.
+const GATE_PERMITS: u32 = 1 << 20;
 
 impl Runtime {
     /// Open the host's services and build the engine, with no plugin
@@ -301,6 +320,7 @@ impl Runtime {
             max_upstream_wait: Duration::from_millis(config.runtime.max_upstream_wait_ms),
             operator_acted: Notify::new(),
             sandbox: Semaphore::new(1),
+            gates: Default::default(),
             limits: config.runtime.clone(),
             plugins: std::sync::RwLock::new(Arc::new(PluginSet::new(Vec::new(), Vec::new()))),
             engine,
@@ -343,11 +363,12 @@ impl Runtime {
     }
 
     /// Record that the installation `id` did not load, in place of any
-    /// plugin of its id.
-    pub fn put_failed(&self, id: &str, error: LoadError) {
+    /// plugin of its id; its events wait for it if it `waits`.
+    pub fn put_failed(&self, id: &str, error: LoadError, waits: Option<PluginInfo>) {
         let failed = Arc::new(FailedPlugin {
             id: id.to_owned(),
             error,
+            waits: waits.map(Arc::new),
         });
         self.replace(id, |loaded, failures| {
             loaded.retain(|plugin| plugin.info.id != id);
@@ -362,6 +383,35 @@ impl Runtime {
         self.replace(id, |loaded, _| loaded.retain(|plugin| plugin.info.id != id));
         self.operator_acted.notify_one();
         taken
+    }
+
+    /// The gate every run of installation `id` passes.
+    fn gate(&self, id: &str) -> Arc<Semaphore> {
+        let mut gates = self
+            .gates
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        Arc::clone(
+            gates
+                .entry(id.to_owned())
+                .or_insert_with(|| Arc::new(Semaphore::new(GATE_PERMITS as usize))),
+        )
+    }
+
+    /// Resolves once no run of installation `id`, of any version, is under
+    /// way; those that start later find it held (the caller holds it back
+    /// first) and do not run.
+    pub async fn runs_ended(&self, id: &str) {
+        let gate = self.gate(id);
+        let _all = gate.acquire_many(GATE_PERMITS).await.expect("never closed");
+    }
+
+    /// Whether `id` is installed: loaded, or failed with its events
+    /// waiting for it.
+    pub fn installed(&self, id: &str) -> bool {
+        let plugins = self.plugins();
+        plugins.iter().any(|plugin| plugin.info.id == id)
+            || plugins.waiting().any(|info| info.id == id)
     }
 
     /// Swap in a new set: `id`'s failure forgotten, then `change` applied.
@@ -542,6 +592,8 @@ impl Runtime {
         if !plugin.breaker.accepts_runs() {
             return receipt(RunOutcome::Quarantined);
         }
+        let gate = self.gate(&plugin.info.id);
+        let _passing = gate.acquire().await.expect("never closed");
         let _running = plugin.concurrency.acquire().await.expect("never closed");
         let _slot = self.slots.acquire().await.expect("never closed");
         // Held, or the breaker opened, while this run waited for its slot.

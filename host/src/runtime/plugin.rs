@@ -40,10 +40,11 @@ pub enum LoadError {
         why: crate::installations::Refusal,
     },
     /// A pseudonymous installation asks for a capability that would tell
-    /// it who people are.
+    /// it who people are, or act on people other than the one whose event
+    /// it handles.
     #[error(
         "plugin `{plugin}` is installed with pseudonyms, but declares `{capability}`, which \
-         would tell it who people are"
+         would tell it who people are or let it act on others"
     )]
     NotWithPseudonyms {
         /// The plugin.
@@ -307,45 +308,9 @@ pub(super) fn load(
         provenance,
         pseudonyms,
     } = code;
-    let plugin = config.id.clone();
-    let manifest = PluginManifest::parse(&manifest_text).map_err(|error| LoadError::Manifest {
-        plugin: plugin.clone(),
-        error,
-    })?;
-
-    let mut granted = BTreeSet::new();
-    for name in &config.grants {
-        let capability: Capability = name.parse().map_err(|error| LoadError::UnknownGrant {
-            plugin: plugin.clone(),
-            error,
-        })?;
-        granted.insert(capability);
-    }
-    for capability in &manifest.capabilities {
-        if !granted.contains(capability) {
-            return Err(LoadError::NotGranted {
-                plugin,
-                capability: *capability,
-            });
-        }
-    }
-    let capabilities: BTreeSet<Capability> = manifest.capabilities.iter().copied().collect();
-    if pseudonyms.is_some()
-        && let Some(capability) = capabilities.iter().find(|capability| {
-            matches!(
-                capability,
-                Capability::ProfilesRead | Capability::ProfilesPublicLookup
-            )
-        })
-    {
-        return Err(LoadError::NotWithPseudonyms {
-            plugin,
-            capability: *capability,
-        });
-    }
-    for extra in granted.difference(&capabilities) {
-        tracing::warn!(%plugin, capability = %extra, "granted but not declared in the manifest; ignored");
-    }
+    let (info, requested) = describe(config, &manifest_text, pseudonyms)?;
+    let plugin = info.id.clone();
+    let capabilities = &info.capabilities;
 
     let component_error = |error| LoadError::Component {
         plugin: plugin.clone(),
@@ -371,32 +336,86 @@ pub(super) fn load(
         .map_err(component_error)?;
     let shapes = GuestPre::shapes(pre).map_err(component_error)?;
 
-    let limits = Limits::new(runtime, manifest.limits);
-    let accounts = AccountScope::intersect(&manifest.accounts, &config.accounts);
-    if accounts == AccountScope::Only(BTreeSet::new()) {
-        tracing::warn!(%plugin, "the manifest's and the config's accounts have none in common: the plugin gets no events");
-    }
     Ok(Unproven {
-        limits,
+        limits: Limits::new(runtime, requested),
         breaker: CircuitBreaker::new(
             runtime.breaker_threshold,
             Duration::from_secs(runtime.breaker_cooldown_secs),
         ),
-        info: Arc::new(PluginInfo {
-            id: plugin,
-            name: manifest.name,
-            version: manifest.version,
-            subscription: Subscription {
-                kinds: manifest.events.into_iter().collect(),
-                accounts,
-                echoes: manifest.echoes,
-            },
-            capabilities,
-            settings: config.settings.clone(),
-            account_settings: config.account_settings.clone(),
-            pseudonyms,
-        }),
+        info: Arc::new(info),
         shapes,
         provenance,
     })
+}
+
+/// What the plugin `config` installs is, from its manifest, before its
+/// component is compiled (or when it is not to be: an untrusted bundle's
+/// installation, whose events wait): its identity, events, capabilities
+/// (declared, granted, and fit for how it sees people), and the limits it
+/// asks for.
+pub(crate) fn describe(
+    config: &PluginConfig,
+    manifest_text: &str,
+    pseudonyms: Option<crate::plugin_api::Pseudonyms>,
+) -> Result<(PluginInfo, super::RequestedLimits), LoadError> {
+    let plugin = config.id.clone();
+    let manifest = PluginManifest::parse(manifest_text).map_err(|error| LoadError::Manifest {
+        plugin: plugin.clone(),
+        error,
+    })?;
+    let mut granted = BTreeSet::new();
+    for name in &config.grants {
+        let capability: Capability = name.parse().map_err(|error| LoadError::UnknownGrant {
+            plugin: plugin.clone(),
+            error,
+        })?;
+        granted.insert(capability);
+    }
+    for capability in &manifest.capabilities {
+        if !granted.contains(capability) {
+            return Err(LoadError::NotGranted {
+                plugin,
+                capability: *capability,
+            });
+        }
+    }
+    let capabilities: BTreeSet<Capability> = manifest.capabilities.iter().copied().collect();
+    if pseudonyms.is_some()
+        && let Some(capability) = capabilities.iter().find(|capability| {
+            matches!(
+                capability,
+                Capability::ProfilesRead
+                    | Capability::ProfilesPublicLookup
+                    | Capability::CommentsModerate
+            )
+        })
+    {
+        return Err(LoadError::NotWithPseudonyms {
+            plugin,
+            capability: *capability,
+        });
+    }
+    for extra in granted.difference(&capabilities) {
+        tracing::warn!(%plugin, capability = %extra, "granted but not declared in the manifest; ignored");
+    }
+    let accounts = AccountScope::intersect(&manifest.accounts, &config.accounts);
+    if accounts == AccountScope::Only(BTreeSet::new()) {
+        tracing::warn!(%plugin, "the manifest's and the config's accounts have none in common: the plugin gets no events");
+    }
+    let info = PluginInfo {
+        id: plugin,
+        name: manifest.name,
+        version: manifest.version,
+        subscription: Subscription {
+            kinds: manifest.events.into_iter().collect(),
+            accounts,
+            echoes: manifest.echoes,
+        },
+        capabilities,
+        settings: config.settings.clone(),
+        account_settings: config.account_settings.clone(),
+        pseudonyms,
+        group: config.exclusive_group.clone(),
+    };
+    Ok((info, manifest.limits))
 }

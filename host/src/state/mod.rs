@@ -386,6 +386,11 @@ pub trait HostState: Send + Sync + 'static {
     /// The timers `filter` selects, soonest first (for the operator).
     async fn timers(&self, filter: TimerFilter) -> Result<Vec<TimerView>, StateError>;
 
+    /// Forget everything installation `plugin` kept (its kv values and its
+    /// timers): it was removed, and an installation made later under its
+    /// id must not find it. Returns how many rows went.
+    async fn forget_plugin(&self, plugin: &str) -> Result<u64, StateError>;
+
     /// Forget kv values and pauses ended at `now_ms`, and windows and comments older
     /// than `before_ms`; returns how many rows went.
     async fn prune(&self, now_ms: u64, before_ms: u64) -> Result<u64, StateError>;

@@ -954,6 +954,16 @@ impl HostState for SqliteState {
         .await
     }
 
+    async fn forget_plugin(&self, plugin: &str) -> Result<u64, StateError> {
+        let plugin = plugin.to_owned();
+        self.write(move |db| {
+            let kv = db.execute("DELETE FROM kv WHERE plugin = ?1", [&plugin])?;
+            let timers = db.execute("DELETE FROM timers WHERE plugin = ?1", [&plugin])?;
+            Ok((kv + timers) as u64)
+        })
+        .await
+    }
+
     async fn next_timer_due(&self) -> Result<Option<u64>, StateError> {
         self.read(|db| {
             db.query_row(

@@ -249,7 +249,9 @@ impl Host for HostView<'_, Messaging> {
     async fn send(&mut self, to: Recipient, message: Outgoing) -> HostResult<Sent> {
         let to = match to {
             Recipient::Person(person) => Recipient::Person(self.run.person_from_plugin(person)?),
-            comment => comment,
+            Recipient::Comment(comment) => {
+                Recipient::Comment(self.run.comment_from_plugin(comment)?)
+            }
         };
         self.send_journaled(to, message).await
     }

@@ -250,9 +250,16 @@ pub(in crate::server) async fn remove(
 /// A bundle as `inspect` shows it, with the trust store's verdict.
 fn inspected(app: &AppState, bundle: &Bundle) -> Value {
     let mut shown = bundle.inspect();
-    shown["trust"] = match app.installations.verdict(bundle, false) {
-        Ok(verdict) => json!({"trusted": true, "publisher": verdict.publisher}),
-        Err(refusal) => json!({"trusted": false, "why": refusal.to_string()}),
+    // As live mode would judge it, whatever this igloo's mode: a dry run
+    // loads unsigned code, and says so here.
+    shown["trust"] = match app
+        .installations
+        .trust()
+        .map(|trust| trust.check(bundle, true, false))
+    {
+        Ok(Ok(verdict)) => json!({"runs_in_live_mode": true, "publisher": verdict.publisher}),
+        Ok(Err(refusal)) => json!({"runs_in_live_mode": false, "why": refusal.to_string()}),
+        Err(problem) => json!({"runs_in_live_mode": false, "why": problem.to_string()}),
     };
     shown
 }
@@ -280,7 +287,7 @@ pub(in crate::server) async fn upload(
             );
         }
     };
-    match app.installations.store_bundle(&bytes).await {
+    match app.installations.store_bundle(bytes).await {
         Ok(bundle) => (StatusCode::CREATED, Json(inspected(&app, &bundle))),
         Err(problem) => refused(&problem),
     }
@@ -376,11 +383,16 @@ pub(in crate::server) async fn change_trust(
             );
         }
     };
-    let done = match &change {
-        TrustChange::Add { name, key } => app.installations.trust_key(name, key).await.map(|()| 1),
-        TrustChange::Remove { what } => app.installations.distrust(what).await,
-        TrustChange::Revoke { what } => app.installations.revoke(what).await.map(|()| 1),
-    };
+    // A change of trust may load an installation held back: on the
+    // plugin threads.
+    let done = on_plugin_threads(&app, |all| async move {
+        match change {
+            TrustChange::Add { name, key } => all.trust_key(&name, &key).await.map(|()| 1),
+            TrustChange::Remove { what } => all.distrust(&what).await,
+            TrustChange::Revoke { what } => all.revoke(&what).await.map(|()| 1),
+        }
+    })
+    .await;
     match done {
         Ok(changed) => (StatusCode::OK, Json(json!({"changed": changed}))),
         Err(problem) => refused(&problem),

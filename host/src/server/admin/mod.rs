@@ -260,7 +260,8 @@ async fn sandbox_replay(app: &AppState, seq: Seq, plugin: Option<&str>) -> Answe
             .runtime
             .plugins()
             .iter()
-            .filter(|plugin| plugin.info.receives(&event))
+            // Held back (paused, revoked): not run unless named.
+            .filter(|plugin| plugin.info.receives(&event) && plugin.held().is_none())
             .cloned()
             .collect(),
     };

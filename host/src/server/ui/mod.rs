@@ -43,6 +43,10 @@ pub(super) fn router() -> Router<Arc<AppState>> {
         .route("/ui/events/{seq}", get(pages::event))
         .route("/ui/events/{seq}/replay", post(pages::replay))
         .route("/ui/plugins/{id}/resume", post(pages::resume_plugin))
+        .route(
+            "/ui/installations/{id}/{action}",
+            post(pages::change_installation),
+        )
         .route("/ui/accounts/{id}/retry", post(pages::retry_account))
         .route("/ui/accounts/sync", post(pages::sync_accounts))
         .route("/ui/timers", get(pages::timers))

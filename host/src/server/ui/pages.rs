@@ -66,6 +66,10 @@ fn flash(done: Option<&str>) -> Option<&'static str> {
         "cancelled" => "Timer cancelled: it will not fire, nor its event run.",
         "no-timer" => "No such timer: it fired and ran, or was cancelled already.",
         "state-unavailable" => "The host's state is unavailable; try again.",
+        "paused" => "Installation paused: its events wait for it.",
+        "running" => "Installation resumed: the events it missed run next.",
+        "granted" => "Granted: the waiting upgrade runs now.",
+        "refused" => "The change was refused: see igloo's log, or `igloo installations show`.",
         _ => return None,
     })
 }
@@ -135,7 +139,8 @@ pub(super) async fn overview(
                     .find(|run| run.plugin == plugin.info.id)
             })
             .collect();
-        plugins.push((plugin, plugin.breaker.status(), runs));
+        let diff = app.installations.diff(&plugin.info.id).ok().flatten();
+        plugins.push((plugin, plugin.breaker.status(), runs, diff));
     }
     let body = html! {
             @if let Some(message) = flash(done.done.as_deref()) { p.flash { (message) } }
@@ -186,14 +191,28 @@ pub(super) async fn overview(
             h2 { "Plugins" }
             table #plugins {
                 tr { th { "Plugin" } th { "State" } th { "Recent runs" } th {} }
-                @for (plugin, breaker, runs) in &plugins {
+                @for (plugin, breaker, runs, diff) in &plugins {
                     tr {
                         td {
                             a href=(events_href(&[("plugin", &plugin.info.id)])) { (plugin.info.id) }
                             br; span.muted { (plugin.info.name) " " (plugin.info.version) " · igloo:plugin@" (plugin.pre.version().as_str()) }
+                            @if let Some(digest) = &plugin.provenance.digest {
+                                br; span.muted {
+                                    @match &plugin.provenance.publisher {
+                                        Some(publisher) => { "signed by " (publisher) }
+                                        None => { span.badge.quarantined { "unsigned" } }
+                                    }
+                                    " · " (digest.get(..19).unwrap_or(digest)) "…"
+                                }
+                            }
+                            @if let Some(diff) = diff {
+                                br; span.badge.quarantined { "upgrade waiting" }
+                                span.muted { (diff["to"].as_str().unwrap_or_default()) " asks for " (list_of(&diff["needs_grant"])) }
+                            }
                         }
                         td {
-                            @if breaker.quarantined { span.badge.quarantined { "quarantined" } } @else { span.badge.active { "active" } }
+                            @if let Some(reason) = plugin.held() { span.badge.quarantined { "held" } br; span.muted { (reason) } }
+                            @else if breaker.quarantined { span.badge.quarantined { "quarantined" } } @else { span.badge.active { "active" } }
                             @if breaker.consecutive_failures > 0 { br; span.muted { (breaker.consecutive_failures) " failures in a row" } }
                             @if !breaker.last_failure.is_empty() { br; span.muted { (breaker.last_failure) } }
                         }
@@ -205,11 +224,25 @@ pub(super) async fn overview(
                                     button { "Resume" }
                                 }
                             }
+                            @let action = if plugin.held().is_some() { "resume" } else { "pause" };
+                            form method="post" action=(ui_path(&["installations", &plugin.info.id, action])) {
+                                input type="hidden" name="csrf" value=(operator.csrf);
+                                button { @if action == "pause" { "Pause" } @else { "Resume installation" } }
+                            }
+                            @if diff.is_some() {
+                                form method="post" action=(ui_path(&["installations", &plugin.info.id, "grant"])) {
+                                    input type="hidden" name="csrf" value=(operator.csrf);
+                                    button { "Grant and upgrade" }
+                                }
+                            }
                         }
                     }
                 }
                 @for failed in app.runtime.failed() {
-                    tr { td { (failed.id) } td { span.badge.failed { "failed to load" } br; span.muted { (failed.error.to_string()) } } td {} td {} }
+                    tr { td { (failed.id) } td {
+                        span.badge.failed { "failed to load" } br; span.muted { (failed.error.to_string()) }
+                        @if failed.waits.is_some() { br; span.muted { "its events wait for it" } }
+                    } td {} td {} }
                 }
             }
             h2 { "Inbox" }
@@ -436,6 +469,75 @@ pub(super) async fn resume_plugin(
         "resumed"
     } else {
         "no-plugin"
+    };
+    Redirect::to(&format!("/ui?done={done}")).into_response()
+}
+
+/// The strings of a JSON list, comma-separated.
+fn list_of(value: &serde_json::Value) -> String {
+    let items: Vec<&str> = value
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(serde_json::Value::as_str)
+        .collect();
+    items.join(", ")
+}
+
+/// `POST /ui/installations/{id}/{pause|resume|grant}`: hold an
+/// installation's events back, let it run again, or grant what its
+/// waiting upgrade asks for (the upgrade then runs).
+pub(super) async fn change_installation(
+    operator: Operator,
+    State(app): State<Arc<AppState>>,
+    Path((id, action)): Path<(String, String)>,
+    Form(form): Form<Signed>,
+) -> Response {
+    if !operator.sent(&form.csrf) {
+        return forged();
+    }
+    let done = match action.as_str() {
+        "pause" | "resume" => match app.installations.pause(&id, action == "pause").await {
+            Ok(_) if action == "pause" => "paused",
+            Ok(_) => "running",
+            Err(_) => "refused",
+        },
+        "grant" => {
+            let granted = app.installations.get(&id).and_then(|installation| {
+                let needs = app.installations.diff(&id)?.unwrap_or_default();
+                let mut grants = installation.spec.grants;
+                grants.extend(
+                    needs["needs_grant"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|grant| grant.as_str().map(str::to_owned)),
+                );
+                Ok(grants)
+            });
+            let installations = Arc::clone(&app.installations);
+            let applied = match granted {
+                Ok(grants) => app
+                    .plugin_threads
+                    .spawn(async move {
+                        let changes = crate::installations::Changes {
+                            grants: Some(grants),
+                            ..Default::default()
+                        };
+                        installations.set(&id, changes).await
+                    })
+                    .await
+                    .ok()
+                    .and_then(Result::ok),
+                Err(_) => None,
+            };
+            if applied.is_some() {
+                "granted"
+            } else {
+                "refused"
+            }
+        }
+        _ => "refused",
     };
     Redirect::to(&format!("/ui?done={done}")).into_response()
 }
