@@ -42,26 +42,8 @@ impl Admin {
 
     /// Upload `bytes` to `path` (a bundle); the answer's JSON.
     pub(super) async fn upload(&self, path: &str, bytes: Vec<u8>) -> anyhow::Result<Value> {
-        let url = format!("{}{path}", self.args.url.trim_end_matches('/'));
-        let response = self
-            .client
-            .put(&url)
-            .bearer_auth(&self.args.admin_token)
-            .body(bytes)
-            .send()
-            .await
-            .with_context(|| format!("reaching igloo at {}", self.args.url))?;
-        let status = response.status();
-        let answer: Value = response
-            .json()
-            .await
-            .with_context(|| format!("reading {url}'s answer"))?;
-        if !status.is_success() {
-            bail!(
-                "{url} answered {status}: {}",
-                answer["error"].as_str().unwrap_or("no reason given")
-            );
-        }
+        let (url, request) = self.request(reqwest::Method::PUT, path);
+        let (_, answer) = self.answer(&url, request.body(bytes), false).await?;
         Ok(answer)
     }
 
@@ -73,15 +55,33 @@ impl Admin {
         query: &[(&str, String)],
         body: Option<&Value>,
     ) -> anyhow::Result<(reqwest::StatusCode, Value)> {
-        let url = format!("{}{path}", self.args.url.trim_end_matches('/'));
-        let mut request = self
-            .client
-            .request(method, &url)
-            .bearer_auth(&self.args.admin_token)
-            .query(query);
+        let (url, mut request) = self.request(method, path);
+        request = request.query(query);
         if let Some(body) = body {
             request = request.json(body);
         }
+        // A replay's 409 (handled already) and 404 are answers, not errors.
+        self.answer(&url, request, path.ends_with("/replay")).await
+    }
+
+    /// A request to `path` with the operator's token, and its URL.
+    fn request(&self, method: reqwest::Method, path: &str) -> (String, reqwest::RequestBuilder) {
+        let url = format!("{}{path}", self.args.url.trim_end_matches('/'));
+        let request = self
+            .client
+            .request(method, &url)
+            .bearer_auth(&self.args.admin_token);
+        (url, request)
+    }
+
+    /// Send `request`; its status and JSON. Refusals are errors naming
+    /// igloo's reason, but 404 and 409 where they are `answers`.
+    async fn answer(
+        &self,
+        url: &str,
+        request: reqwest::RequestBuilder,
+        answers: bool,
+    ) -> anyhow::Result<(reqwest::StatusCode, Value)> {
         let response = request
             .send()
             .await
@@ -91,8 +91,7 @@ impl Admin {
             .json()
             .await
             .with_context(|| format!("reading {url}'s answer"))?;
-        if status.is_success() || matches!(status.as_u16(), 404 | 409) && path.ends_with("/replay")
-        {
+        if status.is_success() || answers && matches!(status.as_u16(), 404 | 409) {
             return Ok((status, answer));
         }
         bail!(

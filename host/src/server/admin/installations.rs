@@ -51,6 +51,23 @@ where
         .map_err(|error| Problem::Storage(format!("the change stopped: {error}")))?
 }
 
+/// After an installation changed: in live mode, subscribe each account to
+/// the webhook fields its plugins now need (a new plugin's comments, say),
+/// in the background on the plugin threads.
+fn resubscribe(app: &Arc<AppState>) {
+    if app.dry_run.is_some() {
+        return;
+    }
+    let app = Arc::clone(app);
+    app.plugin_threads.clone().spawn(async move {
+        for report in app.lifecycle.sync_all(&app.runtime, true).await {
+            if !report.errors.is_empty() {
+                tracing::warn!(account = %report.account, errors = ?report.errors, "resubscribing after an installation changed failed; `igloo accounts sync` tries again");
+            }
+        }
+    });
+}
+
 /// One installation as the operator sees it: what is stored, and how its
 /// plugin stands now.
 fn view(app: &AppState, installation: &Installation) -> Value {
@@ -128,20 +145,15 @@ pub(in crate::server) async fn add(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Answer {
-    if let Err(refusal) = authorise(&app, &headers) {
-        return refusal;
-    }
-    let spec: PluginConfig = match serde_json::from_slice(&body) {
-        Ok(spec) => spec,
-        Err(error) => {
-            return (
-                StatusCode::BAD_REQUEST,
-                Json(json!({"error": format!("not an installation: {error}")})),
-            );
-        }
+    let spec: PluginConfig = match super::authorised_json(&app, &headers, &body) {
+        Ok(parsed) => parsed,
+        Err(refusal) => return refusal,
     };
     match on_plugin_threads(&app, |all| async move { all.add(spec).await }).await {
-        Ok(installation) => (StatusCode::CREATED, Json(view(&app, &installation))),
+        Ok(installation) => {
+            resubscribe(&app);
+            (StatusCode::CREATED, Json(view(&app, &installation)))
+        }
         Err(problem) => refused(&problem),
     }
 }
@@ -153,20 +165,15 @@ pub(in crate::server) async fn set(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Answer {
-    if let Err(refusal) = authorise(&app, &headers) {
-        return refusal;
-    }
-    let changes: Changes = match serde_json::from_slice(&body) {
-        Ok(changes) => changes,
-        Err(error) => {
-            return (
-                StatusCode::BAD_REQUEST,
-                Json(json!({"error": format!("not a change: {error}")})),
-            );
-        }
+    let changes: Changes = match super::authorised_json(&app, &headers, &body) {
+        Ok(parsed) => parsed,
+        Err(refusal) => return refusal,
     };
     match on_plugin_threads(&app, |all| async move { all.set(&id, changes).await }).await {
-        Ok(installation) => (StatusCode::OK, Json(view(&app, &installation))),
+        Ok(installation) => {
+            resubscribe(&app);
+            (StatusCode::OK, Json(view(&app, &installation)))
+        }
         Err(problem) => refused(&problem),
     }
 }
@@ -185,20 +192,15 @@ pub(in crate::server) async fn upgrade(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Answer {
-    if let Err(refusal) = authorise(&app, &headers) {
-        return refusal;
-    }
-    let to: UpgradeTo = match serde_json::from_slice(&body) {
-        Ok(to) => to,
-        Err(error) => {
-            return (
-                StatusCode::BAD_REQUEST,
-                Json(json!({"error": error.to_string()})),
-            );
-        }
+    let to: UpgradeTo = match super::authorised_json(&app, &headers, &body) {
+        Ok(parsed) => parsed,
+        Err(refusal) => return refusal,
     };
     match on_plugin_threads(&app, |all| async move { all.upgrade(&id, to.digest).await }).await {
-        Ok(upgrade) => (StatusCode::OK, Json(json!(upgrade))),
+        Ok(upgrade) => {
+            resubscribe(&app);
+            (StatusCode::OK, Json(json!(upgrade)))
+        }
         Err(problem) => refused(&problem),
     }
 }
@@ -239,10 +241,13 @@ pub(in crate::server) async fn remove(
     }
     let removing = id.clone();
     match on_plugin_threads(&app, |all| async move { all.remove(&removing).await }).await {
-        Ok(dead_letters) => (
-            StatusCode::OK,
-            Json(json!({"removed": id, "dead_letters": dead_letters})),
-        ),
+        Ok(dead_letters) => {
+            resubscribe(&app);
+            (
+                StatusCode::OK,
+                Json(json!({"removed": id, "dead_letters": dead_letters})),
+            )
+        }
         Err(problem) => refused(&problem),
     }
 }
@@ -307,17 +312,9 @@ pub(in crate::server) async fn fetch(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Answer {
-    if let Err(refusal) = authorise(&app, &headers) {
-        return refusal;
-    }
-    let request: FetchRequest = match serde_json::from_slice(&body) {
-        Ok(request) => request,
-        Err(error) => {
-            return (
-                StatusCode::BAD_REQUEST,
-                Json(json!({"error": error.to_string()})),
-            );
-        }
+    let request: FetchRequest = match super::authorised_json(&app, &headers, &body) {
+        Ok(parsed) => parsed,
+        Err(refusal) => return refusal,
     };
     match app.installations.fetch(&request.reference).await {
         Ok(bundle) => (StatusCode::CREATED, Json(inspected(&app, &bundle))),
@@ -371,17 +368,9 @@ pub(in crate::server) async fn change_trust(
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Answer {
-    if let Err(refusal) = authorise(&app, &headers) {
-        return refusal;
-    }
-    let change: TrustChange = match serde_json::from_slice(&body) {
-        Ok(change) => change,
-        Err(error) => {
-            return (
-                StatusCode::BAD_REQUEST,
-                Json(json!({"error": error.to_string()})),
-            );
-        }
+    let change: TrustChange = match super::authorised_json(&app, &headers, &body) {
+        Ok(parsed) => parsed,
+        Err(refusal) => return refusal,
     };
     // A change of trust may load an installation held back: on the
     // plugin threads.

@@ -49,6 +49,22 @@ pub(super) fn authorise(
     }
 }
 
+/// The request's JSON body as a `T`, once the token is checked: a body
+/// that does not parse is explained only to the operator.
+pub(super) fn authorised_json<T: serde::de::DeserializeOwned>(
+    app: &AppState,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<T, Answer> {
+    authorise(app, headers)?;
+    serde_json::from_slice(body).map_err(|error| {
+        (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"error": format!("the body: {error}")})),
+        )
+    })
+}
+
 /// `POST /admin/plugins/{id}/resume`: lift a plugin's quarantine now; the
 /// events it missed run next.
 pub(super) async fn resume_plugin(
