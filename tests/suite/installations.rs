@@ -62,6 +62,11 @@ async fn install(igloo: &TestIgloo, spec: Value) -> (u16, Value) {
 async fn run_on(igloo: &TestIgloo, plugin: &str, command: &Value, mid: &str) -> String {
     let body = webhook::delivery([webhook::message("503", &command.to_string()).mid(mid)]);
     assert_eq!(igloo.post_webhook(&body).await.status().as_u16(), 200);
+    detail_of(igloo, plugin, mid).await
+}
+
+/// What `plugin`'s run on the message of mid `mid` reported, once it ran.
+async fn detail_of(igloo: &TestIgloo, plugin: &str, mid: &str) -> String {
     eventually("the probe ran", async || {
         let path = format!("/admin/events?plugin={plugin}&limit=10");
         let (_, events) = igloo.admin(Method::GET, &path, None).await;
@@ -150,8 +155,22 @@ async fn one_package_serves_two_accounts_each_with_its_own_settings_and_state() 
     install_probe("probe-a").await;
     let set = json!({"op": "kv_set", "key": "k", "value": "from a", "then": "handle"});
     run_on(&igloo, "probe-a", &set, "kv-1").await;
-    // Installed after the write: a second installation of the same package.
+    let timer = json!({"op": "timer_set", "key": "later", "after_ms": 3_600_000, "payload": "x"});
+    run_on(&igloo, "probe-a", &timer, "t-1").await;
+    // Installed after the writes: a second installation of the same package.
     install_probe("probe-b").await;
+    // Its timers are not the other's: with probe-a paused, probe-b cannot
+    // cancel probe-a's timer; resumed, probe-a can.
+    igloo
+        .admin(Method::POST, "/admin/installations/probe-a/pause", None)
+        .await;
+    let cancel = json!({"op": "timer_cancel", "key": "later"});
+    let by_b = run_on(&igloo, "probe-b", &cancel, "t-2").await;
+    assert_eq!(by_b, "Ok(false)");
+    igloo
+        .admin(Method::POST, "/admin/installations/probe-a/resume", None)
+        .await;
+    assert_eq!(detail_of(&igloo, "probe-a", "t-2").await, "Ok(true)");
     let get = json!({"op": "kv_get", "key": "k"});
     let seen_by_b = run_on(&igloo, "probe-b", &get, "kv-2").await;
     let seen_by_a = run_on(&igloo, "probe-a", &get, "kv-3").await;
@@ -390,16 +409,31 @@ async fn an_upgrade_asking_for_more_waits_for_the_grant_and_one_under_load_loses
     })
     .await;
 
-    // Granted: v3 runs.
-    let (status, answer) = igloo
-        .admin(
-            Method::PATCH,
-            "/admin/installations/replies",
-            Some(json!({"grants": ["messages:reply", "kv"]})),
-        )
+    // Granted from the dashboard: v3 runs.
+    let csrf = page
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap()
+        .to_owned();
+    let granted = client
+        .post(format!("{}/ui/installations/replies/grant", igloo.url))
+        .header("cookie", &cookie)
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    let location = granted.headers()["location"].to_str().unwrap().to_owned();
+    assert_eq!(location, "/ui?done=granted");
+    let (_, answer) = igloo
+        .admin(Method::GET, "/admin/installations/replies", None)
         .await;
-    assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["version"], "3.0.0", "{answer}");
+    assert_eq!(
+        answer["spec"]["grants"],
+        json!(["messages:reply", "kv"]),
+        "{answer}"
+    );
     assert_eq!(answer["pending_upgrade"], Value::Null);
 
     // Paused: its events wait; resumed, they run. Removed: what it had not

@@ -69,6 +69,7 @@ fn flash(done: Option<&str>) -> Option<&'static str> {
         "paused" => "Installation paused: its events wait for it.",
         "running" => "Installation resumed: the events it missed run next.",
         "granted" => "Granted: the waiting upgrade runs now.",
+        "removed" => "Installation removed: the events it had not run on are dead letters.",
         "refused" => "The change was refused: see igloo's log, or `igloo installations show`.",
         _ => return None,
     })
@@ -140,7 +141,11 @@ pub(super) async fn overview(
             })
             .collect();
         let diff = app.installations.diff(&plugin.info.id).ok().flatten();
-        plugins.push((plugin, plugin.breaker.status(), runs, diff));
+        let removable = app
+            .installations
+            .get(&plugin.info.id)
+            .is_ok_and(|installation| installation.origin == crate::installations::Origin::Api);
+        plugins.push((plugin, plugin.breaker.status(), runs, diff, removable));
     }
     let body = html! {
             @if let Some(message) = flash(done.done.as_deref()) { p.flash { (message) } }
@@ -191,7 +196,7 @@ pub(super) async fn overview(
             h2 { "Plugins" }
             table #plugins {
                 tr { th { "Plugin" } th { "State" } th { "Recent runs" } th {} }
-                @for (plugin, breaker, runs, diff) in &plugins {
+                @for (plugin, breaker, runs, diff, removable) in &plugins {
                     tr {
                         td {
                             a href=(events_href(&[("plugin", &plugin.info.id)])) { (plugin.info.id) }
@@ -233,6 +238,12 @@ pub(super) async fn overview(
                                 form method="post" action=(ui_path(&["installations", &plugin.info.id, "grant"])) {
                                     input type="hidden" name="csrf" value=(operator.csrf);
                                     button { "Grant and upgrade" }
+                                }
+                            }
+                            @if *removable {
+                                form method="post" action=(ui_path(&["installations", &plugin.info.id, "remove"])) {
+                                    input type="hidden" name="csrf" value=(operator.csrf);
+                                    button { "Remove" }
                                 }
                             }
                         }
@@ -484,9 +495,9 @@ fn list_of(value: &serde_json::Value) -> String {
     items.join(", ")
 }
 
-/// `POST /ui/installations/{id}/{pause|resume|grant}`: hold an
-/// installation's events back, let it run again, or grant what its
-/// waiting upgrade asks for (the upgrade then runs).
+/// `POST /ui/installations/{id}/{pause|resume|grant|remove}`: hold an
+/// installation's events back, let it run again, grant what its waiting
+/// upgrade asks for (the upgrade then runs), or remove it.
 pub(super) async fn change_installation(
     operator: Operator,
     State(app): State<Arc<AppState>>,
@@ -533,6 +544,18 @@ pub(super) async fn change_installation(
             };
             if applied.is_some() {
                 "granted"
+            } else {
+                "refused"
+            }
+        }
+        "remove" => {
+            let installations = Arc::clone(&app.installations);
+            let removed = app
+                .plugin_threads
+                .spawn(async move { installations.remove(&id).await })
+                .await;
+            if matches!(removed, Ok(Ok(_))) {
+                "removed"
             } else {
                 "refused"
             }
