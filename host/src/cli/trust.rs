@@ -2,9 +2,9 @@
 //! running igloo.
 
 use clap::{Args, Subcommand};
-use serde_json::json;
 
 use super::admin::{Admin, AdminArgs};
+use crate::installations::TrustChange;
 
 /// What to do with the trust store.
 #[derive(Debug, Subcommand)]
@@ -44,27 +44,21 @@ pub struct TrustArgs {
 /// Run `igloo trust …`.
 pub async fn run(args: TrustArgs) -> anyhow::Result<()> {
     let admin = Admin::new(args.admin);
-    let post = reqwest::Method::POST;
-    let (_, answer) = match args.command {
-        TrustCommand::List => {
+    let change = match args.command {
+        TrustCommand::List => None,
+        TrustCommand::Add { name, key } => Some(TrustChange::Add { name, key }),
+        TrustCommand::Remove { what } => Some(TrustChange::Remove { what }),
+        TrustCommand::Revoke { what } => Some(TrustChange::Revoke { what }),
+    };
+    let (_, answer) = match change {
+        None => {
             admin
                 .send(reqwest::Method::GET, "/admin/trust", &[])
                 .await?
         }
-        TrustCommand::Add { name, key } => {
-            let body = json!({"add": {"name": name, "key": key}});
-            admin
-                .send_body(post, "/admin/trust", &[], Some(&body))
-                .await?
-        }
-        TrustCommand::Remove { what } => {
-            let body = json!({"remove": {"what": what}});
-            admin
-                .send_body(post, "/admin/trust", &[], Some(&body))
-                .await?
-        }
-        TrustCommand::Revoke { what } => {
-            let body = json!({"revoke": {"what": what}});
+        Some(change) => {
+            let body = serde_json::to_value(change)?;
+            let post = reqwest::Method::POST;
             admin
                 .send_body(post, "/admin/trust", &[], Some(&body))
                 .await?

@@ -130,6 +130,29 @@ where
     Option::<T>::deserialize(deserializer).map(Some)
 }
 
+/// A change to the trust store (the admin API's body; the CLI sends it).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "lowercase")]
+pub enum TrustChange {
+    /// Trust `key` as publisher `name`.
+    Add {
+        /// The publisher's name.
+        name: String,
+        /// Its key.
+        key: String,
+    },
+    /// Forget a publisher (by name) or key.
+    Remove {
+        /// A name or key.
+        what: String,
+    },
+    /// Revoke a key or a bundle digest.
+    Revoke {
+        /// A key or digest.
+        what: String,
+    },
+}
+
 /// What an upgrade did.
 #[derive(Debug, Clone, Serialize)]
 #[serde(tag = "result", rename_all = "kebab-case")]
@@ -443,6 +466,30 @@ impl Installations {
             "removed": had.difference(&asked).collect::<Vec<_>>(),
             "needs_grant": asked.iter().filter(|c| !granted.contains(c)).collect::<Vec<_>>(),
         })))
+    }
+
+    /// Grant `id` what its waiting upgrade asks for: the upgrade runs.
+    pub async fn grant_waiting(&self, id: &str) -> Result<Installation, Problem> {
+        let installation = self.get(id)?;
+        let Some(pending) = &installation.pending_upgrade else {
+            return Err(Problem::Conflict(format!("no upgrade of `{id}` waits")));
+        };
+        let mut grants = installation.spec.grants.clone();
+        grants.extend(self.missing_grants(&installation.spec, pending)?);
+        let changes = Changes {
+            grants: Some(grants),
+            ..Changes::default()
+        };
+        self.set(id, changes).await
+    }
+
+    /// Apply `change` to the trust store; how many entries it changed.
+    pub async fn change_trust(&self, change: TrustChange) -> Result<usize, Problem> {
+        match change {
+            TrustChange::Add { name, key } => self.trust_key(&name, &key).await.map(|()| 1),
+            TrustChange::Remove { what } => self.distrust(&what).await,
+            TrustChange::Revoke { what } => self.revoke(&what).await.map(|()| 1),
+        }
     }
 
     /// Pause or resume `id`: while paused, its events wait for it.

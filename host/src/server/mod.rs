@@ -84,6 +84,26 @@ impl AppState {
         Ok(replayed)
     }
 
+    /// Run `change` to the installations on the plugin threads: it may
+    /// load a plugin, which runs guest code.
+    pub(crate) async fn change_installations<T, F, Fut>(
+        &self,
+        change: F,
+    ) -> Result<T, crate::installations::Problem>
+    where
+        T: Send + 'static,
+        F: FnOnce(Arc<crate::installations::Installations>) -> Fut,
+        Fut: Future<Output = Result<T, crate::installations::Problem>> + Send + 'static,
+    {
+        let installations = Arc::clone(&self.installations);
+        self.plugin_threads
+            .spawn(change(installations))
+            .await
+            .map_err(|error| {
+                crate::installations::Problem::Storage(format!("the change stopped: {error}"))
+            })?
+    }
+
     /// Take a `token-invalid` account back with the token it has; its
     /// waiting events run. Whether it was `token-invalid`.
     pub(crate) async fn retry_account(

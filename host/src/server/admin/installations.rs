@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use super::{Answer, authorise};
 use crate::bundle::{Bundle, Digest, MAX_BUNDLE_BYTES};
 use crate::config::PluginConfig;
-use crate::installations::{Changes, Installation, Installations, Problem};
+use crate::installations::{Changes, Installation, Problem, TrustChange};
 use crate::server::AppState;
 
 /// How long an upload of a bundle may take.
@@ -35,20 +35,6 @@ fn refused(problem: &Problem) -> Answer {
         return (status, Json(json!({"error": "storage failed; try again"})));
     }
     (status, Json(json!({"error": problem.to_string()})))
-}
-
-/// Run `change` on the plugin threads.
-async fn on_plugin_threads<T, F, Fut>(app: &AppState, change: F) -> Result<T, Problem>
-where
-    T: Send + 'static,
-    F: FnOnce(Arc<Installations>) -> Fut,
-    Fut: Future<Output = Result<T, Problem>> + Send + 'static,
-{
-    let installations = Arc::clone(&app.installations);
-    app.plugin_threads
-        .spawn(change(installations))
-        .await
-        .map_err(|error| Problem::Storage(format!("the change stopped: {error}")))?
 }
 
 /// After an installation changed: in live mode, subscribe each account to
@@ -149,7 +135,10 @@ pub(in crate::server) async fn add(
         Ok(parsed) => parsed,
         Err(refusal) => return refusal,
     };
-    match on_plugin_threads(&app, |all| async move { all.add(spec).await }).await {
+    match app
+        .change_installations(|all| async move { all.add(spec).await })
+        .await
+    {
         Ok(installation) => {
             resubscribe(&app);
             (StatusCode::CREATED, Json(view(&app, &installation)))
@@ -169,7 +158,10 @@ pub(in crate::server) async fn set(
         Ok(parsed) => parsed,
         Err(refusal) => return refusal,
     };
-    match on_plugin_threads(&app, |all| async move { all.set(&id, changes).await }).await {
+    match app
+        .change_installations(|all| async move { all.set(&id, changes).await })
+        .await
+    {
         Ok(installation) => {
             resubscribe(&app);
             (StatusCode::OK, Json(view(&app, &installation)))
@@ -196,7 +188,10 @@ pub(in crate::server) async fn upgrade(
         Ok(parsed) => parsed,
         Err(refusal) => return refusal,
     };
-    match on_plugin_threads(&app, |all| async move { all.upgrade(&id, to.digest).await }).await {
+    match app
+        .change_installations(|all| async move { all.upgrade(&id, to.digest).await })
+        .await
+    {
         Ok(upgrade) => {
             resubscribe(&app);
             (StatusCode::OK, Json(json!(upgrade)))
@@ -240,7 +235,10 @@ pub(in crate::server) async fn remove(
         return refusal;
     }
     let removing = id.clone();
-    match on_plugin_threads(&app, |all| async move { all.remove(&removing).await }).await {
+    match app
+        .change_installations(|all| async move { all.remove(&removing).await })
+        .await
+    {
         Ok(dead_letters) => {
             resubscribe(&app);
             (
@@ -339,29 +337,6 @@ pub(in crate::server) async fn trust(
     }
 }
 
-/// `POST /admin/trust`'s body: trust a key, or revoke a key or digest.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "lowercase")]
-pub(in crate::server) enum TrustChange {
-    /// Trust `key` as publisher `name`.
-    Add {
-        /// The publisher's name.
-        name: String,
-        /// Its key.
-        key: String,
-    },
-    /// Forget a publisher (by name) or key.
-    Remove {
-        /// A name or key.
-        what: String,
-    },
-    /// Revoke a key or a bundle digest.
-    Revoke {
-        /// A key or digest.
-        what: String,
-    },
-}
-
 /// `POST /admin/trust`.
 pub(in crate::server) async fn change_trust(
     State(app): State<Arc<AppState>>,
@@ -374,14 +349,9 @@ pub(in crate::server) async fn change_trust(
     };
     // A change of trust may load an installation held back: on the
     // plugin threads.
-    let done = on_plugin_threads(&app, |all| async move {
-        match change {
-            TrustChange::Add { name, key } => all.trust_key(&name, &key).await.map(|()| 1),
-            TrustChange::Remove { what } => all.distrust(&what).await,
-            TrustChange::Revoke { what } => all.revoke(&what).await.map(|()| 1),
-        }
-    })
-    .await;
+    let done = app
+        .change_installations(|all| async move { all.change_trust(change).await })
+        .await;
     match done {
         Ok(changed) => (StatusCode::OK, Json(json!({"changed": changed}))),
         Err(problem) => refused(&problem),

@@ -122,6 +122,8 @@ pub(super) async fn overview(
     }
     let mut plugins = Vec::new();
     let loaded = app.runtime.plugins();
+    // Read once for the page, not once per plugin.
+    let installations = app.installations.list().unwrap_or_default();
     for plugin in loaded.iter() {
         let filter = EventFilter {
             plugin: Some(plugin.info.id.clone()),
@@ -140,11 +142,16 @@ pub(super) async fn overview(
                     .find(|run| run.plugin == plugin.info.id)
             })
             .collect();
-        let diff = app.installations.diff(&plugin.info.id).ok().flatten();
-        let removable = app
-            .installations
-            .get(&plugin.info.id)
-            .is_ok_and(|installation| installation.origin == crate::installations::Origin::Api);
+        let installation = installations
+            .iter()
+            .find(|installation| installation.spec.id == plugin.info.id);
+        let waits = installation.is_some_and(|installation| installation.pending_upgrade.is_some());
+        // The bundle is read only for an upgrade that waits.
+        let diff = waits
+            .then(|| app.installations.diff(&plugin.info.id).ok().flatten())
+            .flatten();
+        let removable = installation
+            .is_some_and(|installation| installation.origin == crate::installations::Origin::Api);
         plugins.push((plugin, plugin.breaker.status(), runs, diff, removable));
     }
     let body = html! {
@@ -513,53 +520,20 @@ pub(super) async fn change_installation(
             Ok(_) => "running",
             Err(_) => "refused",
         },
-        "grant" => {
-            let granted = app.installations.get(&id).and_then(|installation| {
-                let needs = app.installations.diff(&id)?.unwrap_or_default();
-                let mut grants = installation.spec.grants;
-                grants.extend(
-                    needs["needs_grant"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .filter_map(|grant| grant.as_str().map(str::to_owned)),
-                );
-                Ok(grants)
-            });
-            let installations = Arc::clone(&app.installations);
-            let applied = match granted {
-                Ok(grants) => app
-                    .plugin_threads
-                    .spawn(async move {
-                        let changes = crate::installations::Changes {
-                            grants: Some(grants),
-                            ..Default::default()
-                        };
-                        installations.set(&id, changes).await
-                    })
-                    .await
-                    .ok()
-                    .and_then(Result::ok),
-                Err(_) => None,
-            };
-            if applied.is_some() {
-                "granted"
-            } else {
-                "refused"
-            }
-        }
-        "remove" => {
-            let installations = Arc::clone(&app.installations);
-            let removed = app
-                .plugin_threads
-                .spawn(async move { installations.remove(&id).await })
-                .await;
-            if matches!(removed, Ok(Ok(_))) {
-                "removed"
-            } else {
-                "refused"
-            }
-        }
+        "grant" => match app
+            .change_installations(|all| async move { all.grant_waiting(&id).await })
+            .await
+        {
+            Ok(_) => "granted",
+            Err(_) => "refused",
+        },
+        "remove" => match app
+            .change_installations(|all| async move { all.remove(&id).await })
+            .await
+        {
+            Ok(_) => "removed",
+            Err(_) => "refused",
+        },
         _ => "refused",
     };
     Redirect::to(&format!("/ui?done={done}")).into_response()
