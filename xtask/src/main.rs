@@ -3,7 +3,8 @@
 //! - `serve [ARGS…]`: install what is missing, build igloo and its plugins,
 //!   and run `igloo serve ARGS…` (embedded defaults unless ARGS say otherwise).
 //! - `test`: install what is missing (the wasm target; Debian's chromium
-//!   and chromium-driver for the dashboard's browser test), then check
+//!   and chromium-driver for the dashboard's browser test, docker-registry
+//!   for the OCI registry bundles are fetched from), then check
 //!   formatting and run clippy on both workspaces (the host's, and the
 //!   plugins' for wasm32-wasip2), run the whole test suite and a smoke run
 //!   of the benchmarks.
@@ -89,7 +90,8 @@ fn ensure_wasm_target() -> Result<(), String> {
 }
 
 /// The dashboard is tested in a real headless Chromium driven over
-/// WebDriver: install Debian's packages if they are missing.
+/// WebDriver, and bundles are fetched from a real OCI registry: install
+/// Debian's packages if they are missing.
 fn ensure_browser() -> Result<(), String> {
     let found = |program: &str| {
         Command::new(program)
