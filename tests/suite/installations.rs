@@ -648,9 +648,16 @@ async fn a_bundle_pushed_to_an_oci_registry_is_installed_by_reference_and_a_tamp
     let key = SecretKey::generate();
     // Through the CLI, as an operator would.
     let public = key.public().to_string();
-    igloo.cli(&["trust", "add", "shop-tools", &public]).await.unwrap();
+    igloo
+        .cli(&["trust", "add", "shop-tools", &public])
+        .await
+        .unwrap();
     let (_, trusted) = igloo.admin(Method::GET, "/admin/trust", None).await;
-    assert_eq!(trusted["publishers"][0]["key"], public.as_str(), "{trusted}");
+    assert_eq!(
+        trusted["publishers"][0]["key"],
+        public.as_str(),
+        "{trusted}"
+    );
     let mut bundle = bundle_of(&igloo_plugin_artifacts::AUTO_REPLY);
     bundle.sign(&key);
     let registries = igloo::bundle::oci::Registries {
